@@ -1,0 +1,26 @@
+//! Errors of fitting and using models.
+
+/// What can go wrong when fitting a model.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// A parameter is outside its allowed range.
+    #[error("invalid parameter {name} = {value}: {allowed}")]
+    InvalidParameter {
+        /// The parameter's name.
+        name: &'static str,
+        /// The given value.
+        value: String,
+        /// The allowed range, in words.
+        allowed: &'static str,
+    },
+    /// The training data has no interactions.
+    #[error("cannot fit {model}: the training data has no interactions")]
+    EmptyTrainingData {
+        /// The model kind.
+        model: &'static str,
+    },
+}
+
+/// Result alias for models.
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;

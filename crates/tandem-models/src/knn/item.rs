@@ -1,0 +1,148 @@
+//! Item-item collaborative filtering with exact top-k neighbours.
+
+use rayon::prelude::*;
+use tandem_data::{Csr, Progress};
+
+use super::params::KnnParams;
+use super::weighting::Weigher;
+use crate::error::{ModelError, Result};
+use crate::retriever::{Query, Retriever, TrainSet};
+use crate::topk::TopK;
+
+/// Item-item CF: `score(i) = sum over history items j of w_j * sim(j, i)`, where each item
+/// keeps only its `neighbours` most similar items (itself included, as in `implicit`).
+#[derive(Debug, Clone)]
+pub struct ItemKnn {
+    /// Row j: j's neighbours and similarities.
+    neighbours: Csr,
+}
+
+/// Accumulates sparse dot products of one row against all rows; reset by the touched list.
+pub(crate) struct Accumulator {
+    pub(crate) sums: Vec<f32>,
+    pub(crate) counts: Vec<u32>,
+    pub(crate) touched: Vec<u32>,
+}
+
+impl Accumulator {
+    pub(crate) fn new(n: usize) -> Self {
+        Accumulator {
+            sums: vec![0.0; n],
+            counts: vec![0; n],
+            touched: Vec::new(),
+        }
+    }
+
+    /// Adds `w * row_j(of by_col)` for every (col, w) in the query row.
+    #[inline]
+    pub(crate) fn add(&mut self, cols: &[u32], vals: &[f32], by_col: &Csr) {
+        for (&c, &w) in cols.iter().zip(vals) {
+            let (rows, ws) = by_col.row(c as usize);
+            for (&r, &v) in rows.iter().zip(ws) {
+                let r = r as usize;
+                if self.counts[r] == 0 {
+                    self.touched.push(r as u32);
+                }
+                self.counts[r] += 1;
+                self.sums[r] += w * v;
+            }
+        }
+    }
+
+    /// Pushes the accumulated rows (shrunk) into a top-k and resets.
+    pub(crate) fn drain_top(
+        &mut self,
+        k: usize,
+        shrink: f32,
+        skip: Option<u32>,
+    ) -> Vec<crate::topk::Scored> {
+        self.touched.sort_unstable();
+        let mut top = TopK::new(k);
+        for &r in &self.touched {
+            let (s, n) = (self.sums[r as usize], self.counts[r as usize] as f32);
+            if Some(r) != skip {
+                top.push(
+                    r,
+                    if shrink > 0.0 {
+                        s * n / (n + shrink)
+                    } else {
+                        s
+                    },
+                );
+            }
+            self.sums[r as usize] = 0.0;
+            self.counts[r as usize] = 0;
+        }
+        self.touched.clear();
+        top.into_sorted()
+    }
+}
+
+impl KnnParams {
+    /// Fits item-item CF: weights the item x user matrix, then finds each item's exact top
+    /// neighbours by sparse dot products (parallel over items).
+    pub fn fit_item_knn(&self, train: &TrainSet, progress: &dyn Progress) -> Result<ItemKnn> {
+        self.check()?;
+        if train.user_items.nnz() == 0 {
+            return Err(ModelError::EmptyTrainingData { model: "item_knn" });
+        }
+        let item_users = train.user_items.transpose();
+        let weighted = Weigher::fit(&item_users, self.weighting, self.bm25_k1, self.bm25_b)
+            .weigh_matrix(&item_users);
+        let user_items_w = weighted.transpose();
+        let n_items = train.n_items();
+        let step = progress.step("item-item similarities", n_items as u64);
+        let rows: Vec<Vec<crate::topk::Scored>> = (0..n_items)
+            .into_par_iter()
+            .map_init(
+                || Accumulator::new(n_items),
+                |acc, i| {
+                    let (users, ws) = weighted.row(i);
+                    acc.add(users, ws, &user_items_w);
+                    if i % 256 == 0 {
+                        step.inc(256.min(n_items - i) as u64);
+                    }
+                    acc.drain_top(self.neighbours, self.shrink, None)
+                },
+            )
+            .collect();
+        let (mut r, mut c, mut v) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, row) in rows.iter().enumerate() {
+            for s in row {
+                r.push(i as u32);
+                c.push(s.item);
+                v.push(s.score);
+            }
+        }
+        Ok(ItemKnn {
+            neighbours: Csr::from_triplets(n_items, n_items, &r, &c, &v),
+        })
+    }
+}
+
+impl ItemKnn {
+    /// The neighbour matrix (row j: j's neighbours).
+    pub fn neighbours(&self) -> &Csr {
+        &self.neighbours
+    }
+}
+
+impl Retriever for ItemKnn {
+    fn kind(&self) -> &'static str {
+        "item_knn"
+    }
+
+    fn n_items(&self) -> usize {
+        self.neighbours.n_rows()
+    }
+
+    fn score(&self, query: &Query<'_>, out: &mut [f32]) {
+        out.fill(0.0);
+        for (&j, &w) in query.items.iter().zip(query.weights) {
+            let (nb, sims) = self.neighbours.row(j as usize);
+            for (&i, &s) in nb.iter().zip(sims) {
+                out[i as usize] += w * s;
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Parameters shared by item-item and user-user neighbourhood models.
+
+use serde::{Deserialize, Serialize};
+
+use super::weighting::Weighting;
+use crate::error::{ModelError, Result};
+
+fn neighbours() -> usize {
+    50
+}
+fn k1() -> f32 {
+    100.0
+}
+fn b() -> f32 {
+    0.8
+}
+
+/// Parameters of [`super::ItemKnn`] and [`super::UserKnn`].
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnnParams {
+    /// `bm25` (default), `cosine`, `tfidf` or `none`.
+    #[serde(default)]
+    pub weighting: Weighting,
+    /// Neighbours kept per item (item-item) or used per user (user-user); default 50, >= 1.
+    #[serde(default = "neighbours")]
+    pub neighbours: usize,
+    /// BM25 saturation k1 (default 100, > 0).
+    #[serde(default = "k1")]
+    pub bm25_k1: f32,
+    /// BM25 length normalisation b (default 0.8, in [0, 1]).
+    #[serde(default = "b")]
+    pub bm25_b: f32,
+    /// Shrinkage: similarities are multiplied by n / (n + shrink), n = co-occurrences (default 0).
+    #[serde(default)]
+    pub shrink: f32,
+}
+
+impl Default for KnnParams {
+    fn default() -> Self {
+        KnnParams {
+            weighting: Weighting::default(),
+            neighbours: neighbours(),
+            bm25_k1: k1(),
+            bm25_b: b(),
+            shrink: 0.0,
+        }
+    }
+}
+
+impl KnnParams {
+    pub(crate) fn check(&self) -> Result<()> {
+        let bad = |name, value: String, allowed| {
+            Err(ModelError::InvalidParameter {
+                name,
+                value,
+                allowed,
+            })
+        };
+        if self.neighbours == 0 {
+            return bad("neighbours", "0".into(), "at least 1");
+        }
+        if !(self.bm25_k1 > 0.0 && self.bm25_k1.is_finite()) {
+            return bad(
+                "bm25_k1",
+                self.bm25_k1.to_string(),
+                "a finite number above 0",
+            );
+        }
+        if !(0.0..=1.0).contains(&self.bm25_b) {
+            return bad("bm25_b", self.bm25_b.to_string(), "between 0 and 1");
+        }
+        if !(self.shrink >= 0.0 && self.shrink.is_finite()) {
+            return bad("shrink", self.shrink.to_string(), "a finite number >= 0");
+        }
+        Ok(())
+    }
+}

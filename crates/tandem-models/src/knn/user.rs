@@ -1,0 +1,80 @@
+//! User-user collaborative filtering with exact top-k neighbours, computed per query.
+
+use tandem_data::{Csr, Progress};
+
+use super::item::Accumulator;
+use super::params::KnnParams;
+use super::weighting::Weigher;
+use crate::error::{ModelError, Result};
+use crate::retriever::{Query, Retriever, TrainSet};
+
+/// User-user CF: the query's weighted vector finds its `neighbours` most similar training users
+/// (exactly, over all users); `score(i) = sum over neighbours v of sim(u, v) * r_vi`.
+#[derive(Debug, Clone)]
+pub struct UserKnn {
+    params: KnnParams,
+    weigher: Weigher,
+    /// Weighted user x item rows (known users' query vectors).
+    weighted: Csr,
+    /// Item x user, weighted: the inverted index for similarities.
+    item_users_w: Csr,
+    /// Raw user x item rows the neighbours vote with.
+    user_items: Csr,
+}
+
+impl KnnParams {
+    /// Fits user-user CF: weights user rows (users are documents, items are terms).
+    pub fn fit_user_knn(&self, train: &TrainSet, _progress: &dyn Progress) -> Result<UserKnn> {
+        self.check()?;
+        if train.user_items.nnz() == 0 {
+            return Err(ModelError::EmptyTrainingData { model: "user_knn" });
+        }
+        let weigher = Weigher::fit(&train.user_items, self.weighting, self.bm25_k1, self.bm25_b);
+        let weighted = weigher.weigh_matrix(&train.user_items);
+        let item_users_w = weighted.transpose();
+        Ok(UserKnn {
+            params: self.clone(),
+            weigher,
+            weighted,
+            item_users_w,
+            user_items: train.user_items.clone(),
+        })
+    }
+}
+
+impl Retriever for UserKnn {
+    fn kind(&self) -> &'static str {
+        "user_knn"
+    }
+
+    fn n_items(&self) -> usize {
+        self.user_items.n_cols()
+    }
+
+    fn score(&self, query: &Query<'_>, out: &mut [f32]) {
+        out.fill(0.0);
+        // Known users whose query is their stored row use the stored weights; other histories
+        // (anonymous, or live) are weighted the same way on the fly.
+        let stored = query.user.map(|u| self.user_items.row(u as usize));
+        let owned;
+        let (cols, vals): (&[u32], &[f32]) = match (stored, query.user) {
+            (Some((c, v)), Some(u)) if c == query.items && v == query.weights => {
+                self.weighted.row(u as usize)
+            }
+            _ => {
+                let mut v = query.weights.to_vec();
+                self.weigher.weigh(query.items, &mut v);
+                owned = v;
+                (query.items, &owned)
+            }
+        };
+        let mut acc = Accumulator::new(self.user_items.n_rows());
+        acc.add(cols, vals, &self.item_users_w);
+        for nb in acc.drain_top(self.params.neighbours, self.params.shrink, query.user) {
+            let (items, rs) = self.user_items.row(nb.item as usize);
+            for (&i, &r) in items.iter().zip(rs) {
+                out[i as usize] += nb.score * r;
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! # tandem-models
+//!
+//! Tandem's retrievers. It owns:
+//!
+//! - [`Retriever`]: the one trait every candidate generator implements — score every item for a
+//!   [`Query`] (a known or anonymous user's history); `recommend` and `similar_items` are built
+//!   on the shared [`TopK`] (score descending, ties by ascending item index).
+//! - [`TrainSet`]: what models are fitted on.
+//! - The baselines: [`Popularity`] (global, recent window, time-decayed) and neighbourhood
+//!   models [`ItemKnn`] / [`UserKnn`] (cosine, TF-IDF or BM25; exact top-k; rayon).
+//! - [`ModelSpec`]: parameters tagged by `kind`, as configs write them, fitted into a
+//!   `Box<dyn Retriever>`.
+//!
+//! ```
+//! use tandem_models::{ModelSpec, Query, Retriever, TrainSet, KnnParams};
+//! use tandem_data::{Interaction, Interactions, NoProgress};
+//! let mut log = Interactions::new();
+//! for (user, item) in [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)] {
+//!     log.push(Interaction { user, item, time: 0, weight: 1.0 });
+//! }
+//! let train = TrainSet::new(log, 3, 2);
+//! let model = ModelSpec::ItemKnn(KnnParams::default()).fit(&train, &NoProgress).unwrap();
+//! // User 2 bought item 0; people who bought item 0 bought item 1.
+//! let recs = model.recommend(&Query::from_row(&train.user_items, 2), 1, &|i| i != 0);
+//! assert_eq!(recs[0].item, 1);
+//! ```
+
+mod error;
+pub mod knn;
+mod popularity;
+mod retriever;
+mod spec;
+pub mod testing;
+mod topk;
+
+pub use error::{ModelError, Result};
+pub use knn::{ItemKnn, KnnParams, UserKnn, Weighting};
+pub use popularity::{Popularity, PopularityMode, PopularityParams};
+pub use retriever::{Query, Retriever, TrainSet};
+pub use spec::ModelSpec;
+pub use topk::{rank_order, top_k, Scored, TopK};

@@ -1,0 +1,91 @@
+//! The one trait every retriever implements, and the training data they are fitted on.
+
+use tandem_data::{Csr, Interactions};
+
+use crate::topk::{top_k, Scored};
+
+/// A user as a retriever sees them: an optional known index and their history.
+///
+/// Known users are scored from the history the caller passes (usually their training rows), so
+/// the same call serves anonymous sessions and users with live, newer interactions.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    /// Dense user index when the user was in training.
+    pub user: Option<u32>,
+    /// Items of the history (dense indices).
+    pub items: &'a [u32],
+    /// One weight per history item (1.0 for plain implicit feedback).
+    pub weights: &'a [f32],
+}
+
+impl<'a> Query<'a> {
+    /// The query for row `user` of a user x item matrix.
+    pub fn from_row(matrix: &'a Csr, user: u32) -> Self {
+        let (items, weights) = matrix.row(user as usize);
+        Query {
+            user: Some(user),
+            items,
+            weights,
+        }
+    }
+}
+
+/// A fitted candidate generator: scores every item for a user.
+///
+/// Lifecycle: parameters are fitted into a model (`Params::fit`), the model scores queries.
+/// Models are immutable after fitting and `Send + Sync`, so callers score users in parallel.
+pub trait Retriever: Send + Sync {
+    /// The model kind, for reports.
+    fn kind(&self) -> &'static str;
+
+    /// Number of items the model scores (`out.len()` in [`Retriever::score`]).
+    fn n_items(&self) -> usize;
+
+    /// Writes a score for every item into `out` (length [`Retriever::n_items`]); higher is better.
+    fn score(&self, query: &Query<'_>, out: &mut [f32]);
+
+    /// The best `k` items for `query` among those where `keep(item)` is true, best first,
+    /// ties broken by ascending item index.
+    fn recommend(&self, query: &Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {
+        let mut scores = vec![0f32; self.n_items()];
+        self.score(query, &mut scores);
+        top_k(&scores, k, keep)
+    }
+
+    /// Items most similar to `item` (the item itself excluded), scored as a one-item history.
+    fn similar_items(&self, item: u32, k: usize) -> Vec<Scored> {
+        let q = Query {
+            user: None,
+            items: &[item],
+            weights: &[1.0],
+        };
+        self.recommend(&q, k, &|i| i != item)
+    }
+}
+
+/// What a model is fitted on: the training log and its user x item matrix.
+#[derive(Debug, Clone)]
+pub struct TrainSet {
+    /// Training rows (with times, for time-aware models).
+    pub log: Interactions,
+    /// Users x items, weights summed over repeated pairs.
+    pub user_items: Csr,
+}
+
+impl TrainSet {
+    /// Builds the matrix of `log` over `n_users` x `n_items`.
+    pub fn new(log: Interactions, n_users: usize, n_items: usize) -> Self {
+        let user_items = Csr::user_items(&log, n_users, n_items);
+        TrainSet { log, user_items }
+    }
+
+    /// Number of users.
+    pub fn n_users(&self) -> usize {
+        self.user_items.n_rows()
+    }
+
+    /// Number of items.
+    pub fn n_items(&self) -> usize {
+        self.user_items.n_cols()
+    }
+}

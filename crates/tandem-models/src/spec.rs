@@ -1,0 +1,45 @@
+//! Model specifications as they appear in configs: a `kind` tag plus that model's parameters.
+
+use serde::{Deserialize, Serialize};
+use tandem_data::Progress;
+
+use crate::error::Result;
+use crate::knn::KnnParams;
+use crate::popularity::PopularityParams;
+use crate::retriever::{Retriever, TrainSet};
+
+/// Any retriever's parameters, tagged by `kind`. Fitting gives a boxed [`Retriever`]; nothing
+/// downstream needs to know which model it runs.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelSpec {
+    /// Popularity (global, recent window, time-decayed).
+    Popularity(PopularityParams),
+    /// Item-item collaborative filtering.
+    ItemKnn(KnnParams),
+    /// User-user collaborative filtering.
+    UserKnn(KnnParams),
+}
+
+impl ModelSpec {
+    /// The kinds, as written in configs.
+    pub const KINDS: [&'static str; 3] = ["popularity", "item_knn", "user_knn"];
+
+    /// Fits the model on `train`.
+    pub fn fit(&self, train: &TrainSet, progress: &dyn Progress) -> Result<Box<dyn Retriever>> {
+        Ok(match self {
+            ModelSpec::Popularity(p) => Box::new(p.fit(train)?),
+            ModelSpec::ItemKnn(p) => Box::new(p.fit_item_knn(train, progress)?),
+            ModelSpec::UserKnn(p) => Box::new(p.fit_user_knn(train, progress)?),
+        })
+    }
+
+    /// The kind tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelSpec::Popularity(_) => "popularity",
+            ModelSpec::ItemKnn(_) => "item_knn",
+            ModelSpec::UserKnn(_) => "user_knn",
+        }
+    }
+}

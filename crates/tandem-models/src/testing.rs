@@ -1,0 +1,69 @@
+//! A conformance suite every retriever runs (in the spirit of `implicit`'s shared tests).
+
+use crate::retriever::{Query, Retriever, TrainSet};
+use tandem_data::{Interaction, Interactions};
+
+/// Two communities on a checkerboard: even users like even items, odd users odd items; each
+/// user's "diagonal" item (`user % n_items`) is withheld from training.
+pub fn checkerboard() -> TrainSet {
+    let (n_users, n_items) = (20u32, 10u32);
+    let mut log = Interactions::new();
+    for u in 0..n_users {
+        for i in 0..n_items {
+            if i % 2 == u % 2 && i != u % n_items {
+                log.push(Interaction {
+                    user: u,
+                    item: i,
+                    time: (u * n_items + i) as i64,
+                    weight: 1.0,
+                });
+            }
+        }
+    }
+    TrainSet::new(log, n_users as usize, n_items as usize)
+}
+
+/// Checks the behaviour every retriever must show on `train` (fitted from [`checkerboard`]):
+/// the withheld diagonal item ranks first among unseen items (for personalised models); k above the catalogue size
+/// returns every allowed item once; scores are non-increasing with ties by index; excluded
+/// items never appear; an empty history scores without panicking; Send + Sync.
+pub fn conformance(model: &dyn Retriever, train: &TrainSet, personalised: bool) {
+    fn assert_send_sync<T: Send + Sync + ?Sized>(_: &T) {}
+    assert_send_sync(model);
+    let n = model.n_items();
+    assert_eq!(n, train.n_items());
+    for u in 0..train.n_users() as u32 {
+        let q = Query::from_row(&train.user_items, u);
+        let seen = q.items;
+        let recs = model.recommend(&q, n + 5, &|i| !seen.contains(&i));
+        assert_eq!(
+            recs.len(),
+            n - seen.len(),
+            "user {u}: every unseen item once"
+        );
+        let expected = u % n as u32;
+        if personalised {
+            assert_eq!(
+                recs[0].item, expected,
+                "user {u}: withheld item first, got {recs:?}"
+            );
+        }
+        for w in recs.windows(2) {
+            assert!(
+                w[0].score > w[1].score || (w[0].score == w[1].score && w[0].item < w[1].item),
+                "user {u}: order {w:?}"
+            );
+        }
+        assert!(recs.iter().all(|r| !seen.contains(&r.item)));
+    }
+    let empty = Query {
+        user: None,
+        items: &[],
+        weights: &[],
+    };
+    let mut out = vec![0.0; n];
+    model.score(&empty, &mut out);
+    assert!(out.iter().all(|s| !s.is_nan()));
+    let sim = model.similar_items(0, 3);
+    assert!(sim.iter().all(|s| s.item != 0) && sim.len() <= 3);
+}

@@ -1,0 +1,141 @@
+//! Top-k selection shared by every model: highest score first, ties broken by ascending index.
+
+use std::cmp::Ordering;
+
+/// A scored item index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    /// Dense item index.
+    pub item: u32,
+    /// Score (higher is better).
+    pub score: f32,
+}
+
+/// The ranking order: score descending (NaN counts as -inf), then index ascending.
+#[inline]
+pub fn rank_order(a: &Scored, b: &Scored) -> Ordering {
+    let (sa, sb) = (clean(a.score), clean(b.score));
+    sb.partial_cmp(&sa)
+        .unwrap_or(Ordering::Equal)
+        .then(a.item.cmp(&b.item))
+}
+
+#[inline]
+fn clean(s: f32) -> f32 {
+    if s.is_nan() {
+        f32::NEG_INFINITY
+    } else {
+        s
+    }
+}
+
+/// Collects the best `k` of a stream pushed in ascending index order. Keeps a buffer of `2k`;
+/// when it fills, a selection sets a threshold and later items at or below it exit early
+/// (the approach of tantivy's `TopNComputer`).
+pub struct TopK {
+    k: usize,
+    buf: Vec<Scored>,
+    threshold: Option<f32>,
+}
+
+impl TopK {
+    /// A collector of the best `k`.
+    pub fn new(k: usize) -> Self {
+        TopK {
+            k,
+            buf: Vec::with_capacity(2 * k.max(1)),
+            threshold: None,
+        }
+    }
+
+    /// Offers an item; items must arrive in ascending index order for the tie-break to hold.
+    #[inline]
+    pub fn push(&mut self, item: u32, score: f32) {
+        let score = clean(score);
+        if self.k == 0 || self.threshold.is_some_and(|t| score <= t) {
+            return;
+        }
+        self.buf.push(Scored { item, score });
+        if self.buf.len() == 2 * self.k {
+            self.truncate();
+        }
+    }
+
+    #[inline(never)]
+    fn truncate(&mut self) {
+        let k = self.k;
+        self.buf.select_nth_unstable_by(k - 1, rank_order);
+        self.buf.truncate(k);
+        self.threshold = Some(self.buf[k - 1].score);
+    }
+
+    /// The best `k`, best first.
+    pub fn into_sorted(mut self) -> Vec<Scored> {
+        self.buf.sort_unstable_by(rank_order);
+        self.buf.truncate(self.k);
+        self.buf
+    }
+}
+
+/// The best `k` of `scores` among indices where `keep` is true, best first.
+pub fn top_k(scores: &[f32], k: usize, mut keep: impl FnMut(u32) -> bool) -> Vec<Scored> {
+    let mut t = TopK::new(k);
+    for (i, &s) in scores.iter().enumerate() {
+        if keep(i as u32) {
+            t.push(i as u32, s);
+        }
+    }
+    t.into_sorted()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Oracle: a full sort.
+    fn reference(scores: &[f32], k: usize) -> Vec<Scored> {
+        let mut all: Vec<Scored> = scores
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| Scored {
+                item: i as u32,
+                score: clean(s),
+            })
+            .collect();
+        all.sort_by(rank_order);
+        all.truncate(k);
+        all
+    }
+
+    #[test]
+    fn matches_a_full_sort_with_ties_and_nans() {
+        let mut x = 12345u64;
+        for n in [0usize, 1, 5, 50, 1000] {
+            let scores: Vec<f32> = (0..n)
+                .map(|_| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    match x >> 60 {
+                        0 => f32::NAN,
+                        v => (v % 7) as f32,
+                    }
+                })
+                .collect();
+            for k in [0, 1, 3, 10, 2000] {
+                let got = top_k(&scores, k, |_| true);
+                let want = reference(&scores, k);
+                assert_eq!(got.len(), want.len());
+                for (g, w) in got.iter().zip(&want) {
+                    assert_eq!(g.item, w.item, "n={n} k={k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn skips_filtered_items() {
+        let got = top_k(&[3.0, 2.0, 1.0], 2, |i| i != 0);
+        assert_eq!(got.iter().map(|s| s.item).collect::<Vec<_>>(), vec![1, 2]);
+    }
+}
