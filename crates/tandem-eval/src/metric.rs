@@ -1,0 +1,253 @@
+//! The ranking metrics of SPEC §6, for one user's ranked list.
+//!
+//! Binary relevance; `T` = the user's held-out items; `p` = 1-based position.
+//! - HR@K = 1 if any hit in the top K. Precision@K = hits / K. Recall@K = hits / |T|.
+//! - NDCG@K = sum over hits at p <= K of 1/log2(p+1), over sum_{p=1..min(K,|T|)} 1/log2(p+1).
+//! - MRR@K = 1/p of the first hit within the top K, else 0.
+//! - MAP@K = sum over hits at p <= K of (hits in top p)/p, over min(K, |T|).
+//!
+//! A predicted item that appears again later in the list is a hit only at its first position:
+//! a duplicate cannot score twice (and still takes its slot).
+
+use serde::Serialize;
+
+/// One of the six metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Metric {
+    /// Normalised discounted cumulative gain.
+    Ndcg,
+    /// Hit rate.
+    Hr,
+    /// Precision.
+    Precision,
+    /// Recall.
+    Recall,
+    /// Mean reciprocal rank.
+    Mrr,
+    /// Mean average precision.
+    Map,
+}
+
+impl Metric {
+    /// All metrics, in report order.
+    pub const ALL: [Metric; 6] = [
+        Metric::Ndcg,
+        Metric::Hr,
+        Metric::Precision,
+        Metric::Recall,
+        Metric::Mrr,
+        Metric::Map,
+    ];
+
+    /// The name used in reports (`NDCG`, `HR`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Ndcg => "NDCG",
+            Metric::Hr => "HR",
+            Metric::Precision => "Precision",
+            Metric::Recall => "Recall",
+            Metric::Mrr => "MRR",
+            Metric::Map => "MAP",
+        }
+    }
+
+    /// `NAME@k`.
+    pub fn at(self, k: usize) -> String {
+        format!("{}@{k}", self.name())
+    }
+}
+
+/// Values of every metric at one K (indexed like [`Metric::ALL`]).
+pub type MetricValues = [f64; 6];
+
+/// Computes every metric at each K in `ks` for one user. `truth` must be sorted and free of
+/// duplicates. Returns `None` when `truth` is empty (such users are not averaged).
+pub fn user_metrics(ranked: &[u32], truth: &[u32], ks: &[usize]) -> Option<Vec<MetricValues>> {
+    if truth.is_empty() {
+        return None;
+    }
+    let max_k = ks.iter().copied().max().unwrap_or(0);
+    // hit[p-1]: whether position p is a (first-occurrence) hit.
+    let mut counted: Vec<u32> = Vec::new();
+    let hit: Vec<bool> = ranked
+        .iter()
+        .take(max_k)
+        .map(|i| {
+            if truth.binary_search(i).is_ok() && !counted.contains(i) {
+                counted.push(*i);
+                true
+            } else {
+                false
+            }
+        })
+        .collect();
+    let t = truth.len();
+    Some(
+        ks.iter()
+            .map(|&k| {
+                let (mut hits, mut dcg, mut first, mut ap) = (0usize, 0f64, None, 0f64);
+                for (idx, &h) in hit.iter().take(k).enumerate() {
+                    if h {
+                        let p = idx + 1;
+                        hits += 1;
+                        dcg += 1.0 / ((p + 1) as f64).log2();
+                        first.get_or_insert(p);
+                        ap += hits as f64 / p as f64;
+                    }
+                }
+                let ideal = k.min(t);
+                let idcg: f64 = (1..=ideal).map(|p| 1.0 / ((p + 1) as f64).log2()).sum();
+                let mut v = [0f64; 6];
+                v[0] = if idcg > 0.0 { dcg / idcg } else { 0.0 };
+                v[1] = (hits > 0) as u8 as f64;
+                v[2] = if k > 0 { hits as f64 / k as f64 } else { 0.0 };
+                v[3] = hits as f64 / t as f64;
+                v[4] = first.map_or(0.0, |p| 1.0 / p as f64);
+                v[5] = if ideal > 0 { ap / ideal as f64 } else { 0.0 };
+                v
+            })
+            .collect(),
+    )
+}
+
+/// Sums per-user metric values and averages them over the users counted.
+#[derive(Debug, Clone, Default)]
+pub struct MetricSums {
+    sums: Vec<MetricValues>,
+    users: usize,
+}
+
+impl MetricSums {
+    /// An accumulator for `n_ks` cut-offs.
+    pub fn new(n_ks: usize) -> Self {
+        MetricSums {
+            sums: vec![[0.0; 6]; n_ks],
+            users: 0,
+        }
+    }
+
+    /// Adds one user's values.
+    pub fn add(&mut self, values: &[MetricValues]) {
+        for (s, v) in self.sums.iter_mut().zip(values) {
+            for (a, b) in s.iter_mut().zip(v) {
+                *a += b;
+            }
+        }
+        self.users += 1;
+    }
+
+    /// Merges another accumulator.
+    pub fn merge(mut self, other: MetricSums) -> MetricSums {
+        if self.sums.is_empty() {
+            return other;
+        }
+        for (s, v) in self.sums.iter_mut().zip(&other.sums) {
+            for (a, b) in s.iter_mut().zip(v) {
+                *a += b;
+            }
+        }
+        self.users += other.users;
+        self
+    }
+
+    /// Users counted.
+    pub fn users(&self) -> usize {
+        self.users
+    }
+
+    /// Mean of each metric at each K (0 when no user was counted).
+    pub fn means(&self) -> Vec<MetricValues> {
+        let n = self.users.max(1) as f64;
+        self.sums.iter().map(|s| s.map(|x| x / n)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EPS: f64 = 1e-12;
+
+    fn at(ranked: &[u32], truth: &[u32], k: usize) -> MetricValues {
+        user_metrics(ranked, truth, &[k]).unwrap()[0]
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < EPS
+    }
+
+    #[test]
+    fn hits_at_positions_two_and_four() {
+        // T = {2, 4, 9}; ranked 1,2,3,4,5: hits at p = 2 and 4.
+        let v = at(&[1, 2, 3, 4, 5], &[2, 4, 9], 5);
+        let dcg = 1.0 / 3f64.log2() + 1.0 / 5f64.log2();
+        let idcg = 1.0 + 1.0 / 3f64.log2() + 1.0 / 4f64.log2();
+        assert!(close(v[0], dcg / idcg), "NDCG {}", v[0]);
+        assert!(close(v[1], 1.0));
+        assert!(close(v[2], 2.0 / 5.0));
+        assert!(close(v[3], 2.0 / 3.0));
+        assert!(close(v[4], 0.5));
+        // AP: (1/2 + 2/4) / min(5, 3)
+        assert!(close(v[5], (0.5 + 0.5) / 3.0));
+    }
+
+    #[test]
+    fn more_held_out_items_than_k() {
+        // |T| = 4 > K = 2; one hit at p = 1.
+        let v = at(&[7, 8, 9], &[1, 2, 3, 7], 2);
+        assert!(close(v[0], 1.0 / (1.0 + 1.0 / 3f64.log2())));
+        assert!(close(v[2], 0.5));
+        assert!(close(v[3], 0.25));
+        assert!(close(v[4], 1.0));
+        assert!(close(v[5], 1.0 / 2.0), "MAP divides by min(K, |T|) = 2");
+    }
+
+    #[test]
+    fn no_hit_scores_zero() {
+        let v = at(&[1, 2, 3], &[4], 3);
+        assert_eq!(v, [0.0; 6]);
+    }
+
+    #[test]
+    fn user_without_held_out_items_is_skipped() {
+        assert!(user_metrics(&[1, 2], &[], &[10]).is_none());
+        let mut sums = MetricSums::new(1);
+        sums.add(&user_metrics(&[1], &[1], &[1]).unwrap());
+        if let Some(v) = user_metrics(&[1], &[], &[1]) {
+            sums.add(&v);
+        }
+        assert_eq!(sums.users(), 1);
+        assert!(
+            close(sums.means()[0][1], 1.0),
+            "averaged over users with held-out items only"
+        );
+    }
+
+    #[test]
+    fn duplicate_predictions_count_once() {
+        // Item 5 predicted twice: a hit only at p = 1; p = 2 is a wasted slot.
+        let v = at(&[5, 5, 6], &[5, 6], 3);
+        assert!(close(v[2], 2.0 / 3.0), "precision counts distinct hits");
+        assert!(close(v[3], 1.0));
+        let dcg = 1.0 + 1.0 / 4f64.log2();
+        let idcg = 1.0 + 1.0 / 3f64.log2();
+        assert!(close(v[0], dcg / idcg));
+        assert!(close(v[5], (1.0 + 2.0 / 3.0) / 2.0));
+    }
+
+    #[test]
+    fn several_ks_and_short_lists() {
+        // A list shorter than K: missing positions are misses.
+        let all = user_metrics(&[3], &[3, 4], &[1, 5]).unwrap();
+        assert!(close(all[0][0], 1.0));
+        assert!(close(all[1][2], 1.0 / 5.0));
+        assert!(close(all[1][0], 1.0 / (1.0 + 1.0 / 3f64.log2())));
+        assert!(close(all[1][5], 1.0 / 2.0));
+    }
+
+    #[test]
+    fn mrr_uses_first_hit_within_k_only() {
+        assert!(close(at(&[1, 2, 3], &[3], 2)[4], 0.0));
+        assert!(close(at(&[1, 2, 3], &[3], 3)[4], 1.0 / 3.0));
+    }
+}

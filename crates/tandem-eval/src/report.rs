@@ -1,0 +1,86 @@
+//! The evaluation report: JSON for machines, a table for people.
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+/// How models were evaluated.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProtocolInfo {
+    /// The split, in words.
+    pub split: String,
+    /// `full` or `sampled`.
+    pub ranking: String,
+    /// Whether each user's training items were removed from their full ranking.
+    pub exclude_seen: bool,
+    /// Which items were candidates, in words.
+    pub candidates: String,
+    /// For sampled ranking: where the negatives came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<String>,
+    /// The cut-offs.
+    pub ks: Vec<usize>,
+    /// Users averaged over (users with at least one held-out item).
+    pub test_users: usize,
+}
+
+/// One model's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    /// The model kind.
+    pub kind: String,
+    /// The model's parameters as configured.
+    pub params: serde_json::Value,
+    /// `NAME@K` -> value.
+    pub metrics: IndexMap<String, f64>,
+    /// Seconds to fit.
+    pub fit_seconds: f64,
+    /// Seconds to evaluate.
+    pub eval_seconds: f64,
+    /// Users averaged over.
+    pub users: usize,
+}
+
+/// The whole `report.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Tandem's version.
+    pub tandem_version: String,
+    /// The data set, in words, with counts.
+    pub data: serde_json::Value,
+    /// How models were evaluated.
+    pub protocol: ProtocolInfo,
+    /// Results per model name, in config order.
+    pub models: IndexMap<String, ModelReport>,
+}
+
+impl Report {
+    /// A table of `columns` (metric names) per model, with fit seconds.
+    pub fn table(&self, columns: &[String]) -> String {
+        let name_w = self
+            .models
+            .keys()
+            .map(String::len)
+            .chain([5])
+            .max()
+            .unwrap_or(5);
+        let col_w: Vec<usize> = columns.iter().map(|c| c.len().max(8)).collect();
+        let mut s = format!("{:<name_w$}", "model");
+        for (c, w) in columns.iter().zip(&col_w) {
+            s += &format!("  {c:>w$}");
+        }
+        s += &format!("  {:>9}\n", "fit (s)");
+        s += &"-".repeat(s.len() - 1);
+        s.push('\n');
+        for (name, m) in &self.models {
+            s += &format!("{name:<name_w$}");
+            for (c, w) in columns.iter().zip(&col_w) {
+                match m.metrics.get(c) {
+                    Some(v) => s += &format!("  {v:>w$.4}"),
+                    None => s += &format!("  {:>w$}", "-"),
+                }
+            }
+            s += &format!("  {:>9.2}\n", m.fit_seconds);
+        }
+        s
+    }
+}
