@@ -12,11 +12,18 @@ pub enum Weighting {
     None,
     /// L2-normalised rows: cosine similarity.
     Cosine,
-    /// sqrt(value) * idf(column), idf = ln N - ln(1 + df).
+    /// sqrt(value) * idf(column), idf = ln N - ln(1 + df), then L2-normalised rows.
     Tfidf,
     /// Okapi BM25 with `bm25_k1` and `bm25_b` (the default).
     #[default]
     Bm25,
+}
+
+fn l2_normalise(vals: &mut [f32]) {
+    let norm = vals.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        vals.iter_mut().for_each(|v| *v /= norm);
+    }
 }
 
 /// Statistics that weight any row the same way as the fitted matrix.
@@ -56,16 +63,12 @@ impl Weigher {
     pub(crate) fn weigh(&self, cols: &[u32], vals: &mut [f32]) {
         match self.scheme {
             Weighting::None => {}
-            Weighting::Cosine => {
-                let norm = vals.iter().map(|v| v * v).sum::<f32>().sqrt();
-                if norm > 0.0 {
-                    vals.iter_mut().for_each(|v| *v /= norm);
-                }
-            }
+            Weighting::Cosine => l2_normalise(vals),
             Weighting::Tfidf => {
                 for (v, &c) in vals.iter_mut().zip(cols) {
                     *v = v.sqrt() * self.idf.get(c as usize).copied().unwrap_or(0.0);
                 }
+                l2_normalise(vals);
             }
             Weighting::Bm25 => {
                 let len: f32 = vals.iter().sum();
@@ -107,8 +110,13 @@ mod tests {
         );
         // idf(term 1) = ln 4 - ln 4 = 0.
         assert!(w.data()[1].abs() < 1e-6);
+        // TF-IDF: sqrt(2) * ln 2 for doc 0's only term, then L2-normalised to 1.
         let t = Weigher::fit(&m, Weighting::Tfidf, 0.0, 0.0).weigh_matrix(&m);
-        assert!((t.data()[0] as f64 - 2f64.sqrt() * 2f64.ln()).abs() < 1e-5);
+        assert!((t.data()[0] - 1.0).abs() < 1e-6);
+        let m2 = Csr::from_triplets(4, 2, &[0, 0, 1, 2], &[0, 1, 1, 1], &[2.0, 1.0, 1.0, 1.0]);
+        let t = Weigher::fit(&m2, Weighting::Tfidf, 0.0, 0.0).weigh_matrix(&m2);
+        // doc 0: term 0 -> sqrt(2) ln(4/2), term 1 -> 1 * ln(4/4) = 0; normalised: [1, 0].
+        assert!((t.data()[0] - 1.0).abs() < 1e-6 && t.data()[1].abs() < 1e-6);
     }
 
     #[test]

@@ -1,0 +1,154 @@
+//! `tandem evaluate-split SPLIT_DIR --model NAME`: one model on a pre-split directory.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use indexmap::IndexMap;
+use serde_json::Value;
+use tandem_data::{Progress, SplitDir};
+use tandem_eval::{write_lists, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet};
+use tandem_models::{ModelSpec, TrainSet};
+
+use crate::config::{parse_value, typed};
+use crate::pipeline::{default_columns, fit_and_evaluate, items_with_interactions, write_report};
+
+/// Builds a model spec from a kind name and `KEY=VALUE` parameters.
+pub fn model_spec(model: &str, params: &[String]) -> Result<ModelSpec> {
+    let kind = model.replace('-', "_");
+    if !ModelSpec::KINDS.contains(&kind.as_str()) {
+        bail!(
+            "--model {model}: unknown model (known: {})",
+            ModelSpec::KINDS.join(", ")
+        );
+    }
+    let mut map = serde_json::Map::new();
+    map.insert("kind".into(), Value::String(kind));
+    for p in params {
+        let (k, v) = p
+            .split_once('=')
+            .with_context(|| format!("--param {p}: expected KEY=VALUE"))?;
+        map.insert(k.trim().to_string(), parse_value(v));
+    }
+    typed(Value::Object(map), &format!("--model {model} parameters"))
+}
+
+/// Fits and evaluates one model on `split_dir`, writing `out/report.json` and `out/predictions.tsv`.
+pub fn evaluate_split(
+    split_dir: &Path,
+    model: &str,
+    params: &[String],
+    out: &Path,
+    ks: &[usize],
+    progress: &dyn Progress,
+) -> Result<()> {
+    let spec = model_spec(model, params)?;
+    if ks.is_empty() || ks.contains(&0) {
+        bail!("--ks: give one or more cut-offs, each at least 1");
+    }
+    let sd = SplitDir::load(split_dir, progress)
+        .with_context(|| format!("loading split {}", split_dir.display()))?;
+    let data = &sd.dataset;
+    let train = TrainSet::new(sd.train.clone(), data.n_users(), data.n_items());
+    let catalogue = items_with_interactions(&train.user_items);
+    let test = TestSet::from_log(&sd.test);
+    let n_catalogue = catalogue.iter().filter(|&&c| c).count();
+    let (protocol, info, keep) = match &sd.test_negatives {
+        Some(negs) => {
+            let by_user: HashMap<u32, &Vec<u32>> = negs.iter().map(|(u, n)| (*u, n)).collect();
+            let mut negatives = Vec::with_capacity(test.len());
+            for &u in &test.users {
+                match by_user.get(&u) {
+                    Some(n) => negatives.push((*n).clone()),
+                    None => bail!(
+                        "{}: test user '{}' has no line in test_negatives.tsv",
+                        split_dir.display(),
+                        data.users.raw(u)
+                    ),
+                }
+            }
+            let per_user = negs.first().map_or(0, |n| n.1.len());
+            let info = ProtocolInfo {
+                split: format!("pre-split directory {}", split_dir.display()),
+                ranking: "sampled".into(),
+                exclude_seen: false,
+                candidates: format!(
+                    "held-out items among the given negatives ({per_user} per user)"
+                ),
+                sampling: Some("given: test_negatives.tsv".into()),
+                ks: ks.to_vec(),
+                test_users: test.len(),
+            };
+            (Protocol::Sampled { negatives }, info, usize::MAX)
+        }
+        None => {
+            let info = ProtocolInfo {
+                split: format!("pre-split directory {}", split_dir.display()),
+                ranking: "full".into(),
+                exclude_seen: true,
+                candidates: format!(
+                    "all {n_catalogue} items of train.tsv, minus each user's train items"
+                ),
+                sampling: None,
+                ks: ks.to_vec(),
+                test_users: test.len(),
+            };
+            (
+                Protocol::Full {
+                    catalogue,
+                    exclude_seen: true,
+                },
+                info,
+                100,
+            )
+        }
+    };
+    let name = spec.kind().to_string();
+    let done = fit_and_evaluate(
+        &name,
+        &spec,
+        &train,
+        &test,
+        &protocol,
+        ks,
+        keep.min(100_000),
+        progress,
+    )?;
+    let keep = done
+        .evaluation
+        .predictions
+        .iter()
+        .map(|p| p.1.len())
+        .max()
+        .unwrap_or(0);
+    write_lists(
+        &out.join("predictions.tsv"),
+        SubmissionFormat::Tsv,
+        &data.users,
+        &data.items,
+        &done.evaluation.predictions,
+        keep,
+    )?;
+    let mut models = IndexMap::new();
+    models.insert(name, done.report);
+    let report = Report {
+        tandem_version: env!("CARGO_PKG_VERSION").to_string(),
+        data: serde_json::json!({
+            "split_dir": split_dir.display().to_string(),
+            "train_rows": sd.train.len(),
+            "test_rows": sd.test.len(),
+            "loading": data.reports,
+        }),
+        protocol: info,
+        models,
+    };
+    write_report(out, &report, false)?;
+    println!("{}", report.table(&default_columns(ks)));
+    println!(
+        "protocol: {} ranking, {}; {} test users",
+        report.protocol.ranking,
+        report.protocol.candidates,
+        test.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! `tandem run CONFIG`: the configured pipeline, end to end.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use indexmap::IndexMap;
+use tandem_data::{Dataset, Interactions, Progress, Split};
+use tandem_eval::{
+    sample_negatives, write_lists, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet,
+};
+use tandem_models::{Query, TrainSet};
+
+use crate::config::{Config, FilterOrder, FitOn, Ranking, SubmissionSpec};
+use crate::pipeline::{default_columns, fit_and_evaluate, items_with_interactions, write_report};
+
+/// Runs the pipeline of `config_path` and writes its outputs into `out`.
+pub fn run(
+    config_path: &Path,
+    overrides: &[String],
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let started = Instant::now();
+    let cfg = Config::load(config_path, overrides)?;
+    super::set_threads(cfg.threads)?;
+
+    let data = cfg.data.load(progress).context("loading data")?;
+    for r in &data.reports {
+        eprintln!("{r}");
+    }
+    let split = split_data(&cfg, &data)?;
+    eprintln!("{}", split.report);
+
+    let (n_users, n_items) = (data.n_users(), data.n_items());
+    let train = TrainSet::new(split.train.clone(), n_users, n_items);
+    let catalogue = items_with_interactions(&train.user_items);
+    let test = TestSet::from_log(&split.test);
+    let ev = &cfg.evaluation;
+    let (protocol, info) = protocol(&cfg, &split, &train, &catalogue, &test);
+
+    let mut models = IndexMap::new();
+    let keep = cfg.output.predictions;
+    for (name, spec) in &cfg.models {
+        let done = fit_and_evaluate(name, spec, &train, &test, &protocol, &ev.ks, keep, progress)?;
+        eprintln!(
+            "{name}: fitted in {:.2}s, evaluated {} users in {:.2}s",
+            done.report.fit_seconds, done.report.users, done.report.eval_seconds
+        );
+        if keep > 0 {
+            let path = out.join("predictions").join(format!("{name}.tsv"));
+            write_lists(
+                &path,
+                SubmissionFormat::Tsv,
+                &data.users,
+                &data.items,
+                &done.evaluation.predictions,
+                keep,
+            )?;
+        }
+        models.insert(name.clone(), done.report);
+    }
+
+    let stats = data.stats();
+    let report = Report {
+        tandem_version: env!("CARGO_PKG_VERSION").to_string(),
+        data: serde_json::json!({ "stats": stats, "loading": data.reports, "split": split.report }),
+        protocol: info,
+        models,
+    };
+    write_report(out, &report, cfg.output.plot)?;
+    if let Some(sub) = &cfg.output.submission {
+        write_submission(&cfg, sub, &data, &split, out, progress)?;
+    }
+    let columns = if ev.table.is_empty() {
+        default_columns(&ev.ks)
+    } else {
+        ev.table.clone()
+    };
+    println!("\n{}", report.table(&columns));
+    println!(
+        "protocol: {} ranking, {}; {} test users",
+        report.protocol.ranking, report.protocol.candidates, report.protocol.test_users
+    );
+    println!(
+        "wrote {} in {:.1}s",
+        out.join("report.json").display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn split_data(cfg: &Config, data: &Dataset) -> Result<Split> {
+    let mut log = data.interactions.clone();
+    let positive = |log: &mut Interactions, min: f32| log.retain(|r| r.weight >= min);
+    let order = cfg.positives.as_ref().map(|p| (p.min_weight, p.apply));
+    if let Some((min, FilterOrder::BeforeSplit)) = order {
+        positive(&mut log, min);
+    }
+    let mut split = cfg
+        .split
+        .split(&log, data.n_users(), &data.items)
+        .context("splitting")?;
+    if let Some((min, FilterOrder::AfterSplit)) = order {
+        for part in [&mut split.train, &mut split.valid, &mut split.test] {
+            positive(part, min);
+        }
+        split.report.train_rows = split.train.len();
+        split.report.valid_rows = split.valid.len();
+        split.report.test_rows = split.test.len();
+        split.report.test_users = split.test.count_users();
+    }
+    if let Some((min, apply)) = order {
+        split.report.method += &format!("; positives: weight >= {min} ({apply:?})");
+    }
+    if split.test.is_empty() {
+        anyhow::bail!("the split left no test interactions ({})", split.report);
+    }
+    Ok(split)
+}
+
+fn protocol(
+    cfg: &Config,
+    split: &Split,
+    train: &TrainSet,
+    catalogue: &[bool],
+    test: &TestSet,
+) -> (Protocol, ProtocolInfo) {
+    let ev = &cfg.evaluation;
+    let n_catalogue = catalogue.iter().filter(|&&c| c).count();
+    let mut info = ProtocolInfo {
+        split: split.report.method.clone(),
+        ranking: String::new(),
+        exclude_seen: ev.exclude_seen,
+        candidates: String::new(),
+        sampling: None,
+        ks: ev.ks.clone(),
+        test_users: test.len(),
+    };
+    let protocol = match ev.ranking {
+        Ranking::Full => {
+            info.ranking = "full".into();
+            info.candidates = format!(
+                "all {n_catalogue} items with training interactions{}",
+                if ev.exclude_seen {
+                    ", minus each user's training items"
+                } else {
+                    "; training items not excluded"
+                }
+            );
+            Protocol::Full {
+                catalogue: catalogue.to_vec(),
+                exclude_seen: ev.exclude_seen,
+            }
+        }
+        Ranking::Sampled => {
+            info.ranking = "sampled".into();
+            info.exclude_seen = false;
+            info.candidates = format!("held-out items among {} negatives per user", ev.negatives);
+            info.sampling = Some(
+                format!(
+                    "{:?} over items with training interactions, seed {}",
+                    ev.sampling, ev.seed
+                )
+                .to_lowercase(),
+            );
+            let negatives = sample_negatives(
+                test,
+                &train.user_items,
+                catalogue,
+                ev.negatives,
+                ev.sampling,
+                ev.seed,
+            );
+            Protocol::Sampled { negatives }
+        }
+    };
+    (protocol, info)
+}
+
+fn write_submission(
+    cfg: &Config,
+    sub: &SubmissionSpec,
+    data: &Dataset,
+    split: &Split,
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let log = match sub.fit_on {
+        FitOn::All => {
+            let mut all = split.train.clone();
+            all.extend(&split.valid);
+            all.extend(&split.test);
+            all
+        }
+        FitOn::Train => split.train.clone(),
+    };
+    let fit = TrainSet::new(log, data.n_users(), data.n_items());
+    let spec = &cfg.models[&sub.model];
+    let model = spec
+        .fit(&fit, progress)
+        .with_context(|| format!("fitting '{}' for the submission", sub.model))?;
+    let catalogue = items_with_interactions(&fit.user_items);
+    let k = sub.k.unwrap_or(sub.format.default_k());
+    let users: Vec<u32> = (0..data.n_users() as u32)
+        .filter(|&u| fit.user_items.row_len(u as usize) > 0)
+        .collect();
+    let step = progress.step("writing submission", users.len() as u64);
+    use rayon::prelude::*;
+    let lists: Vec<_> = users
+        .par_iter()
+        .map(|&u| {
+            let q = Query::from_row(&fit.user_items, u);
+            let keep = |i: u32| {
+                catalogue[i as usize] && !(sub.exclude_seen && q.items.binary_search(&i).is_ok())
+            };
+            step.inc(1);
+            (u, model.recommend(&q, k, &keep))
+        })
+        .collect();
+    drop(step);
+    let path = out.join(&sub.path);
+    write_lists(&path, sub.format, &data.users, &data.items, &lists, k)?;
+    eprintln!(
+        "wrote {} ({} users, {k} items each, model '{}')",
+        path.display(),
+        lists.len(),
+        sub.model
+    );
+    Ok(())
+}

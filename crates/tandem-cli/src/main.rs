@@ -1,0 +1,93 @@
+//! `tandem`: a two-stage recommender system. `main` parses the command line; each subcommand
+//! is one library-backed function in [`commands`].
+
+mod commands;
+mod config;
+mod pipeline;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Tandem learns from interaction logs, retrieves and ranks candidates, evaluates them under
+/// the protocols papers and competitions use, and writes submissions.
+#[derive(Debug, Parser)]
+#[command(name = "tandem", version, about, long_about = None, arg_required_else_help = true)]
+struct Cli {
+    /// Hide progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the pipeline a YAML config describes: load, split, fit every model, evaluate, and
+    /// write DIR/report.json, DIR/predictions/<model>.tsv, DIR/metrics_at_k.svg and any
+    /// configured submission.
+    Run {
+        /// The YAML config (see docs/config.md).
+        config: PathBuf,
+        /// Override a config key, e.g. `--set models.knn.neighbours=100` (repeatable).
+        #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+        set: Vec<String>,
+        /// Output directory.
+        #[arg(long, short, default_value = "out")]
+        out: PathBuf,
+    },
+    /// Fit one model on SPLIT_DIR/train.tsv and evaluate it on test.tsv: full ranking over the
+    /// items of train.tsv with each user's train items excluded, or, when test_negatives.tsv
+    /// exists, sampled ranking against those negatives. Writes DIR/report.json and
+    /// DIR/predictions.tsv.
+    EvaluateSplit {
+        /// A directory with train.tsv and test.tsv (header `user item timestamp`), optionally
+        /// test_negatives.tsv (`user<TAB>item,item,...`).
+        split_dir: PathBuf,
+        /// The model kind: popularity, item_knn or user_knn (dashes work too).
+        #[arg(long)]
+        model: String,
+        /// A model parameter, e.g. `--param neighbours=50` (repeatable).
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Output directory.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Cut-offs, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,5,10,20,50,100")]
+        ks: Vec<usize>,
+    },
+    /// Load the data a config names and print its statistics and the configured split.
+    Inspect {
+        /// The YAML config.
+        config: PathBuf,
+        /// Override a config key (repeatable).
+        #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+        set: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let bars = progress::Bars::new(cli.quiet);
+    let result = match cli.command {
+        Command::Run { config, set, out } => commands::run(&config, &set, &out, &bars),
+        Command::EvaluateSplit {
+            split_dir,
+            model,
+            params,
+            out,
+            ks,
+        } => commands::evaluate_split(&split_dir, &model, &params, &out, &ks, &bars),
+        Command::Inspect { config, set } => commands::inspect(&config, &set, &bars),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
