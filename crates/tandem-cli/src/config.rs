@@ -19,6 +19,7 @@ use tandem_models::ModelSpec;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where interactions come from (`format: delimited | movielens | hm | course`).
+    #[serde(deserialize_with = "source")]
     pub data: Source,
     /// Optional positive filter on the weight column (e.g. rating >= 4) and whether it applies
     /// before or after the split.
@@ -180,10 +181,9 @@ impl Config {
     /// Reads `path`, applies `overrides` (`key.path=value`), resolves data paths against the
     /// config's directory and validates.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
-        let mut value: Value = serde_saphyr::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: invalid YAML: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        let mut value: Value =
+            serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: invalid YAML: {e}", path.display()))?;
         if value.is_null() {
             bail!("{}: the config is empty", path.display());
         }
@@ -193,31 +193,21 @@ impl Config {
         let mut cfg: Config = typed(value, &path.display().to_string())?;
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.data.resolve_paths(base);
-        cfg.check()
-            .with_context(|| format!("{}: invalid config", path.display()))?;
+        cfg.check().with_context(|| format!("{}: invalid config", path.display()))?;
         Ok(cfg)
     }
 
     fn check(&self) -> Result<()> {
         self.split.check()?;
         if self.models.is_empty() {
-            bail!(
-                "models: at least one model is needed (kinds: {})",
-                ModelSpec::KINDS.join(", ")
-            );
+            bail!("models: at least one model is needed (kinds: {})", ModelSpec::KINDS.join(", "));
         }
         let ev = &self.evaluation;
         if ev.ks.is_empty() || ev.ks.contains(&0) {
-            bail!(
-                "evaluation.ks: give one or more cut-offs, each at least 1 (got {:?})",
-                ev.ks
-            );
+            bail!("evaluation.ks: give one or more cut-offs, each at least 1 (got {:?})", ev.ks);
         }
         if ev.ks.iter().any(|&k| k > 100_000) {
-            bail!(
-                "evaluation.ks: cut-offs above 100000 are not supported (got {:?})",
-                ev.ks
-            );
+            bail!("evaluation.ks: cut-offs above 100000 are not supported (got {:?})", ev.ks);
         }
         if ev.ranking == Ranking::Sampled && ev.negatives == 0 {
             bail!("evaluation.negatives: sampled ranking needs at least 1 negative");
@@ -243,6 +233,35 @@ impl Config {
     }
 }
 
+/// Reads `data` by its `format` tag into that format's struct, so errors keep their full key
+/// path (serde's internally tagged enums buffer their content and lose it).
+fn source<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Source, D::Error> {
+    use serde::de::Error;
+    use tandem_data::read::{CourseSource, DelimitedSource, HmSource, MovielensSource};
+    let mut v = Value::deserialize(d)?;
+    let formats = "delimited, movielens, hm, course";
+    let map = v.as_object_mut().ok_or_else(|| D::Error::custom(format!("expected a map with `format` ({formats})")))?;
+    let format = match map.shift_remove("format") {
+        Some(Value::String(f)) => f,
+        Some(other) => return Err(D::Error::custom(format!("`format` must be one of {formats}, got {other}"))),
+        None => return Err(D::Error::custom(format!("missing `format` (one of {formats})"))),
+    };
+    fn inner<T: DeserializeOwned>(v: Value) -> std::result::Result<T, String> {
+        serde_path_to_error::deserialize(v).map_err(|e| match e.path().to_string().as_str() {
+            "." => e.into_inner().to_string(),
+            path => format!("{path}: {}", e.into_inner()),
+        })
+    }
+    match format.as_str() {
+        "delimited" => inner::<DelimitedSource>(v).map(|d| Source::Delimited(Box::new(d))),
+        "movielens" => inner::<MovielensSource>(v).map(Source::Movielens),
+        "hm" => inner::<HmSource>(v).map(Source::Hm),
+        "course" => inner::<CourseSource>(v).map(Source::Course),
+        other => Err(format!("unknown format `{other}`, expected one of {formats}")),
+    }
+    .map_err(D::Error::custom)
+}
+
 /// Deserialises `value` into `T`, naming the key path of any error.
 pub fn typed<T: DeserializeOwned>(value: Value, origin: &str) -> Result<T> {
     serde_path_to_error::deserialize(value).map_err(|e| {
@@ -260,9 +279,7 @@ pub fn typed<T: DeserializeOwned>(value: Value, origin: &str) -> Result<T> {
 /// anything that is not valid YAML stays a string.
 pub fn parse_value(text: &str) -> Value {
     match serde_saphyr::from_str::<Value>(text) {
-        Ok(Value::Null)
-            if !text.trim().is_empty() && text.trim() != "null" && text.trim() != "~" =>
-        {
+        Ok(Value::Null) if !text.trim().is_empty() && text.trim() != "null" && text.trim() != "~" => {
             Value::String(text.to_string())
         }
         Ok(v) => v,
@@ -272,9 +289,7 @@ pub fn parse_value(text: &str) -> Value {
 
 /// Applies `key.path=value` to a value tree, creating maps on the way.
 pub fn apply_override(root: &mut Value, spec: &str) -> Result<()> {
-    let (key, raw) = spec
-        .split_once('=')
-        .with_context(|| format!("--set {spec}: expected KEY.PATH=VALUE"))?;
+    let (key, raw) = spec.split_once('=').with_context(|| format!("--set {spec}: expected KEY.PATH=VALUE"))?;
     let parts: Vec<&str> = key.trim().split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
         bail!("--set {spec}: the key path '{key}' has an empty part");
@@ -288,20 +303,16 @@ pub fn apply_override(root: &mut Value, spec: &str) -> Result<()> {
                     map.insert(part.to_string(), parse_value(raw));
                     return Ok(());
                 }
-                map.entry(part.to_string())
-                    .or_insert_with(|| Value::Object(Default::default()))
+                map.entry(part.to_string()).or_insert_with(|| Value::Object(Default::default()))
             }
             Value::Array(items) => {
                 let i: usize = part.parse().with_context(|| {
-                    format!(
-                        "--set {spec}: '{}' is a list; '{part}' is not an index",
-                        parts[..depth].join(".")
-                    )
+                    format!("--set {spec}: '{}' is a list; '{part}' is not an index", parts[..depth].join("."))
                 })?;
                 let len = items.len();
-                let slot = items.get_mut(i).with_context(|| {
-                    format!("--set {spec}: index {i} is past the end of a list of {len}")
-                })?;
+                let slot = items
+                    .get_mut(i)
+                    .with_context(|| format!("--set {spec}: index {i} is past the end of a list of {len}"))?;
                 if last {
                     *slot = parse_value(raw);
                     return Ok(());
@@ -320,8 +331,7 @@ mod tests {
 
     #[test]
     fn overrides_set_typed_values_and_create_maps() {
-        let mut v: Value =
-            serde_json::json!({"models": {"knn": {"kind": "item_knn"}}, "ks": [1, 2]});
+        let mut v: Value = serde_json::json!({"models": {"knn": {"kind": "item_knn"}}, "ks": [1, 2]});
         apply_override(&mut v, "models.knn.neighbours=128").unwrap();
         apply_override(&mut v, "evaluation.exclude_seen=false").unwrap();
         apply_override(&mut v, "ks.1=20").unwrap();
@@ -331,18 +341,12 @@ mod tests {
         assert_eq!(v["ks"][1], 20);
         assert_eq!(v["data"]["log"]["path"], "some file.csv");
         assert!(apply_override(&mut v, "novalue").is_err());
-        assert!(apply_override(&mut v, "ks.x=1")
-            .unwrap_err()
-            .to_string()
-            .contains("not an index"));
+        assert!(apply_override(&mut v, "ks.x=1").unwrap_err().to_string().contains("not an index"));
     }
 
     #[test]
     fn values_keep_leading_zeros_when_quoted() {
-        assert_eq!(
-            parse_value("'0108775015'"),
-            Value::String("0108775015".into())
-        );
+        assert_eq!(parse_value("'0108775015'"), Value::String("0108775015".into()));
         assert_eq!(parse_value("[5, 10]"), serde_json::json!([5, 10]));
     }
 }

@@ -74,13 +74,9 @@ fn main() -> ExitCode {
     let bars = progress::Bars::new(cli.quiet);
     let result = match cli.command {
         Command::Run { config, set, out } => commands::run(&config, &set, &out, &bars),
-        Command::EvaluateSplit {
-            split_dir,
-            model,
-            params,
-            out,
-            ks,
-        } => commands::evaluate_split(&split_dir, &model, &params, &out, &ks, &bars),
+        Command::EvaluateSplit { split_dir, model, params, out, ks } => {
+            commands::evaluate_split(&split_dir, &model, &params, &out, &ks, &bars)
+        }
         Command::Inspect { config, set } => commands::inspect(&config, &set, &bars),
     };
     match result {

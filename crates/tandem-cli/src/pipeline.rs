@@ -6,40 +6,35 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use tandem_data::{Csr, Progress};
 use tandem_eval::{evaluate, Evaluation, ModelReport, Protocol, Report, TestSet};
-use tandem_models::{ModelSpec, Retriever, TrainSet};
+use tandem_models::{ModelSpec, TrainSet};
 
-/// A fitted, evaluated model.
+/// An evaluated model's results.
 pub struct Evaluated {
-    pub model: Box<dyn Retriever>,
     pub evaluation: Evaluation,
     pub report: ModelReport,
 }
 
-/// Fits `spec` on `train` and evaluates it on `test` under `protocol`.
+/// How the models of one command are evaluated.
+pub struct EvalPlan<'a> {
+    pub test: &'a TestSet,
+    pub protocol: &'a Protocol,
+    pub ks: &'a [usize],
+    /// Predictions kept per user.
+    pub keep: usize,
+}
+
+/// Fits `spec` on `train` and evaluates it under `plan`.
 pub fn fit_and_evaluate(
     name: &str,
     spec: &ModelSpec,
     train: &TrainSet,
-    test: &TestSet,
-    protocol: &Protocol,
-    ks: &[usize],
-    keep: usize,
+    plan: &EvalPlan<'_>,
     progress: &dyn Progress,
 ) -> Result<Evaluated> {
     let start = Instant::now();
-    let model = spec
-        .fit(train, progress)
-        .with_context(|| format!("fitting model '{name}'"))?;
+    let model = spec.fit(train, progress).with_context(|| format!("fitting model '{name}'"))?;
     let fit_seconds = start.elapsed().as_secs_f64();
-    let evaluation = evaluate(
-        &*model,
-        &train.user_items,
-        test,
-        protocol,
-        ks,
-        keep,
-        progress,
-    );
+    let evaluation = evaluate(&*model, &train.user_items, plan.test, plan.protocol, plan.ks, plan.keep, progress);
     let params = match serde_json::to_value(spec).unwrap_or_default() {
         serde_json::Value::Object(mut m) => {
             m.shift_remove("kind");
@@ -55,11 +50,7 @@ pub fn fit_and_evaluate(
         eval_seconds: evaluation.seconds,
         users: evaluation.users,
     };
-    Ok(Evaluated {
-        model,
-        evaluation,
-        report,
-    })
+    Ok(Evaluated { evaluation, report })
 }
 
 /// Items with at least one interaction in `m` (user x item).
@@ -76,8 +67,7 @@ pub fn write_report(out: &Path, report: &Report, plot: bool) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let path = out.join("report.json");
     let json = serde_json::to_string_pretty(report).expect("reports serialise");
-    std::fs::write(&path, json + "\n")
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(&path, json + "\n").with_context(|| format!("cannot write {}", path.display()))?;
     if plot {
         let svg = out.join("metrics_at_k.svg");
         std::fs::write(&svg, tandem_eval::metrics_at_k_svg(report))
@@ -89,16 +79,7 @@ pub fn write_report(out: &Path, report: &Report, plot: bool) -> Result<()> {
 /// The default table columns: NDCG@10 / HR@10 when 10 is a cut-off (else the smallest K), and
 /// Recall at the largest K.
 pub fn default_columns(ks: &[usize]) -> Vec<String> {
-    let small = if ks.contains(&10) {
-        10
-    } else {
-        *ks.iter().min().unwrap_or(&10)
-    };
+    let small = if ks.contains(&10) { 10 } else { *ks.iter().min().unwrap_or(&10) };
     let large = *ks.iter().max().unwrap_or(&100);
-    vec![
-        format!("NDCG@{small}"),
-        format!("HR@{small}"),
-        format!("MAP@{small}"),
-        format!("Recall@{large}"),
-    ]
+    vec![format!("NDCG@{small}"), format!("HR@{small}"), format!("MAP@{small}"), format!("Recall@{large}")]
 }

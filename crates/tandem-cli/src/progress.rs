@@ -31,11 +31,7 @@ impl Drop for Bar {
 
 impl Progress for Bars {
     fn step(&self, label: &str, total: u64) -> Box<dyn ProgressStep + '_> {
-        let bar = if total > 0 {
-            ProgressBar::new(total)
-        } else {
-            ProgressBar::new_spinner()
-        };
+        let bar = if total > 0 { ProgressBar::new(total) } else { ProgressBar::new_spinner() };
         if self.hidden {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
@@ -44,11 +40,7 @@ impl Progress for Bars {
         } else {
             "{msg:30} [{bar:30}] {pos}/{len} ({eta})"
         };
-        bar.set_style(
-            ProgressStyle::with_template(template)
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
+        bar.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
         bar.set_message(label.to_string());
         Box::new(Bar(bar))
     }

@@ -16,13 +16,7 @@ pub struct Csr {
 impl Csr {
     /// Builds from triplets by counting sort; duplicates `(row, col)` are summed.
     /// Every row index must be `< n_rows` and every column `< n_cols`.
-    pub fn from_triplets(
-        n_rows: usize,
-        n_cols: usize,
-        rows: &[u32],
-        cols: &[u32],
-        vals: &[f32],
-    ) -> Csr {
+    pub fn from_triplets(n_rows: usize, n_cols: usize, rows: &[u32], cols: &[u32], vals: &[f32]) -> Csr {
         assert!(rows.len() == cols.len() && cols.len() == vals.len());
         let mut counts = vec![0usize; n_rows + 1];
         for &r in rows {
@@ -61,13 +55,7 @@ impl Csr {
             }
             indptr.push(indices.len());
         }
-        Csr {
-            n_rows,
-            n_cols,
-            indptr,
-            indices,
-            data,
-        }
+        Csr { n_rows, n_cols, indptr, indices, data }
     }
 
     /// The user x item matrix of a log (weights summed over repeated pairs).
@@ -77,29 +65,20 @@ impl Csr {
 
     /// Same matrix with every stored value replaced by `value`.
     pub fn with_constant_values(&self, value: f32) -> Csr {
-        Csr {
-            data: vec![value; self.data.len()],
-            ..self.clone()
-        }
+        Csr { data: vec![value; self.data.len()], ..self.clone() }
     }
 
     /// Same pattern with new values (one per stored entry).
     pub fn with_values(&self, data: Vec<f32>) -> Csr {
         assert_eq!(data.len(), self.data.len());
-        Csr {
-            data,
-            ..self.clone()
-        }
+        Csr { data, ..self.clone() }
     }
 
     /// The transpose (rows become columns).
     pub fn transpose(&self) -> Csr {
         let mut rows = Vec::with_capacity(self.nnz());
         for r in 0..self.n_rows {
-            rows.extend(std::iter::repeat_n(
-                r as u32,
-                self.indptr[r + 1] - self.indptr[r],
-            ));
+            rows.extend(std::iter::repeat_n(r as u32, self.indptr[r + 1] - self.indptr[r]));
         }
         Csr::from_triplets(self.n_cols, self.n_rows, &self.indices, &rows, &self.data)
     }

@@ -60,10 +60,7 @@ pub fn cmp_raw_ids(a: &str, b: &str) -> std::cmp::Ordering {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
     if digits(a) && digits(b) {
         let (ta, tb) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
-        ta.len()
-            .cmp(&tb.len())
-            .then_with(|| ta.cmp(tb))
-            .then_with(|| a.cmp(b))
+        ta.len().cmp(&tb.len()).then_with(|| ta.cmp(tb)).then_with(|| a.cmp(b))
     } else {
         a.cmp(b)
     }

@@ -42,12 +42,7 @@ impl Interactions {
 
     /// Row `i`.
     pub fn get(&self, i: usize) -> Interaction {
-        Interaction {
-            user: self.user[i],
-            item: self.item[i],
-            time: self.time[i],
-            weight: self.weight[i],
-        }
+        Interaction { user: self.user[i], item: self.item[i], time: self.time[i], weight: self.weight[i] }
     }
 
     /// Number of rows.
@@ -127,7 +122,5 @@ impl Interactions {
 fn count_distinct(ids: &[u32]) -> usize {
     let n = ids.iter().copied().max().map_or(0, |m| m as usize + 1);
     let mut seen = vec![false; n];
-    ids.iter()
-        .filter(|&&i| !std::mem::replace(&mut seen[i as usize], true))
-        .count()
+    ids.iter().filter(|&&i| !std::mem::replace(&mut seen[i as usize], true)).count()
 }

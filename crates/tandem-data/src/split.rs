@@ -129,10 +129,7 @@ impl std::fmt::Display for SplitReport {
 }
 
 fn invalid(what: &str, message: String) -> DataError {
-    DataError::InvalidParameter {
-        what: format!("split.{what}"),
-        message,
-    }
+    DataError::InvalidParameter { what: format!("split.{what}"), message }
 }
 
 impl SplitSpec {
@@ -143,10 +140,7 @@ impl SplitSpec {
             if ok {
                 Ok(())
             } else {
-                Err(invalid(
-                    name,
-                    format!("{v} is outside {}0, 1)", if lo_open { "(" } else { "[" }),
-                ))
+                Err(invalid(name, format!("{v} is outside {}0, 1)", if lo_open { "(" } else { "[" })))
             }
         };
         match *self {
@@ -157,24 +151,16 @@ impl SplitSpec {
                 frac("test", test, true)?;
                 frac("valid", valid, false)?;
                 if test + valid >= 1.0 {
-                    return Err(invalid(
-                        "valid",
-                        format!("test + valid = {} must be below 1", test + valid),
-                    ));
+                    return Err(invalid("valid", format!("test + valid = {} must be below 1", test + valid)));
                 }
                 Ok(())
             }
-            SplitSpec::TimeWindow { days: 0, .. } => {
-                Err(invalid("days", "must be at least 1".into()))
-            }
+            SplitSpec::TimeWindow { days: 0, .. } => Err(invalid("days", "must be at least 1".into())),
             SplitSpec::GlobalFraction { valid, test } => {
                 frac("test", test, true)?;
                 frac("valid", valid, false)?;
                 if test + valid >= 1.0 {
-                    return Err(invalid(
-                        "valid",
-                        format!("test + valid = {} must be below 1", test + valid),
-                    ));
+                    return Err(invalid("valid", format!("test + valid = {} must be below 1", test + valid)));
                 }
                 Ok(())
             }
@@ -185,23 +171,14 @@ impl SplitSpec {
     /// A one-line description.
     pub fn describe(&self) -> String {
         match self {
-            SplitSpec::LastN {
-                test,
-                valid,
-                min_train,
-            } => {
+            SplitSpec::LastN { test, valid, min_train } => {
                 format!("temporal last-N (test {test}, valid {valid}, min train {min_train})")
             }
             SplitSpec::LeaveOneOut => "leave-one-out (test 1, valid 1)".into(),
             SplitSpec::Ratio { test, valid, seed } => {
                 format!("random ratio (test {test}, valid {valid}, seed {seed})")
             }
-            SplitSpec::Fixed {
-                test,
-                valid,
-                min_train,
-                seed,
-            } => {
+            SplitSpec::Fixed { test, valid, min_train, seed } => {
                 format!("random fixed count (test {test}, valid {valid}, min train {min_train}, seed {seed})")
             }
             SplitSpec::TimeWindow { days, valid_days } => {
@@ -217,13 +194,9 @@ impl SplitSpec {
     pub fn split(&self, log: &Interactions, n_users: usize, items: &IdMap) -> Result<Split> {
         self.check()?;
         let mut split = match *self {
-            SplitSpec::LastN {
-                test,
-                valid,
-                min_train,
-            } => per_user(log, n_users, |rows, _| {
+            SplitSpec::LastN { test, valid, min_train } => per_user(log, n_users, |rows, _| {
                 sort_by_time(log, items, rows);
-                (rows.len() >= test + valid + min_train).then(|| (test, valid))
+                (rows.len() >= test + valid + min_train).then_some((test, valid))
             }),
             SplitSpec::LeaveOneOut => per_user(log, n_users, |rows, _| {
                 sort_by_time(log, items, rows);
@@ -238,12 +211,7 @@ impl SplitSpec {
                     (t >= 1 && rows.len() > t + v).then_some((t, v))
                 })
             }
-            SplitSpec::Fixed {
-                test,
-                valid,
-                min_train,
-                seed,
-            } => {
+            SplitSpec::Fixed { test, valid, min_train, seed } => {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
                 per_user(log, n_users, |rows, _| {
                     if rows.len() < test + valid + min_train {
@@ -298,9 +266,7 @@ impl SplitSpec {
 
 fn sort_by_time(log: &Interactions, items: &IdMap, rows: &mut [usize]) {
     rows.sort_by(|&a, &b| {
-        log.time[a]
-            .cmp(&log.time[b])
-            .then_with(|| cmp_raw_ids(items.raw(log.item[a]), items.raw(log.item[b])))
+        log.time[a].cmp(&log.time[b]).then_with(|| cmp_raw_ids(items.raw(log.item[a]), items.raw(log.item[b])))
     });
 }
 
@@ -347,12 +313,7 @@ fn assemble(log: &Interactions, parts: &[Vec<usize>; 3], kept: usize) -> Split {
         test_users: test.count_users(),
         users_kept_in_train: kept,
     };
-    Split {
-        train,
-        valid,
-        test,
-        report,
-    }
+    Split { train, valid, test, report }
 }
 
 #[cfg(test)]

@@ -48,16 +48,11 @@ impl SubmissionFormat {
 }
 
 fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, ExportError> {
-    let io = |source| ExportError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| ExportError::Io { path: path.to_path_buf(), source };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    Ok(std::io::BufWriter::new(
-        std::fs::File::create(path).map_err(io)?,
-    ))
+    Ok(std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?))
 }
 
 /// Writes `lists` (each truncated to `k`) in `format`, with raw ids.
@@ -69,34 +64,19 @@ pub fn write_lists(
     lists: &Lists,
     k: usize,
 ) -> Result<(), ExportError> {
-    let io = |source| ExportError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| ExportError::Io { path: path.to_path_buf(), source };
     let mut w = create(path)?;
     match format {
         SubmissionFormat::Tsv => {
             writeln!(w, "user\titem\trank\tscore").map_err(io)?;
             for (u, list) in lists {
                 for (r, s) in list.iter().take(k).enumerate() {
-                    writeln!(
-                        w,
-                        "{}\t{}\t{}\t{}",
-                        users.raw(*u),
-                        items.raw(s.item),
-                        r + 1,
-                        s.score
-                    )
-                    .map_err(io)?;
+                    writeln!(w, "{}\t{}\t{}\t{}", users.raw(*u), items.raw(s.item), r + 1, s.score).map_err(io)?;
                 }
             }
         }
         SubmissionFormat::Hm | SubmissionFormat::Course => {
-            let header = if format == SubmissionFormat::Hm {
-                "customer_id,prediction"
-            } else {
-                "UserId,ItemId"
-            };
+            let header = if format == SubmissionFormat::Hm { "customer_id,prediction" } else { "UserId,ItemId" };
             writeln!(w, "{header}").map_err(io)?;
             for (u, list) in lists {
                 let ids: Vec<&str> = list.iter().take(k).map(|s| items.raw(s.item)).collect();
@@ -121,37 +101,15 @@ mod tests {
         }
         let lists = vec![(
             0u32,
-            vec![
-                Scored {
-                    item: 2,
-                    score: 3.0,
-                },
-                Scored {
-                    item: 0,
-                    score: 1.5,
-                },
-                Scored {
-                    item: 1,
-                    score: 1.0,
-                },
-            ],
+            vec![Scored { item: 2, score: 3.0 }, Scored { item: 0, score: 1.5 }, Scored { item: 1, score: 1.0 }],
         )];
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/hm.csv");
         write_lists(&p, SubmissionFormat::Hm, &users, &items, &lists, 2).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&p).unwrap(),
-            "customer_id,prediction\n00ab,0110065001 0108775015\n"
-        );
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "customer_id,prediction\n00ab,0110065001 0108775015\n");
         write_lists(&p, SubmissionFormat::Course, &users, &items, &lists, 50).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&p).unwrap(),
-            "UserId,ItemId\n00ab,0110065001 0108775015 0108775044\n"
-        );
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "UserId,ItemId\n00ab,0110065001 0108775015 0108775044\n");
         write_lists(&p, SubmissionFormat::Tsv, &users, &items, &lists, 1).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&p).unwrap(),
-            "user\titem\trank\tscore\n00ab\t0110065001\t1\t3\n"
-        );
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "user\titem\trank\tscore\n00ab\t0110065001\t1\t3\n");
     }
 }

@@ -30,14 +30,8 @@ pub enum Metric {
 
 impl Metric {
     /// All metrics, in report order.
-    pub const ALL: [Metric; 6] = [
-        Metric::Ndcg,
-        Metric::Hr,
-        Metric::Precision,
-        Metric::Recall,
-        Metric::Mrr,
-        Metric::Map,
-    ];
+    pub const ALL: [Metric; 6] =
+        [Metric::Ndcg, Metric::Hr, Metric::Precision, Metric::Recall, Metric::Mrr, Metric::Map];
 
     /// The name used in reports (`NDCG`, `HR`, ...).
     pub fn name(self) -> &'static str {
@@ -120,10 +114,7 @@ pub struct MetricSums {
 impl MetricSums {
     /// An accumulator for `n_ks` cut-offs.
     pub fn new(n_ks: usize) -> Self {
-        MetricSums {
-            sums: vec![[0.0; 6]; n_ks],
-            users: 0,
-        }
+        MetricSums { sums: vec![[0.0; 6]; n_ks], users: 0 }
     }
 
     /// Adds one user's values.
@@ -217,10 +208,7 @@ mod tests {
             sums.add(&v);
         }
         assert_eq!(sums.users(), 1);
-        assert!(
-            close(sums.means()[0][1], 1.0),
-            "averaged over users with held-out items only"
-        );
+        assert!(close(sums.means()[0][1], 1.0), "averaged over users with held-out items only");
     }
 
     #[test]

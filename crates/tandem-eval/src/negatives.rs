@@ -56,11 +56,9 @@ pub fn sample_negatives(
         .zip(&test.truth)
         .map(|(&u, truth)| {
             let seen = history.row(u as usize).0;
-            let blocked =
-                |i: u32| seen.binary_search(&i).is_ok() || truth.binary_search(&i).is_ok();
-            let eligible: Vec<u32> = (0..n_items as u32)
-                .filter(|&i| weights[i as usize] > 0.0 && !blocked(i))
-                .collect();
+            let blocked = |i: u32| seen.binary_search(&i).is_ok() || truth.binary_search(&i).is_ok();
+            let eligible: Vec<u32> =
+                (0..n_items as u32).filter(|&i| weights[i as usize] > 0.0 && !blocked(i)).collect();
             if eligible.len() <= n {
                 return eligible;
             }
@@ -100,48 +98,26 @@ mod tests {
     #[test]
     fn negatives_avoid_known_items_and_are_seeded() {
         let history = Csr::from_triplets(2, 50, &[0, 0, 1], &[1, 2, 3], &[1.0, 1.0, 1.0]);
-        let test = TestSet {
-            users: vec![0, 1],
-            truth: vec![vec![4], vec![5]],
-        };
+        let test = TestSet { users: vec![0, 1], truth: vec![vec![4], vec![5]] };
         let mut catalogue = vec![true; 50];
         catalogue[49] = false;
         for sampling in [NegativeSampling::Uniform, NegativeSampling::Popularity] {
             let a = sample_negatives(&test, &history, &catalogue, 10, sampling, 1);
-            assert_eq!(
-                a,
-                sample_negatives(&test, &history, &catalogue, 10, sampling, 1)
-            );
+            assert_eq!(a, sample_negatives(&test, &history, &catalogue, 10, sampling, 1));
             for (k, negs) in a.iter().enumerate() {
                 let mut d = negs.clone();
                 d.sort_unstable();
                 d.dedup();
                 assert_eq!(d.len(), negs.len(), "distinct");
                 for &i in negs {
-                    assert!(
-                        i != 49 && !history.row(k).0.contains(&i) && !test.truth[k].contains(&i)
-                    );
+                    assert!(i != 49 && !history.row(k).0.contains(&i) && !test.truth[k].contains(&i));
                 }
             }
         }
-        let u = sample_negatives(
-            &test,
-            &history,
-            &catalogue,
-            10,
-            NegativeSampling::Uniform,
-            1,
-        );
+        let u = sample_negatives(&test, &history, &catalogue, 10, NegativeSampling::Uniform, 1);
         assert!(u.iter().all(|n| n.len() == 10));
         // Popularity sampling can only draw items with training counts: items 1, 2, 3 minus known ones.
-        let p = sample_negatives(
-            &test,
-            &history,
-            &catalogue,
-            10,
-            NegativeSampling::Popularity,
-            1,
-        );
+        let p = sample_negatives(&test, &history, &catalogue, 10, NegativeSampling::Popularity, 1);
         assert_eq!(p[0], vec![3]);
     }
 }

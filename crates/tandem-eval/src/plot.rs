@@ -3,14 +3,10 @@
 use crate::metric::Metric;
 use crate::report::Report;
 
-const PALETTE: [&str; 8] = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-];
+const PALETTE: [&str; 8] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// One panel per metric (NDCG, HR, Precision, Recall, MRR, MAP), each a line per model of the
@@ -30,19 +26,9 @@ pub fn metrics_at_k_svg(report: &Report) -> String {
         let values: Vec<Vec<f64>> = report
             .models
             .values()
-            .map(|m| {
-                ks.iter()
-                    .map(|&k| m.metrics.get(&metric.at(k)).copied().unwrap_or(0.0))
-                    .collect()
-            })
+            .map(|m| ks.iter().map(|&k| m.metrics.get(&metric.at(k)).copied().unwrap_or(0.0)).collect())
             .collect();
-        let ymax = values
-            .iter()
-            .flatten()
-            .copied()
-            .fold(0.0, f64::max)
-            .max(1e-9)
-            * 1.1;
+        let ymax = values.iter().flatten().copied().fold(0.0, f64::max).max(1e-9) * 1.1;
         let x = |i: usize| {
             if ks.len() > 1 {
                 x0 + (x1 - x0) * i as f64 / (ks.len() - 1) as f64
@@ -69,29 +55,17 @@ pub fn metrics_at_k_svg(report: &Report) -> String {
             );
         }
         for (i, k) in ks.iter().enumerate() {
-            s += &format!(
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{k}</text>\n",
-                x(i),
-                y0 + 14.0
-            );
+            s += &format!("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{k}</text>\n", x(i), y0 + 14.0);
         }
         for (mi, vals) in values.iter().enumerate() {
             let color = PALETTE[mi % PALETTE.len()];
-            let pts: Vec<String> = vals
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| format!("{:.1},{:.1}", x(i), y(v)))
-                .collect();
+            let pts: Vec<String> = vals.iter().enumerate().map(|(i, &v)| format!("{:.1},{:.1}", x(i), y(v))).collect();
             s += &format!(
                 "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\n",
                 pts.join(" ")
             );
             for (i, &v) in vals.iter().enumerate() {
-                s += &format!(
-                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{color}\"/>\n",
-                    x(i),
-                    y(v)
-                );
+                s += &format!("<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{color}\"/>\n", x(i), y(v));
             }
         }
     }

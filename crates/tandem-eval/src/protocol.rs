@@ -20,12 +20,7 @@ pub struct TestSet {
 impl TestSet {
     /// Groups a held-out log by user.
     pub fn from_log(log: &Interactions) -> TestSet {
-        let mut pairs: Vec<(u32, u32)> = log
-            .user
-            .iter()
-            .copied()
-            .zip(log.item.iter().copied())
-            .collect();
+        let mut pairs: Vec<(u32, u32)> = log.user.iter().copied().zip(log.item.iter().copied()).collect();
         pairs.sort_unstable();
         pairs.dedup();
         let mut t = TestSet::default();
@@ -110,18 +105,11 @@ pub fn evaluate(
                 let q = if (u as usize) < history.n_rows() {
                     Query::from_row(history, u)
                 } else {
-                    Query {
-                        user: None,
-                        items: &[],
-                        weights: &[],
-                    }
+                    Query { user: None, items: &[], weights: &[] }
                 };
                 model.score(&q, scores);
                 let ranked = match protocol {
-                    Protocol::Full {
-                        catalogue,
-                        exclude_seen,
-                    } => {
+                    Protocol::Full { catalogue, exclude_seen } => {
                         let seen = q.items;
                         let keep_item = |i: u32| {
                             catalogue.get(i as usize).copied().unwrap_or(false)
@@ -130,8 +118,7 @@ pub fn evaluate(
                         tandem_models::top_k(scores, max_k.max(keep), keep_item)
                     }
                     Protocol::Sampled { negatives } => {
-                        let mut cands: Vec<u32> =
-                            test.truth[k].iter().chain(&negatives[k]).copied().collect();
+                        let mut cands: Vec<u32> = test.truth[k].iter().chain(&negatives[k]).copied().collect();
                         cands.sort_unstable();
                         cands.dedup();
                         let mut ranked: Vec<Scored> = cands
@@ -171,12 +158,7 @@ pub fn evaluate(
             metrics.insert(metric.at(k), means[ki][metric as usize]);
         }
     }
-    Evaluation {
-        metrics,
-        users: sums.users(),
-        seconds: start.elapsed().as_secs_f64(),
-        predictions,
-    }
+    Evaluation { metrics, users: sums.users(), seconds: start.elapsed().as_secs_f64(), predictions }
 }
 
 #[cfg(test)]
@@ -188,20 +170,10 @@ mod tests {
     /// Items 0..5 with popularity 5,4,3,2,1 (users 10..15 provide it); user 0 bought item 0.
     fn setup() -> (TrainSet, Box<dyn Retriever>) {
         let mut log = Interactions::new();
-        log.push(Interaction {
-            user: 0,
-            item: 0,
-            time: 0,
-            weight: 1.0,
-        });
+        log.push(Interaction { user: 0, item: 0, time: 0, weight: 1.0 });
         for i in 0..5u32 {
             for u in 0..(5 - i) {
-                log.push(Interaction {
-                    user: 10 + u,
-                    item: i,
-                    time: 0,
-                    weight: 1.0,
-                });
+                log.push(Interaction { user: 10 + u, item: i, time: 0, weight: 1.0 });
             }
         }
         let train = TrainSet::new(log, 16, 6);
@@ -210,10 +182,7 @@ mod tests {
     }
 
     fn test_set(user: u32, items: &[u32]) -> TestSet {
-        TestSet {
-            users: vec![user],
-            truth: vec![items.to_vec()],
-        }
+        TestSet { users: vec![user], truth: vec![items.to_vec()] }
     }
 
     #[test]
@@ -223,44 +192,15 @@ mod tests {
         catalogue[5] = false;
         let test = test_set(0, &[2]);
         // Excluding item 0 (seen): ranking 1, 2, 3, 4 -> the hit is at p = 2.
-        let p = Protocol::Full {
-            catalogue: catalogue.clone(),
-            exclude_seen: true,
-        };
-        let e = evaluate(
-            &*model,
-            &train.user_items,
-            &test,
-            &p,
-            &[1, 2],
-            10,
-            &NoProgress,
-        );
+        let p = Protocol::Full { catalogue: catalogue.clone(), exclude_seen: true };
+        let e = evaluate(&*model, &train.user_items, &test, &p, &[1, 2], 10, &NoProgress);
         assert_eq!(e.metrics["HR@1"], 0.0);
         assert_eq!(e.metrics["HR@2"], 1.0);
         assert!((e.metrics["NDCG@2"] - 1.0 / 3f64.log2()).abs() < 1e-12);
-        assert_eq!(
-            e.predictions[0]
-                .1
-                .iter()
-                .map(|s| s.item)
-                .collect::<Vec<_>>(),
-            vec![1, 2, 3, 4]
-        );
+        assert_eq!(e.predictions[0].1.iter().map(|s| s.item).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
         // Without exclusion item 0 takes p = 1 and the hit moves to p = 3.
-        let p = Protocol::Full {
-            catalogue,
-            exclude_seen: false,
-        };
-        let e = evaluate(
-            &*model,
-            &train.user_items,
-            &test,
-            &p,
-            &[2, 3],
-            10,
-            &NoProgress,
-        );
+        let p = Protocol::Full { catalogue, exclude_seen: false };
+        let e = evaluate(&*model, &train.user_items, &test, &p, &[2, 3], 10, &NoProgress);
         assert_eq!(e.metrics["HR@2"], 0.0);
         assert!((e.metrics["MRR@3"] - 1.0 / 3.0).abs() < 1e-12);
     }
@@ -270,18 +210,8 @@ mod tests {
         let (train, model) = setup();
         let test = test_set(0, &[3]);
         // Negatives 4 and 5 score below item 3; negative 1 above it.
-        let p = Protocol::Sampled {
-            negatives: vec![vec![4, 5, 1]],
-        };
-        let e = evaluate(
-            &*model,
-            &train.user_items,
-            &test,
-            &p,
-            &[1, 2],
-            10,
-            &NoProgress,
-        );
+        let p = Protocol::Sampled { negatives: vec![vec![4, 5, 1]] };
+        let e = evaluate(&*model, &train.user_items, &test, &p, &[1, 2], 10, &NoProgress);
         assert_eq!(e.metrics["HR@1"], 0.0);
         assert_eq!(e.metrics["HR@2"], 1.0);
         assert_eq!(e.predictions[0].1.len(), 4, "every candidate is kept");
@@ -290,19 +220,8 @@ mod tests {
     #[test]
     fn unknown_test_users_score_as_empty_histories() {
         let (train, model) = setup();
-        let p = Protocol::Full {
-            catalogue: vec![true; 6],
-            exclude_seen: true,
-        };
-        let e = evaluate(
-            &*model,
-            &train.user_items,
-            &test_set(99, &[0]),
-            &p,
-            &[1],
-            5,
-            &NoProgress,
-        );
+        let p = Protocol::Full { catalogue: vec![true; 6], exclude_seen: true };
+        let e = evaluate(&*model, &train.user_items, &test_set(99, &[0]), &p, &[1], 5, &NoProgress);
         assert_eq!(e.metrics["HR@1"], 1.0);
         assert_eq!(e.users, 1);
     }
@@ -311,12 +230,7 @@ mod tests {
     fn test_sets_group_and_deduplicate() {
         let mut log = Interactions::new();
         for (u, i) in [(2, 5), (1, 3), (2, 5), (2, 1)] {
-            log.push(Interaction {
-                user: u,
-                item: i,
-                time: 0,
-                weight: 1.0,
-            });
+            log.push(Interaction { user: u, item: i, time: 0, weight: 1.0 });
         }
         let t = TestSet::from_log(&log);
         assert_eq!(t.users, vec![1, 2]);

@@ -56,13 +56,7 @@ pub struct Report {
 impl Report {
     /// A table of `columns` (metric names) per model, with fit seconds.
     pub fn table(&self, columns: &[String]) -> String {
-        let name_w = self
-            .models
-            .keys()
-            .map(String::len)
-            .chain([5])
-            .max()
-            .unwrap_or(5);
+        let name_w = self.models.keys().map(String::len).chain([5]).max().unwrap_or(5);
         let col_w: Vec<usize> = columns.iter().map(|c| c.len().max(8)).collect();
         let mut s = format!("{:<name_w$}", "model");
         for (c, w) in columns.iter().zip(&col_w) {

@@ -38,10 +38,7 @@ pub struct PopularityParams {
 
 impl Default for PopularityParams {
     fn default() -> Self {
-        PopularityParams {
-            mode: PopularityMode::Global,
-            window_days: 7,
-        }
+        PopularityParams { mode: PopularityMode::Global, window_days: 7 }
     }
 }
 
@@ -63,9 +60,7 @@ impl PopularityParams {
         }
         let log = &train.log;
         if log.is_empty() {
-            return Err(ModelError::EmptyTrainingData {
-                model: "popularity",
-            });
+            return Err(ModelError::EmptyTrainingData { model: "popularity" });
         }
         let mut global = vec![0f64; train.n_items()];
         for &i in &log.item {
@@ -85,11 +80,7 @@ impl PopularityParams {
                 // Integer counts plus a fraction < 1 from the global count: ties go to the
                 // overall more popular item.
                 let max = global.iter().copied().fold(0.0, f64::max) + 1.0;
-                recent
-                    .iter()
-                    .zip(&global)
-                    .map(|(r, g)| r + g / max)
-                    .collect()
+                recent.iter().zip(&global).map(|(r, g)| r + g / max).collect()
             }
             PopularityMode::Decay => {
                 let mut decayed = vec![0f64; train.n_items()];
@@ -100,9 +91,7 @@ impl PopularityParams {
                 decayed
             }
         };
-        Ok(Popularity {
-            scores: scores.into_iter().map(|s| s as f32).collect(),
-        })
+        Ok(Popularity { scores: scores.into_iter().map(|s| s as f32).collect() })
     }
 }
 
@@ -136,12 +125,7 @@ mod tests {
         let mut log = Interactions::new();
         // item 0: 3 rows long ago; item 1: 2 rows on the last day; item 2: 1 row, 1 day before the last.
         for (item, day) in [(0, 0), (0, 0), (0, 1), (1, 10), (1, 10), (2, 9)] {
-            log.push(Interaction {
-                user: 0,
-                item,
-                time: day * DAY + 5,
-                weight: 1.0,
-            });
+            log.push(Interaction { user: 0, item, time: day * DAY + 5, weight: 1.0 });
         }
         TrainSet::new(log, 1, 4)
     }
@@ -151,31 +135,10 @@ mod tests {
         let t = train();
         let g = PopularityParams::default().fit(&t).unwrap();
         assert_eq!(g.scores(), &[3.0, 2.0, 1.0, 0.0]);
-        let r = PopularityParams {
-            mode: PopularityMode::Recent,
-            window_days: 2,
-        }
-        .fit(&t)
-        .unwrap();
-        let order = r.recommend(
-            &Query {
-                user: None,
-                items: &[],
-                weights: &[],
-            },
-            4,
-            &|_| true,
-        );
-        assert_eq!(
-            order.iter().map(|s| s.item).collect::<Vec<_>>(),
-            vec![1, 2, 0, 3]
-        );
-        let d = PopularityParams {
-            mode: PopularityMode::Decay,
-            window_days: 7,
-        }
-        .fit(&t)
-        .unwrap();
+        let r = PopularityParams { mode: PopularityMode::Recent, window_days: 2 }.fit(&t).unwrap();
+        let order = r.recommend(&Query { user: None, items: &[], weights: &[] }, 4, &|_| true);
+        assert_eq!(order.iter().map(|s| s.item).collect::<Vec<_>>(), vec![1, 2, 0, 3]);
+        let d = PopularityParams { mode: PopularityMode::Decay, window_days: 7 }.fit(&t).unwrap();
         // item 0: 2/11 + 1/10; item 1: 2/1; item 2: 1/2.
         let want = [2.0 / 11.0 + 0.1, 2.0, 0.5, 0.0];
         for (s, w) in d.scores().iter().zip(want) {
@@ -186,29 +149,15 @@ mod tests {
     #[test]
     fn conformance_suite() {
         let t = crate::testing::checkerboard();
-        for mode in [
-            PopularityMode::Global,
-            PopularityMode::Recent,
-            PopularityMode::Decay,
-        ] {
-            let m = PopularityParams {
-                mode,
-                window_days: 7,
-            }
-            .fit(&t)
-            .unwrap();
+        for mode in [PopularityMode::Global, PopularityMode::Recent, PopularityMode::Decay] {
+            let m = PopularityParams { mode, window_days: 7 }.fit(&t).unwrap();
             crate::testing::conformance(&m, &t, false);
         }
     }
 
     #[test]
     fn rejects_a_zero_window() {
-        let e = PopularityParams {
-            mode: PopularityMode::Recent,
-            window_days: 0,
-        }
-        .fit(&train())
-        .unwrap_err();
+        let e = PopularityParams { mode: PopularityMode::Recent, window_days: 0 }.fit(&train()).unwrap_err();
         assert!(e.to_string().contains("window_days"));
     }
 }

@@ -22,11 +22,7 @@ impl<'a> Query<'a> {
     /// The query for row `user` of a user x item matrix.
     pub fn from_row(matrix: &'a Csr, user: u32) -> Self {
         let (items, weights) = matrix.row(user as usize);
-        Query {
-            user: Some(user),
-            items,
-            weights,
-        }
+        Query { user: Some(user), items, weights }
     }
 }
 
@@ -54,11 +50,7 @@ pub trait Retriever: Send + Sync {
 
     /// Items most similar to `item` (the item itself excluded), scored as a one-item history.
     fn similar_items(&self, item: u32, k: usize) -> Vec<Scored> {
-        let q = Query {
-            user: None,
-            items: &[item],
-            weights: &[1.0],
-        };
+        let q = Query { user: None, items: &[item], weights: &[1.0] };
         self.recommend(&q, k, &|i| i != item)
     }
 }

@@ -11,12 +11,7 @@ pub fn checkerboard() -> TrainSet {
     for u in 0..n_users {
         for i in 0..n_items {
             if i % 2 == u % 2 && i != u % n_items {
-                log.push(Interaction {
-                    user: u,
-                    item: i,
-                    time: (u * n_items + i) as i64,
-                    weight: 1.0,
-                });
+                log.push(Interaction { user: u, item: i, time: (u * n_items + i) as i64, weight: 1.0 });
             }
         }
     }
@@ -36,17 +31,10 @@ pub fn conformance(model: &dyn Retriever, train: &TrainSet, personalised: bool) 
         let q = Query::from_row(&train.user_items, u);
         let seen = q.items;
         let recs = model.recommend(&q, n + 5, &|i| !seen.contains(&i));
-        assert_eq!(
-            recs.len(),
-            n - seen.len(),
-            "user {u}: every unseen item once"
-        );
+        assert_eq!(recs.len(), n - seen.len(), "user {u}: every unseen item once");
         let expected = u % n as u32;
         if personalised {
-            assert_eq!(
-                recs[0].item, expected,
-                "user {u}: withheld item first, got {recs:?}"
-            );
+            assert_eq!(recs[0].item, expected, "user {u}: withheld item first, got {recs:?}");
         }
         for w in recs.windows(2) {
             assert!(
@@ -56,11 +44,7 @@ pub fn conformance(model: &dyn Retriever, train: &TrainSet, personalised: bool) 
         }
         assert!(recs.iter().all(|r| !seen.contains(&r.item)));
     }
-    let empty = Query {
-        user: None,
-        items: &[],
-        weights: &[],
-    };
+    let empty = Query { user: None, items: &[], weights: &[] };
     let mut out = vec![0.0; n];
     model.score(&empty, &mut out);
     assert!(out.iter().all(|s| !s.is_nan()));

@@ -15,9 +15,7 @@ pub struct Scored {
 #[inline]
 pub fn rank_order(a: &Scored, b: &Scored) -> Ordering {
     let (sa, sb) = (clean(a.score), clean(b.score));
-    sb.partial_cmp(&sa)
-        .unwrap_or(Ordering::Equal)
-        .then(a.item.cmp(&b.item))
+    sb.partial_cmp(&sa).unwrap_or(Ordering::Equal).then(a.item.cmp(&b.item))
 }
 
 #[inline]
@@ -41,11 +39,7 @@ pub struct TopK {
 impl TopK {
     /// A collector of the best `k`.
     pub fn new(k: usize) -> Self {
-        TopK {
-            k,
-            buf: Vec::with_capacity(2 * k.max(1)),
-            threshold: None,
-        }
+        TopK { k, buf: Vec::with_capacity(2 * k.max(1)), threshold: None }
     }
 
     /// Offers an item; items must arrive in ascending index order for the tie-break to hold.
@@ -94,14 +88,8 @@ mod tests {
 
     /// Oracle: a full sort.
     fn reference(scores: &[f32], k: usize) -> Vec<Scored> {
-        let mut all: Vec<Scored> = scores
-            .iter()
-            .enumerate()
-            .map(|(i, &s)| Scored {
-                item: i as u32,
-                score: clean(s),
-            })
-            .collect();
+        let mut all: Vec<Scored> =
+            scores.iter().enumerate().map(|(i, &s)| Scored { item: i as u32, score: clean(s) }).collect();
         all.sort_by(rank_order);
         all.truncate(k);
         all
@@ -113,9 +101,7 @@ mod tests {
         for n in [0usize, 1, 5, 50, 1000] {
             let scores: Vec<f32> = (0..n)
                 .map(|_| {
-                    x = x
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     match x >> 60 {
                         0 => f32::NAN,
                         v => (v % 7) as f32,

@@ -11,23 +11,18 @@ use tandem_eval::{write_lists, Protocol, ProtocolInfo, Report, SubmissionFormat,
 use tandem_models::{ModelSpec, TrainSet};
 
 use crate::config::{parse_value, typed};
-use crate::pipeline::{default_columns, fit_and_evaluate, items_with_interactions, write_report};
+use crate::pipeline::{default_columns, fit_and_evaluate, items_with_interactions, write_report, EvalPlan};
 
 /// Builds a model spec from a kind name and `KEY=VALUE` parameters.
 pub fn model_spec(model: &str, params: &[String]) -> Result<ModelSpec> {
     let kind = model.replace('-', "_");
     if !ModelSpec::KINDS.contains(&kind.as_str()) {
-        bail!(
-            "--model {model}: unknown model (known: {})",
-            ModelSpec::KINDS.join(", ")
-        );
+        bail!("--model {model}: unknown model (known: {})", ModelSpec::KINDS.join(", "));
     }
     let mut map = serde_json::Map::new();
     map.insert("kind".into(), Value::String(kind));
     for p in params {
-        let (k, v) = p
-            .split_once('=')
-            .with_context(|| format!("--param {p}: expected KEY=VALUE"))?;
+        let (k, v) = p.split_once('=').with_context(|| format!("--param {p}: expected KEY=VALUE"))?;
         map.insert(k.trim().to_string(), parse_value(v));
     }
     typed(Value::Object(map), &format!("--model {model} parameters"))
@@ -46,8 +41,7 @@ pub fn evaluate_split(
     if ks.is_empty() || ks.contains(&0) {
         bail!("--ks: give one or more cut-offs, each at least 1");
     }
-    let sd = SplitDir::load(split_dir, progress)
-        .with_context(|| format!("loading split {}", split_dir.display()))?;
+    let sd = SplitDir::load(split_dir, progress).with_context(|| format!("loading split {}", split_dir.display()))?;
     let data = &sd.dataset;
     let train = TrainSet::new(sd.train.clone(), data.n_users(), data.n_items());
     let catalogue = items_with_interactions(&train.user_items);
@@ -72,9 +66,7 @@ pub fn evaluate_split(
                 split: format!("pre-split directory {}", split_dir.display()),
                 ranking: "sampled".into(),
                 exclude_seen: false,
-                candidates: format!(
-                    "held-out items among the given negatives ({per_user} per user)"
-                ),
+                candidates: format!("held-out items among the given negatives ({per_user} per user)"),
                 sampling: Some("given: test_negatives.tsv".into()),
                 ks: ks.to_vec(),
                 test_users: test.len(),
@@ -86,41 +78,18 @@ pub fn evaluate_split(
                 split: format!("pre-split directory {}", split_dir.display()),
                 ranking: "full".into(),
                 exclude_seen: true,
-                candidates: format!(
-                    "all {n_catalogue} items of train.tsv, minus each user's train items"
-                ),
+                candidates: format!("all {n_catalogue} items of train.tsv, minus each user's train items"),
                 sampling: None,
                 ks: ks.to_vec(),
                 test_users: test.len(),
             };
-            (
-                Protocol::Full {
-                    catalogue,
-                    exclude_seen: true,
-                },
-                info,
-                100,
-            )
+            (Protocol::Full { catalogue, exclude_seen: true }, info, 100)
         }
     };
     let name = spec.kind().to_string();
-    let done = fit_and_evaluate(
-        &name,
-        &spec,
-        &train,
-        &test,
-        &protocol,
-        ks,
-        keep.min(100_000),
-        progress,
-    )?;
-    let keep = done
-        .evaluation
-        .predictions
-        .iter()
-        .map(|p| p.1.len())
-        .max()
-        .unwrap_or(0);
+    let plan = EvalPlan { test: &test, protocol: &protocol, ks, keep: keep.min(100_000) };
+    let done = fit_and_evaluate(&name, &spec, &train, &plan, progress)?;
+    let keep = done.evaluation.predictions.iter().map(|p| p.1.len()).max().unwrap_or(0);
     write_lists(
         &out.join("predictions.tsv"),
         SubmissionFormat::Tsv,

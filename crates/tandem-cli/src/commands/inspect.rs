@@ -14,20 +14,10 @@ pub fn inspect(config_path: &Path, overrides: &[String], progress: &dyn Progress
     for r in &data.reports {
         println!("{r}");
     }
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&data.stats()).expect("stats serialise")
-    );
-    let with_meta = data
-        .item_info
-        .iter()
-        .filter(|i| i.title.is_some() || !i.genres.is_empty())
-        .count();
+    println!("{}", serde_json::to_string_pretty(&data.stats()).expect("stats serialise"));
+    let with_meta = data.item_info.iter().filter(|i| i.title.is_some() || !i.genres.is_empty()).count();
     println!("items with metadata: {with_meta} of {}", data.n_items());
-    let split = cfg
-        .split
-        .split(&data.interactions, data.n_users(), &data.items)
-        .context("splitting")?;
+    let split = cfg.split.split(&data.interactions, data.n_users(), &data.items).context("splitting")?;
     println!("{}", split.report);
     Ok(())
 }

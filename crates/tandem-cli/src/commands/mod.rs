@@ -13,10 +13,7 @@ use anyhow::{Context, Result};
 /// Sizes rayon's global pool (0 = one thread per core). Only the first call takes effect.
 pub(crate) fn set_threads(threads: usize) -> Result<()> {
     if threads > 0 {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .context("cannot size the thread pool")?;
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("cannot size the thread pool")?;
     }
     Ok(())
 }

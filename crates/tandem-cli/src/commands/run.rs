@@ -6,21 +6,14 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indexmap::IndexMap;
 use tandem_data::{Dataset, Interactions, Progress, Split};
-use tandem_eval::{
-    sample_negatives, write_lists, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet,
-};
+use tandem_eval::{sample_negatives, write_lists, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet};
 use tandem_models::{Query, TrainSet};
 
 use crate::config::{Config, FilterOrder, FitOn, Ranking, SubmissionSpec};
-use crate::pipeline::{default_columns, fit_and_evaluate, items_with_interactions, write_report};
+use crate::pipeline::{default_columns, fit_and_evaluate, items_with_interactions, write_report, EvalPlan};
 
 /// Runs the pipeline of `config_path` and writes its outputs into `out`.
-pub fn run(
-    config_path: &Path,
-    overrides: &[String],
-    out: &Path,
-    progress: &dyn Progress,
-) -> Result<()> {
+pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn Progress) -> Result<()> {
     let started = Instant::now();
     let cfg = Config::load(config_path, overrides)?;
     super::set_threads(cfg.threads)?;
@@ -42,21 +35,15 @@ pub fn run(
     let mut models = IndexMap::new();
     let keep = cfg.output.predictions;
     for (name, spec) in &cfg.models {
-        let done = fit_and_evaluate(name, spec, &train, &test, &protocol, &ev.ks, keep, progress)?;
+        let plan = EvalPlan { test: &test, protocol: &protocol, ks: &ev.ks, keep };
+        let done = fit_and_evaluate(name, spec, &train, &plan, progress)?;
         eprintln!(
             "{name}: fitted in {:.2}s, evaluated {} users in {:.2}s",
             done.report.fit_seconds, done.report.users, done.report.eval_seconds
         );
         if keep > 0 {
             let path = out.join("predictions").join(format!("{name}.tsv"));
-            write_lists(
-                &path,
-                SubmissionFormat::Tsv,
-                &data.users,
-                &data.items,
-                &done.evaluation.predictions,
-                keep,
-            )?;
+            write_lists(&path, SubmissionFormat::Tsv, &data.users, &data.items, &done.evaluation.predictions, keep)?;
         }
         models.insert(name.clone(), done.report);
     }
@@ -72,21 +59,13 @@ pub fn run(
     if let Some(sub) = &cfg.output.submission {
         write_submission(&cfg, sub, &data, &split, out, progress)?;
     }
-    let columns = if ev.table.is_empty() {
-        default_columns(&ev.ks)
-    } else {
-        ev.table.clone()
-    };
+    let columns = if ev.table.is_empty() { default_columns(&ev.ks) } else { ev.table.clone() };
     println!("\n{}", report.table(&columns));
     println!(
         "protocol: {} ranking, {}; {} test users",
         report.protocol.ranking, report.protocol.candidates, report.protocol.test_users
     );
-    println!(
-        "wrote {} in {:.1}s",
-        out.join("report.json").display(),
-        started.elapsed().as_secs_f64()
-    );
+    println!("wrote {} in {:.1}s", out.join("report.json").display(), started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -97,10 +76,7 @@ fn split_data(cfg: &Config, data: &Dataset) -> Result<Split> {
     if let Some((min, FilterOrder::BeforeSplit)) = order {
         positive(&mut log, min);
     }
-    let mut split = cfg
-        .split
-        .split(&log, data.n_users(), &data.items)
-        .context("splitting")?;
+    let mut split = cfg.split.split(&log, data.n_users(), &data.items).context("splitting")?;
     if let Some((min, FilterOrder::AfterSplit)) = order {
         for part in [&mut split.train, &mut split.valid, &mut split.test] {
             positive(part, min);
@@ -142,36 +118,18 @@ fn protocol(
             info.ranking = "full".into();
             info.candidates = format!(
                 "all {n_catalogue} items with training interactions{}",
-                if ev.exclude_seen {
-                    ", minus each user's training items"
-                } else {
-                    "; training items not excluded"
-                }
+                if ev.exclude_seen { ", minus each user's training items" } else { "; training items not excluded" }
             );
-            Protocol::Full {
-                catalogue: catalogue.to_vec(),
-                exclude_seen: ev.exclude_seen,
-            }
+            Protocol::Full { catalogue: catalogue.to_vec(), exclude_seen: ev.exclude_seen }
         }
         Ranking::Sampled => {
             info.ranking = "sampled".into();
             info.exclude_seen = false;
             info.candidates = format!("held-out items among {} negatives per user", ev.negatives);
             info.sampling = Some(
-                format!(
-                    "{:?} over items with training interactions, seed {}",
-                    ev.sampling, ev.seed
-                )
-                .to_lowercase(),
+                format!("{:?} over items with training interactions, seed {}", ev.sampling, ev.seed).to_lowercase(),
             );
-            let negatives = sample_negatives(
-                test,
-                &train.user_items,
-                catalogue,
-                ev.negatives,
-                ev.sampling,
-                ev.seed,
-            );
+            let negatives = sample_negatives(test, &train.user_items, catalogue, ev.negatives, ev.sampling, ev.seed);
             Protocol::Sampled { negatives }
         }
     };
@@ -197,23 +155,17 @@ fn write_submission(
     };
     let fit = TrainSet::new(log, data.n_users(), data.n_items());
     let spec = &cfg.models[&sub.model];
-    let model = spec
-        .fit(&fit, progress)
-        .with_context(|| format!("fitting '{}' for the submission", sub.model))?;
+    let model = spec.fit(&fit, progress).with_context(|| format!("fitting '{}' for the submission", sub.model))?;
     let catalogue = items_with_interactions(&fit.user_items);
     let k = sub.k.unwrap_or(sub.format.default_k());
-    let users: Vec<u32> = (0..data.n_users() as u32)
-        .filter(|&u| fit.user_items.row_len(u as usize) > 0)
-        .collect();
+    let users: Vec<u32> = (0..data.n_users() as u32).filter(|&u| fit.user_items.row_len(u as usize) > 0).collect();
     let step = progress.step("writing submission", users.len() as u64);
     use rayon::prelude::*;
     let lists: Vec<_> = users
         .par_iter()
         .map(|&u| {
             let q = Query::from_row(&fit.user_items, u);
-            let keep = |i: u32| {
-                catalogue[i as usize] && !(sub.exclude_seen && q.items.binary_search(&i).is_ok())
-            };
+            let keep = |i: u32| catalogue[i as usize] && !(sub.exclude_seen && q.items.binary_search(&i).is_ok());
             step.inc(1);
             (u, model.recommend(&q, k, &keep))
         })
@@ -221,11 +173,6 @@ fn write_submission(
     drop(step);
     let path = out.join(&sub.path);
     write_lists(&path, sub.format, &data.users, &data.items, &lists, k)?;
-    eprintln!(
-        "wrote {} ({} users, {k} items each, model '{}')",
-        path.display(),
-        lists.len(),
-        sub.model
-    );
+    eprintln!("wrote {} ({} users, {k} items each, model '{}')", path.display(), lists.len(), sub.model);
     Ok(())
 }

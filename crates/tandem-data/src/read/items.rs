@@ -87,8 +87,7 @@ fn first_year(s: &str) -> Option<i32> {
     let b = s.as_bytes();
     (0..b.len().saturating_sub(3)).find_map(|i| {
         let w = &b[i..i + 4];
-        let bounded = (i == 0 || !b[i - 1].is_ascii_digit())
-            && (i + 4 == b.len() || !b[i + 4].is_ascii_digit());
+        let bounded = (i == 0 || !b[i - 1].is_ascii_digit()) && (i + 4 == b.len() || !b[i + 4].is_ascii_digit());
         if bounded && w.iter().all(u8::is_ascii_digit) {
             std::str::from_utf8(w).ok()?.parse().ok()
         } else {
@@ -113,11 +112,7 @@ pub fn read_items(
     progress: &dyn Progress,
 ) -> Result<u64> {
     let path = spec.path.as_path();
-    let format = TableFormat {
-        delimiter: spec.delimiter.clone(),
-        header: spec.header,
-        encoding: spec.encoding,
-    };
+    let format = TableFormat { delimiter: spec.delimiter.clone(), header: spec.header, encoding: spec.encoding };
     let mut rows = 0u64;
     read_table(
         path,
@@ -134,10 +129,7 @@ pub fn read_items(
         },
         |(id, title, year, genres, cats), row| {
             let get = |c: &(usize, String)| -> Result<Option<String>> {
-                Ok(row
-                    .get(c.0, &c.1)?
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty()))
+                Ok(row.get(c.0, &c.1)?.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
             };
             let Some(raw) = get(id)? else { return Ok(()) };
             rows += 1;
@@ -145,16 +137,8 @@ pub fn read_items(
             if info.len() <= idx {
                 info.resize(idx + 1, ItemInfo::default());
             }
-            let mut it = ItemInfo {
-                title: title.as_ref().map(get).transpose()?.flatten(),
-                ..Default::default()
-            };
-            it.year = year
-                .as_ref()
-                .map(get)
-                .transpose()?
-                .flatten()
-                .and_then(|y| first_year(&y));
+            let mut it = ItemInfo { title: title.as_ref().map(get).transpose()?.flatten(), ..Default::default() };
+            it.year = year.as_ref().map(get).transpose()?.flatten().and_then(|y| first_year(&y));
             if it.year.is_none() && spec.year_from_title {
                 it.year = it.title.as_deref().and_then(year_in_title);
             }
@@ -176,8 +160,7 @@ pub fn read_items(
             }
             for c in cats {
                 if let Some(v) = get(c)? {
-                    it.attributes
-                        .push((c.1.split(':').next().unwrap_or("").to_string(), v));
+                    it.attributes.push((c.1.split(':').next().unwrap_or("").to_string(), v));
                 }
             }
             info[idx] = it;
@@ -200,10 +183,7 @@ mod tests {
         assert_eq!(first_year("1995"), Some(1995));
         assert_eq!(first_year("12345"), None);
         assert_eq!(year_in_title("Toy Story (1995)"), Some(1995));
-        assert_eq!(
-            year_in_title("City of Lost Children, The (Cité des enfants perdus, La) (1995)"),
-            Some(1995)
-        );
+        assert_eq!(year_in_title("City of Lost Children, The (Cité des enfants perdus, La) (1995)"), Some(1995));
         assert_eq!(year_in_title("No year"), None);
     }
 }

@@ -69,22 +69,15 @@ impl TimeFormat {
     pub fn parse(&self, s: &str) -> Option<i64> {
         let s = s.trim();
         match self.0.as_str() {
-            "unix" => s.parse::<i64>().ok().or_else(|| {
-                s.parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite())
-                    .map(|f| f as i64)
-            }),
+            "unix" => {
+                s.parse::<i64>().ok().or_else(|| s.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i64))
+            }
             "unix_ms" => s.parse::<i64>().ok().map(|ms| ms.div_euclid(1000)),
             fmt => chrono::NaiveDateTime::parse_from_str(s, fmt)
                 .map(|t| t.and_utc().timestamp())
                 .or_else(|_| {
-                    chrono::NaiveDate::parse_from_str(s, fmt).map(|d| {
-                        d.and_hms_opt(0, 0, 0)
-                            .expect("midnight exists")
-                            .and_utc()
-                            .timestamp()
-                    })
+                    chrono::NaiveDate::parse_from_str(s, fmt)
+                        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp())
                 })
                 .ok(),
         }
@@ -198,11 +191,7 @@ impl LogSpec {
     }
 
     pub(crate) fn table_format(&self) -> TableFormat {
-        TableFormat {
-            delimiter: self.delimiter.clone(),
-            header: self.header,
-            encoding: self.encoding,
-        }
+        TableFormat { delimiter: self.delimiter.clone(), header: self.header, encoding: self.encoding }
     }
 }
 
@@ -225,11 +214,7 @@ pub struct LoadReport {
 
 impl std::fmt::Display for LoadReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: {} rows read, {} interactions kept",
-            self.path, self.rows_read, self.rows_kept
-        )?;
+        write!(f, "{}: {} rows read, {} interactions kept", self.path, self.rows_read, self.rows_kept)?;
         for (why, n) in &self.filtered {
             write!(f, "; {n} dropped by filter {why}")?;
         }
@@ -244,11 +229,7 @@ impl std::fmt::Display for LoadReport {
 }
 
 /// Resolves a column reference against the header to a 0-based index.
-pub(crate) fn resolve(
-    path: &Path,
-    header: Option<&[String]>,
-    col: &ColumnRef,
-) -> Result<(usize, String)> {
+pub(crate) fn resolve(path: &Path, header: Option<&[String]>, col: &ColumnRef) -> Result<(usize, String)> {
     match (col, header) {
         (ColumnRef::Position(0), _) => Err(DataError::InvalidParameter {
             what: "column position".into(),
@@ -260,23 +241,16 @@ pub(crate) fn resolve(
         }
         (ColumnRef::Name(n), Some(h)) => {
             // RecBole atomic headers write `name:type`; accept the bare name too.
-            let found = h
-                .iter()
-                .position(|c| c == n || c.split(':').next() == Some(n.as_str()));
-            found
-                .map(|i| (i, h[i].clone()))
-                .ok_or_else(|| DataError::UnknownColumn {
-                    path: path.to_path_buf(),
-                    name: n.clone(),
-                    available: h.join(", "),
-                })
+            let found = h.iter().position(|c| c == n || c.split(':').next() == Some(n.as_str()));
+            found.map(|i| (i, h[i].clone())).ok_or_else(|| DataError::UnknownColumn {
+                path: path.to_path_buf(),
+                name: n.clone(),
+                available: h.join(", "),
+            })
         }
         (ColumnRef::Name(n), None) => Err(DataError::InvalidParameter {
             what: format!("column '{n}'"),
-            message: format!(
-                "{} has no header (header: false), so columns must be 1-based positions",
-                path.display()
-            ),
+            message: format!("{} has no header (header: false), so columns must be 1-based positions", path.display()),
         }),
     }
 }
@@ -298,10 +272,7 @@ pub fn read_log(
     progress: &dyn Progress,
 ) -> Result<(Interactions, LoadReport)> {
     let path = spec.path.as_path();
-    let mut report = LoadReport {
-        path: path.display().to_string(),
-        ..Default::default()
-    };
+    let mut report = LoadReport { path: path.display().to_string(), ..Default::default() };
     let mut out = Interactions::new();
     read_table(
         path,
@@ -325,14 +296,7 @@ pub fn read_log(
                 .map(|c| c.0 + 1)
                 .max()
                 .unwrap_or(0);
-            Ok(Resolved {
-                user,
-                item,
-                time,
-                weight,
-                filters,
-                needed,
-            })
+            Ok(Resolved { user, item, time, weight, filters, needed })
         },
         |c, row| {
             report.rows_read += 1;
@@ -342,10 +306,7 @@ pub fn read_log(
                     let reason = match &e {
                         DataError::ShortRow { .. } => "short row".to_string(),
                         DataError::BadValue { at, .. } => {
-                            format!(
-                                "bad value in column {}",
-                                at.column.as_ref().map_or(String::new(), |c| c.1.clone())
-                            )
+                            format!("bad value in column {}", at.column.as_ref().map_or(String::new(), |c| c.1.clone()))
                         }
                         _ => "unreadable row".to_string(),
                     };
@@ -371,27 +332,17 @@ fn parse_row(
     report: &mut LoadReport,
 ) -> Result<()> {
     if row.len() < c.needed {
-        return Err(DataError::ShortRow {
-            at: row.location(None),
-            expected: c.needed,
-            found: row.len(),
-        });
+        return Err(DataError::ShortRow { at: row.location(None), expected: c.needed, found: row.len() });
     }
     let field = |col: &(usize, String)| -> Result<String> {
-        Ok(row
-            .get(col.0, &col.1)?
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default())
+        Ok(row.get(col.0, &col.1)?.map(|s| s.trim().to_string()).unwrap_or_default())
     };
     let number = |col: &(usize, String), text: &str| -> Result<f64> {
-        text.parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite())
-            .ok_or_else(|| DataError::BadValue {
-                at: row.location(Some((col.0, &col.1))),
-                value: text.to_string(),
-                expected: "a number".into(),
-            })
+        text.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| DataError::BadValue {
+            at: row.location(Some((col.0, &col.1))),
+            value: text.to_string(),
+            expected: "a number".into(),
+        })
     };
     for (col, f, desc) in &c.filters {
         let v = field(col)?;
@@ -422,13 +373,11 @@ fn parse_row(
     let time = match &c.time {
         Some(col) => {
             let t = field(col)?;
-            spec.time_format
-                .parse(&t)
-                .ok_or_else(|| DataError::BadValue {
-                    at: row.location(Some((col.0, &col.1))),
-                    value: t.clone(),
-                    expected: format!("a time in format '{}'", spec.time_format.0),
-                })?
+            spec.time_format.parse(&t).ok_or_else(|| DataError::BadValue {
+                at: row.location(Some((col.0, &col.1))),
+                value: t.clone(),
+                expected: format!("a time in format '{}'", spec.time_format.0),
+            })?
         }
         None => row.line as i64,
     };
@@ -438,26 +387,12 @@ fn parse_row(
     };
     let user = users.get_or_insert(&user_raw);
     match &spec.item_list_separator {
-        None => out.push(Interaction {
-            user,
-            item: items.get_or_insert(&item_raw),
-            time,
-            weight,
-        }),
+        None => out.push(Interaction { user, item: items.get_or_insert(&item_raw), time, weight }),
         Some(sep) => {
             // List position orders the items: time = line * 2^20 + position.
-            for (pos, it) in item_raw
-                .split(sep.as_str())
-                .filter(|s| !s.is_empty())
-                .enumerate()
-            {
+            for (pos, it) in item_raw.split(sep.as_str()).filter(|s| !s.is_empty()).enumerate() {
                 let t = (row.line as i64) * (1 << 20) + pos as i64;
-                out.push(Interaction {
-                    user,
-                    item: items.get_or_insert(it),
-                    time: t,
-                    weight,
-                });
+                out.push(Interaction { user, item: items.get_or_insert(it), time: t, weight });
             }
         }
     }

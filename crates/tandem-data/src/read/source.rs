@@ -12,44 +12,64 @@ use crate::error::{DataError, Result};
 use crate::progress::Progress;
 use crate::{Dataset, IdMap, Interactions};
 
-/// Where the interactions come from. Paths are used as given (the CLI resolves them against
-/// the config file's directory).
+/// Where the interactions come from, tagged by `format`. Paths are used as given (the CLI
+/// resolves them against the config file's directory).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "format", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "format", rename_all = "snake_case")]
 pub enum Source {
     /// Any delimited log through a column mapping.
-    Delimited {
-        /// The log and its mapping.
-        log: LogSpec,
-        /// Optional item metadata.
-        #[serde(default)]
-        items: Option<ItemSpec>,
-    },
-    /// MovieLens in any of its layouts, detected from `path` (a directory or the ratings
-    /// file): ml-100k `u.data` + `u.item`; RecBole atomic `.inter` + `.item` + `.user`;
-    /// ml-1m/10m `ratings.dat` + `movies.dat` (`::`, Latin-1); ml-20m and later `ratings.csv`
-    /// + `movies.csv`. The rating is the weight.
-    Movielens {
-        /// Directory or ratings file.
-        path: PathBuf,
-        /// `error` (default) or `skip` for unreadable rows.
-        #[serde(default)]
-        on_bad_row: BadRows,
-    },
-    /// The H&M Kaggle layout: a directory with `transactions_train.csv` and optionally
-    /// `articles.csv` and `customers.csv`. Ids stay strings (leading zeros kept).
-    Hm {
-        /// The directory.
-        path: PathBuf,
-        /// `error` (default) or `skip` for unreadable rows.
-        #[serde(default)]
-        on_bad_row: BadRows,
-    },
-    /// The course format: `UserId,ItemId` where ItemId is a space-separated item list.
-    Course {
-        /// The `train.csv` file.
-        path: PathBuf,
-    },
+    Delimited(Box<DelimitedSource>),
+    /// MovieLens in any of its layouts.
+    Movielens(MovielensSource),
+    /// The H&M Kaggle layout.
+    Hm(HmSource),
+    /// The course format.
+    Course(CourseSource),
+}
+
+/// Any delimited log through a column mapping, with optional item metadata.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelimitedSource {
+    /// The log and its mapping.
+    pub log: LogSpec,
+    /// Optional item metadata.
+    #[serde(default)]
+    pub items: Option<ItemSpec>,
+}
+
+/// MovieLens in any of its layouts, detected from `path` (a directory or the ratings file):
+/// ml-100k `u.data` + `u.item`; RecBole atomic `.inter` + `.item` + `.user`; ml-1m/10m
+/// `ratings.dat` + `movies.dat` (`::`, Latin-1); ml-20m and later `ratings.csv` + `movies.csv`.
+/// The rating is the weight.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MovielensSource {
+    /// Directory or ratings file.
+    pub path: PathBuf,
+    /// `error` (default) or `skip` for unreadable rows.
+    #[serde(default)]
+    pub on_bad_row: BadRows,
+}
+
+/// The H&M Kaggle layout: a directory with `transactions_train.csv` and optionally
+/// `articles.csv` and `customers.csv`. Ids stay strings (leading zeros kept).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmSource {
+    /// The directory.
+    pub path: PathBuf,
+    /// `error` (default) or `skip` for unreadable rows.
+    #[serde(default)]
+    pub on_bad_row: BadRows,
+}
+
+/// The course format: `UserId,ItemId` where ItemId is a space-separated item list.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourseSource {
+    /// The `train.csv` file.
+    pub path: PathBuf,
 }
 
 impl Source {
@@ -61,15 +81,16 @@ impl Source {
             }
         };
         match self {
-            Source::Delimited { log, items } => {
+            Source::Delimited(d) => {
+                let DelimitedSource { log, items } = &mut **d;
                 fix(&mut log.path);
                 if let Some(i) = items {
                     fix(&mut i.path);
                 }
             }
-            Source::Movielens { path, .. } | Source::Hm { path, .. } | Source::Course { path } => {
-                fix(path)
-            }
+            Source::Movielens(MovielensSource { path, .. })
+            | Source::Hm(HmSource { path, .. })
+            | Source::Course(CourseSource { path }) => fix(path),
         }
     }
 
@@ -79,10 +100,7 @@ impl Source {
         let mut ds = Dataset::default();
         let (inter, report) = read_log(&log, &mut ds.users, &mut ds.items, progress)?;
         if inter.is_empty() {
-            return Err(DataError::NoInteractions {
-                path: log.path.clone(),
-                detail: report.to_string(),
-            });
+            return Err(DataError::NoInteractions { path: log.path.clone(), detail: report.to_string() });
         }
         ds.interactions = inter;
         ds.reports.push(report);
@@ -99,13 +117,13 @@ impl Source {
 
     fn specs(&self) -> Result<(LogSpec, Option<ItemSpec>, Option<ItemSpec>)> {
         Ok(match self {
-            Source::Delimited { log, items } => (log.clone(), items.clone(), None),
-            Source::Course { path } => {
+            Source::Delimited(d) => (d.log.clone(), d.items.clone(), None),
+            Source::Course(CourseSource { path }) => {
                 let mut log = LogSpec::new(path, ",", true, cols("UserId", "ItemId", None, None));
                 log.item_list_separator = Some(" ".into());
                 (log, None, None)
             }
-            Source::Hm { path, on_bad_row } => {
+            Source::Hm(HmSource { path, on_bad_row }) => {
                 let mut log = LogSpec::new(
                     path.join("transactions_train.csv"),
                     ",",
@@ -134,14 +152,12 @@ impl Source {
                 });
                 let customers = path.join("customers.csv");
                 let users = customers.exists().then(|| ItemSpec {
-                    categorical: ["club_member_status", "fashion_news_frequency", "age"]
-                        .map(ColumnRef::from)
-                        .to_vec(),
+                    categorical: ["club_member_status", "fashion_news_frequency", "age"].map(ColumnRef::from).to_vec(),
                     ..item_spec(customers, ",", true, Encoding::Utf8, "customer_id")
                 });
                 (log, items, users)
             }
-            Source::Movielens { path, on_bad_row } => {
+            Source::Movielens(MovielensSource { path, on_bad_row }) => {
                 let (mut log, items, users) = movielens(path)?;
                 log.on_bad_row = *on_bad_row;
                 (log, items, users)
@@ -168,13 +184,7 @@ fn pos_cols(user: usize, item: usize, weight: usize, time: usize) -> Columns {
     }
 }
 
-fn item_spec(
-    path: PathBuf,
-    delimiter: &str,
-    header: bool,
-    encoding: Encoding,
-    id: &str,
-) -> ItemSpec {
+fn item_spec(path: PathBuf, delimiter: &str, header: bool, encoding: Encoding, id: &str) -> ItemSpec {
     ItemSpec {
         path,
         delimiter: delimiter.into(),
@@ -216,10 +226,7 @@ pub const ML100K_GENRES: [&str; 19] = [
 
 fn movielens(path: &Path) -> Result<(LogSpec, Option<ItemSpec>, Option<ItemSpec>)> {
     let (dir, file) = if path.is_dir() {
-        let pick = ["u.data", "ratings.dat", "ratings.csv"]
-            .iter()
-            .map(|f| path.join(f))
-            .find(|p| p.exists());
+        let pick = ["u.data", "ratings.dat", "ratings.csv"].iter().map(|f| path.join(f)).find(|p| p.exists());
         let inter = std::fs::read_dir(path)
             .map_err(|e| DataError::io(path, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -233,24 +240,13 @@ fn movielens(path: &Path) -> Result<(LogSpec, Option<ItemSpec>, Option<ItemSpec>
         })?;
         (path.to_path_buf(), file)
     } else {
-        (
-            path.parent().map_or_else(PathBuf::new, Path::to_path_buf),
-            path.to_path_buf(),
-        )
+        (path.parent().map_or_else(PathBuf::new, Path::to_path_buf), path.to_path_buf())
     };
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let side = |f: &str| Some(dir.join(f)).filter(|p| p.exists());
     Ok(if name.ends_with(".inter") {
         let stem = name.trim_end_matches(".inter");
-        let log = LogSpec::new(
-            &file,
-            "\t",
-            true,
-            cols("user_id", "item_id", Some("timestamp"), Some("rating")),
-        );
+        let log = LogSpec::new(&file, "\t", true, cols("user_id", "item_id", Some("timestamp"), Some("rating")));
         let items = side(&format!("{stem}.item")).map(|p| ItemSpec {
             title: Some("movie_title".into()),
             year: Some("release_year".into()),
@@ -259,9 +255,7 @@ fn movielens(path: &Path) -> Result<(LogSpec, Option<ItemSpec>, Option<ItemSpec>
             ..item_spec(p, "\t", true, Encoding::Utf8, "item_id")
         });
         let users = side(&format!("{stem}.user")).map(|p| ItemSpec {
-            categorical: ["age", "gender", "occupation"]
-                .map(ColumnRef::from)
-                .to_vec(),
+            categorical: ["age", "gender", "occupation"].map(ColumnRef::from).to_vec(),
             ..item_spec(p, "\t", true, Encoding::Utf8, "user_id")
         });
         (log, items, users)
@@ -272,19 +266,12 @@ fn movielens(path: &Path) -> Result<(LogSpec, Option<ItemSpec>, Option<ItemSpec>
             title: Some(ColumnRef::Position(2)),
             year: Some(ColumnRef::Position(3)),
             year_from_title: true,
-            genre_flags: Some(GenreFlags {
-                first: 6,
-                names: ML100K_GENRES.map(String::from).to_vec(),
-            }),
+            genre_flags: Some(GenreFlags { first: 6, names: ML100K_GENRES.map(String::from).to_vec() }),
             ..item_spec(p, "|", false, Encoding::Latin1, "")
         });
         let users = side("u.user").map(|p| ItemSpec {
             id: ColumnRef::Position(1),
-            categorical: vec![
-                ColumnRef::Position(2),
-                ColumnRef::Position(3),
-                ColumnRef::Position(4),
-            ],
+            categorical: vec![ColumnRef::Position(2), ColumnRef::Position(3), ColumnRef::Position(4)],
             ..item_spec(p, "|", false, Encoding::Utf8, "")
         });
         (log, items, users)
@@ -300,21 +287,12 @@ fn movielens(path: &Path) -> Result<(LogSpec, Option<ItemSpec>, Option<ItemSpec>
         });
         let users = side("users.dat").map(|p| ItemSpec {
             id: ColumnRef::Position(1),
-            categorical: vec![
-                ColumnRef::Position(2),
-                ColumnRef::Position(3),
-                ColumnRef::Position(4),
-            ],
+            categorical: vec![ColumnRef::Position(2), ColumnRef::Position(3), ColumnRef::Position(4)],
             ..item_spec(p, "::", false, Encoding::Latin1, "")
         });
         (log, items, users)
     } else {
-        let log = LogSpec::new(
-            &file,
-            ",",
-            true,
-            cols("userId", "movieId", Some("timestamp"), Some("rating")),
-        );
+        let log = LogSpec::new(&file, ",", true, cols("userId", "movieId", Some("timestamp"), Some("rating")));
         let items = side("movies.csv").map(|p| ItemSpec {
             title: Some("title".into()),
             year_from_title: true,
@@ -324,6 +302,9 @@ fn movielens(path: &Path) -> Result<(LogSpec, Option<ItemSpec>, Option<ItemSpec>
         (log, items, None)
     })
 }
+
+/// Negatives per user: (user index, item indices), in file order.
+pub type Negatives = Vec<(u32, Vec<u32>)>;
 
 /// A directory already split into `train.tsv`, optional `valid.tsv`, `test.tsv`, and optional
 /// `test_negatives.tsv` / `valid_negatives.tsv` (user, comma-separated items), in the layout
@@ -339,28 +320,20 @@ pub struct SplitDir {
     /// Test rows.
     pub test: Interactions,
     /// Sampled negatives per test user, when `test_negatives.tsv` exists.
-    pub test_negatives: Option<Vec<(u32, Vec<u32>)>>,
+    pub test_negatives: Option<Negatives>,
     /// Sampled negatives per validation user, when `valid_negatives.tsv` exists.
-    pub valid_negatives: Option<Vec<(u32, Vec<u32>)>>,
+    pub valid_negatives: Option<Negatives>,
 }
 
 fn split_file_spec(path: PathBuf) -> LogSpec {
-    LogSpec::new(
-        path,
-        "\t",
-        true,
-        cols("user", "item", Some("timestamp"), None),
-    )
+    LogSpec::new(path, "\t", true, cols("user", "item", Some("timestamp"), None))
 }
 
 impl SplitDir {
     /// Reads the directory. Train ids are mapped first, so train items hold the lowest indices.
     pub fn load(dir: &Path, progress: &dyn Progress) -> Result<SplitDir> {
         if !dir.is_dir() {
-            return Err(DataError::io(
-                dir,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
-            ));
+            return Err(DataError::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory")));
         }
         let mut ds = Dataset::default();
         let mut part = |name: &str, required: bool| -> Result<Interactions> {
@@ -368,39 +341,21 @@ impl SplitDir {
             if !required && !p.exists() {
                 return Ok(Interactions::new());
             }
-            let (inter, report) =
-                read_log(&split_file_spec(p), &mut ds.users, &mut ds.items, progress)?;
+            let (inter, report) = read_log(&split_file_spec(p), &mut ds.users, &mut ds.items, progress)?;
             ds.reports.push(report);
             Ok(inter)
         };
         let train = part("train.tsv", true)?;
         let valid = part("valid.tsv", false)?;
         let test = part("test.tsv", true)?;
-        let test_negatives = read_negatives(
-            &dir.join("test_negatives.tsv"),
-            &mut ds.users,
-            &mut ds.items,
-            progress,
-        )?;
-        let valid_negatives = read_negatives(
-            &dir.join("valid_negatives.tsv"),
-            &mut ds.users,
-            &mut ds.items,
-            progress,
-        )?;
+        let test_negatives = read_negatives(&dir.join("test_negatives.tsv"), &mut ds.users, &mut ds.items, progress)?;
+        let valid_negatives = read_negatives(&dir.join("valid_negatives.tsv"), &mut ds.users, &mut ds.items, progress)?;
         for part in [&train, &valid, &test] {
             ds.interactions.extend(part);
         }
         ds.item_info.resize(ds.items.len(), Default::default());
         ds.user_info.resize(ds.users.len(), Default::default());
-        Ok(SplitDir {
-            dataset: ds,
-            train,
-            valid,
-            test,
-            test_negatives,
-            valid_negatives,
-        })
+        Ok(SplitDir { dataset: ds, train, valid, test, test_negatives, valid_negatives })
     }
 }
 
@@ -410,15 +365,11 @@ pub fn read_negatives(
     users: &mut IdMap,
     items: &mut IdMap,
     progress: &dyn Progress,
-) -> Result<Option<Vec<(u32, Vec<u32>)>>> {
+) -> Result<Option<Negatives>> {
     if !path.exists() {
         return Ok(None);
     }
-    let fmt = super::table::TableFormat {
-        delimiter: "\t".into(),
-        header: true,
-        encoding: Encoding::Utf8,
-    };
+    let fmt = super::table::TableFormat { delimiter: "\t".into(), header: true, encoding: Encoding::Utf8 };
     let mut out = Vec::new();
     super::table::read_table(
         path,
@@ -427,21 +378,13 @@ pub fn read_negatives(
         |_| Ok(()),
         |_, row| {
             if row.len() < 2 {
-                return Err(DataError::ShortRow {
-                    at: row.location(None),
-                    expected: 2,
-                    found: row.len(),
-                });
+                return Err(DataError::ShortRow { at: row.location(None), expected: 2, found: row.len() });
             }
             let user = row.get(0, "user")?.unwrap_or_default();
             let list = row.get(1, "negatives")?.unwrap_or_default();
             let u = users.get_or_insert(user.trim());
-            let negs = list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| items.get_or_insert(s))
-                .collect();
+            let negs =
+                list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| items.get_or_insert(s)).collect();
             out.push((u, negs));
             Ok(())
         },

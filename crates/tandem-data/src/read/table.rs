@@ -93,20 +93,13 @@ impl<'a> Row<'a> {
 
     /// The location of this row, optionally of one of its fields (0-based index).
     pub fn location(&self, field: Option<(usize, &str)>) -> Location {
-        Location {
-            file: self.path.to_path_buf(),
-            line: self.line,
-            column: field.map(|(i, n)| (i + 1, n.to_string())),
-        }
+        Location { file: self.path.to_path_buf(), line: self.line, column: field.map(|(i, n)| (i + 1, n.to_string())) }
     }
 }
 
 /// Opens `path` for reading, transparently decompressing gzip (detected by its magic bytes).
 /// Reports compressed bytes read to `step`.
-pub fn open_reader<'p>(
-    path: &Path,
-    step: Option<Box<dyn ProgressStep + 'p>>,
-) -> Result<Box<dyn BufRead + 'p>> {
+pub fn open_reader<'p>(path: &Path, step: Option<Box<dyn ProgressStep + 'p>>) -> Result<Box<dyn BufRead + 'p>> {
     let mut file = File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut magic = [0u8; 2];
     let n = file.read(&mut magic).map_err(|e| DataError::io(path, e))?;
@@ -114,10 +107,7 @@ pub fn open_reader<'p>(
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
     let counted = Counted { inner: file, step };
     if n == 2 && magic == [0x1f, 0x8b] {
-        Ok(Box::new(BufReader::with_capacity(
-            1 << 16,
-            flate2::read::MultiGzDecoder::new(counted),
-        )))
+        Ok(Box::new(BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(counted))))
     } else {
         Ok(Box::new(BufReader::with_capacity(1 << 16, counted)))
     }
@@ -147,14 +137,8 @@ pub fn read_table<H>(
     on_header: impl FnOnce(Option<&[String]>) -> Result<H>,
     mut on_row: impl FnMut(&H, &Row<'_>) -> Result<()>,
 ) -> Result<()> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| DataError::io(path, e))?
-        .len();
-    let label = format!(
-        "reading {}",
-        path.file_name()
-            .map_or(Cow::Borrowed("?"), |s| s.to_string_lossy())
-    );
+    let size = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?.len();
+    let label = format!("reading {}", path.file_name().map_or(Cow::Borrowed("?"), |s| s.to_string_lossy()));
     let reader = open_reader(path, Some(progress.step(&label, size)))?;
     let path_buf: PathBuf = path.to_path_buf();
     let delim = format.delimiter.as_bytes();
@@ -173,10 +157,7 @@ pub fn read_table<H>(
     if delim.len() == 1 {
         read_csv(reader, &path_buf, delim[0], format, &mut event)
     } else if delim.is_empty() {
-        Err(DataError::InvalidParameter {
-            what: "delimiter".into(),
-            message: "must not be empty".into(),
-        })
+        Err(DataError::InvalidParameter { what: "delimiter".into(), message: "must not be empty".into() })
     } else {
         read_split(reader, &path_buf, delim, format, &mut event)
     }
@@ -191,16 +172,8 @@ fn decode_header(bytes: &[&[u8]], encoding: Encoding) -> Vec<String> {
     bytes
         .iter()
         .map(|b| match encoding {
-            Encoding::Utf8 => String::from_utf8_lossy(b)
-                .trim()
-                .trim_start_matches('\u{feff}')
-                .to_string(),
-            Encoding::Latin1 => b
-                .iter()
-                .map(|&c| c as char)
-                .collect::<String>()
-                .trim()
-                .to_string(),
+            Encoding::Utf8 => String::from_utf8_lossy(b).trim().trim_start_matches('\u{feff}').to_string(),
+            Encoding::Latin1 => b.iter().map(|&c| c as char).collect::<String>().trim().to_string(),
         })
         .collect()
 }
@@ -221,9 +194,7 @@ fn read_csv(
     let mut rec = csv::ByteRecord::new();
     let mut first = true;
     loop {
-        let more = rdr
-            .read_byte_record(&mut rec)
-            .map_err(|e| csv_error(path, e))?;
+        let more = rdr.read_byte_record(&mut rec).map_err(|e| csv_error(path, e))?;
         if !more {
             break;
         }
@@ -232,10 +203,7 @@ fn read_csv(
             first = false;
             if format.header {
                 let fields: Vec<&[u8]> = rec.iter().collect();
-                on_event(Event::Header(Some(&decode_header(
-                    &fields,
-                    format.encoding,
-                ))))?;
+                on_event(Event::Header(Some(&decode_header(&fields, format.encoding))))?;
                 continue;
             }
             on_event(Event::Header(None))?;
@@ -243,17 +211,10 @@ fn read_csv(
         if rec.len() == 1 && rec.get(0).is_some_and(|f| f.is_empty()) {
             continue;
         }
-        on_event(Event::Row(&Row {
-            line,
-            fields: Fields::Csv(&rec),
-            encoding: format.encoding,
-            path,
-        }))?;
+        on_event(Event::Row(&Row { line, fields: Fields::Csv(&rec), encoding: format.encoding, path }))?;
     }
     if first {
-        return Err(DataError::EmptyFile {
-            path: path.to_path_buf(),
-        });
+        return Err(DataError::EmptyFile { path: path.to_path_buf() });
     }
     Ok(())
 }
@@ -263,11 +224,7 @@ fn csv_error(path: &Path, e: csv::Error) -> DataError {
     match e.into_kind() {
         csv::ErrorKind::Io(io) => DataError::io(path, io),
         other => DataError::Malformed {
-            at: Location {
-                file: path.to_path_buf(),
-                line,
-                column: None,
-            },
+            at: Location { file: path.to_path_buf(), line, column: None },
             message: format!("{other:?}"),
         },
     }
@@ -285,9 +242,7 @@ fn read_split(
     let mut first = true;
     loop {
         buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| DataError::io(path, e))?;
+        let n = reader.read_until(b'\n', &mut buf).map_err(|e| DataError::io(path, e))?;
         if n == 0 {
             break;
         }
@@ -299,10 +254,7 @@ fn read_split(
         if first {
             first = false;
             if format.header {
-                on_event(Event::Header(Some(&decode_header(
-                    &fields,
-                    format.encoding,
-                ))))?;
+                on_event(Event::Header(Some(&decode_header(&fields, format.encoding))))?;
                 continue;
             }
             on_event(Event::Header(None))?;
@@ -310,17 +262,10 @@ fn read_split(
         if buf.is_empty() {
             continue;
         }
-        on_event(Event::Row(&Row {
-            line,
-            fields: Fields::Split(&fields),
-            encoding: format.encoding,
-            path,
-        }))?;
+        on_event(Event::Row(&Row { line, fields: Fields::Split(&fields), encoding: format.encoding, path }))?;
     }
     if first {
-        return Err(DataError::EmptyFile {
-            path: path.to_path_buf(),
-        });
+        return Err(DataError::EmptyFile { path: path.to_path_buf() });
     }
     Ok(())
 }
@@ -347,10 +292,9 @@ mod tests {
     use super::*;
     use crate::progress::NoProgress;
 
-    fn collect(
-        content: &[u8],
-        format: &TableFormat,
-    ) -> Result<(Option<Vec<String>>, Vec<(u64, Vec<String>)>)> {
+    type Rows = Vec<(u64, Vec<String>)>;
+
+    fn collect(content: &[u8], format: &TableFormat) -> Result<(Option<Vec<String>>, Rows)> {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.txt");
         std::fs::write(&p, content).unwrap();
@@ -365,9 +309,7 @@ mod tests {
                 Ok(())
             },
             |_, r| {
-                let f = (0..r.len())
-                    .map(|i| r.get(i, "").unwrap().unwrap().into_owned())
-                    .collect();
+                let f = (0..r.len()).map(|i| r.get(i, "").unwrap().unwrap().into_owned()).collect();
                 rows.push((r.line, f));
                 Ok(())
             },
@@ -377,48 +319,24 @@ mod tests {
 
     #[test]
     fn multi_char_delimiter_and_latin1() {
-        let fmt = TableFormat {
-            delimiter: "::".into(),
-            header: false,
-            encoding: Encoding::Latin1,
-        };
+        let fmt = TableFormat { delimiter: "::".into(), header: false, encoding: Encoding::Latin1 };
         let (h, rows) = collect(b"1::Caf\xe9 (1995)::Drama|Comedy\n\n2::x::y\n", &fmt).unwrap();
         assert!(h.is_none());
-        assert_eq!(
-            rows[0],
-            (
-                1,
-                vec!["1".into(), "Café (1995)".into(), "Drama|Comedy".into()]
-            )
-        );
+        assert_eq!(rows[0], (1, vec!["1".into(), "Café (1995)".into(), "Drama|Comedy".into()]));
         assert_eq!(rows[1].0, 3);
     }
 
     #[test]
     fn csv_quotes_and_header() {
-        let fmt = TableFormat {
-            delimiter: ",".into(),
-            header: true,
-            encoding: Encoding::Utf8,
-        };
+        let fmt = TableFormat { delimiter: ",".into(), header: true, encoding: Encoding::Utf8 };
         let (h, rows) = collect(b"movieId,title\n1,\"Toy Story, The (1995)\"\n", &fmt).unwrap();
         assert_eq!(h.unwrap(), vec!["movieId", "title"]);
-        assert_eq!(
-            rows,
-            vec![(
-                2,
-                vec!["1".to_string(), "Toy Story, The (1995)".to_string()]
-            )]
-        );
+        assert_eq!(rows, vec![(2, vec!["1".to_string(), "Toy Story, The (1995)".to_string()])]);
     }
 
     #[test]
     fn empty_file_is_an_error() {
-        let fmt = TableFormat {
-            delimiter: ",".into(),
-            header: true,
-            encoding: Encoding::Utf8,
-        };
+        let fmt = TableFormat { delimiter: ",".into(), header: true, encoding: Encoding::Utf8 };
         let e = collect(b"", &fmt).unwrap_err();
         assert!(e.to_string().contains("the file is empty"), "{e}");
     }

@@ -34,15 +34,8 @@ fn assert_partition(log: &Interactions, s: &Split) {
     all.extend(rows_of(&s.valid));
     all.extend(rows_of(&s.test));
     all.sort_unstable();
-    assert_eq!(
-        all,
-        rows_of(log),
-        "train + valid + test must be exactly the log"
-    );
-    assert_eq!(
-        s.report.train_rows + s.report.valid_rows + s.report.test_rows,
-        log.len()
-    );
+    assert_eq!(all, rows_of(log), "train + valid + test must be exactly the log");
+    assert_eq!(s.report.train_rows + s.report.valid_rows + s.report.test_rows, log.len());
 }
 
 fn per_user_counts(x: &Interactions, n: usize) -> Vec<usize> {
@@ -52,13 +45,7 @@ fn per_user_counts(x: &Interactions, n: usize) -> Vec<usize> {
 #[test]
 fn last_n_holds_out_the_latest_rows_and_keeps_small_users_in_train() {
     let (log, items, n) = log();
-    let s = SplitSpec::LastN {
-        test: 5,
-        valid: 2,
-        min_train: 1,
-    }
-    .split(&log, n, &items)
-    .unwrap();
+    let s = SplitSpec::LastN { test: 5, valid: 2, min_train: 1 }.split(&log, n, &items).unwrap();
     assert_partition(&log, &s);
     let total = per_user_counts(&log, n);
     let test = per_user_counts(&s.test, n);
@@ -95,31 +82,11 @@ fn last_n_breaks_time_ties_by_numeric_item_id() {
     let (i10, i9) = (items.get_or_insert("10"), items.get_or_insert("9"));
     let mut log = Interactions::new();
     for item in [i10, i9] {
-        log.push(Interaction {
-            user: 0,
-            item,
-            time: 5,
-            weight: 1.0,
-        });
+        log.push(Interaction { user: 0, item, time: 5, weight: 1.0 });
     }
-    log.push(Interaction {
-        user: 0,
-        item: items.get_or_insert("1"),
-        time: 1,
-        weight: 1.0,
-    });
-    let s = SplitSpec::LastN {
-        test: 1,
-        valid: 0,
-        min_train: 1,
-    }
-    .split(&log, 1, &items)
-    .unwrap();
-    assert_eq!(
-        items.raw(s.test.item[0]),
-        "10",
-        "9 < 10 numerically, so 10 is last"
-    );
+    log.push(Interaction { user: 0, item: items.get_or_insert("1"), time: 1, weight: 1.0 });
+    let s = SplitSpec::LastN { test: 1, valid: 0, min_train: 1 }.split(&log, 1, &items).unwrap();
+    assert_eq!(items.raw(s.test.item[0]), "10", "9 < 10 numerically, so 10 is last");
 }
 
 #[test]
@@ -134,49 +101,25 @@ fn leave_one_out_holds_one_each() {
 #[test]
 fn ratio_is_seeded_and_takes_the_floor() {
     let (log, items, n) = log();
-    let spec = SplitSpec::Ratio {
-        test: 0.1,
-        valid: 0.0,
-        seed: 42,
-    };
+    let spec = SplitSpec::Ratio { test: 0.1, valid: 0.0, seed: 42 };
     let a = spec.split(&log, n, &items).unwrap();
     let b = spec.split(&log, n, &items).unwrap();
     assert_eq!(rows_of(&a.test), rows_of(&b.test), "same seed, same split");
-    let c = SplitSpec::Ratio {
-        test: 0.1,
-        valid: 0.0,
-        seed: 43,
-    }
-    .split(&log, n, &items)
-    .unwrap();
-    assert_ne!(
-        rows_of(&a.test),
-        rows_of(&c.test),
-        "another seed, another split"
-    );
+    let c = SplitSpec::Ratio { test: 0.1, valid: 0.0, seed: 43 }.split(&log, n, &items).unwrap();
+    assert_ne!(rows_of(&a.test), rows_of(&c.test), "another seed, another split");
     assert_partition(&log, &a);
     let total = per_user_counts(&log, n);
     let test = per_user_counts(&a.test, n);
     for u in 0..n {
         assert_eq!(test[u], total[u] / 10, "user {u}: floor(0.1 n)");
     }
-    assert_eq!(
-        a.report.users_kept_in_train,
-        total.iter().filter(|&&t| t > 0 && t < 10).count()
-    );
+    assert_eq!(a.report.users_kept_in_train, total.iter().filter(|&&t| t > 0 && t < 10).count());
 }
 
 #[test]
 fn fixed_counts() {
     let (log, items, n) = log();
-    let s = SplitSpec::Fixed {
-        test: 3,
-        valid: 1,
-        min_train: 2,
-        seed: 1,
-    }
-    .split(&log, n, &items)
-    .unwrap();
+    let s = SplitSpec::Fixed { test: 3, valid: 1, min_train: 2, seed: 1 }.split(&log, n, &items).unwrap();
     assert_partition(&log, &s);
     let total = per_user_counts(&log, n);
     for (u, &t) in per_user_counts(&s.test, n).iter().enumerate() {
@@ -187,37 +130,19 @@ fn fixed_counts() {
 #[test]
 fn time_window_cuts_by_calendar_day() {
     let (log, items, n) = log();
-    let s = SplitSpec::TimeWindow {
-        days: 7,
-        valid_days: 7,
-    }
-    .split(&log, n, &items)
-    .unwrap();
+    let s = SplitSpec::TimeWindow { days: 7, valid_days: 7 }.split(&log, n, &items).unwrap();
     assert_partition(&log, &s);
     let last_day = log.max_time().unwrap().div_euclid(DAY);
     assert!(s.test.time.iter().all(|t| t.div_euclid(DAY) > last_day - 7));
-    assert!(s
-        .valid
-        .time
-        .iter()
-        .all(|t| (last_day - 14 + 1..=last_day - 7).contains(&t.div_euclid(DAY))));
-    assert!(s
-        .train
-        .time
-        .iter()
-        .all(|t| t.div_euclid(DAY) <= last_day - 14));
+    assert!(s.valid.time.iter().all(|t| (last_day - 14 + 1..=last_day - 7).contains(&t.div_euclid(DAY))));
+    assert!(s.train.time.iter().all(|t| t.div_euclid(DAY) <= last_day - 14));
     assert!(!s.test.is_empty() && !s.valid.is_empty());
 }
 
 #[test]
 fn global_fraction_orders_parts_in_time() {
     let (log, items, n) = log();
-    let s = SplitSpec::GlobalFraction {
-        valid: 0.1,
-        test: 0.1,
-    }
-    .split(&log, n, &items)
-    .unwrap();
+    let s = SplitSpec::GlobalFraction { valid: 0.1, test: 0.1 }.split(&log, n, &items).unwrap();
     assert_partition(&log, &s);
     let max = |x: &Interactions| x.time.iter().copied().max().unwrap();
     let min = |x: &Interactions| x.time.iter().copied().min().unwrap();
@@ -228,20 +153,8 @@ fn global_fraction_orders_parts_in_time() {
 #[test]
 fn bad_parameters_are_named() {
     let (log, items, n) = log();
-    let e = SplitSpec::Ratio {
-        test: 1.5,
-        valid: 0.0,
-        seed: 1,
-    }
-    .split(&log, n, &items)
-    .unwrap_err();
+    let e = SplitSpec::Ratio { test: 1.5, valid: 0.0, seed: 1 }.split(&log, n, &items).unwrap_err();
     assert!(e.to_string().contains("split.test"), "{e}");
-    let e = SplitSpec::LastN {
-        test: 0,
-        valid: 0,
-        min_train: 1,
-    }
-    .split(&log, n, &items)
-    .unwrap_err();
+    let e = SplitSpec::LastN { test: 0, valid: 0, min_train: 1 }.split(&log, n, &items).unwrap_err();
     assert!(e.to_string().contains("split.test"), "{e}");
 }

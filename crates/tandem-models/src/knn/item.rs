@@ -26,11 +26,7 @@ pub(crate) struct Accumulator {
 
 impl Accumulator {
     pub(crate) fn new(n: usize) -> Self {
-        Accumulator {
-            sums: vec![0.0; n],
-            counts: vec![0; n],
-            touched: Vec::new(),
-        }
+        Accumulator { sums: vec![0.0; n], counts: vec![0; n], touched: Vec::new() }
     }
 
     /// Adds `w * row_j(of by_col)` for every (col, w) in the query row.
@@ -50,25 +46,13 @@ impl Accumulator {
     }
 
     /// Pushes the accumulated rows (shrunk) into a top-k and resets.
-    pub(crate) fn drain_top(
-        &mut self,
-        k: usize,
-        shrink: f32,
-        skip: Option<u32>,
-    ) -> Vec<crate::topk::Scored> {
+    pub(crate) fn drain_top(&mut self, k: usize, shrink: f32, skip: Option<u32>) -> Vec<crate::topk::Scored> {
         self.touched.sort_unstable();
         let mut top = TopK::new(k);
         for &r in &self.touched {
             let (s, n) = (self.sums[r as usize], self.counts[r as usize] as f32);
             if Some(r) != skip {
-                top.push(
-                    r,
-                    if shrink > 0.0 {
-                        s * n / (n + shrink)
-                    } else {
-                        s
-                    },
-                );
+                top.push(r, if shrink > 0.0 { s * n / (n + shrink) } else { s });
             }
             self.sums[r as usize] = 0.0;
             self.counts[r as usize] = 0;
@@ -87,8 +71,7 @@ impl KnnParams {
             return Err(ModelError::EmptyTrainingData { model: "item_knn" });
         }
         let item_users = train.user_items.transpose();
-        let weighted = Weigher::fit(&item_users, self.weighting, self.bm25_k1, self.bm25_b)
-            .weigh_matrix(&item_users);
+        let weighted = Weigher::fit(&item_users, self.weighting, self.bm25_k1, self.bm25_b).weigh_matrix(&item_users);
         let user_items_w = weighted.transpose();
         let n_items = train.n_items();
         let step = progress.step("item-item similarities", n_items as u64);
@@ -114,9 +97,7 @@ impl KnnParams {
                 v.push(s.score);
             }
         }
-        Ok(ItemKnn {
-            neighbours: Csr::from_triplets(n_items, n_items, &r, &c, &v),
-        })
+        Ok(ItemKnn { neighbours: Csr::from_triplets(n_items, n_items, &r, &c, &v) })
     }
 }
 

@@ -40,34 +40,18 @@ pub struct KnnParams {
 
 impl Default for KnnParams {
     fn default() -> Self {
-        KnnParams {
-            weighting: Weighting::default(),
-            neighbours: neighbours(),
-            bm25_k1: k1(),
-            bm25_b: b(),
-            shrink: 0.0,
-        }
+        KnnParams { weighting: Weighting::default(), neighbours: neighbours(), bm25_k1: k1(), bm25_b: b(), shrink: 0.0 }
     }
 }
 
 impl KnnParams {
     pub(crate) fn check(&self) -> Result<()> {
-        let bad = |name, value: String, allowed| {
-            Err(ModelError::InvalidParameter {
-                name,
-                value,
-                allowed,
-            })
-        };
+        let bad = |name, value: String, allowed| Err(ModelError::InvalidParameter { name, value, allowed });
         if self.neighbours == 0 {
             return bad("neighbours", "0".into(), "at least 1");
         }
         if !(self.bm25_k1 > 0.0 && self.bm25_k1.is_finite()) {
-            return bad(
-                "bm25_k1",
-                self.bm25_k1.to_string(),
-                "a finite number above 0",
-            );
+            return bad("bm25_k1", self.bm25_k1.to_string(), "a finite number above 0");
         }
         if !(0.0..=1.0).contains(&self.bm25_b) {
             return bad("bm25_b", self.bm25_b.to_string(), "between 0 and 1");

@@ -7,54 +7,27 @@ fn tiny() -> TrainSet {
     // users: 0 -> {0,1}, 1 -> {0,1,2}, 2 -> {2,3}
     let mut log = Interactions::new();
     for (u, i) in [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2), (2, 2), (2, 3)] {
-        log.push(Interaction {
-            user: u,
-            item: i,
-            time: 0,
-            weight: 1.0,
-        });
+        log.push(Interaction { user: u, item: i, time: 0, weight: 1.0 });
     }
     TrainSet::new(log, 3, 4)
 }
 
 #[test]
 fn item_knn_without_weighting_counts_co_occurrences() {
-    let p = KnnParams {
-        weighting: Weighting::None,
-        neighbours: 10,
-        ..Default::default()
-    };
+    let p = KnnParams { weighting: Weighting::None, neighbours: 10, ..Default::default() };
     let m = p.fit_item_knn(&tiny(), &NoProgress).unwrap();
     let mut out = vec![0.0; 4];
     // History {0}: sim(0,0)=2, sim(0,1)=2, sim(0,2)=1, sim(0,3)=0.
-    m.score(
-        &Query {
-            user: None,
-            items: &[0],
-            weights: &[1.0],
-        },
-        &mut out,
-    );
+    m.score(&Query { user: None, items: &[0], weights: &[1.0] }, &mut out);
     assert_eq!(out, vec![2.0, 2.0, 1.0, 0.0]);
     // History {0, 3} with weight 2 on item 3: adds 2 * (sim(3,2)=1, sim(3,3)=1).
-    m.score(
-        &Query {
-            user: None,
-            items: &[0, 3],
-            weights: &[1.0, 2.0],
-        },
-        &mut out,
-    );
+    m.score(&Query { user: None, items: &[0, 3], weights: &[1.0, 2.0] }, &mut out);
     assert_eq!(out, vec![2.0, 2.0, 3.0, 2.0]);
 }
 
 #[test]
 fn item_knn_keeps_only_top_neighbours() {
-    let p = KnnParams {
-        weighting: Weighting::None,
-        neighbours: 2,
-        ..Default::default()
-    };
+    let p = KnnParams { weighting: Weighting::None, neighbours: 2, ..Default::default() };
     let m = p.fit_item_knn(&tiny(), &NoProgress).unwrap();
     // Item 2's similarities: 2->2 = 2, 2->0 = 1, 2->1 = 1, 2->3 = 1; top 2 keeps itself and item 0 (tie -> lower index).
     assert_eq!(m.neighbours().row(2).0, &[0, 2]);
@@ -62,32 +35,17 @@ fn item_knn_keeps_only_top_neighbours() {
 
 #[test]
 fn item_knn_cosine_similarity() {
-    let p = KnnParams {
-        weighting: Weighting::Cosine,
-        neighbours: 10,
-        ..Default::default()
-    };
+    let p = KnnParams { weighting: Weighting::Cosine, neighbours: 10, ..Default::default() };
     let m = p.fit_item_knn(&tiny(), &NoProgress).unwrap();
     let mut out = vec![0.0; 4];
-    m.score(
-        &Query {
-            user: None,
-            items: &[2],
-            weights: &[1.0],
-        },
-        &mut out,
-    );
+    m.score(&Query { user: None, items: &[2], weights: &[1.0] }, &mut out);
     // item 2 = users {1,2}; item 3 = {2}: cos = 1/sqrt(2); item 0 = {0,1}: 1/2.
     assert!((out[3] - 0.5f32.sqrt()).abs() < 1e-6 && (out[0] - 0.5).abs() < 1e-6);
 }
 
 #[test]
 fn user_knn_votes_with_neighbours() {
-    let p = KnnParams {
-        weighting: Weighting::None,
-        neighbours: 1,
-        ..Default::default()
-    };
+    let p = KnnParams { weighting: Weighting::None, neighbours: 1, ..Default::default() };
     let m = p.fit_user_knn(&tiny(), &NoProgress).unwrap();
     let mut out = vec![0.0; 4];
     // User 0 {0,1}: sims to user 1 = 2, user 2 = 0; one neighbour (user 1) votes 2 * row(1).
@@ -96,48 +54,22 @@ fn user_knn_votes_with_neighbours() {
     assert_eq!(out, vec![2.0, 2.0, 2.0, 0.0]);
     // The same history as an anonymous query may pick user 0 itself too (not excluded); a tie
     // between users 0 and 1 at 2 goes to user 0.
-    m.score(
-        &Query {
-            user: None,
-            items: &[0, 1],
-            weights: &[1.0, 1.0],
-        },
-        &mut out,
-    );
+    m.score(&Query { user: None, items: &[0, 1], weights: &[1.0, 1.0] }, &mut out);
     assert_eq!(out, vec![2.0, 2.0, 0.0, 0.0]);
 }
 
 #[test]
 fn bad_parameters_are_named() {
-    let e = KnnParams {
-        neighbours: 0,
-        ..Default::default()
-    }
-    .fit_item_knn(&tiny(), &NoProgress)
-    .unwrap_err();
+    let e = KnnParams { neighbours: 0, ..Default::default() }.fit_item_knn(&tiny(), &NoProgress).unwrap_err();
     assert!(e.to_string().contains("neighbours"), "{e}");
-    let e = KnnParams {
-        bm25_b: 2.0,
-        ..Default::default()
-    }
-    .fit_user_knn(&tiny(), &NoProgress)
-    .unwrap_err();
+    let e = KnnParams { bm25_b: 2.0, ..Default::default() }.fit_user_knn(&tiny(), &NoProgress).unwrap_err();
     assert!(e.to_string().contains("bm25_b"), "{e}");
 }
 
 #[test]
 fn conformance_suite() {
-    for w in [
-        Weighting::None,
-        Weighting::Cosine,
-        Weighting::Tfidf,
-        Weighting::Bm25,
-    ] {
-        let p = KnnParams {
-            weighting: w,
-            neighbours: 20,
-            ..Default::default()
-        };
+    for w in [Weighting::None, Weighting::Cosine, Weighting::Tfidf, Weighting::Bm25] {
+        let p = KnnParams { weighting: w, neighbours: 20, ..Default::default() };
         let train = checkerboard();
         conformance(&p.fit_item_knn(&train, &NoProgress).unwrap(), &train, true);
         conformance(&p.fit_user_knn(&train, &NoProgress).unwrap(), &train, true);

@@ -32,13 +32,7 @@ impl KnnParams {
         let weigher = Weigher::fit(&train.user_items, self.weighting, self.bm25_k1, self.bm25_b);
         let weighted = weigher.weigh_matrix(&train.user_items);
         let item_users_w = weighted.transpose();
-        Ok(UserKnn {
-            params: self.clone(),
-            weigher,
-            weighted,
-            item_users_w,
-            user_items: train.user_items.clone(),
-        })
+        Ok(UserKnn { params: self.clone(), weigher, weighted, item_users_w, user_items: train.user_items.clone() })
     }
 }
 
@@ -58,9 +52,7 @@ impl Retriever for UserKnn {
         let stored = query.user.map(|u| self.user_items.row(u as usize));
         let owned;
         let (cols, vals): (&[u32], &[f32]) = match (stored, query.user) {
-            (Some((c, v)), Some(u)) if c == query.items && v == query.weights => {
-                self.weighted.row(u as usize)
-            }
+            (Some((c, v)), Some(u)) if c == query.items && v == query.weights => self.weighted.row(u as usize),
             _ => {
                 let mut v = query.weights.to_vec();
                 self.weigher.weigh(query.items, &mut v);

@@ -44,19 +44,10 @@ impl Weigher {
         for &c in m.indices() {
             df[c as usize] += 1;
         }
-        let idf = df
-            .iter()
-            .map(|&d| (n.ln() - (1.0 + d as f64).ln()) as f32)
-            .collect();
+        let idf = df.iter().map(|&d| (n.ln() - (1.0 + d as f64).ln()) as f32).collect();
         let total: f64 = m.data().iter().map(|&v| v as f64).sum();
         let avg_len = (total / n.max(1.0)) as f32;
-        Weigher {
-            scheme,
-            idf,
-            avg_len,
-            k1,
-            b,
-        }
+        Weigher { scheme, idf, avg_len, k1, b }
     }
 
     /// Weights one row in place.
@@ -103,11 +94,7 @@ mod tests {
         let w = Weigher::fit(&m, Weighting::Bm25, 100.0, 0.8).weigh_matrix(&m);
         // idf(term 0) = ln 4 - ln 2; avg length 1.25; norm(doc 0) = 0.2 + 0.8 * 2 / 1.25 = 1.48.
         let want0 = 2.0 * 101.0 / (100.0 * 1.48 + 2.0) * (4f64.ln() - 2f64.ln());
-        assert!(
-            (w.data()[0] as f64 - want0).abs() < 1e-5,
-            "{} vs {want0}",
-            w.data()[0]
-        );
+        assert!((w.data()[0] as f64 - want0).abs() < 1e-5, "{} vs {want0}", w.data()[0]);
         // idf(term 1) = ln 4 - ln 4 = 0.
         assert!(w.data()[1].abs() < 1e-6);
         // TF-IDF: sqrt(2) * ln 2 for doc 0's only term, then L2-normalised to 1.

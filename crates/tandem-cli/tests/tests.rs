@@ -1,0 +1,290 @@
+//! End-to-end tests of the `tandem` binary. One test binary (as ripgrep does): each module is
+//! one command's behaviour.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn tandem(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tandem")).arg("--quiet").args(args).output().expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// ../shared/data, or None when TANDEM_SKIP_SHARED_DATA is set; a missing directory otherwise
+/// fails (tests must not pass silently).
+fn shared() -> Option<PathBuf> {
+    let p = repo().join("../shared/data");
+    if p.join("ml-100k").exists() {
+        Some(p)
+    } else if std::env::var_os("TANDEM_SKIP_SHARED_DATA").is_some() {
+        None
+    } else {
+        panic!("{} not found: put the shared data beside the repository or set TANDEM_SKIP_SHARED_DATA=1", p.display())
+    }
+}
+
+fn report(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+fn metric(r: &Value, model: &str, name: &str) -> f64 {
+    r["models"][model]["metrics"][name].as_f64().unwrap_or_else(|| panic!("{model} {name} in {r}"))
+}
+
+/// A small log and a config around it.
+fn fixture(dir: &Path, config: &str) -> PathBuf {
+    let mut log = String::from("user,item,rating,time\n");
+    for u in 0..30 {
+        for i in 0..12 {
+            if (u + i) % 3 != 0 {
+                log += &format!("u{u},i{i},{},{}\n", 1 + (u * i) % 5, 1000 + u * 100 + i);
+            }
+        }
+    }
+    std::fs::write(dir.join("log.csv"), log).unwrap();
+    let p = dir.join("config.yaml");
+    std::fs::write(&p, config).unwrap();
+    p
+}
+
+const CONFIG: &str = "
+data:
+  format: delimited
+  log:
+    path: log.csv
+    columns: {user: user, item: item, time: time, weight: rating}
+split: {kind: last_n, test: 2}
+evaluation: {ks: [1, 5]}
+models:
+  pop: {kind: popularity}
+  knn: {kind: item_knn, neighbours: 5}
+  users: {kind: user_knn}
+output:
+  submission: {model: knn, format: course, path: sub.csv, k: 3}
+";
+
+mod config_errors {
+    use super::*;
+
+    fn run_err(config: &str, extra: &[&str]) -> String {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = fixture(d.path(), config);
+        let out = d.path().join("out");
+        let mut args = vec!["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = tandem(&args);
+        assert_eq!(o.status.code(), Some(2), "fails with status 2");
+        stderr(&o)
+    }
+
+    #[test]
+    fn misspelt_model_key_names_its_path() {
+        let e = run_err(&CONFIG.replace("neighbours: 5", "neighbourz: 5"), &[]);
+        assert!(
+            e.contains("config.yaml") && e.contains("models.knn") && e.contains("unknown field `neighbourz`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn misspelt_top_level_and_nested_keys() {
+        let e = run_err(&CONFIG.replace("split: {kind: last_n, test: 2}", "split: {kind: last_n, tset: 2}"), &[]);
+        assert!(e.contains("split") && e.contains("unknown field `tset`"), "{e}");
+        let e = run_err(&CONFIG.replace("evaluation:", "evalution:"), &[]);
+        assert!(e.contains("unknown field `evalution`"), "{e}");
+        let e = run_err(&CONFIG.replace("weight: rating}", "weight: rating, wieght: x}"), &[]);
+        assert!(e.contains("data: log.columns.wieght: unknown field `wieght`"), "{e}");
+        let e = run_err(&CONFIG.replace("format: delimited", "format: parquet"), &[]);
+        assert!(e.contains("data: unknown format `parquet`"), "{e}");
+    }
+
+    #[test]
+    fn set_overrides_are_validated_too() {
+        let e = run_err(CONFIG, &["--set", "models.knn.neighbours=0"]);
+        assert!(e.contains("neighbours") && e.contains("at least 1"), "{e}");
+        let e = run_err(CONFIG, &["--set", "models.pop.mode=weekly"]);
+        assert!(e.contains("models.pop") && e.contains("weekly"), "{e}");
+        let e = run_err(CONFIG, &["--set", "output.submission.model=nope"]);
+        assert!(e.contains("output.submission.model") && e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn unknown_model_kind_lists_the_kinds() {
+        let e = run_err(&CONFIG.replace("kind: popularity", "kind: populrity"), &[]);
+        assert!(e.contains("models.pop") && e.contains("populrity") && e.contains("item_knn"), "{e}");
+    }
+
+    #[test]
+    fn bad_data_errors_name_file_line_and_column() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = fixture(d.path(), CONFIG);
+        std::fs::write(d.path().join("log.csv"), "user,item,rating,time\nu1,i1,5,10\nu1,i2,high,11\n").unwrap();
+        let o = tandem(&["run", cfg.to_str().unwrap(), "--out", d.path().join("o").to_str().unwrap()]);
+        let e = stderr(&o);
+        assert!(e.contains("log.csv, line 3, column 3 (rating)") && e.contains("'high'"), "{e}");
+        std::fs::write(d.path().join("log.csv"), "").unwrap();
+        let e = stderr(&tandem(&["run", cfg.to_str().unwrap(), "--out", d.path().join("o").to_str().unwrap()]));
+        assert!(e.contains("log.csv: the file is empty"), "{e}");
+    }
+
+    #[test]
+    fn missing_config_and_bad_yaml() {
+        let e = stderr(&tandem(&["run", "/nonexistent/config.yaml"]));
+        assert!(e.contains("cannot read config /nonexistent/config.yaml"), "{e}");
+        let e = run_err("data: [unclosed", &[]);
+        assert!(e.contains("invalid YAML"), "{e}");
+    }
+}
+
+mod run {
+    use super::*;
+
+    #[test]
+    fn writes_report_predictions_plot_and_submission() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = fixture(d.path(), CONFIG);
+        let out = d.path().join("out");
+        let o =
+            tandem(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--set", "evaluation.ks=[1,5,10]"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r = report(&out);
+        assert_eq!(r["protocol"]["ks"], serde_json::json!([1, 5, 10]), "--set took effect");
+        assert_eq!(r["protocol"]["exclude_seen"], true);
+        assert_eq!(r["models"].as_object().unwrap().keys().collect::<Vec<_>>(), vec!["pop", "knn", "users"]);
+        assert_eq!(r["models"]["pop"]["users"], 30);
+        for m in ["pop", "knn", "users"] {
+            let hr = metric(&r, m, "HR@5");
+            assert!((0.0..=1.0).contains(&hr));
+            let preds = std::fs::read_to_string(out.join(format!("predictions/{m}.tsv"))).unwrap();
+            assert!(preds.starts_with("user\titem\trank\tscore\n"));
+        }
+        assert!(std::fs::read_to_string(out.join("metrics_at_k.svg")).unwrap().starts_with("<svg"));
+        let sub = std::fs::read_to_string(out.join("sub.csv")).unwrap();
+        let mut lines = sub.lines();
+        assert_eq!(lines.next(), Some("UserId,ItemId"));
+        assert_eq!(lines.clone().count(), 30, "every user");
+        for l in lines {
+            let (_, items) = l.split_once(',').unwrap();
+            assert_eq!(items.split(' ').count(), 3);
+        }
+        let table = String::from_utf8_lossy(&o.stdout);
+        assert!(table.contains("NDCG@10") && table.contains("knn"), "{table}");
+    }
+
+    /// The README's main command on the bundled data.
+    #[test]
+    fn quickstart_on_bundled_online_retail() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = repo().join("configs/quickstart.yaml");
+        let o = tandem(&["run", cfg.to_str().unwrap(), "--out", d.path().to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r = report(d.path());
+        assert_eq!(r["data"]["stats"]["interactions"], 397_924);
+        assert_eq!(r["data"]["stats"]["users"], 4_339);
+        assert_eq!(r["data"]["stats"]["items"], 3_665);
+        assert_eq!(r["models"].as_object().unwrap().len(), 6);
+        // Quality floors: personalised models beat global popularity on MAP@12.
+        let pop = metric(&r, "popularity", "MAP@12");
+        assert!(metric(&r, "item-knn", "MAP@12") > 2.0 * pop, "{r}");
+        assert!(metric(&r, "user-knn", "MAP@12") > pop);
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        for col in ["MAP@12", "NDCG@10", "HR@10", "Recall@100"] {
+            assert!(stdout.contains(col), "prints {col}: {stdout}");
+        }
+        let sub = std::fs::read_to_string(d.path().join("submission.csv")).unwrap();
+        let rows: Vec<&str> = sub.lines().collect();
+        assert_eq!(rows[0], "customer_id,prediction");
+        assert_eq!(rows.len(), 1 + 4_339);
+        for row in &rows[1..] {
+            let (_, items) = row.split_once(',').unwrap();
+            let mut ids: Vec<&str> = items.split(' ').collect();
+            assert_eq!(ids.len(), 12, "{row}");
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(ids.len(), 12, "distinct: {row}");
+        }
+    }
+}
+
+mod evaluate_split {
+    use super::*;
+
+    fn eval(split: &str, model: &str, params: &[&str]) -> Value {
+        let data = shared().expect("checked by the caller");
+        let d = tempfile::tempdir().unwrap();
+        let dir = data.join("ml-100k/splits").join(split);
+        let mut args =
+            vec!["evaluate-split", dir.to_str().unwrap(), "--model", model, "--out", d.path().to_str().unwrap()];
+        for p in params {
+            args.extend(["--param", p]);
+        }
+        let o = tandem(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let preds = std::fs::read_to_string(d.path().join("predictions.tsv")).unwrap();
+        assert!(preds.lines().count() > 1);
+        report(d.path())
+    }
+
+    /// The figures an independent scorer computes for train-count popularity on these splits.
+    #[test]
+    fn popularity_matches_the_independent_scorer() {
+        if shared().is_none() {
+            return;
+        }
+        let r = eval("temporal", "popularity", &[]);
+        assert_eq!(r["protocol"]["ranking"], "full");
+        assert_eq!(r["protocol"]["exclude_seen"], true);
+        let (ndcg, hr) = (metric(&r, "popularity", "NDCG@10"), metric(&r, "popularity", "HR@10"));
+        assert!((ndcg - 0.0528).abs() <= 0.002, "NDCG@10 {ndcg}");
+        assert!((hr - 0.256).abs() <= 0.005, "HR@10 {hr}");
+        let r = eval("loo", "popularity", &[]);
+        assert_eq!(r["protocol"]["ranking"], "sampled");
+        let hr = metric(&r, "popularity", "HR@10");
+        assert!((hr - 0.314).abs() <= 0.01, "loo HR@10 {hr}");
+    }
+
+    /// `implicit`'s BM25 item kNN scores 0.0985, its cosine kNN 0.0914.
+    #[test]
+    fn item_knn_quality_floor_on_temporal() {
+        if shared().is_none() {
+            return;
+        }
+        let r = eval("temporal", "item-knn", &[]);
+        let ndcg = metric(&r, "item_knn", "NDCG@10");
+        assert!(ndcg >= 0.098, "item kNN NDCG@10 {ndcg}");
+        let r = eval("temporal", "item_knn", &["weighting=cosine", "neighbours=400"]);
+        assert!(metric(&r, "item_knn", "NDCG@10") >= 0.088);
+    }
+
+    #[test]
+    fn bad_model_and_parameter_names() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("train.tsv"), "user\titem\ttimestamp\n1\t2\t3\n").unwrap();
+        std::fs::write(d.path().join("test.tsv"), "user\titem\ttimestamp\n1\t4\t5\n").unwrap();
+        let dir = d.path().to_str().unwrap();
+        let out = d.path().join("o");
+        let e = stderr(&tandem(&["evaluate-split", dir, "--model", "als", "--out", out.to_str().unwrap()]));
+        assert!(e.contains("unknown model") && e.contains("popularity"), "{e}");
+        let e = stderr(&tandem(&[
+            "evaluate-split",
+            dir,
+            "--model",
+            "item_knn",
+            "--param",
+            "neighbors=3",
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        assert!(e.contains("unknown field `neighbors`") && e.contains("neighbours"), "{e}");
+        let o = tandem(&["evaluate-split", dir, "--model", "popularity", "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+}
