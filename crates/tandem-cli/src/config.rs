@@ -50,6 +50,9 @@ pub struct Positives {
     /// drop non-positives from every part).
     #[serde(default)]
     pub apply: FilterOrder,
+    /// Set every kept row's weight to 1 (default true): positives are binary relevance.
+    #[serde(default = "default_true")]
+    pub binary: bool,
 }
 
 /// Whether the positive filter runs before or after the split.

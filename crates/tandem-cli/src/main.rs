@@ -59,6 +59,40 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "1,5,10,20,50,100")]
         ks: Vec<usize>,
     },
+    /// Write a synthetic interaction log (CSV `user,item,timestamp`) with power-law item and
+    /// user activity and latent communities, for benchmarks at any scale.
+    Generate {
+        /// Output file (`.gz` is not added; pipe through gzip if wanted).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Number of users.
+        #[arg(long, default_value_t = 10_000)]
+        users: u32,
+        /// Number of items.
+        #[arg(long, default_value_t = 5_000)]
+        items: u32,
+        /// Number of rows.
+        #[arg(long, default_value_t = 1_000_000)]
+        interactions: u64,
+        /// Zipf exponent of item popularity.
+        #[arg(long, default_value_t = 1.0)]
+        item_exponent: f64,
+        /// Zipf exponent of user activity.
+        #[arg(long, default_value_t = 0.8)]
+        user_exponent: f64,
+        /// Latent communities of users and items.
+        #[arg(long, default_value_t = 20)]
+        communities: u32,
+        /// Share of a user's rows drawn from their community's items, in [0, 1].
+        #[arg(long, default_value_t = 0.7)]
+        affinity: f64,
+        /// Days the timestamps span (ending 2024-01-01).
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Random seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// Load the data a config names and print its statistics and the configured split.
     Inspect {
         /// The YAML config.
@@ -78,6 +112,31 @@ fn main() -> ExitCode {
             commands::evaluate_split(&split_dir, &model, &params, &out, &ks, &bars)
         }
         Command::Inspect { config, set } => commands::inspect(&config, &set, &bars),
+        Command::Generate {
+            out,
+            users,
+            items,
+            interactions,
+            item_exponent,
+            user_exponent,
+            communities,
+            affinity,
+            days,
+            seed,
+        } => {
+            let spec = tandem_data::synthetic::SyntheticSpec {
+                users,
+                items,
+                interactions,
+                item_exponent,
+                user_exponent,
+                communities,
+                affinity,
+                days,
+                seed,
+            };
+            commands::generate(&spec, &out, &bars)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

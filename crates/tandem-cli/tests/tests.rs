@@ -214,6 +214,93 @@ mod run {
     }
 }
 
+mod generate_and_positives {
+    use super::*;
+
+    #[test]
+    fn generated_logs_run_through_the_pipeline() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("syn.csv");
+        let o = tandem(&[
+            "generate",
+            "--out",
+            log.to_str().unwrap(),
+            "--users",
+            "200",
+            "--items",
+            "100",
+            "--interactions",
+            "5000",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let cfg = d.path().join("c.yaml");
+        std::fs::write(
+            &cfg,
+            "data: {format: delimited, log: {path: syn.csv, columns: {user: user, item: item, time: timestamp}}}\n\
+             split: {kind: global_fraction}\nmodels: {knn: {kind: item_knn}, pop: {kind: popularity}}\n",
+        )
+        .unwrap();
+        let out = d.path().join("out");
+        let o = tandem(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r = report(&out);
+        assert_eq!(r["data"]["stats"]["interactions"], 5000);
+        // The communities give collaborative filtering something to find.
+        assert!(metric(&r, "knn", "NDCG@10") > metric(&r, "pop", "NDCG@10"), "{r}");
+        let e = stderr(&tandem(&["generate", "--out", log.to_str().unwrap(), "--affinity", "2"]));
+        assert!(e.contains("affinity"), "{e}");
+    }
+
+    #[test]
+    fn positives_filter_before_or_after_the_split() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = fixture(d.path(), CONFIG);
+        let run = |apply: &str| {
+            let out = d.path().join(apply);
+            let set = format!("positives={{min_weight: 4, apply: {apply}}}");
+            let o = tandem(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--set", &set]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            report(&out)["data"]["split"].clone()
+        };
+        let before = run("before_split");
+        let after = run("after_split");
+        assert!(before["method"].as_str().unwrap().contains("before the split, binarised"));
+        assert!(after["method"].as_str().unwrap().contains("after the split"));
+        // Splitting positives keeps 2 test rows per qualifying user; filtering after the split
+        // drops the non-positive ones from the held-out rows.
+        assert_ne!(before["test_rows"], after["test_rows"]);
+        assert!(before["test_rows"].as_u64().unwrap() % 2 == 0);
+    }
+
+    #[test]
+    fn submissions_cover_users_without_history() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("hm")).unwrap();
+        std::fs::write(
+            d.path().join("hm/transactions_train.csv"),
+            "t_dat,customer_id,article_id,price,sales_channel_id\n2020-09-01,a,0001,0.1,1\n2020-09-02,a,0002,0.1,1\n\
+             2020-09-03,b,0001,0.1,1\n2020-09-20,b,0003,0.1,2\n2020-09-21,c,0001,0.1,2\n2020-09-22,a,0003,0.1,2\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("hm/customers.csv"), "customer_id,age\na,20\nb,30\nc,40\nnew,50\n").unwrap();
+        let cfg = d.path().join("c.yaml");
+        std::fs::write(
+            &cfg,
+            "data: {format: hm, path: hm}\nsplit: {kind: time_window, days: 7}\nevaluation: {exclude_seen: false}\n\
+             models: {knn: {kind: item_knn}}\noutput: {submission: {model: knn, format: hm, path: sub.csv, k: 2}}\n",
+        )
+        .unwrap();
+        let out = d.path().join("out");
+        let o = tandem(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let sub = std::fs::read_to_string(out.join("sub.csv")).unwrap();
+        assert!(sub.starts_with("customer_id,prediction\n"), "{sub}");
+        // The customer without purchases gets the two most popular articles, ids as written.
+        assert!(sub.lines().any(|l| l == "new,0001 0003"), "{sub}");
+        assert_eq!(sub.lines().count(), 5);
+    }
+}
+
 mod evaluate_split {
     use super::*;
 

@@ -1,10 +1,12 @@
 //! One function per subcommand.
 
 mod evaluate_split;
+mod generate;
 mod inspect;
 mod run;
 
 pub use evaluate_split::evaluate_split;
+pub use generate::generate;
 pub use inspect::inspect;
 pub use run::run;
 

@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indexmap::IndexMap;
+use rayon::prelude::*;
 use tandem_data::{Dataset, Interactions, Progress, Split};
 use tandem_eval::{sample_negatives, write_lists, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet};
-use tandem_models::{Query, TrainSet};
+use tandem_models::{PopularityParams, Query, Retriever, TrainSet};
 
 use crate::config::{Config, FilterOrder, FitOn, Ranking, SubmissionSpec};
 use crate::pipeline::{default_columns, fit_and_evaluate, items_with_interactions, write_report, EvalPlan};
@@ -71,23 +72,36 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
 
 fn split_data(cfg: &Config, data: &Dataset) -> Result<Split> {
     let mut log = data.interactions.clone();
-    let positive = |log: &mut Interactions, min: f32| log.retain(|r| r.weight >= min);
-    let order = cfg.positives.as_ref().map(|p| (p.min_weight, p.apply));
-    if let Some((min, FilterOrder::BeforeSplit)) = order {
-        positive(&mut log, min);
+    let positives = cfg.positives.as_ref();
+    let keep_positives = |log: &mut Interactions| {
+        if let Some(p) = positives {
+            log.retain(|r| r.weight >= p.min_weight);
+            if p.binary {
+                log.weight.iter_mut().for_each(|w| *w = 1.0);
+            }
+        }
+    };
+    let apply = positives.map(|p| p.apply);
+    if apply == Some(FilterOrder::BeforeSplit) {
+        keep_positives(&mut log);
     }
     let mut split = cfg.split.split(&log, data.n_users(), &data.items).context("splitting")?;
-    if let Some((min, FilterOrder::AfterSplit)) = order {
+    if apply == Some(FilterOrder::AfterSplit) {
         for part in [&mut split.train, &mut split.valid, &mut split.test] {
-            positive(part, min);
+            keep_positives(part);
         }
         split.report.train_rows = split.train.len();
         split.report.valid_rows = split.valid.len();
         split.report.test_rows = split.test.len();
         split.report.test_users = split.test.count_users();
     }
-    if let Some((min, apply)) = order {
-        split.report.method += &format!("; positives: weight >= {min} ({apply:?})");
+    if let Some(p) = positives {
+        split.report.method += &format!(
+            "; positives: weight >= {} {}{}",
+            p.min_weight,
+            if p.apply == FilterOrder::BeforeSplit { "before the split" } else { "after the split" },
+            if p.binary { ", binarised" } else { "" }
+        );
     }
     if split.test.is_empty() {
         anyhow::bail!("the split left no test interactions ({})", split.report);
@@ -158,21 +172,30 @@ fn write_submission(
     let model = spec.fit(&fit, progress).with_context(|| format!("fitting '{}' for the submission", sub.model))?;
     let catalogue = items_with_interactions(&fit.user_items);
     let k = sub.k.unwrap_or(sub.format.default_k());
-    let users: Vec<u32> = (0..data.n_users() as u32).filter(|&u| fit.user_items.row_len(u as usize) > 0).collect();
+    // Users known only from metadata (e.g. H&M customers without purchases) have no history:
+    // they get the global popularity list, as the service's unknown users do.
+    let popular = PopularityParams::default().fit(&fit)?;
+    let users: Vec<u32> = (0..data.n_users() as u32).collect();
     let step = progress.step("writing submission", users.len() as u64);
-    use rayon::prelude::*;
     let lists: Vec<_> = users
         .par_iter()
         .map(|&u| {
             let q = Query::from_row(&fit.user_items, u);
             let keep = |i: u32| catalogue[i as usize] && !(sub.exclude_seen && q.items.binary_search(&i).is_ok());
             step.inc(1);
-            (u, model.recommend(&q, k, &keep))
+            let source: &dyn Retriever = if q.items.is_empty() { &popular } else { &*model };
+            (u, source.recommend(&q, k, &keep))
         })
         .collect();
     drop(step);
+    let cold = users.iter().filter(|&&u| fit.user_items.row_len(u as usize) == 0).count();
     let path = out.join(&sub.path);
     write_lists(&path, sub.format, &data.users, &data.items, &lists, k)?;
-    eprintln!("wrote {} ({} users, {k} items each, model '{}')", path.display(), lists.len(), sub.model);
+    eprintln!(
+        "wrote {} ({} users, {k} items each, model '{}'; {cold} users without history got popularity)",
+        path.display(),
+        lists.len(),
+        sub.model
+    );
     Ok(())
 }

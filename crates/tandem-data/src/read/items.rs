@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::log::{resolve, ColumnRef};
 use super::table::{read_table, Encoding, TableFormat};
-use crate::error::Result;
+use crate::error::{DataError, Result};
 use crate::progress::Progress;
 use crate::IdMap;
 
@@ -81,6 +81,9 @@ pub struct ItemSpec {
     /// Further categorical columns to keep as attributes.
     #[serde(default)]
     pub categorical: Vec<ColumnRef>,
+    /// Ignore `categorical` columns the header lacks instead of failing (default false).
+    #[serde(default)]
+    pub skip_missing_categorical: bool,
 }
 
 fn first_year(s: &str) -> Option<i32> {
@@ -124,7 +127,12 @@ pub fn read_items(
             let title = spec.title.as_ref().map(r).transpose()?;
             let year = spec.year.as_ref().map(r).transpose()?;
             let genres = spec.genres.as_ref().map(r).transpose()?;
-            let cats = spec.categorical.iter().map(r).collect::<Result<Vec<_>>>()?;
+            let cats = spec
+                .categorical
+                .iter()
+                .map(r)
+                .filter(|c| !(spec.skip_missing_categorical && matches!(c, Err(DataError::UnknownColumn { .. }))))
+                .collect::<Result<Vec<_>>>()?;
             Ok((id, title, year, genres, cats))
         },
         |(id, title, year, genres, cats), row| {

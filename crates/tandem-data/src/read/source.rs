@@ -198,6 +198,8 @@ fn item_spec(path: PathBuf, delimiter: &str, header: bool, encoding: Encoding, i
         genre_separator: "|".into(),
         genre_flags: None,
         categorical: Vec::new(),
+        // Presets list the attributes of the published files; a file may carry fewer.
+        skip_missing_categorical: true,
     }
 }
 
