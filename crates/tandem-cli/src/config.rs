@@ -206,12 +206,7 @@ impl Config {
             bail!("models: at least one model is needed (kinds: {})", ModelSpec::KINDS.join(", "));
         }
         let ev = &self.evaluation;
-        if ev.ks.is_empty() || ev.ks.contains(&0) {
-            bail!("evaluation.ks: give one or more cut-offs, each at least 1 (got {:?})", ev.ks);
-        }
-        if ev.ks.iter().any(|&k| k > 100_000) {
-            bail!("evaluation.ks: cut-offs above 100000 are not supported (got {:?})", ev.ks);
-        }
+        check_ks(&ev.ks).context("evaluation.ks")?;
         if ev.ranking == Ranking::Sampled && ev.negatives == 0 {
             bail!("evaluation.negatives: sampled ranking needs at least 1 negative");
         }
@@ -263,6 +258,14 @@ fn source<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Source,
         other => Err(format!("unknown format `{other}`, expected one of {formats}")),
     }
     .map_err(D::Error::custom)
+}
+
+/// Cut-offs must be one or more, each in 1..=100000.
+pub fn check_ks(ks: &[usize]) -> Result<()> {
+    if ks.is_empty() || ks.iter().any(|&k| k == 0 || k > 100_000) {
+        bail!("give one or more cut-offs, each from 1 to 100000 (got {ks:?})");
+    }
+    Ok(())
 }
 
 /// Deserialises `value` into `T`, naming the key path of any error.

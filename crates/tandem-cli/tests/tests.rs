@@ -371,6 +371,17 @@ mod evaluate_split {
             out.to_str().unwrap(),
         ]));
         assert!(e.contains("unknown field `neighbors`") && e.contains("neighbours"), "{e}");
+        let e = stderr(&tandem(&[
+            "evaluate-split",
+            dir,
+            "--model",
+            "popularity",
+            "--ks",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        assert!(e.contains("--ks") && e.contains("from 1 to 100000"), "{e}");
         let o = tandem(&["evaluate-split", dir, "--model", "popularity", "--out", out.to_str().unwrap()]);
         assert!(o.status.success(), "{}", stderr(&o));
     }

@@ -39,7 +39,8 @@ pub struct TopK {
 impl TopK {
     /// A collector of the best `k`.
     pub fn new(k: usize) -> Self {
-        TopK { k, buf: Vec::with_capacity(2 * k.max(1)), threshold: None }
+        // Reserve modestly: k may be far above the number of items pushed.
+        TopK { k, buf: Vec::with_capacity(k.saturating_mul(2).clamp(2, 4096)), threshold: None }
     }
 
     /// Offers an item; items must arrive in ascending index order for the tie-break to hold.
@@ -50,7 +51,7 @@ impl TopK {
             return;
         }
         self.buf.push(Scored { item, score });
-        if self.buf.len() == 2 * self.k {
+        if self.buf.len() == self.k.saturating_mul(2) {
             self.truncate();
         }
     }
@@ -117,6 +118,12 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn huge_k_returns_everything_without_reserving_it() {
+        let got = top_k(&[1.0, 3.0, 2.0], usize::MAX, |_| true);
+        assert_eq!(got.iter().map(|s| s.item).collect::<Vec<_>>(), vec![1, 2, 0]);
     }
 
     #[test]

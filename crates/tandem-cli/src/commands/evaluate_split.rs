@@ -10,7 +10,7 @@ use tandem_data::{Progress, SplitDir};
 use tandem_eval::{write_lists, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet};
 use tandem_models::{ModelSpec, TrainSet};
 
-use crate::config::{parse_value, typed};
+use crate::config::{check_ks, parse_value, typed};
 use crate::pipeline::{default_columns, fit_and_evaluate, items_with_interactions, write_report, EvalPlan};
 
 /// Builds a model spec from a kind name and `KEY=VALUE` parameters.
@@ -38,9 +38,7 @@ pub fn evaluate_split(
     progress: &dyn Progress,
 ) -> Result<()> {
     let spec = model_spec(model, params)?;
-    if ks.is_empty() || ks.contains(&0) {
-        bail!("--ks: give one or more cut-offs, each at least 1");
-    }
+    check_ks(ks).context("--ks")?;
     let sd = SplitDir::load(split_dir, progress).with_context(|| format!("loading split {}", split_dir.display()))?;
     let data = &sd.dataset;
     let train = TrainSet::new(sd.train.clone(), data.n_users(), data.n_items());

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::log::{resolve, ColumnRef};
+use super::log::{default_delimiter, default_true, resolve, ColumnRef};
 use super::table::{read_table, Encoding, TableFormat};
 use crate::error::{DataError, Result};
 use crate::progress::Progress;
@@ -33,12 +33,6 @@ pub struct GenreFlags {
     pub names: Vec<String>,
 }
 
-fn default_delimiter() -> String {
-    ",".into()
-}
-fn default_true() -> bool {
-    true
-}
 fn default_genre_sep() -> String {
     "|".into()
 }

@@ -134,11 +134,11 @@ pub enum BadRows {
     Skip,
 }
 
-fn default_delimiter() -> String {
+pub(super) fn default_delimiter() -> String {
     ",".into()
 }
 
-fn default_true() -> bool {
+pub(super) fn default_true() -> bool {
     true
 }
 
