@@ -358,7 +358,7 @@ mod evaluate_split {
         std::fs::write(d.path().join("test.tsv"), "user\titem\ttimestamp\n1\t4\t5\n").unwrap();
         let dir = d.path().to_str().unwrap();
         let out = d.path().join("o");
-        let e = stderr(&tandem(&["evaluate-split", dir, "--model", "als", "--out", out.to_str().unwrap()]));
+        let e = stderr(&tandem(&["evaluate-split", dir, "--model", "svdpp", "--out", out.to_str().unwrap()]));
         assert!(e.contains("unknown model") && e.contains("popularity"), "{e}");
         let e = stderr(&tandem(&[
             "evaluate-split",

@@ -14,6 +14,24 @@ pub enum ModelError {
         /// The allowed range, in words.
         allowed: &'static str,
     },
+    /// Training produced non-finite values.
+    #[error("{model} diverged (non-finite factors or loss): {hint}")]
+    Diverged {
+        /// The model kind.
+        model: &'static str,
+        /// What to try.
+        hint: String,
+    },
+    /// The model cannot handle data of this size.
+    #[error("{model} cannot fit {what}: {limit}")]
+    TooLarge {
+        /// The model kind.
+        model: &'static str,
+        /// What is too large.
+        what: String,
+        /// The limit and what to use instead.
+        limit: &'static str,
+    },
     /// The training data has no interactions.
     #[error("cannot fit {model}: the training data has no interactions")]
     EmptyTrainingData {

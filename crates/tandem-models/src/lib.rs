@@ -25,7 +25,10 @@
 //! assert_eq!(recs[0].item, 1);
 //! ```
 
+pub mod als;
+mod ease;
 mod error;
+mod factors;
 pub mod knn;
 mod popularity;
 mod retriever;
@@ -33,7 +36,10 @@ mod spec;
 pub mod testing;
 mod topk;
 
+pub use als::{Als, AlsParams};
+pub use ease::{Ease, EaseParams, EASE_MAX_ITEMS};
 pub use error::{ModelError, Result};
+pub use factors::{axpy, dot, solve_spd, Factors};
 pub use knn::{ItemKnn, KnnParams, UserKnn, Weighting};
 pub use popularity::{Popularity, PopularityMode, PopularityParams};
 pub use retriever::{Query, Retriever, TrainSet};

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use tandem_data::Progress;
 
+use crate::als::AlsParams;
+use crate::ease::EaseParams;
 use crate::error::Result;
 use crate::knn::KnnParams;
 use crate::popularity::PopularityParams;
@@ -19,11 +21,15 @@ pub enum ModelSpec {
     ItemKnn(KnnParams),
     /// User-user collaborative filtering.
     UserKnn(KnnParams),
+    /// Implicit ALS with a conjugate-gradient solver.
+    Als(AlsParams),
+    /// EASE, closed-form item-item regression.
+    Ease(EaseParams),
 }
 
 impl ModelSpec {
     /// The kinds, as written in configs.
-    pub const KINDS: [&'static str; 3] = ["popularity", "item_knn", "user_knn"];
+    pub const KINDS: [&'static str; 5] = ["popularity", "item_knn", "user_knn", "als", "ease"];
 
     /// Fits the model on `train`.
     pub fn fit(&self, train: &TrainSet, progress: &dyn Progress) -> Result<Box<dyn Retriever>> {
@@ -31,6 +37,8 @@ impl ModelSpec {
             ModelSpec::Popularity(p) => Box::new(p.fit(train)?),
             ModelSpec::ItemKnn(p) => Box::new(p.fit_item_knn(train, progress)?),
             ModelSpec::UserKnn(p) => Box::new(p.fit_user_knn(train, progress)?),
+            ModelSpec::Als(p) => Box::new(p.fit(train, progress)?),
+            ModelSpec::Ease(p) => Box::new(p.fit(train, progress)?),
         })
     }
 
@@ -40,6 +48,8 @@ impl ModelSpec {
             ModelSpec::Popularity(_) => "popularity",
             ModelSpec::ItemKnn(_) => "item_knn",
             ModelSpec::UserKnn(_) => "user_knn",
+            ModelSpec::Als(_) => "als",
+            ModelSpec::Ease(_) => "ease",
         }
     }
 }

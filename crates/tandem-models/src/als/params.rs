@@ -1,0 +1,109 @@
+//! ALS hyper-parameters.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+use crate::knn::Weighting;
+
+fn factors() -> usize {
+    64
+}
+// Defaults chosen on a validation split of ml-100k temporal train (bench/tune.sh), never test.
+fn regularization() -> f32 {
+    10.0
+}
+fn alpha() -> f32 {
+    0.0
+}
+fn iterations() -> usize {
+    15
+}
+fn cg_steps() -> usize {
+    3
+}
+fn seed() -> u64 {
+    42
+}
+
+/// Parameters of [`super::Als`].
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlsParams {
+    /// Latent factors (default 64, 1..=1024).
+    #[serde(default = "factors")]
+    pub factors: usize,
+    /// L2 regularisation λ (default 10, >= 0).
+    #[serde(default = "regularization")]
+    pub regularization: f32,
+    /// Confidence slope: c = 1 + alpha * weight (default 0, >= 0; `implicit`'s alpha is ours + 1).
+    #[serde(default = "alpha")]
+    pub alpha: f32,
+    /// Alternating iterations (default 15, >= 1).
+    #[serde(default = "iterations")]
+    pub iterations: usize,
+    /// Conjugate-gradient steps per row and half-iteration (default 3, >= 1).
+    #[serde(default = "cg_steps")]
+    pub cg_steps: usize,
+    /// Seed of the initial factors (default 42).
+    #[serde(default = "seed")]
+    pub seed: u64,
+    /// Weighting of the interaction values before they become confidences: `none` (default)
+    /// or `bm25` / `tfidf` / `cosine` over user rows, as `implicit`'s examples do with
+    /// `bm25_weight(user_items, K1=100, B=0.8)`.
+    #[serde(default = "no_weighting")]
+    pub weighting: Weighting,
+    /// BM25 k1 when `weighting: bm25` (default 100).
+    #[serde(default = "bm25_k1")]
+    pub bm25_k1: f32,
+    /// BM25 b when `weighting: bm25` (default 0.8).
+    #[serde(default = "bm25_b")]
+    pub bm25_b: f32,
+}
+
+fn no_weighting() -> Weighting {
+    Weighting::None
+}
+fn bm25_k1() -> f32 {
+    100.0
+}
+fn bm25_b() -> f32 {
+    0.8
+}
+
+impl Default for AlsParams {
+    fn default() -> Self {
+        AlsParams {
+            factors: factors(),
+            regularization: regularization(),
+            alpha: alpha(),
+            iterations: iterations(),
+            cg_steps: cg_steps(),
+            seed: seed(),
+            weighting: Weighting::None,
+            bm25_k1: bm25_k1(),
+            bm25_b: bm25_b(),
+        }
+    }
+}
+
+impl AlsParams {
+    pub(crate) fn check(&self) -> Result<()> {
+        let bad = |name, value: String, allowed| Err(ModelError::InvalidParameter { name, value, allowed });
+        if !(1..=1024).contains(&self.factors) {
+            return bad("factors", self.factors.to_string(), "between 1 and 1024");
+        }
+        if !(self.regularization >= 0.0 && self.regularization.is_finite()) {
+            return bad("regularization", self.regularization.to_string(), "a finite number >= 0");
+        }
+        if !(self.alpha >= 0.0 && self.alpha.is_finite()) {
+            return bad("alpha", self.alpha.to_string(), "a finite number >= 0");
+        }
+        if self.iterations == 0 {
+            return bad("iterations", "0".into(), "at least 1");
+        }
+        if self.cg_steps == 0 {
+            return bad("cg_steps", "0".into(), "at least 1");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! The ALS epoch loop: alternate conjugate-gradient half-steps over users and items.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use tandem_data::{Csr, Progress};
+
+use super::model::Als;
+use super::params::AlsParams;
+use crate::error::{ModelError, Result};
+use crate::factors::{axpy, dot, Factors};
+use crate::retriever::TrainSet;
+
+impl AlsParams {
+    /// Fits ALS on `train` (weights are the `r` of the confidence).
+    pub fn fit(&self, train: &TrainSet, progress: &dyn Progress) -> Result<Als> {
+        self.check()?;
+        if train.user_items.nnz() == 0 {
+            return Err(ModelError::EmptyTrainingData { model: "als" });
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let f = self.factors;
+        let mut users = Factors::uniform(train.n_users(), f, 0.01, &mut rng);
+        let mut items = Factors::uniform(train.n_items(), f, 0.01, &mut rng);
+        let item_users = train.user_items.transpose();
+        let step = progress.step("ALS iterations", self.iterations as u64);
+        for _ in 0..self.iterations {
+            self.half_step(&train.user_items, &items, &mut users);
+            self.half_step(&item_users, &users, &mut items);
+            step.inc(1);
+        }
+        if !users.is_finite() || !items.is_finite() {
+            return Err(ModelError::Diverged { model: "als", hint: "increase regularization or lower alpha".into() });
+        }
+        Ok(Als::new(self.clone(), users, items))
+    }
+
+    /// Updates every row of `x` given the fixed `y`, rows of `m` being x's interactions.
+    pub(crate) fn half_step(&self, m: &Csr, y: &Factors, x: &mut Factors) {
+        let f = y.dim();
+        let mut yty = y.gram();
+        for i in 0..f {
+            yty[i * f + i] += self.regularization as f64;
+        }
+        let yty: Vec<f32> = yty.into_iter().map(|v| v as f32).collect();
+        x.as_mut_slice().par_chunks_mut(f).enumerate().for_each_init(
+            || vec![0f32; 3 * f],
+            |buf, (u, xu)| {
+                let (cols, vals) = m.row(u);
+                cg_solve(&yty, y, cols, vals, self.alpha, self.cg_steps, xu, buf);
+            },
+        );
+    }
+}
+
+/// `out = YtY v`.
+#[inline]
+fn gram_times(yty: &[f32], v: &[f32], out: &mut [f32]) {
+    let f = v.len();
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = dot(&yty[i * f..(i + 1) * f], v);
+    }
+}
+
+/// A few CG steps on `(YtY + Σ alpha r y yᵀ) x = Σ (1 + alpha r) y`, warm-started from `x`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn cg_solve(
+    yty: &[f32],
+    y: &Factors,
+    cols: &[u32],
+    vals: &[f32],
+    alpha: f32,
+    steps: usize,
+    x: &mut [f32],
+    buf: &mut [f32],
+) {
+    let f = x.len();
+    let (r, rest) = buf.split_at_mut(f);
+    let (p, ap) = rest.split_at_mut(f);
+    // r = b - A x
+    gram_times(yty, x, r);
+    r.iter_mut().for_each(|v| *v = -*v);
+    for (&i, &w) in cols.iter().zip(vals) {
+        let yi = y.row(i as usize);
+        let c1 = alpha * w;
+        axpy(1.0 + c1 - c1 * dot(yi, x), yi, r);
+    }
+    p.copy_from_slice(r);
+    let mut rs_old = dot(r, r);
+    if rs_old < 1e-20 {
+        return;
+    }
+    for _ in 0..steps {
+        gram_times(yty, p, ap);
+        for (&i, &w) in cols.iter().zip(vals) {
+            let yi = y.row(i as usize);
+            axpy(alpha * w * dot(yi, p), yi, ap);
+        }
+        let pap = dot(p, ap);
+        if pap <= 0.0 || !pap.is_finite() {
+            break;
+        }
+        let a = rs_old / pap;
+        axpy(a, p, x);
+        axpy(-a, ap, r);
+        let rs_new = dot(r, r);
+        if rs_new < 1e-20 {
+            break;
+        }
+        let beta = rs_new / rs_old;
+        for (pi, ri) in p.iter_mut().zip(r.iter()) {
+            *pi = ri + beta * *pi;
+        }
+        rs_old = rs_new;
+    }
+}

@@ -1,0 +1,165 @@
+//! EASE (Steck 2019): a closed-form item-item model, `B = I - P · diag(1 / diag(P))` with
+//! `P = (XᵀX + λI)⁻¹` and a zero diagonal. Strong on catalogues up to ~30k items (the dense
+//! item x item inverse is the cost).
+
+use faer::linalg::solvers::DenseSolveCore;
+use faer::{Mat, Side};
+use serde::{Deserialize, Serialize};
+use tandem_data::Progress;
+
+use crate::error::{ModelError, Result};
+use crate::retriever::{Query, Retriever, TrainSet};
+
+// Chosen on validation splits of ml-100k train (temporal, ratio and loo all pick 400).
+fn lambda() -> f32 {
+    400.0
+}
+
+/// The largest catalogue EASE accepts (its dense matrices need 12 bytes per item pair).
+pub const EASE_MAX_ITEMS: usize = 30_000;
+
+/// Parameters of [`Ease`].
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EaseParams {
+    /// L2 regularisation λ on the diagonal of the Gram matrix (default 400, > 0).
+    #[serde(default = "lambda")]
+    pub lambda: f32,
+}
+
+impl Default for EaseParams {
+    fn default() -> Self {
+        EaseParams { lambda: lambda() }
+    }
+}
+
+/// Item x item weights; a user's scores are their history row times `B`.
+#[derive(Debug, Clone)]
+pub struct Ease {
+    n: usize,
+    /// Row-major `n x n`.
+    b: Vec<f32>,
+}
+
+impl EaseParams {
+    /// Fits EASE on `train`'s user x item matrix (weights as given).
+    pub fn fit(&self, train: &TrainSet, progress: &dyn Progress) -> Result<Ease> {
+        if !(self.lambda > 0.0 && self.lambda.is_finite()) {
+            return Err(ModelError::InvalidParameter {
+                name: "lambda",
+                value: self.lambda.to_string(),
+                allowed: "a finite number above 0",
+            });
+        }
+        let n = train.n_items();
+        if n > EASE_MAX_ITEMS {
+            return Err(ModelError::TooLarge {
+                model: "ease",
+                what: format!("{n} items"),
+                limit: "at most 30000 items; use als or item_knn for larger catalogues",
+            });
+        }
+        if train.user_items.nnz() == 0 {
+            return Err(ModelError::EmptyTrainingData { model: "ease" });
+        }
+        let step = progress.step("EASE: Gram matrix and inverse", 2);
+        let mut g = Mat::<f64>::zeros(n, n);
+        let m = &train.user_items;
+        for u in 0..m.n_rows() {
+            let (cols, vals) = m.row(u);
+            for (a, (&i, &wi)) in cols.iter().zip(vals).enumerate() {
+                for (&j, &wj) in cols[a..].iter().zip(&vals[a..]) {
+                    g[(i as usize, j as usize)] += wi as f64 * wj as f64;
+                }
+            }
+        }
+        for i in 0..n {
+            for j in 0..i {
+                g[(i, j)] = g[(j, i)];
+            }
+            g[(i, i)] += self.lambda as f64;
+        }
+        step.inc(1);
+        let p = g
+            .llt(Side::Lower)
+            .map_err(|_| ModelError::Diverged { model: "ease", hint: "increase lambda".into() })?
+            .inverse();
+        step.inc(1);
+        let mut b = vec![0f32; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                if i != j {
+                    b[i * n + j] = (-p[(i, j)] / p[(j, j)]) as f32;
+                }
+            }
+        }
+        if b.iter().any(|v| !v.is_finite()) {
+            return Err(ModelError::Diverged { model: "ease", hint: "increase lambda".into() });
+        }
+        Ok(Ease { n, b })
+    }
+}
+
+impl Ease {
+    /// The weight matrix, row-major `n x n`.
+    pub fn weights(&self) -> &[f32] {
+        &self.b
+    }
+
+    /// Rebuilds a model from saved weights.
+    pub fn from_weights(n: usize, b: Vec<f32>) -> Self {
+        assert_eq!(b.len(), n * n);
+        Ease { n, b }
+    }
+}
+
+impl Retriever for Ease {
+    fn kind(&self) -> &'static str {
+        "ease"
+    }
+
+    fn n_items(&self) -> usize {
+        self.n
+    }
+
+    fn score(&self, query: &Query<'_>, out: &mut [f32]) {
+        out.fill(0.0);
+        for (&j, &w) in query.items.iter().zip(query.weights) {
+            if (j as usize) < self.n {
+                crate::factors::axpy(w, &self.b[j as usize * self.n..(j as usize + 1) * self.n], out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{checkerboard, conformance};
+    use tandem_data::NoProgress;
+
+    #[test]
+    fn matches_the_closed_form_on_a_tiny_case() {
+        // Two users: {0, 1} and {1}. G = [[1,1],[1,2]] + λI with λ = 1 -> [[2,1],[1,3]];
+        // P = 1/5 [[3,-1],[-1,2]]; B01 = -P01/P11 = 1/2, B10 = -P10/P00 = 1/3.
+        let mut log = tandem_data::Interactions::new();
+        for (u, i) in [(0, 0), (0, 1), (1, 1)] {
+            log.push(tandem_data::Interaction { user: u, item: i, time: 0, weight: 1.0 });
+        }
+        let m = EaseParams { lambda: 1.0 }.fit(&TrainSet::new(log, 2, 2), &NoProgress).unwrap();
+        let w = m.weights();
+        assert!((w[1] - 0.5).abs() < 1e-6 && (w[2] - 1.0 / 3.0).abs() < 1e-6 && w[0] == 0.0 && w[3] == 0.0);
+    }
+
+    #[test]
+    fn conformance_suite() {
+        let t = checkerboard();
+        conformance(&EaseParams { lambda: 1.0 }.fit(&t, &NoProgress).unwrap(), &t, true);
+    }
+
+    #[test]
+    fn rejects_bad_lambda() {
+        let e = EaseParams { lambda: 0.0 }.fit(&checkerboard(), &NoProgress).unwrap_err();
+        assert!(e.to_string().contains("lambda"));
+    }
+}
