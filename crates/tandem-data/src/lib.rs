@@ -8,6 +8,7 @@
 //! - [`IdMap`]: raw string ids <-> dense `u32` indices; raw ids are kept as strings end to end.
 //! - [`Interactions`]: the log as columns; [`Csr`]: the sparse matrix models read.
 //! - [`split`]: deterministic, seeded splits (SPEC §3).
+//! - [`sample`]: negative samplers shared by trained models.
 //! - [`synthetic`]: power-law logs at any scale for benchmarks.
 //!
 //! Errors name the file, line and column of bad input ([`DataError`]).
@@ -31,6 +32,7 @@ mod idmap;
 mod interactions;
 pub mod progress;
 pub mod read;
+pub mod sample;
 pub mod split;
 pub mod synthetic;
 

@@ -7,6 +7,7 @@ use crate::als::AlsParams;
 use crate::ease::EaseParams;
 use crate::error::Result;
 use crate::knn::KnnParams;
+use crate::mf::MfParams;
 use crate::popularity::PopularityParams;
 use crate::retriever::{Retriever, TrainSet};
 
@@ -25,11 +26,13 @@ pub enum ModelSpec {
     Als(AlsParams),
     /// EASE, closed-form item-item regression.
     Ease(EaseParams),
+    /// Matrix factorisation with biases, BPR or BCE.
+    Mf(MfParams),
 }
 
 impl ModelSpec {
     /// The kinds, as written in configs.
-    pub const KINDS: [&'static str; 5] = ["popularity", "item_knn", "user_knn", "als", "ease"];
+    pub const KINDS: [&'static str; 6] = ["popularity", "item_knn", "user_knn", "als", "ease", "mf"];
 
     /// Fits the model on `train`.
     pub fn fit(&self, train: &TrainSet, progress: &dyn Progress) -> Result<Box<dyn Retriever>> {
@@ -39,6 +42,7 @@ impl ModelSpec {
             ModelSpec::UserKnn(p) => Box::new(p.fit_user_knn(train, progress)?),
             ModelSpec::Als(p) => Box::new(p.fit(train, progress)?),
             ModelSpec::Ease(p) => Box::new(p.fit(train, progress)?),
+            ModelSpec::Mf(p) => Box::new(p.fit(train, progress)?),
         })
     }
 
@@ -50,6 +54,7 @@ impl ModelSpec {
             ModelSpec::UserKnn(_) => "user_knn",
             ModelSpec::Als(_) => "als",
             ModelSpec::Ease(_) => "ease",
+            ModelSpec::Mf(_) => "mf",
         }
     }
 }

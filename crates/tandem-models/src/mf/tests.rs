@@ -1,0 +1,140 @@
+use super::train::{Example, Tables};
+use super::*;
+use crate::testing::{checkerboard, conformance};
+use tandem_data::NoProgress;
+
+fn small(loss: Loss) -> MfParams {
+    MfParams { factors: 4, loss, epochs: 40, learning_rate: 0.1, threads: 1, ..Default::default() }
+}
+
+#[test]
+fn conformance_bpr_and_bce() {
+    let t = checkerboard();
+    for loss in [Loss::Bpr, Loss::Bce] {
+        let m = small(loss).fit(&t, &NoProgress).unwrap();
+        conformance(&m, &t, true);
+    }
+}
+
+#[test]
+fn one_thread_is_bit_reproducible_and_many_threads_learn_the_same() {
+    let t = checkerboard();
+    let p = small(Loss::Bpr);
+    assert_eq!(p.fit(&t, &NoProgress).unwrap(), p.fit(&t, &NoProgress).unwrap());
+    // Hogwild gives other bits but the same ranking on this easy problem.
+    let hog = MfParams { threads: 0, batch_size: 8, ..p }.fit(&t, &NoProgress).unwrap();
+    conformance(&hog, &t, true);
+}
+
+/// With zero-initialised factors and no biases nothing can move, so every example's loss is
+/// the loss at score 0: softplus(margin) for BPR, ln 2 for BCE. This pins the margin on the
+/// training path.
+#[test]
+fn first_epoch_loss_matches_hand_computation() {
+    let t = checkerboard();
+    for (loss, margin, want) in
+        [(Loss::Bpr, 0.0f32, 2f64.ln()), (Loss::Bpr, 1.0, (1.0 + 1f64.exp()).ln()), (Loss::Bce, 0.0, 2f64.ln())]
+    {
+        let p = MfParams { loss, margin, init_std: 0.0, biases: false, epochs: 1, threads: 1, ..Default::default() };
+        let mut seen = None;
+        p.fit_with(&t, &NoProgress, &mut |r, _| {
+            seen = Some(r.loss);
+            None
+        })
+        .unwrap();
+        assert!((seen.unwrap() - want).abs() < 1e-6, "{loss:?} margin {margin}: {seen:?} vs {want}");
+    }
+}
+
+#[test]
+fn early_stopping_keeps_the_best_epoch_as_a_copy() {
+    let t = checkerboard();
+    let p = MfParams { epochs: 10, patience: 2, ..small(Loss::Bpr) };
+    let scores = [0.1, 0.5, 0.3, 0.2, 0.9];
+    let mut snapshots = Vec::new();
+    let best = p
+        .fit_with(&t, &NoProgress, &mut |r, m| {
+            snapshots.push(m.clone());
+            Some(scores[r.epoch - 1])
+        })
+        .unwrap();
+    assert_eq!(snapshots.len(), 4, "stops two epochs after the best");
+    assert_eq!(best, snapshots[1], "the best epoch's weights");
+    assert_ne!(best, snapshots[3]);
+}
+
+fn count_examples(p: &MfParams) -> (usize, usize, usize) {
+    let t = checkerboard();
+    let tables = Tables::zeros(p, t.n_users(), t.n_items());
+    let ex = p.examples(&t.user_items, &tables, 1);
+    let (mut pairs, mut pos, mut neg) = (0, 0, 0);
+    for e in &ex {
+        match *e {
+            Example::Pair(u, i, j) => {
+                pairs += 1;
+                assert!(t.user_items.row(u as usize).0.contains(&i));
+                assert!(!t.user_items.row(u as usize).0.contains(&j), "negatives exclude positives");
+            }
+            Example::Point(u, i, y) => {
+                let known = t.user_items.row(u as usize).0.contains(&i);
+                assert_eq!(known, y == 1.0);
+                if y == 1.0 {
+                    pos += 1
+                } else {
+                    neg += 1
+                }
+            }
+        }
+    }
+    (pairs, pos, neg)
+}
+
+#[test]
+fn negative_modes_draw_the_documented_counts() {
+    let nnz = checkerboard().user_items.nnz();
+    let users = checkerboard().n_users();
+    let bpr = |mode, negatives| MfParams { loss: Loss::Bpr, negative_mode: mode, negatives, ..Default::default() };
+    let bce = |mode, negatives| MfParams { loss: Loss::Bce, negative_mode: mode, negatives, ..Default::default() };
+    assert_eq!(count_examples(&bpr(NegativeMode::Uniform, 4)), (4 * nnz, 0, 0));
+    assert_eq!(count_examples(&bpr(NegativeMode::Fixed, 2)), (2 * nnz, 0, 0));
+    assert_eq!(count_examples(&bpr(NegativeMode::Even, 9)), (nnz, 0, 0));
+    assert_eq!(count_examples(&bce(NegativeMode::Uniform, 4)), (0, nnz, 4 * nnz));
+    assert_eq!(count_examples(&bce(NegativeMode::Fixed, 3)), (0, nnz, 3 * users), "BCE fixed: per user");
+    assert_eq!(count_examples(&bce(NegativeMode::Even, 3)), (0, nnz, nnz), "even: 1:1");
+    let hard = MfParams {
+        negative_mode: NegativeMode::Hard,
+        hard_candidates: 4,
+        hard_keep: 2,
+        hard_random: 1,
+        ..Default::default()
+    };
+    assert_eq!(count_examples(&hard), (3 * nnz, 0, 0), "M + K per positive");
+}
+
+#[test]
+fn bad_parameters_are_named() {
+    let t = checkerboard();
+    for (p, name) in [
+        (MfParams { learning_rate: 0.0, ..Default::default() }, "learning_rate"),
+        (MfParams { epochs: 0, ..Default::default() }, "epochs"),
+        (MfParams { negative_mode: NegativeMode::Hard, hard_keep: 20, ..Default::default() }, "hard_keep"),
+    ] {
+        let e = p.fit(&t, &NoProgress).unwrap_err().to_string();
+        assert!(e.contains(name), "{e}");
+    }
+}
+
+#[test]
+fn divergence_is_a_typed_error() {
+    let t = checkerboard();
+    let p = MfParams {
+        loss: Loss::Bce,
+        optimizer: crate::optim::OptimizerKind::Sgd,
+        learning_rate: 1e30,
+        init_std: 1.0,
+        threads: 1,
+        ..Default::default()
+    };
+    let e = p.fit(&t, &NoProgress).unwrap_err().to_string();
+    assert!(e.contains("diverged") && e.contains("learning_rate"), "{e}");
+}

@@ -1,0 +1,353 @@
+//! The MF epoch loop: build the epoch's examples (with negatives), shuffle, and apply per-example
+//! updates, one thread bit-reproducibly or many threads Hogwild.
+
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use tandem_data::sample::{user_rng, NegativeSampler};
+use tandem_data::{Csr, Progress};
+
+use super::model::Mf;
+use super::params::{Loss, MfParams, NegativeMode};
+use crate::error::{ModelError, Result};
+use crate::factors::{dot, Factors};
+use crate::optim::{Optimizer, ParamTable};
+use crate::retriever::TrainSet;
+
+/// What one epoch did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochReport {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean loss per example.
+    pub loss: f64,
+    /// Examples trained on.
+    pub examples: usize,
+    /// Wall-clock seconds of the epoch.
+    pub seconds: f64,
+}
+
+/// Called after every epoch with the model as it stands; returns a validation score (higher
+/// is better) or `None` when there is nothing to validate on.
+pub type Validate<'a> = dyn FnMut(&EpochReport, &Mf) -> Option<f64> + 'a;
+
+/// One training example: user, positive or labelled item, and a negative or label.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Example {
+    /// BPR triple (user, positive, negative).
+    Pair(u32, u32, u32),
+    /// BCE pair (user, item, label).
+    Point(u32, u32, f32),
+}
+
+pub(super) struct Tables {
+    users: ParamTable,
+    items: ParamTable,
+    user_bias: ParamTable,
+    item_bias: ParamTable,
+    global: ParamTable,
+    f: usize,
+}
+
+impl Tables {
+    fn snapshot(&self, params: &MfParams) -> Mf {
+        let (nu, ni) = (self.user_bias.snapshot().len(), self.item_bias.snapshot().len());
+        Mf {
+            params: params.clone(),
+            users: Factors::from_vec(nu, self.f, self.users.snapshot()),
+            items: Factors::from_vec(ni, self.f, self.items.snapshot()),
+            user_bias: self.user_bias.snapshot(),
+            item_bias: self.item_bias.snapshot(),
+            global_bias: self.global.get(0, 0),
+        }
+    }
+}
+
+#[inline]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl Tables {
+    /// Fresh tables for `params` (used by tests to inspect example generation).
+    #[cfg(test)]
+    pub(super) fn zeros(params: &MfParams, n_users: usize, n_items: usize) -> Tables {
+        let (f, kind) = (params.factors, params.optimizer);
+        Tables {
+            users: ParamTable::new(&vec![0.0; n_users * f], f, kind),
+            items: ParamTable::new(&vec![0.0; n_items * f], f, kind),
+            user_bias: ParamTable::new(&vec![0.0; n_users], 1, kind),
+            item_bias: ParamTable::new(&vec![0.0; n_items], 1, kind),
+            global: ParamTable::new(&[0.0], 1, kind),
+            f,
+        }
+    }
+}
+
+impl MfParams {
+    /// Fits MF on `train` without validation.
+    pub fn fit(&self, train: &TrainSet, progress: &dyn Progress) -> Result<Mf> {
+        self.fit_with(train, progress, &mut |_, _| None)
+    }
+
+    /// Fits MF, calling `validate` after every epoch. When it returns scores, the best epoch's
+    /// weights are kept (a real copy) and training stops after `patience` epochs without
+    /// improvement.
+    pub fn fit_with(&self, train: &TrainSet, progress: &dyn Progress, validate: &mut Validate<'_>) -> Result<Mf> {
+        self.check()?;
+        let m = &train.user_items;
+        if m.nnz() == 0 {
+            return Err(ModelError::EmptyTrainingData { model: "mf" });
+        }
+        let f = self.factors;
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let users = Factors::normal(train.n_users(), f, self.init_std, &mut rng);
+        let items = Factors::normal(train.n_items(), f, self.init_std, &mut rng);
+        let kind = self.optimizer;
+        let t = Tables {
+            users: ParamTable::new(users.as_slice(), f, kind),
+            items: ParamTable::new(items.as_slice(), f, kind),
+            user_bias: ParamTable::new(&vec![0.0; train.n_users()], 1, kind),
+            item_bias: ParamTable::new(&vec![0.0; train.n_items()], 1, kind),
+            global: ParamTable::new(&[0.0], 1, kind),
+            f,
+        };
+        let opt = Optimizer { kind, lr: self.learning_rate, weight_decay: self.weight_decay };
+        let pool = match self.threads {
+            0 => None,
+            n => Some(rayon::ThreadPoolBuilder::new().num_threads(n).build().map_err(|e| {
+                ModelError::InvalidParameter {
+                    name: "threads",
+                    value: format!("{n} ({e})"),
+                    allowed: "a thread count the system allows",
+                }
+            })?),
+        };
+        let static_negatives = match self.negative_mode {
+            NegativeMode::Fixed | NegativeMode::Even => Some(self.examples(m, &t, u64::MAX)),
+            _ => None,
+        };
+        let mut best: Option<(f64, Mf)> = None;
+        let mut since_best = 0;
+        let mut last = None;
+        let step = progress.step("MF epochs", self.epochs as u64);
+        for epoch in 1..=self.epochs {
+            let start = Instant::now();
+            let mut examples = match &static_negatives {
+                Some(ex) => ex.clone(),
+                None => self.examples(m, &t, epoch as u64),
+            };
+            examples.shuffle(&mut ChaCha8Rng::seed_from_u64(self.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9)));
+            let run = || self.train_epoch(&examples, &t, &opt);
+            let loss_sum = match &pool {
+                Some(p) => p.install(run),
+                None => run(),
+            };
+            let report = EpochReport {
+                epoch,
+                loss: loss_sum / examples.len().max(1) as f64,
+                examples: examples.len(),
+                seconds: start.elapsed().as_secs_f64(),
+            };
+            step.inc(1);
+            if !report.loss.is_finite() {
+                return Err(ModelError::Diverged {
+                    model: "mf",
+                    hint: "lower learning_rate or raise weight_decay".into(),
+                });
+            }
+            let model = t.snapshot(self);
+            match validate(&report, &model) {
+                Some(score) if best.as_ref().is_none_or(|(b, _)| score > *b) => {
+                    best = Some((score, model));
+                    since_best = 0;
+                }
+                Some(_) => {
+                    since_best += 1;
+                    if self.patience > 0 && since_best >= self.patience {
+                        break;
+                    }
+                }
+                None => last = Some(model),
+            }
+        }
+        let model = best.map(|(_, m)| m).or(last).unwrap_or_else(|| t.snapshot(self));
+        if !model.users.is_finite() || !model.items.is_finite() {
+            return Err(ModelError::Diverged { model: "mf", hint: "lower learning_rate or raise weight_decay".into() });
+        }
+        Ok(model)
+    }
+
+    /// The examples of one epoch (`epoch == u64::MAX` for static negatives), in user order.
+    pub(super) fn examples(&self, m: &Csr, t: &Tables, epoch: u64) -> Vec<Example> {
+        let sampler = NegativeSampler::new(m);
+        let per_user: Vec<Vec<Example>> = (0..m.n_rows() as u32)
+            .into_par_iter()
+            .map(|u| {
+                let pos = m.row(u as usize).0;
+                let mut out = Vec::new();
+                if pos.is_empty() {
+                    return out;
+                }
+                let mut rng = user_rng(self.seed, epoch, u);
+                let mut negs = Vec::new();
+                let mut user_vec = vec![0f32; t.f];
+                t.users.read(u as usize, &mut user_vec);
+                // BCE with static negatives draws them per user, not per positive.
+                if self.loss == Loss::Bce && matches!(self.negative_mode, NegativeMode::Fixed | NegativeMode::Even) {
+                    let n = if self.negative_mode == NegativeMode::Fixed { self.negatives } else { pos.len() };
+                    out.extend(pos.iter().map(|&i| Example::Point(u, i, 1.0)));
+                    sampler.uniform_many(u, n, &mut rng, &mut negs);
+                    out.extend(negs.iter().map(|&j| Example::Point(u, j, 0.0)));
+                    return out;
+                }
+                for &i in pos {
+                    negs.clear();
+                    match self.negative_mode {
+                        NegativeMode::Uniform | NegativeMode::Fixed => {
+                            sampler.uniform_many(u, self.negatives, &mut rng, &mut negs)
+                        }
+                        NegativeMode::Even => sampler.uniform_many(u, 1, &mut rng, &mut negs),
+                        NegativeMode::Hard => self.hard_negatives(&sampler, t, u, &user_vec, &mut rng, &mut negs),
+                    }
+                    match self.loss {
+                        Loss::Bpr => out.extend(negs.iter().map(|&j| Example::Pair(u, i, j))),
+                        Loss::Bce => {
+                            out.push(Example::Point(u, i, 1.0));
+                            out.extend(negs.iter().map(|&j| Example::Point(u, j, 0.0)));
+                        }
+                    }
+                }
+                out
+            })
+            .collect();
+        per_user.into_iter().flatten().collect()
+    }
+
+    /// N random candidates scored by the current model, the best M kept, plus K random others.
+    fn hard_negatives(
+        &self,
+        sampler: &NegativeSampler<'_>,
+        t: &Tables,
+        u: u32,
+        user_vec: &[f32],
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<u32>,
+    ) {
+        let mut cands = Vec::with_capacity(self.hard_candidates);
+        sampler.uniform_many(u, self.hard_candidates, rng, &mut cands);
+        let mut q = vec![0f32; t.f];
+        let mut scored: Vec<(f32, u32)> = cands
+            .iter()
+            .map(|&c| {
+                t.items.read(c as usize, &mut q);
+                (t.item_bias.get(c as usize, 0) + dot(user_vec, &q), c)
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        out.extend(scored.iter().take(self.hard_keep).map(|s| s.1));
+        let mut tries = 0;
+        while out.len() < self.hard_keep.min(cands.len()) + self.hard_random && tries < 20 * self.hard_random + 20 {
+            tries += 1;
+            match sampler.uniform(u, rng) {
+                Some(j) if !cands.contains(&j) => out.push(j),
+                Some(_) => {}
+                None => break,
+            }
+        }
+    }
+
+    /// Trains on `examples` in order (one thread) or in `batch_size` chunks across the pool
+    /// (Hogwild); returns the summed loss.
+    fn train_epoch(&self, examples: &[Example], t: &Tables, opt: &Optimizer) -> f64 {
+        let one_thread = self.threads == 1 || rayon::current_num_threads() == 1;
+        let work = |chunk: &[Example]| -> f64 {
+            let mut buf = Buffers::new(t.f);
+            chunk.iter().map(|&ex| self.update(ex, t, opt, &mut buf) as f64).sum()
+        };
+        if one_thread {
+            examples.chunks(self.batch_size).map(work).sum()
+        } else {
+            examples.par_chunks(self.batch_size).map(work).sum()
+        }
+    }
+
+    #[inline]
+    fn update(&self, ex: Example, t: &Tables, opt: &Optimizer, b: &mut Buffers) -> f32 {
+        match ex {
+            Example::Pair(u, i, j) => {
+                let (u, i, j) = (u as usize, i as usize, j as usize);
+                t.users.read(u, &mut b.p);
+                t.items.read(i, &mut b.q);
+                t.items.read(j, &mut b.r);
+                let bias = if self.biases { t.item_bias.get(i, 0) - t.item_bias.get(j, 0) } else { 0.0 };
+                let x = bias + dot(&b.p, &b.q) - dot(&b.p, &b.r) - self.margin;
+                // -log σ(x) = softplus(-x); d/dx = -σ(-x).
+                let loss = if x > 0.0 { (-x).exp().ln_1p() } else { -x + x.exp().ln_1p() };
+                let g = -sigmoid(-x);
+                for k in 0..t.f {
+                    b.gp[k] = g * (b.q[k] - b.r[k]);
+                    b.gq[k] = g * b.p[k];
+                    b.gr[k] = -g * b.p[k];
+                }
+                t.users.update(u, &b.gp, opt);
+                t.items.update(i, &b.gq, opt);
+                t.items.update(j, &b.gr, opt);
+                if self.biases {
+                    t.item_bias.update(i, &[g], opt);
+                    t.item_bias.update(j, &[-g], opt);
+                }
+                loss
+            }
+            Example::Point(u, i, y) => {
+                let (u, i) = (u as usize, i as usize);
+                t.users.read(u, &mut b.p);
+                t.items.read(i, &mut b.q);
+                let bias =
+                    if self.biases { t.global.get(0, 0) + t.user_bias.get(u, 0) + t.item_bias.get(i, 0) } else { 0.0 };
+                let s = bias + dot(&b.p, &b.q);
+                let p = sigmoid(s);
+                // BCE with logs clamped at -100, as PyTorch's BCELoss.
+                let loss = -(y * p.ln().max(-100.0) + (1.0 - y) * (1.0 - p).ln().max(-100.0));
+                let g = p - y;
+                for k in 0..t.f {
+                    b.gp[k] = g * b.q[k];
+                    b.gq[k] = g * b.p[k];
+                }
+                t.users.update(u, &b.gp, opt);
+                t.items.update(i, &b.gq, opt);
+                if self.biases {
+                    t.user_bias.update(u, &[g], opt);
+                    t.item_bias.update(i, &[g], opt);
+                    t.global.update(0, &[g], opt);
+                }
+                loss
+            }
+        }
+    }
+}
+
+struct Buffers {
+    p: Vec<f32>,
+    q: Vec<f32>,
+    r: Vec<f32>,
+    gp: Vec<f32>,
+    gq: Vec<f32>,
+    gr: Vec<f32>,
+}
+
+impl Buffers {
+    fn new(f: usize) -> Self {
+        Buffers {
+            p: vec![0.0; f],
+            q: vec![0.0; f],
+            r: vec![0.0; f],
+            gp: vec![0.0; f],
+            gq: vec![0.0; f],
+            gr: vec![0.0; f],
+        }
+    }
+}
