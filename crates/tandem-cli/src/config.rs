@@ -115,6 +115,14 @@ pub struct EvaluationSpec {
     /// Metric columns of the terminal table (default NDCG@10, HR@10, Recall@K for the largest K).
     #[serde(default)]
     pub table: Vec<String>,
+    /// Metric on the valid part that picks the best epoch of models trained in epochs
+    /// (default NDCG@10).
+    #[serde(default = "default_valid_metric")]
+    pub validation_metric: String,
+}
+
+fn default_valid_metric() -> String {
+    "NDCG@10".into()
 }
 
 impl Default for EvaluationSpec {
@@ -207,6 +215,7 @@ impl Config {
         }
         let ev = &self.evaluation;
         check_ks(&ev.ks).context("evaluation.ks")?;
+        check_metric(&ev.validation_metric).context("evaluation.validation_metric")?;
         if ev.ranking == Ranking::Sampled && ev.negatives == 0 {
             bail!("evaluation.negatives: sampled ranking needs at least 1 negative");
         }
@@ -264,6 +273,18 @@ fn source<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Source,
 pub fn check_ks(ks: &[usize]) -> Result<()> {
     if ks.is_empty() || ks.iter().any(|&k| k == 0 || k > 100_000) {
         bail!("give one or more cut-offs, each from 1 to 100000 (got {ks:?})");
+    }
+    Ok(())
+}
+
+/// A metric name `NAME@K` with a known NAME and K in 1..=100000.
+pub fn check_metric(name: &str) -> Result<()> {
+    let names = tandem_eval::Metric::ALL.map(|m| m.name());
+    let ok = name
+        .split_once('@')
+        .is_some_and(|(n, k)| names.contains(&n) && k.parse::<usize>().is_ok_and(|k| (1..=100_000).contains(&k)));
+    if !ok {
+        bail!("'{name}' is not a metric: use NAME@K with NAME one of {}", names.join(", "));
     }
     Ok(())
 }

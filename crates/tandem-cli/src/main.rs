@@ -58,6 +58,9 @@ enum Command {
         /// Cut-offs, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1,5,10,20,50,100")]
         ks: Vec<usize>,
+        /// Metric on valid.tsv (when present) that picks the best epoch of epoch-trained models.
+        #[arg(long, default_value = "NDCG@10")]
+        valid_metric: String,
     },
     /// Write a synthetic interaction log (CSV `user,item,timestamp`) with power-law item and
     /// user activity and latent communities, for benchmarks at any scale.
@@ -108,8 +111,8 @@ fn main() -> ExitCode {
     let bars = progress::Bars::new(cli.quiet);
     let result = match cli.command {
         Command::Run { config, set, out } => commands::run(&config, &set, &out, &bars),
-        Command::EvaluateSplit { split_dir, model, params, out, ks } => {
-            commands::evaluate_split(&split_dir, &model, &params, &out, &ks, &bars)
+        Command::EvaluateSplit { split_dir, model, params, out, ks, valid_metric } => {
+            commands::evaluate_split(&split_dir, &model, &params, &out, &ks, &valid_metric, &bars)
         }
         Command::Inspect { config, set } => commands::inspect(&config, &set, &bars),
         Command::Generate {

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use tandem_data::{Csr, Progress};
 use tandem_eval::{evaluate, Evaluation, ModelReport, Protocol, Report, TestSet};
-use tandem_models::{ModelSpec, TrainSet};
+use tandem_models::{ModelSpec, Retriever, TrainSet};
 
 /// An evaluated model's results.
 pub struct Evaluated {
@@ -21,6 +21,25 @@ pub struct EvalPlan<'a> {
     pub ks: &'a [usize],
     /// Predictions kept per user.
     pub keep: usize,
+    /// Validation data for models trained in epochs (early stopping on `metric`).
+    pub validation: Option<Validation<'a>>,
+}
+
+/// A validation set and the metric epochs are compared on.
+pub struct Validation<'a> {
+    pub set: &'a TestSet,
+    pub protocol: &'a Protocol,
+    /// `NAME@K`, e.g. `NDCG@10`.
+    pub metric: &'a str,
+}
+
+impl Validation<'_> {
+    /// The metric's value for `model`, computed by the evaluator itself.
+    pub fn score(&self, model: &dyn Retriever, history: &Csr) -> Option<f64> {
+        let k: usize = self.metric.split('@').nth(1)?.parse().ok()?;
+        let e = evaluate(model, history, self.set, self.protocol, &[k], 0, &tandem_data::NoProgress);
+        e.metrics.get(self.metric).copied()
+    }
 }
 
 /// Fits `spec` on `train` and evaluates it under `plan`.
@@ -32,7 +51,17 @@ pub fn fit_and_evaluate(
     progress: &dyn Progress,
 ) -> Result<Evaluated> {
     let start = Instant::now();
-    let model = spec.fit(train, progress).with_context(|| format!("fitting model '{name}'"))?;
+    let model = match &plan.validation {
+        None => spec.fit(train, progress),
+        Some(v) => spec.fit_validated(train, progress, &mut |report, model| {
+            let score = v.score(model, &train.user_items);
+            if let Some(s) = score {
+                eprintln!("{name}: epoch {:>3}  loss {:.5}  valid {} {s:.4}", report.epoch, report.loss, v.metric);
+            }
+            score
+        }),
+    }
+    .with_context(|| format!("fitting model '{name}'"))?;
     let fit_seconds = start.elapsed().as_secs_f64();
     let evaluation = evaluate(&*model, &train.user_items, plan.test, plan.protocol, plan.ks, plan.keep, progress);
     let params = match serde_json::to_value(spec).unwrap_or_default() {

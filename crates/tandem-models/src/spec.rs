@@ -7,7 +7,7 @@ use crate::als::AlsParams;
 use crate::ease::EaseParams;
 use crate::error::Result;
 use crate::knn::KnnParams;
-use crate::mf::MfParams;
+use crate::mf::{EpochReport, MfParams};
 use crate::popularity::PopularityParams;
 use crate::retriever::{Retriever, TrainSet};
 
@@ -44,6 +44,20 @@ impl ModelSpec {
             ModelSpec::Ease(p) => Box::new(p.fit(train, progress)?),
             ModelSpec::Mf(p) => Box::new(p.fit(train, progress)?),
         })
+    }
+
+    /// Fits the model, calling `validate` after each epoch of models trained in epochs (the
+    /// best epoch is kept, with early stopping); other models are fitted as by [`Self::fit`].
+    pub fn fit_validated(
+        &self,
+        train: &TrainSet,
+        progress: &dyn Progress,
+        validate: &mut dyn FnMut(&EpochReport, &dyn Retriever) -> Option<f64>,
+    ) -> Result<Box<dyn Retriever>> {
+        match self {
+            ModelSpec::Mf(p) => Ok(Box::new(p.fit_with(train, progress, &mut |r, m| validate(r, m))?)),
+            other => other.fit(train, progress),
+        }
     }
 
     /// The kind tag.

@@ -10,8 +10,8 @@ use tandem_data::{Progress, SplitDir};
 use tandem_eval::{write_lists, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet};
 use tandem_models::{ModelSpec, TrainSet};
 
-use crate::config::{check_ks, parse_value, typed};
-use crate::pipeline::{default_columns, fit_and_evaluate, items_with_interactions, write_report, EvalPlan};
+use crate::config::{check_ks, check_metric, parse_value, typed};
+use crate::pipeline::{default_columns, fit_and_evaluate, items_with_interactions, write_report, EvalPlan, Validation};
 
 /// Builds a model spec from a kind name and `KEY=VALUE` parameters.
 pub fn model_spec(model: &str, params: &[String]) -> Result<ModelSpec> {
@@ -28,6 +28,29 @@ pub fn model_spec(model: &str, params: &[String]) -> Result<ModelSpec> {
     typed(Value::Object(map), &format!("--model {model} parameters"))
 }
 
+/// The negatives of each user of `set`, in its order; every user must have a line.
+fn aligned_negatives(
+    set: &TestSet,
+    negs: &[(u32, Vec<u32>)],
+    data: &tandem_data::Dataset,
+    split_dir: &Path,
+    part: &str,
+) -> Result<Vec<Vec<u32>>> {
+    let by_user: HashMap<u32, &Vec<u32>> = negs.iter().map(|(u, n)| (*u, n)).collect();
+    set.users
+        .iter()
+        .map(|u| {
+            by_user.get(u).map(|n| (*n).clone()).with_context(|| {
+                format!(
+                    "{}: {part} user '{}' has no line in {part}_negatives.tsv",
+                    split_dir.display(),
+                    data.users.raw(*u)
+                )
+            })
+        })
+        .collect()
+}
+
 /// Fits and evaluates one model on `split_dir`, writing `out/report.json` and `out/predictions.tsv`.
 pub fn evaluate_split(
     split_dir: &Path,
@@ -35,10 +58,12 @@ pub fn evaluate_split(
     params: &[String],
     out: &Path,
     ks: &[usize],
+    valid_metric: &str,
     progress: &dyn Progress,
 ) -> Result<()> {
     let spec = model_spec(model, params)?;
     check_ks(ks).context("--ks")?;
+    check_metric(valid_metric).context("--valid-metric")?;
     let sd = SplitDir::load(split_dir, progress).with_context(|| format!("loading split {}", split_dir.display()))?;
     let data = &sd.dataset;
     let train = TrainSet::new(sd.train.clone(), data.n_users(), data.n_items());
@@ -47,18 +72,7 @@ pub fn evaluate_split(
     let n_catalogue = catalogue.iter().filter(|&&c| c).count();
     let (protocol, info, keep) = match &sd.test_negatives {
         Some(negs) => {
-            let by_user: HashMap<u32, &Vec<u32>> = negs.iter().map(|(u, n)| (*u, n)).collect();
-            let mut negatives = Vec::with_capacity(test.len());
-            for &u in &test.users {
-                match by_user.get(&u) {
-                    Some(n) => negatives.push((*n).clone()),
-                    None => bail!(
-                        "{}: test user '{}' has no line in test_negatives.tsv",
-                        split_dir.display(),
-                        data.users.raw(u)
-                    ),
-                }
-            }
+            let negatives = aligned_negatives(&test, negs, data, split_dir, "test")?;
             let per_user = negs.first().map_or(0, |n| n.1.len());
             let info = ProtocolInfo {
                 split: format!("pre-split directory {}", split_dir.display()),
@@ -85,7 +99,18 @@ pub fn evaluate_split(
         }
     };
     let name = spec.kind().to_string();
-    let plan = EvalPlan { test: &test, protocol: &protocol, ks, keep: keep.min(100_000) };
+    // valid.tsv (with valid_negatives.tsv when given) drives early stopping of epoch-trained models.
+    let valid_set = TestSet::from_log(&sd.valid);
+    let valid_protocol = match &sd.valid_negatives {
+        Some(negs) => Protocol::Sampled { negatives: aligned_negatives(&valid_set, negs, data, split_dir, "valid")? },
+        None => Protocol::Full { catalogue: items_with_interactions(&train.user_items), exclude_seen: true },
+    };
+    let validation = (!valid_set.is_empty()).then(|| Validation {
+        set: &valid_set,
+        protocol: &valid_protocol,
+        metric: valid_metric,
+    });
+    let plan = EvalPlan { test: &test, protocol: &protocol, ks, keep: keep.min(100_000), validation };
     let done = fit_and_evaluate(&name, &spec, &train, &plan, progress)?;
     let keep = done.evaluation.predictions.iter().map(|p| p.1.len()).max().unwrap_or(0);
     write_lists(

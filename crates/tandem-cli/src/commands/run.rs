@@ -11,7 +11,7 @@ use tandem_eval::{sample_negatives, write_lists, Protocol, ProtocolInfo, Report,
 use tandem_models::{PopularityParams, Query, Retriever, TrainSet};
 
 use crate::config::{Config, FilterOrder, FitOn, Ranking, SubmissionSpec};
-use crate::pipeline::{default_columns, fit_and_evaluate, items_with_interactions, write_report, EvalPlan};
+use crate::pipeline::{default_columns, fit_and_evaluate, items_with_interactions, write_report, EvalPlan, Validation};
 
 /// Runs the pipeline of `config_path` and writes its outputs into `out`.
 pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn Progress) -> Result<()> {
@@ -32,11 +32,31 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
     let test = TestSet::from_log(&split.test);
     let ev = &cfg.evaluation;
     let (protocol, info) = protocol(&cfg, &split, &train, &catalogue, &test);
+    // Models trained in epochs validate on the split's valid part, under the test protocol.
+    let valid_set = TestSet::from_log(&split.valid);
+    let valid_protocol = match &protocol {
+        Protocol::Full { .. } => protocol.clone(),
+        Protocol::Sampled { .. } => Protocol::Sampled {
+            negatives: sample_negatives(
+                &valid_set,
+                &train.user_items,
+                &catalogue,
+                ev.negatives,
+                ev.sampling,
+                ev.seed + 1,
+            ),
+        },
+    };
 
     let mut models = IndexMap::new();
     let keep = cfg.output.predictions;
     for (name, spec) in &cfg.models {
-        let plan = EvalPlan { test: &test, protocol: &protocol, ks: &ev.ks, keep };
+        let validation = (!valid_set.is_empty()).then(|| Validation {
+            set: &valid_set,
+            protocol: &valid_protocol,
+            metric: &ev.validation_metric,
+        });
+        let plan = EvalPlan { test: &test, protocol: &protocol, ks: &ev.ks, keep, validation };
         let done = fit_and_evaluate(name, spec, &train, &plan, progress)?;
         eprintln!(
             "{name}: fitted in {:.2}s, evaluated {} users in {:.2}s",
