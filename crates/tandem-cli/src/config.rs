@@ -148,6 +148,9 @@ pub struct OutputSpec {
     /// Recommendations for every user in a submission layout.
     #[serde(default)]
     pub submission: Option<SubmissionSpec>,
+    /// Save every fitted model to `models/<name>/` (manifest, safetensors, id maps); default false.
+    #[serde(default)]
+    pub save_models: bool,
 }
 
 impl Default for OutputSpec {

@@ -1,6 +1,7 @@
 //! `tandem`: a two-stage recommender system. `main` parses the command line; each subcommand
 //! is one library-backed function in [`commands`].
 
+mod artifact;
 mod commands;
 mod config;
 mod pipeline;
@@ -46,8 +47,8 @@ enum Command {
         /// A directory with train.tsv and test.tsv (header `user item timestamp`), optionally
         /// test_negatives.tsv (`user<TAB>item,item,...`).
         split_dir: PathBuf,
-        /// The model kind: popularity, item_knn or user_knn (dashes work too).
-        #[arg(long)]
+        /// The model kind: popularity, item_knn, user_knn, als, ease or mf (dashes work too).
+        #[arg(long, default_value = "popularity")]
         model: String,
         /// A model parameter, e.g. `--param neighbours=50` (repeatable).
         #[arg(long = "param", value_name = "KEY=VALUE")]
@@ -61,6 +62,13 @@ enum Command {
         /// Metric on valid.tsv (when present) that picks the best epoch of epoch-trained models.
         #[arg(long, default_value = "NDCG@10")]
         valid_metric: String,
+        /// Save the fitted model to this directory.
+        #[arg(long)]
+        save: Option<PathBuf>,
+        /// Evaluate a saved model (from `--save`) instead of fitting one; it must have been
+        /// trained on this split's train.tsv. `--model` and `--param` are then ignored.
+        #[arg(long, conflicts_with = "save")]
+        load: Option<PathBuf>,
     },
     /// Write a synthetic interaction log (CSV `user,item,timestamp`) with power-law item and
     /// user activity and latent communities, for benchmarks at any scale.
@@ -96,6 +104,45 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// The matrix-factorisation course assignment: read a course-format train.csv
+    /// (`UserId,ItemId` with space-separated items), hold out validation as data.yaml says,
+    /// train MF as the train config says (printing validation mAP@top_k every epoch, keeping the
+    /// best), and write OUT/submission.csv with every user's top_k unseen items.
+    Assignment {
+        /// The course's train.csv.
+        #[arg(long, short, default_value = "train.csv")]
+        input: PathBuf,
+        /// The data config (split_mode, val_n, val_ratio, neg_mode, neg_sample_num, seed).
+        #[arg(long, default_value = "configs/assignment/data.yaml")]
+        data: PathBuf,
+        /// The training config (train_bpr.yaml or train_bce.yaml).
+        #[arg(long)]
+        train: PathBuf,
+        /// The loss: bpr or bce.
+        #[arg(long, default_value = "bpr", value_parser = ["bpr", "bce"])]
+        loss: String,
+        /// Output directory.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+    /// Recommend from a saved model directory (written by `run` with `output.save_models`).
+    Recommend {
+        /// The model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// A known user's raw id (their training history is used).
+        #[arg(long)]
+        user: Option<String>,
+        /// Raw item ids of an anonymous (or extended) history, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        items: Vec<String>,
+        /// How many items.
+        #[arg(long, short, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        k: u32,
+        /// Keep items of the history in the list.
+        #[arg(long)]
+        include_seen: bool,
+    },
     /// Load the data a config names and print its statistics and the configured split.
     Inspect {
         /// The YAML config.
@@ -111,10 +158,23 @@ fn main() -> ExitCode {
     let bars = progress::Bars::new(cli.quiet);
     let result = match cli.command {
         Command::Run { config, set, out } => commands::run(&config, &set, &out, &bars),
-        Command::EvaluateSplit { split_dir, model, params, out, ks, valid_metric } => {
-            commands::evaluate_split(&split_dir, &model, &params, &out, &ks, &valid_metric, &bars)
+        Command::EvaluateSplit { split_dir, model, params, out, ks, valid_metric, save, load } => {
+            let opts = commands::SplitEval {
+                ks: &ks,
+                valid_metric: &valid_metric,
+                save: save.as_deref(),
+                load: load.as_deref(),
+            };
+            commands::evaluate_split(&split_dir, &model, &params, &out, &opts, &bars)
         }
         Command::Inspect { config, set } => commands::inspect(&config, &set, &bars),
+        Command::Recommend { model, user, items, k, include_seen } => {
+            commands::recommend(&model, user.as_deref(), &items, k as usize, include_seen)
+        }
+        Command::Assignment { input, data, train, loss, out } => {
+            let loss = if loss == "bce" { tandem_models::Loss::Bce } else { tandem_models::Loss::Bpr };
+            commands::assignment(&input, &data, &train, loss, &out, &bars)
+        }
         Command::Generate {
             out,
             users,

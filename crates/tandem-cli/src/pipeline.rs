@@ -10,6 +10,7 @@ use tandem_models::{ModelSpec, Retriever, TrainSet};
 
 /// An evaluated model's results.
 pub struct Evaluated {
+    pub model: Box<dyn Retriever>,
     pub evaluation: Evaluation,
     pub report: ModelReport,
 }
@@ -62,24 +63,29 @@ pub fn fit_and_evaluate(
         }),
     }
     .with_context(|| format!("fitting model '{name}'"))?;
-    let fit_seconds = start.elapsed().as_secs_f64();
+    Ok(evaluate_model(model, start.elapsed().as_secs_f64(), train, plan, progress))
+}
+
+/// Evaluates a fitted (or loaded) model under `plan`; the report takes the model's own kind
+/// and parameters.
+pub fn evaluate_model(
+    model: Box<dyn Retriever>,
+    fit_seconds: f64,
+    train: &TrainSet,
+    plan: &EvalPlan<'_>,
+    progress: &dyn Progress,
+) -> Evaluated {
     let evaluation = evaluate(&*model, &train.user_items, plan.test, plan.protocol, plan.ks, plan.keep, progress);
-    let params = match serde_json::to_value(spec).unwrap_or_default() {
-        serde_json::Value::Object(mut m) => {
-            m.shift_remove("kind");
-            serde_json::Value::Object(m)
-        }
-        other => other,
-    };
+    let artifact = model.artifact();
     let report = ModelReport {
-        kind: spec.kind().to_string(),
-        params,
+        kind: artifact.kind.to_string(),
+        params: artifact.params,
         metrics: evaluation.metrics.clone(),
         fit_seconds,
         eval_seconds: evaluation.seconds,
         users: evaluation.users,
     };
-    Ok(Evaluated { evaluation, report })
+    Evaluated { model, evaluation, report }
 }
 
 /// Items with at least one interaction in `m` (user x item).

@@ -386,3 +386,219 @@ mod evaluate_split {
         assert!(o.status.success(), "{}", stderr(&o));
     }
 }
+
+mod artifacts {
+    use super::*;
+
+    #[test]
+    fn save_load_recommend_and_refuse_other_data_or_versions() {
+        let Some(data) = shared() else { return };
+        let d = tempfile::tempdir().unwrap();
+        let (temporal, ratio) = (data.join("ml-100k/splits/temporal"), data.join("ml-100k/splits/ratio"));
+        let model = d.path().join("model");
+        let run = |args: &[&str]| {
+            let o = tandem(args);
+            assert!(o.status.success(), "{}", stderr(&o));
+            o
+        };
+        let (o1, o2) = (d.path().join("o1"), d.path().join("o2"));
+        let args = ["evaluate-split", temporal.to_str().unwrap(), "--model", "item_knn", "--out", o1.to_str().unwrap()];
+        run(&[&args[..], &["--save", model.to_str().unwrap()]].concat());
+        run(&[
+            "evaluate-split",
+            temporal.to_str().unwrap(),
+            "--load",
+            model.to_str().unwrap(),
+            "--out",
+            o2.to_str().unwrap(),
+        ]);
+        assert_eq!(report(&o1)["models"]["item_knn"]["metrics"], report(&o2)["models"]["item_knn"]["metrics"]);
+        for f in ["manifest.json", "tensors.safetensors", "history.safetensors", "users.txt", "items.txt"] {
+            assert!(model.join(f).exists(), "{f}");
+        }
+        // Trained on other data.
+        let e = stderr(&tandem(&[
+            "evaluate-split",
+            ratio.to_str().unwrap(),
+            "--load",
+            model.to_str().unwrap(),
+            "--out",
+            o2.to_str().unwrap(),
+        ]));
+        assert!(e.contains("trained on other data") && e.contains("fingerprint"), "{e}");
+        // Recommend for a known user and for an anonymous history.
+        let o = run(&["recommend", "--model", model.to_str().unwrap(), "--user", "1", "-k", "5"]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(out.lines().count(), 6, "{out}");
+        let o = run(&["recommend", "--model", model.to_str().unwrap(), "--items", "50,181", "-k", "3"]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(!out.lines().skip(1).any(|l| l.split('\t').nth(1) == Some("50")), "history items excluded: {out}");
+        let e = stderr(&tandem(&["recommend", "--model", model.to_str().unwrap(), "--user", "nobody"]));
+        assert!(e.contains("unknown user 'nobody'"), "{e}");
+        // Another format version.
+        let manifest = std::fs::read_to_string(model.join("manifest.json")).unwrap();
+        std::fs::write(
+            model.join("manifest.json"),
+            manifest.replace("\"format_version\": 1", "\"format_version\": 99"),
+        )
+        .unwrap();
+        let e = stderr(&tandem(&["recommend", "--model", model.to_str().unwrap(), "--user", "1"]));
+        assert!(e.contains("model format version 99") && e.contains("retrain"), "{e}");
+        // A corrupt tensor file.
+        std::fs::write(model.join("manifest.json"), manifest).unwrap();
+        std::fs::write(model.join("tensors.safetensors"), b"not safetensors").unwrap();
+        let e = stderr(&tandem(&["recommend", "--model", model.to_str().unwrap(), "--user", "1"]));
+        assert!(e.contains("cannot load") && e.contains("tensors.safetensors"), "{e}");
+    }
+
+    #[test]
+    fn run_saves_every_model_when_asked() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = fixture(d.path(), CONFIG);
+        let out = d.path().join("out");
+        let o =
+            tandem(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--set", "output.save_models=true"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        for m in ["pop", "knn", "users"] {
+            let o = tandem(&[
+                "recommend",
+                "--model",
+                out.join("models").join(m).to_str().unwrap(),
+                "--user",
+                "u1",
+                "-k",
+                "2",
+            ]);
+            assert!(o.status.success(), "{m}: {}", stderr(&o));
+        }
+    }
+}
+
+mod assignment {
+    use super::*;
+
+    /// The course format made from ml-100k: `UserId,ItemId` with the user's items in time order.
+    fn course_file(data: &Path, out: &Path) {
+        let text = std::fs::read_to_string(data.join("ml-100k/ml-100k.inter")).unwrap();
+        let mut rows: std::collections::BTreeMap<u32, Vec<(u64, String)>> = Default::default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split('\t').collect();
+            rows.entry(f[0].parse().unwrap()).or_default().push((f[3].parse().unwrap(), f[1].to_string()));
+        }
+        let mut csv = String::from("UserId,ItemId\n");
+        for (u, mut items) in rows {
+            items.sort();
+            csv += &format!("{u},{}\n", items.into_iter().map(|i| i.1).collect::<Vec<_>>().join(" "));
+        }
+        std::fs::write(out, csv).unwrap();
+    }
+
+    #[test]
+    fn writes_a_valid_submission_and_prints_the_evaluators_map() {
+        let Some(data) = shared() else { return };
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("train.csv");
+        course_file(&data, &input);
+        let conf = repo().join("configs/assignment");
+        let train_cfg = d.path().join("train_bpr.yaml");
+        let text = std::fs::read_to_string(conf.join("train_bpr.yaml")).unwrap();
+        std::fs::write(&train_cfg, text.replace("epochs: 40", "epochs: 4")).unwrap();
+        let out = d.path().join("out");
+        let o = tandem(&[
+            "assignment",
+            "--input",
+            input.to_str().unwrap(),
+            "--data",
+            conf.join("data.yaml").to_str().unwrap(),
+            "--train",
+            train_cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let epochs: Vec<f64> = stdout
+            .lines()
+            .filter(|l| l.starts_with("epoch"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(epochs.len(), 4, "{stdout}");
+        let best: f64 = stdout
+            .lines()
+            .find(|l| l.starts_with("best epoch"))
+            .unwrap()
+            .split("= ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let max = epochs.iter().copied().fold(0.0, f64::max);
+        assert!((best - max).abs() < 1e-4, "printed best {best} vs epochs {epochs:?}");
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+        assert!((r["validation"]["value"].as_f64().unwrap() - best).abs() < 1e-4);
+        assert!(best > 0.05, "hard-negative BPR learns: {best}");
+        // Every user, 50 distinct items they never had.
+        let train = std::fs::read_to_string(&input).unwrap();
+        let seen: std::collections::HashMap<&str, std::collections::HashSet<&str>> = train
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let (u, items) = l.split_once(',').unwrap();
+                (u, items.split(' ').collect())
+            })
+            .collect();
+        let sub = std::fs::read_to_string(out.join("submission.csv")).unwrap();
+        let mut lines = sub.lines();
+        assert_eq!(lines.next(), Some("UserId,ItemId"));
+        let mut users = 0;
+        for l in lines {
+            let (u, items) = l.split_once(',').unwrap();
+            let items: Vec<&str> = items.split(' ').collect();
+            let distinct: std::collections::HashSet<&str> = items.iter().copied().collect();
+            assert_eq!((items.len(), distinct.len()), (50, 50), "{u}");
+            assert!(items.iter().all(|i| !seen[u].contains(i)), "{u}: unseen only");
+            users += 1;
+        }
+        assert_eq!(users, 943);
+    }
+
+    #[test]
+    fn config_errors_are_named() {
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("train.csv");
+        std::fs::write(&input, "UserId,ItemId\n1,1 2 3\n").unwrap();
+        let data = d.path().join("data.yaml");
+        std::fs::write(&data, "split_mode: ratio\nneg_mode: fixd\n").unwrap();
+        let conf = repo().join("configs/assignment/train_bpr.yaml");
+        let e = stderr(&tandem(&[
+            "assignment",
+            "-i",
+            input.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--train",
+            conf.to_str().unwrap(),
+            "-o",
+            d.path().to_str().unwrap(),
+        ]));
+        assert!(e.contains("data.yaml") && e.contains("neg_mode") && e.contains("fixd"), "{e}");
+        std::fs::write(&data, "split_mode: ratio\nneg_mode: fixed\n").unwrap();
+        let train = d.path().join("t.yaml");
+        std::fs::write(&train, "device: cuda\nlatent_factors: 8\nepochs: 1\nlr: 0.1\nbatch_size: 8\n").unwrap();
+        let e = stderr(&tandem(&[
+            "assignment",
+            "-i",
+            input.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--train",
+            train.to_str().unwrap(),
+            "-o",
+            d.path().to_str().unwrap(),
+        ]));
+        assert!(e.contains("device 'cuda'"), "{e}");
+    }
+}

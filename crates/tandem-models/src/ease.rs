@@ -36,6 +36,7 @@ impl Default for EaseParams {
 /// Item x item weights; a user's scores are their history row times `B`.
 #[derive(Debug, Clone)]
 pub struct Ease {
+    params: EaseParams,
     n: usize,
     /// Row-major `n x n`.
     b: Vec<f32>,
@@ -96,7 +97,7 @@ impl EaseParams {
         if b.iter().any(|v| !v.is_finite()) {
             return Err(ModelError::Diverged { model: "ease", hint: "increase lambda".into() });
         }
-        Ok(Ease { n, b })
+        Ok(Ease { params: self.clone(), n, b })
     }
 }
 
@@ -107,9 +108,9 @@ impl Ease {
     }
 
     /// Rebuilds a model from saved weights.
-    pub fn from_weights(n: usize, b: Vec<f32>) -> Self {
+    pub fn from_weights(params: EaseParams, n: usize, b: Vec<f32>) -> Self {
         assert_eq!(b.len(), n * n);
-        Ease { n, b }
+        Ease { params, n, b }
     }
 }
 
@@ -120,6 +121,14 @@ impl Retriever for Ease {
 
     fn n_items(&self) -> usize {
         self.n
+    }
+
+    fn artifact(&self) -> crate::artifact::Artifact {
+        crate::artifact::Artifact {
+            kind: "ease",
+            params: serde_json::to_value(&self.params).expect("params serialise"),
+            tensors: [("weights".to_string(), crate::artifact::Tensor::matrix(self.n, self.n, self.b.clone()))].into(),
+        }
     }
 
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {

@@ -32,6 +32,14 @@ pub enum ModelError {
         /// The limit and what to use instead.
         limit: &'static str,
     },
+    /// A saved model could not be read back.
+    #[error("cannot load {path}: {message}")]
+    Artifact {
+        /// The file or model.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The training data has no interactions.
     #[error("cannot fit {model}: the training data has no interactions")]
     EmptyTrainingData {

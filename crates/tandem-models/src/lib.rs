@@ -26,6 +26,7 @@
 //! ```
 
 pub mod als;
+pub mod artifact;
 mod ease;
 mod error;
 mod factors;

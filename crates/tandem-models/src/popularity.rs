@@ -45,6 +45,7 @@ impl Default for PopularityParams {
 /// Scores every item by its popularity in training; the same list for every user.
 #[derive(Debug, Clone)]
 pub struct Popularity {
+    params: PopularityParams,
     scores: Vec<f32>,
 }
 
@@ -91,11 +92,16 @@ impl PopularityParams {
                 decayed
             }
         };
-        Ok(Popularity { scores: scores.into_iter().map(|s| s as f32).collect() })
+        Ok(Popularity { params: self.clone(), scores: scores.into_iter().map(|s| s as f32).collect() })
     }
 }
 
 impl Popularity {
+    /// Rebuilds a model from saved scores.
+    pub fn from_scores(params: PopularityParams, scores: Vec<f32>) -> Self {
+        Popularity { params, scores }
+    }
+
     /// The score of every item.
     pub fn scores(&self) -> &[f32] {
         &self.scores
@@ -109,6 +115,14 @@ impl Retriever for Popularity {
 
     fn n_items(&self) -> usize {
         self.scores.len()
+    }
+
+    fn artifact(&self) -> crate::artifact::Artifact {
+        crate::artifact::Artifact {
+            kind: "popularity",
+            params: serde_json::to_value(&self.params).expect("params serialise"),
+            tensors: [("scores".to_string(), crate::artifact::Tensor::f32(self.scores.clone()))].into(),
+        }
     }
 
     fn score(&self, _query: &Query<'_>, out: &mut [f32]) {

@@ -37,6 +37,9 @@ pub trait Retriever: Send + Sync {
     /// Number of items the model scores (`out.len()` in [`Retriever::score`]).
     fn n_items(&self) -> usize;
 
+    /// What the model saves: its parameters and state as named tensors.
+    fn artifact(&self) -> crate::artifact::Artifact;
+
     /// Writes a score for every item into `out` (length [`Retriever::n_items`]); higher is better.
     fn score(&self, query: &Query<'_>, out: &mut [f32]);
 

@@ -3,11 +3,17 @@
 use serde::{Deserialize, Serialize};
 use tandem_data::Progress;
 
+use crate::als::Als;
 use crate::als::AlsParams;
+use crate::artifact::{TensorReader, Tensors};
+use crate::ease::Ease;
 use crate::ease::EaseParams;
-use crate::error::Result;
+use crate::error::{ModelError, Result};
 use crate::knn::KnnParams;
+use crate::knn::{ItemKnn, UserKnn};
+use crate::mf::Mf;
 use crate::mf::{EpochReport, MfParams};
+use crate::popularity::Popularity;
 use crate::popularity::PopularityParams;
 use crate::retriever::{Retriever, TrainSet};
 
@@ -58,6 +64,53 @@ impl ModelSpec {
             ModelSpec::Mf(p) => Ok(Box::new(p.fit_with(train, progress, &mut |r, m| validate(r, m))?)),
             other => other.fit(train, progress),
         }
+    }
+
+    /// Rebuilds a saved model from its kind, parameters and tensors.
+    pub fn from_artifact(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
+        let mut obj = match params {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        obj.insert("kind".into(), serde_json::Value::String(kind.to_string()));
+        let spec: ModelSpec =
+            serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| ModelError::Artifact {
+                path: format!("{kind} model"),
+                message: format!("parameters do not match this version of Tandem: {e}"),
+            })?;
+        let r = |k| TensorReader::new(tensors, k);
+        Ok(match spec {
+            ModelSpec::Popularity(p) => Box::new(Popularity::from_scores(p, r("popularity").f32("scores")?.1)),
+            ModelSpec::ItemKnn(p) => Box::new(ItemKnn::from_neighbours(p, r("item_knn").csr("neighbours")?)),
+            ModelSpec::UserKnn(p) => Box::new(UserKnn::from_matrix(p, r("user_knn").csr("user_items")?)),
+            ModelSpec::Als(p) => {
+                let t = r("als");
+                Box::new(Als::from_parts(p, t.matrix("user_factors")?, t.matrix("item_factors")?))
+            }
+            ModelSpec::Ease(p) => {
+                let w = r("ease").matrix("weights")?;
+                if w.rows() != w.dim() {
+                    return Err(ModelError::Artifact {
+                        path: "ease model".into(),
+                        message: "weights are not square".into(),
+                    });
+                }
+                Box::new(Ease::from_weights(p, w.rows(), w.as_slice().to_vec()))
+            }
+            ModelSpec::Mf(p) => {
+                let t = r("mf");
+                let (users, items) = (t.matrix("user_factors")?, t.matrix("item_factors")?);
+                let (user_bias, item_bias) = (t.f32("user_bias")?.1, t.f32("item_bias")?.1);
+                let global = t.f32("global_bias")?.1.first().copied().unwrap_or(0.0);
+                if user_bias.len() != users.rows() || item_bias.len() != items.rows() || users.dim() != items.dim() {
+                    return Err(ModelError::Artifact {
+                        path: "mf model".into(),
+                        message: "tensor shapes disagree".into(),
+                    });
+                }
+                Box::new(Mf::from_parts(p, users, items, user_bias, item_bias, global))
+            }
+        })
     }
 
     /// The kind tag.

@@ -21,7 +21,8 @@ pub fn checkerboard() -> TrainSet {
 /// Checks the behaviour every retriever must show on `train` (fitted from [`checkerboard`]):
 /// the withheld diagonal item ranks first among unseen items (for personalised models); k above the catalogue size
 /// returns every allowed item once; scores are non-increasing with ties by index; excluded
-/// items never appear; an empty history scores without panicking; Send + Sync.
+/// items never appear; an empty history scores without panicking; identical scores after
+/// save -> load; Send + Sync.
 pub fn conformance(model: &dyn Retriever, train: &TrainSet, personalised: bool) {
     fn assert_send_sync<T: Send + Sync + ?Sized>(_: &T) {}
     assert_send_sync(model);
@@ -48,6 +49,28 @@ pub fn conformance(model: &dyn Retriever, train: &TrainSet, personalised: bool) 
     let mut out = vec![0.0; n];
     model.score(&empty, &mut out);
     assert!(out.iter().all(|s| !s.is_nan()));
+    // Save -> load gives identical scores.
+    let art = model.artifact();
+    let dir = std::env::temp_dir().join(format!(
+        "tandem-conformance-{}-{}-{:?}",
+        art.kind,
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tensors.safetensors");
+    crate::artifact::write_tensors(&path, &art.tensors).unwrap();
+    let tensors = crate::artifact::read_tensors(&path).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let loaded = crate::ModelSpec::from_artifact(art.kind, art.params.clone(), &tensors).unwrap();
+    assert_eq!(loaded.artifact(), art, "{}: artifact round trip", art.kind);
+    for u in 0..train.n_users() as u32 {
+        let q = Query::from_row(&train.user_items, u);
+        let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+        model.score(&q, &mut a);
+        loaded.score(&q, &mut b);
+        assert_eq!(a, b, "{}: identical scores after save -> load", art.kind);
+    }
     let sim = model.similar_items(0, 3);
     assert!(sim.iter().all(|s| s.item != 0) && sim.len() <= 3);
 }

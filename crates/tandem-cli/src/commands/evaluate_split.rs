@@ -10,8 +10,11 @@ use tandem_data::{Progress, SplitDir};
 use tandem_eval::{write_lists, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet};
 use tandem_models::{ModelSpec, TrainSet};
 
+use crate::artifact::check_same_data;
 use crate::config::{check_ks, check_metric, parse_value, typed};
-use crate::pipeline::{default_columns, fit_and_evaluate, items_with_interactions, write_report, EvalPlan, Validation};
+use crate::pipeline::{
+    default_columns, evaluate_model, fit_and_evaluate, items_with_interactions, write_report, EvalPlan, Validation,
+};
 
 /// Builds a model spec from a kind name and `KEY=VALUE` parameters.
 pub fn model_spec(model: &str, params: &[String]) -> Result<ModelSpec> {
@@ -51,16 +54,28 @@ fn aligned_negatives(
         .collect()
 }
 
+/// Options of `evaluate-split` beyond the model.
+pub struct SplitEval<'a> {
+    /// Cut-offs.
+    pub ks: &'a [usize],
+    /// The metric on valid.tsv that picks the best epoch.
+    pub valid_metric: &'a str,
+    /// Save the fitted model here.
+    pub save: Option<&'a Path>,
+    /// Evaluate this saved model instead of fitting.
+    pub load: Option<&'a Path>,
+}
+
 /// Fits and evaluates one model on `split_dir`, writing `out/report.json` and `out/predictions.tsv`.
 pub fn evaluate_split(
     split_dir: &Path,
     model: &str,
     params: &[String],
     out: &Path,
-    ks: &[usize],
-    valid_metric: &str,
+    opts: &SplitEval<'_>,
     progress: &dyn Progress,
 ) -> Result<()> {
+    let (ks, valid_metric) = (opts.ks, opts.valid_metric);
     let spec = model_spec(model, params)?;
     check_ks(ks).context("--ks")?;
     check_metric(valid_metric).context("--valid-metric")?;
@@ -98,7 +113,6 @@ pub fn evaluate_split(
             (Protocol::Full { catalogue, exclude_seen: true }, info, 100)
         }
     };
-    let name = spec.kind().to_string();
     // valid.tsv (with valid_negatives.tsv when given) drives early stopping of epoch-trained models.
     let valid_set = TestSet::from_log(&sd.valid);
     let valid_protocol = match &sd.valid_negatives {
@@ -111,7 +125,22 @@ pub fn evaluate_split(
         metric: valid_metric,
     });
     let plan = EvalPlan { test: &test, protocol: &protocol, ks, keep: keep.min(100_000), validation };
-    let done = fit_and_evaluate(&name, &spec, &train, &plan, progress)?;
+    let (name, done) = match opts.load {
+        Some(dir) => {
+            let loaded = crate::artifact::load(dir)?;
+            check_same_data(&loaded, &data.users, &data.items, &train.user_items)
+                .with_context(|| format!("evaluating {} on {}", dir.display(), split_dir.display()))?;
+            (loaded.manifest.kind.clone(), evaluate_model(loaded.model, 0.0, &train, &plan, progress))
+        }
+        None => {
+            let name = spec.kind().to_string();
+            let done = fit_and_evaluate(&name, &spec, &train, &plan, progress)?;
+            (name, done)
+        }
+    };
+    if let Some(dir) = opts.save {
+        crate::artifact::save(dir, &name, &*done.model, &data.users, &data.items, &train.user_items)?;
+    }
     let keep = done.evaluation.predictions.iter().map(|p| p.1.len()).max().unwrap_or(0);
     write_lists(
         &out.join("predictions.tsv"),

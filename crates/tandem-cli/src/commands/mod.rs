@@ -1,13 +1,17 @@
 //! One function per subcommand.
 
+mod assignment;
 mod evaluate_split;
 mod generate;
 mod inspect;
+mod recommend;
 mod run;
 
-pub use evaluate_split::evaluate_split;
+pub use assignment::assignment;
+pub use evaluate_split::{evaluate_split, SplitEval};
 pub use generate::generate;
 pub use inspect::inspect;
+pub use recommend::recommend;
 pub use run::run;
 
 use anyhow::{Context, Result};

@@ -66,6 +66,10 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
             let path = out.join("predictions").join(format!("{name}.tsv"));
             write_lists(&path, SubmissionFormat::Tsv, &data.users, &data.items, &done.evaluation.predictions, keep)?;
         }
+        if cfg.output.save_models {
+            let dir = out.join("models").join(name);
+            crate::artifact::save(&dir, name, &*done.model, &data.users, &data.items, &train.user_items)?;
+        }
         models.insert(name.clone(), done.report);
     }
 

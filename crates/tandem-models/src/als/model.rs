@@ -78,6 +78,16 @@ impl Retriever for Als {
         self.items.rows()
     }
 
+    fn artifact(&self) -> crate::artifact::Artifact {
+        let m = |f: &Factors| crate::artifact::Tensor::matrix(f.rows(), f.dim(), f.as_slice().to_vec());
+        crate::artifact::Artifact {
+            kind: "als",
+            params: serde_json::to_value(&self.params).expect("params serialise"),
+            tensors: [("user_factors".to_string(), m(&self.users)), ("item_factors".to_string(), m(&self.items))]
+                .into(),
+        }
+    }
+
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {
         // Known users use their trained vector; anyone else is solved from the history.
         match query.user.filter(|&u| (u as usize) < self.users.rows()) {

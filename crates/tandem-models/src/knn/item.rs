@@ -13,6 +13,7 @@ use crate::topk::TopK;
 /// keeps only its `neighbours` most similar items (itself included, as in `implicit`).
 #[derive(Debug, Clone)]
 pub struct ItemKnn {
+    params: KnnParams,
     /// Row j: j's neighbours and similarities.
     neighbours: Csr,
 }
@@ -97,11 +98,16 @@ impl KnnParams {
                 v.push(s.score);
             }
         }
-        Ok(ItemKnn { neighbours: Csr::from_triplets(n_items, n_items, &r, &c, &v) })
+        Ok(ItemKnn { params: self.clone(), neighbours: Csr::from_triplets(n_items, n_items, &r, &c, &v) })
     }
 }
 
 impl ItemKnn {
+    /// Rebuilds a model from a saved neighbour matrix.
+    pub fn from_neighbours(params: KnnParams, neighbours: Csr) -> Self {
+        ItemKnn { params, neighbours }
+    }
+
     /// The neighbour matrix (row j: j's neighbours).
     pub fn neighbours(&self) -> &Csr {
         &self.neighbours
@@ -115,6 +121,16 @@ impl Retriever for ItemKnn {
 
     fn n_items(&self) -> usize {
         self.neighbours.n_rows()
+    }
+
+    fn artifact(&self) -> crate::artifact::Artifact {
+        let mut tensors = crate::artifact::Tensors::new();
+        crate::artifact::put_csr(&mut tensors, "neighbours", &self.neighbours);
+        crate::artifact::Artifact {
+            kind: "item_knn",
+            params: serde_json::to_value(&self.params).expect("params serialise"),
+            tensors,
+        }
     }
 
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {

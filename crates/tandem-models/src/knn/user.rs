@@ -29,10 +29,17 @@ impl KnnParams {
         if train.user_items.nnz() == 0 {
             return Err(ModelError::EmptyTrainingData { model: "user_knn" });
         }
-        let weigher = Weigher::fit(&train.user_items, self.weighting, self.bm25_k1, self.bm25_b);
-        let weighted = weigher.weigh_matrix(&train.user_items);
+        Ok(UserKnn::from_matrix(self.clone(), train.user_items.clone()))
+    }
+}
+
+impl UserKnn {
+    /// Builds the model from its user x item matrix (what it saves).
+    pub fn from_matrix(params: KnnParams, user_items: Csr) -> Self {
+        let weigher = Weigher::fit(&user_items, params.weighting, params.bm25_k1, params.bm25_b);
+        let weighted = weigher.weigh_matrix(&user_items);
         let item_users_w = weighted.transpose();
-        Ok(UserKnn { params: self.clone(), weigher, weighted, item_users_w, user_items: train.user_items.clone() })
+        UserKnn { params, weigher, weighted, item_users_w, user_items }
     }
 }
 
@@ -43,6 +50,16 @@ impl Retriever for UserKnn {
 
     fn n_items(&self) -> usize {
         self.user_items.n_cols()
+    }
+
+    fn artifact(&self) -> crate::artifact::Artifact {
+        let mut tensors = crate::artifact::Tensors::new();
+        crate::artifact::put_csr(&mut tensors, "user_items", &self.user_items);
+        crate::artifact::Artifact {
+            kind: "user_knn",
+            params: serde_json::to_value(&self.params).expect("params serialise"),
+            tensors,
+        }
     }
 
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {

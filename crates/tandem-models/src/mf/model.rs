@@ -75,6 +75,23 @@ impl Retriever for Mf {
         self.items.rows()
     }
 
+    fn artifact(&self) -> crate::artifact::Artifact {
+        use crate::artifact::Tensor;
+        let m = |f: &Factors| Tensor::matrix(f.rows(), f.dim(), f.as_slice().to_vec());
+        crate::artifact::Artifact {
+            kind: "mf",
+            params: serde_json::to_value(&self.params).expect("params serialise"),
+            tensors: [
+                ("user_factors".to_string(), m(&self.users)),
+                ("item_factors".to_string(), m(&self.items)),
+                ("user_bias".to_string(), Tensor::f32(self.user_bias.clone())),
+                ("item_bias".to_string(), Tensor::f32(self.item_bias.clone())),
+                ("global_bias".to_string(), Tensor::f32(vec![self.global_bias])),
+            ]
+            .into(),
+        }
+    }
+
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {
         let f = self.items.dim();
         // Known users use their vector; others are folded in as the mean of their items' factors.
