@@ -143,6 +143,18 @@ enum Command {
         #[arg(long)]
         include_seen: bool,
     },
+    /// Write the split a config describes as DIR/train.tsv, test.tsv (and valid.tsv): raw ids,
+    /// header `user item timestamp`, so other libraries (and evaluate-split) use identical data.
+    Split {
+        /// The YAML config (its data, positives and split sections are used).
+        config: PathBuf,
+        /// Override a config key (repeatable).
+        #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+        set: Vec<String>,
+        /// Output directory.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
     /// Load the data a config names and print its statistics and the configured split.
     Inspect {
         /// The YAML config.
@@ -168,6 +180,7 @@ fn main() -> ExitCode {
             commands::evaluate_split(&split_dir, &model, &params, &out, &opts, &bars)
         }
         Command::Inspect { config, set } => commands::inspect(&config, &set, &bars),
+        Command::Split { config, set, out } => commands::split(&config, &set, &out, &bars),
         Command::Recommend { model, user, items, k, include_seen } => {
             commands::recommend(&model, user.as_deref(), &items, k as usize, include_seen)
         }

@@ -42,7 +42,7 @@ mod topk;
 pub use als::{Als, AlsParams};
 pub use ease::{Ease, EaseParams, EASE_MAX_ITEMS};
 pub use error::{ModelError, Result};
-pub use factors::{axpy, dot, solve_spd, Factors};
+pub use factors::{axpy, dot, simd, solve_spd, Factors, Simd};
 pub use knn::{ItemKnn, KnnParams, UserKnn, Weighting};
 pub use mf::{Loss, Mf, MfParams, NegativeMode};
 pub use optim::OptimizerKind;

@@ -6,6 +6,7 @@ mod generate;
 mod inspect;
 mod recommend;
 mod run;
+mod split;
 
 pub use assignment::assignment;
 pub use evaluate_split::{evaluate_split, SplitEval};
@@ -13,6 +14,7 @@ pub use generate::generate;
 pub use inspect::inspect;
 pub use recommend::recommend;
 pub use run::run;
+pub use split::split;
 
 use anyhow::{Context, Result};
 

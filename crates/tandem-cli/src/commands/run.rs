@@ -94,7 +94,7 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
     Ok(())
 }
 
-fn split_data(cfg: &Config, data: &Dataset) -> Result<Split> {
+pub(crate) fn split_data(cfg: &Config, data: &Dataset) -> Result<Split> {
     let mut log = data.interactions.clone();
     let positives = cfg.positives.as_ref();
     let keep_positives = |log: &mut Interactions| {

@@ -8,7 +8,7 @@ use tandem_data::{Csr, Progress};
 use super::model::Als;
 use super::params::AlsParams;
 use crate::error::{ModelError, Result};
-use crate::factors::{axpy, dot, Factors};
+use crate::factors::{axpy, dot, simd, Factors, Simd};
 use crate::retriever::TrainSet;
 
 impl AlsParams {
@@ -43,18 +43,61 @@ impl AlsParams {
             yty[i * f + i] += self.regularization as f64;
         }
         let yty: Vec<f32> = yty.into_iter().map(|v| v as f32).collect();
+        let level = simd();
         x.as_mut_slice().par_chunks_mut(f).enumerate().for_each_init(
             || vec![0f32; 3 * f],
             |buf, (u, xu)| {
                 let (cols, vals) = m.row(u);
-                cg_solve(&yty, y, cols, vals, self.alpha, self.cg_steps, xu, buf);
+                let (a, s) = (self.alpha, self.cg_steps);
+                match level {
+                    // SAFETY: simd() checked that the CPU has these features.
+                    #[cfg(target_arch = "x86_64")]
+                    Simd::Avx512 => unsafe { cg_solve_avx512(&yty, y, cols, vals, a, s, xu, buf) },
+                    #[cfg(target_arch = "x86_64")]
+                    Simd::Avx2 => unsafe { cg_solve_avx2(&yty, y, cols, vals, a, s, xu, buf) },
+                    _ => cg_solve(&yty, y, cols, vals, a, s, xu, buf),
+                }
             },
         );
     }
 }
 
+/// [`cg_solve`] compiled for AVX2 + FMA (same code, wider vectors).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn cg_solve_avx2(
+    yty: &[f32],
+    y: &Factors,
+    cols: &[u32],
+    vals: &[f32],
+    alpha: f32,
+    steps: usize,
+    x: &mut [f32],
+    buf: &mut [f32],
+) {
+    cg_solve(yty, y, cols, vals, alpha, steps, x, buf)
+}
+
+/// [`cg_solve`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn cg_solve_avx512(
+    yty: &[f32],
+    y: &Factors,
+    cols: &[u32],
+    vals: &[f32],
+    alpha: f32,
+    steps: usize,
+    x: &mut [f32],
+    buf: &mut [f32],
+) {
+    cg_solve(yty, y, cols, vals, alpha, steps, x, buf)
+}
+
 /// `out = YtY v`.
-#[inline]
+#[inline(always)]
 fn gram_times(yty: &[f32], v: &[f32], out: &mut [f32]) {
     let f = v.len();
     for (i, o) in out.iter_mut().enumerate() {
@@ -64,6 +107,7 @@ fn gram_times(yty: &[f32], v: &[f32], out: &mut [f32]) {
 
 /// A few CG steps on `(YtY + Σ alpha r y yᵀ) x = Σ (1 + alpha r) y`, warm-started from `x`.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub(crate) fn cg_solve(
     yty: &[f32],
     y: &Factors,

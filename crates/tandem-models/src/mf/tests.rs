@@ -138,3 +138,15 @@ fn divergence_is_a_typed_error() {
     let e = p.fit(&t, &NoProgress).unwrap_err().to_string();
     assert!(e.contains("diverged") && e.contains("learning_rate"), "{e}");
 }
+
+#[test]
+fn bpr_gradient_and_loss_match_their_definitions() {
+    for x in [-30.0f32, -2.0, -0.1, 0.0, 0.5, 3.0, 30.0] {
+        let (g, loss) = super::train::bpr_grad_loss(x);
+        let sig = |z: f64| 1.0 / (1.0 + (-z).exp());
+        let want_g = -sig(-(x as f64));
+        let want_loss = -(sig(x as f64)).ln();
+        assert!((g as f64 - want_g).abs() < 1e-6, "x {x}: g {g} vs {want_g}");
+        assert!((loss as f64 - want_loss).abs() < 1e-5 * want_loss.max(1.0), "x {x}: {loss} vs {want_loss}");
+    }
+}

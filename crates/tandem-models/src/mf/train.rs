@@ -13,8 +13,8 @@ use tandem_data::{Csr, Progress};
 use super::model::Mf;
 use super::params::{Loss, MfParams, NegativeMode};
 use crate::error::{ModelError, Result};
-use crate::factors::{dot, Factors};
-use crate::optim::{Optimizer, ParamTable};
+use crate::factors::{dot, simd, Factors, Simd};
+use crate::optim::{Grad, Optimizer, ParamTable};
 use crate::retriever::TrainSet;
 
 /// What one epoch did.
@@ -66,9 +66,21 @@ impl Tables {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
+}
+
+/// For x = s_pos - s_neg - margin: the gradient of -log σ(x), -σ(-x), and the loss itself,
+/// softplus(-x) = ln(1 + e^-x), from a single exponential and stable for large |x|.
+#[inline(always)]
+pub(super) fn bpr_grad_loss(x: f32) -> (f32, f32) {
+    let e = (-x.abs()).exp();
+    if x >= 0.0 {
+        (-e / (1.0 + e), e.ln_1p())
+    } else {
+        (-1.0 / (1.0 + e), -x + e.ln_1p())
+    }
 }
 
 impl Tables {
@@ -264,9 +276,17 @@ impl MfParams {
     /// (Hogwild); returns the summed loss.
     fn train_epoch(&self, examples: &[Example], t: &Tables, opt: &Optimizer) -> f64 {
         let one_thread = self.threads == 1 || rayon::current_num_threads() == 1;
+        let level = simd();
         let work = |chunk: &[Example]| -> f64 {
             let mut buf = Buffers::new(t.f);
-            chunk.iter().map(|&ex| self.update(ex, t, opt, &mut buf) as f64).sum()
+            match level {
+                // SAFETY: simd() checked that the CPU has these features.
+                #[cfg(target_arch = "x86_64")]
+                Simd::Avx512 => unsafe { self.chunk_avx512(chunk, t, opt, &mut buf) },
+                #[cfg(target_arch = "x86_64")]
+                Simd::Avx2 => unsafe { self.chunk_avx2(chunk, t, opt, &mut buf) },
+                _ => self.chunk(chunk, t, opt, &mut buf),
+            }
         };
         if one_thread {
             examples.chunks(self.batch_size).map(work).sum()
@@ -275,30 +295,46 @@ impl MfParams {
         }
     }
 
-    #[inline]
+    /// Trains on one chunk; returns its summed loss.
+    #[inline(always)]
+    fn chunk(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> f64 {
+        chunk.iter().map(|&ex| self.update(ex, t, opt, buf) as f64).sum()
+    }
+
+    /// [`Self::chunk`] compiled for AVX2 + FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn chunk_avx2(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> f64 {
+        self.chunk(chunk, t, opt, buf)
+    }
+
+    /// [`Self::chunk`] compiled for AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn chunk_avx512(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> f64 {
+        self.chunk(chunk, t, opt, buf)
+    }
+
+    #[inline(always)]
     fn update(&self, ex: Example, t: &Tables, opt: &Optimizer, b: &mut Buffers) -> f32 {
         match ex {
             Example::Pair(u, i, j) => {
                 let (u, i, j) = (u as usize, i as usize, j as usize);
+                let bias = if self.biases { t.item_bias.get(i, 0) - t.item_bias.get(j, 0) } else { 0.0 };
                 t.users.read(u, &mut b.p);
                 t.items.read(i, &mut b.q);
                 t.items.read(j, &mut b.r);
-                let bias = if self.biases { t.item_bias.get(i, 0) - t.item_bias.get(j, 0) } else { 0.0 };
                 let x = bias + dot(&b.p, &b.q) - dot(&b.p, &b.r) - self.margin;
-                // -log σ(x) = softplus(-x); d/dx = -σ(-x).
-                let loss = if x > 0.0 { (-x).exp().ln_1p() } else { -x + x.exp().ln_1p() };
-                let g = -sigmoid(-x);
-                for k in 0..t.f {
-                    b.gp[k] = g * (b.q[k] - b.r[k]);
-                    b.gq[k] = g * b.p[k];
-                    b.gr[k] = -g * b.p[k];
-                }
-                t.users.update(u, &b.gp, opt);
-                t.items.update(i, &b.gq, opt);
-                t.items.update(j, &b.gr, opt);
+                let (g, loss) = bpr_grad_loss(x);
+                // Gradients use the values read before any of the three rows changes.
+                let Buffers { p, q, r, p0 } = b;
+                p0.copy_from_slice(p);
+                t.users.update_row(u, p, Grad { a: g, x: q, b: -g, y: r }, opt);
+                t.items.update_row(i, q, Grad { a: g, x: p0, b: 0.0, y: p0 }, opt);
+                t.items.update_row(j, r, Grad { a: -g, x: p0, b: 0.0, y: p0 }, opt);
                 if self.biases {
-                    t.item_bias.update(i, &[g], opt);
-                    t.item_bias.update(j, &[-g], opt);
+                    t.item_bias.update_scalar(i, g, opt);
+                    t.item_bias.update_scalar(j, -g, opt);
                 }
                 loss
             }
@@ -313,16 +349,14 @@ impl MfParams {
                 // BCE with logs clamped at -100, as PyTorch's BCELoss.
                 let loss = -(y * p.ln().max(-100.0) + (1.0 - y) * (1.0 - p).ln().max(-100.0));
                 let g = p - y;
-                for k in 0..t.f {
-                    b.gp[k] = g * b.q[k];
-                    b.gq[k] = g * b.p[k];
-                }
-                t.users.update(u, &b.gp, opt);
-                t.items.update(i, &b.gq, opt);
+                let Buffers { p, q, p0, .. } = b;
+                p0.copy_from_slice(p);
+                t.users.update_row(u, p, Grad { a: g, x: q, b: 0.0, y: q }, opt);
+                t.items.update_row(i, q, Grad { a: g, x: p0, b: 0.0, y: p0 }, opt);
                 if self.biases {
-                    t.user_bias.update(u, &[g], opt);
-                    t.item_bias.update(i, &[g], opt);
-                    t.global.update(0, &[g], opt);
+                    t.user_bias.update_scalar(u, g, opt);
+                    t.item_bias.update_scalar(i, g, opt);
+                    t.global.update_scalar(0, g, opt);
                 }
                 loss
             }
@@ -334,20 +368,11 @@ struct Buffers {
     p: Vec<f32>,
     q: Vec<f32>,
     r: Vec<f32>,
-    gp: Vec<f32>,
-    gq: Vec<f32>,
-    gr: Vec<f32>,
+    p0: Vec<f32>,
 }
 
 impl Buffers {
     fn new(f: usize) -> Self {
-        Buffers {
-            p: vec![0.0; f],
-            q: vec![0.0; f],
-            r: vec![0.0; f],
-            gp: vec![0.0; f],
-            gq: vec![0.0; f],
-            gr: vec![0.0; f],
-        }
+        Buffers { p: vec![0.0; f], q: vec![0.0; f], r: vec![0.0; f], p0: vec![0.0; f] }
     }
 }
