@@ -6,7 +6,8 @@ Usage: bench/peers.py SPLIT_DIR [--factors 64] [--als-iterations 15] [--epochs 4
                       [--lightfm-epochs 20] [--threads 2] [--repeat 3] [--skip-lightfm]
 
 Protocol (as `tandem evaluate-split`): fit on train.tsv; full ranking over the items of
-train.tsv, each user's train items excluded; metrics per SPEC §6 averaged over test users.
+train.tsv, each user's train items excluded, or, when test_negatives.tsv exists, the held-out
+item ranked among those negatives; metrics per SPEC §6 averaged over test users.
 Fit times are medians of --repeat fits, measured around the fit call only. Tandem's time is
 its own `fit_seconds` (excluding process start and file reading).
 Needs: pip install implicit; pip install --no-build-isolation lightfm.
@@ -45,6 +46,16 @@ def load(split):
     su, si = read(os.path.join(split, "test.tsv"))
     uid = {u: k for k, u in enumerate(dict.fromkeys(tu + su))}
     iid = {i: k for k, i in enumerate(dict.fromkeys(ti))}
+    negatives = None
+    neg_path = os.path.join(split, "test_negatives.tsv")
+    if os.path.exists(neg_path):
+        # Sampled ranking, as evaluate-split does when this file exists.
+        negatives = {}
+        with open(neg_path) as f:
+            f.readline()
+            for line in f:
+                u, items = line.rstrip("\n").split("\t")
+                negatives[uid[u]] = [iid.get(i, -1) for i in items.split(",") if i]
     rows = np.array([uid[u] for u in tu])
     cols = np.array([iid[i] for i in ti])
     m = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(uid), len(iid)))
@@ -53,21 +64,27 @@ def load(split):
     test = {}
     for u, i in zip(su, si):
         test.setdefault(uid[u], set()).add(iid.get(i, -1 - len(test)))  # unknown items cannot be hit
-    return m, test
+    return m, test, negatives
 
 
-def metrics(scores_fn, m, test, k_ndcg=10, k_map=50):
+def metrics(scores_fn, m, test, negatives=None, k_ndcg=10, k_map=50):
     ndcg, mapk = [], []
     users = sorted(test)
     for start in range(0, len(users), 512):
         batch = users[start:start + 512]
         s = scores_fn(np.array(batch))
         for row, u in zip(s, batch):
-            seen = m.indices[m.indptr[u]:m.indptr[u + 1]]
             row = row.astype(np.float64).copy()
-            row[seen] = -np.inf
-            top = np.argsort(-row, kind="stable")[:k_map]
             t = test[u]
+            if negatives is not None:
+                # Held-out items among the given negatives; unknown items score -inf.
+                cands = sorted({i for i in t | set(negatives[u])})
+                sc = np.array([row[i] if i >= 0 else -np.inf for i in cands])
+                top = [cands[k] for k in np.argsort(-sc, kind="stable")[:k_map]]
+            else:
+                seen = m.indices[m.indptr[u]:m.indptr[u + 1]]
+                row[seen] = -np.inf
+                top = np.argsort(-row, kind="stable")[:k_map]
             hits = [1 if int(i) in t else 0 for i in top]
             dcg = sum(h / math.log2(p + 2) for p, h in enumerate(hits[:k_ndcg]))
             idcg = sum(1 / math.log2(p + 2) for p in range(min(k_ndcg, len(t))))
@@ -84,7 +101,8 @@ def metrics(scores_fn, m, test, k_ndcg=10, k_map=50):
 def tandem_once(split, model, params, threads):
     exe = os.path.join(ROOT, "target", "release", "tandem")
     with tempfile.TemporaryDirectory() as out:
-        args = [exe, "-q", "evaluate-split", split, "--model", model, "--ks", "10,50", "--out", out]
+        # No per-epoch validation: the peers do not validate either, so fit times compare equal work.
+        args = [exe, "-q", "evaluate-split", split, "--model", model, "--ks", "10,50", "--valid-metric", "none", "--out", out]
         for k, v in params.items():
             args += ["--param", f"{k}={v}"]
         env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
@@ -121,7 +139,7 @@ def main():
     from implicit.als import AlternatingLeastSquares
     from implicit.bpr import BayesianPersonalizedRanking
 
-    m, test = load(a.split)
+    m, test, negatives = load(a.split)
     f, t = a.factors, a.threads
     rows = []
 
@@ -134,7 +152,7 @@ def main():
     ours, sec, model = side_by_side(fit_als, a.split, "als",
                                     {"factors": f, "iterations": a.als_iterations, "regularization": 10, "alpha": 0}, a.repeat, t)
     uf, itf = np.asarray(model.user_factors), np.asarray(model.item_factors)
-    n, mp = metrics(lambda us: uf[us] @ itf.T, m, test)
+    n, mp = metrics(lambda us: uf[us] @ itf.T, m, test, negatives)
     rows.append(("ALS", "implicit", ours, (sec, n, mp)))
 
     # BPR: equal epochs and one negative per positive each (equal numbers of updates).
@@ -150,7 +168,7 @@ def main():
             params["learning_rate"] = 0.05
         ours, sec, model = side_by_side(fit_bpr, a.split, "mf", params, a.repeat, t)
         uf, itf = np.asarray(model.user_factors), np.asarray(model.item_factors)
-        n, mp = metrics(lambda us: uf[us] @ itf.T, m, test)
+        n, mp = metrics(lambda us: uf[us] @ itf.T, m, test, negatives)
         rows.append((name, "implicit BPR", ours, (sec, n, mp)))
 
     if not a.skip_lightfm:
@@ -165,7 +183,7 @@ def main():
             ours, sec, model = side_by_side(fit_lfm, a.split, "mf", params, a.repeat, t)
             ub, uemb = model.get_user_representations()
             ib, iemb = model.get_item_representations()
-            n, mp = metrics(lambda us: uemb[us] @ iemb.T + ib[None, :], m, test)
+            n, mp = metrics(lambda us: uemb[us] @ iemb.T + ib[None, :], m, test, negatives)
             rows.append((f"MF-BPR vs LightFM {loss.upper()}", "lightfm", ours, (sec, n, mp)))
 
     print(f"\nsplit {a.split}: {m.shape[0]} users, {m.shape[1]} items, {m.nnz} train pairs; "

@@ -59,7 +59,8 @@ enum Command {
         /// Cut-offs, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1,5,10,20,50,100")]
         ks: Vec<usize>,
-        /// Metric on valid.tsv (when present) that picks the best epoch of epoch-trained models.
+        /// Metric on valid.tsv (when present) that picks the best epoch of epoch-trained models;
+        /// `none` trains every epoch without validating.
         #[arg(long, default_value = "NDCG@10")]
         valid_metric: String,
         /// Save the fitted model to this directory.

@@ -1,6 +1,7 @@
 //! Negative sampling shared by every trained model (SPEC §4): uniform draws that exclude a
-//! user's known positives, popularity-proportional draws, and deterministic per-user random
-//! streams so results do not depend on the number of threads.
+//! user's known positives, the NCF regime ([`pointwise_epoch`]), and deterministic per-user
+//! random streams so results do not depend on the number of threads. (Evaluation's
+//! popularity-proportional negatives live in `tandem-eval`.)
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -73,6 +74,26 @@ impl<'a> NegativeSampler<'a> {
     }
 }
 
+/// One epoch of pointwise examples in the NCF regime (He et al. 2017): every positive of
+/// `positives` (label 1) followed by `per_positive` uniform negatives (label 0) drawn for that
+/// user, excluding all of the user's known positives, resampled every epoch. Deterministic for
+/// (seed, epoch) whatever the thread count; users in index order.
+pub fn pointwise_epoch(positives: &Csr, per_positive: usize, seed: u64, epoch: u64) -> Vec<(u32, u32, f32)> {
+    let sampler = NegativeSampler::new(positives);
+    let mut out = Vec::with_capacity(positives.nnz() * (1 + per_positive));
+    let mut negs = Vec::with_capacity(per_positive);
+    for u in 0..positives.n_rows() as u32 {
+        let mut rng = user_rng(seed, epoch, u);
+        for &i in positives.row(u as usize).0 {
+            out.push((u, i, 1.0));
+            negs.clear();
+            sampler.uniform_many(u, per_positive, &mut rng, &mut negs);
+            out.extend(negs.iter().map(|&j| (u, j, 0.0)));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +123,19 @@ mod tests {
         let mut out = Vec::new();
         s.uniform_many(0, 4, &mut rng, &mut out);
         assert_eq!(out.len(), 4);
+    }
+
+    #[test]
+    fn ncf_regime_four_fresh_negatives_per_positive() {
+        let m = Csr::from_triplets(2, 50, &[0, 0, 1], &[1, 2, 3], &[1.0; 3]);
+        let e1 = pointwise_epoch(&m, 4, 9, 1);
+        assert_eq!(e1.len(), 3 * 5);
+        assert_eq!(e1.iter().filter(|e| e.2 == 1.0).count(), 3);
+        for &(u, i, y) in &e1 {
+            assert_eq!(y == 1.0, m.row(u as usize).0.contains(&i), "negatives exclude every known positive");
+        }
+        assert_eq!(e1, pointwise_epoch(&m, 4, 9, 1), "seeded");
+        assert_ne!(e1, pointwise_epoch(&m, 4, 9, 2), "resampled every epoch");
     }
 
     #[test]

@@ -78,7 +78,9 @@ pub fn evaluate_split(
     let (ks, valid_metric) = (opts.ks, opts.valid_metric);
     let spec = model_spec(model, params)?;
     check_ks(ks).context("--ks")?;
-    check_metric(valid_metric).context("--valid-metric")?;
+    if valid_metric != "none" {
+        check_metric(valid_metric).context("--valid-metric")?;
+    }
     let sd = SplitDir::load(split_dir, progress).with_context(|| format!("loading split {}", split_dir.display()))?;
     let data = &sd.dataset;
     let train = TrainSet::new(sd.train.clone(), data.n_users(), data.n_items());
