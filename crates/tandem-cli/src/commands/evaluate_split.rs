@@ -121,7 +121,7 @@ pub fn evaluate_split(
         Some(negs) => Protocol::Sampled { negatives: aligned_negatives(&valid_set, negs, data, split_dir, "valid")? },
         None => Protocol::Full { catalogue: items_with_interactions(&train.user_items), exclude_seen: true },
     };
-    let validation = (!valid_set.is_empty()).then_some(Validation {
+    let validation = (!valid_set.is_empty() && valid_metric != "none").then_some(Validation {
         set: &valid_set,
         protocol: &valid_protocol,
         metric: valid_metric,
