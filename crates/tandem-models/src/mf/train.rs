@@ -298,7 +298,13 @@ impl MfParams {
     /// Trains on one chunk; returns its summed loss.
     #[inline(always)]
     fn chunk(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> f64 {
-        chunk.iter().map(|&ex| self.update(ex, t, opt, buf) as f64).sum()
+        // A plain loop, not an iterator closure: a closure is its own function and would not
+        // inherit the target features of the AVX builds below.
+        let mut sum = 0.0;
+        for &ex in chunk {
+            sum += self.update(ex, t, opt, buf) as f64;
+        }
+        sum
     }
 
     /// [`Self::chunk`] compiled for AVX2 + FMA.
