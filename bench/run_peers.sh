@@ -27,6 +27,7 @@ out=bench/results/peers.md
     "$venv/bin/python" bench/peers.py "../shared/data/ml-100k/splits/$s" --repeat 5 | sed -n '/^split/,$p'
     echo
   done
-  "$venv/bin/python" bench/peers.py "$work/synthetic" --repeat 3 --epochs 20 --lightfm-epochs 10 | sed -n '/^split/,$p'
+  "$venv/bin/python" bench/peers.py "$work/synthetic" --repeat 3 --epochs 20 --lightfm-epochs 10 | sed -n '/^split/,$p' |
+    sed "s|^split $work/synthetic:|split synthetic-1M (tandem generate --interactions 1000000 --seed 42, last interaction per user held out):|"
 } >"$out"
 cat "$out"

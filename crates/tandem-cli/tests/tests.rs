@@ -252,6 +252,33 @@ mod generate_and_positives {
     }
 
     #[test]
+    fn split_writes_files_evaluate_split_reads() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = fixture(d.path(), CONFIG);
+        let dir = d.path().join("split");
+        let o = tandem(&["split", cfg.to_str().unwrap(), "--out", dir.to_str().unwrap(), "--set", "split.valid=1"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let count = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap().lines().count() - 1;
+        assert_eq!(count("test.tsv"), 2 * 30, "2 test rows per user");
+        assert_eq!(count("valid.tsv"), 30);
+        assert_eq!(count("train.tsv") + 90, 30 * 8, "every row once");
+        assert!(std::fs::read_to_string(dir.join("train.tsv")).unwrap().starts_with("user\titem\ttimestamp\nu0\t"));
+        let out = d.path().join("out");
+        let o = tandem(&[
+            "evaluate-split",
+            dir.to_str().unwrap(),
+            "--model",
+            "mf",
+            "--param",
+            "epochs=2",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains("valid NDCG@10"), "valid.tsv drives per-epoch validation: {}", stderr(&o));
+    }
+
+    #[test]
     fn positives_filter_before_or_after_the_split() {
         let d = tempfile::tempdir().unwrap();
         let cfg = fixture(d.path(), CONFIG);
