@@ -22,7 +22,8 @@ use crate::retriever::TrainSet;
 pub struct EpochReport {
     /// 1-based epoch number.
     pub epoch: usize,
-    /// Mean loss per example.
+    /// Mean loss per example, estimated on every 8th example (the loss's logarithm costs as
+    /// much as a tenth of an update; the gradient does not need it).
     pub loss: f64,
     /// Examples trained on.
     pub examples: usize,
@@ -160,7 +161,7 @@ impl MfParams {
             };
             let report = EpochReport {
                 epoch,
-                loss: loss_sum / examples.len().max(1) as f64,
+                loss: loss_sum.0 / loss_sum.1.max(1) as f64,
                 examples: examples.len(),
                 seconds: start.elapsed().as_secs_f64(),
             };
@@ -273,11 +274,11 @@ impl MfParams {
     }
 
     /// Trains on `examples` in order (one thread) or in `batch_size` chunks across the pool
-    /// (Hogwild); returns the summed loss.
-    fn train_epoch(&self, examples: &[Example], t: &Tables, opt: &Optimizer) -> f64 {
+    /// (Hogwild); returns the summed loss of the sampled examples and their count.
+    fn train_epoch(&self, examples: &[Example], t: &Tables, opt: &Optimizer) -> (f64, usize) {
         let one_thread = self.threads == 1 || rayon::current_num_threads() == 1;
         let level = simd();
-        let work = |chunk: &[Example]| -> f64 {
+        let work = |chunk: &[Example]| -> (f64, usize) {
             let mut buf = Buffers::new(t.f);
             match level {
                 // SAFETY: simd() checked that the CPU has these features.
@@ -288,41 +289,48 @@ impl MfParams {
                 _ => self.chunk(chunk, t, opt, &mut buf),
             }
         };
+        let add = |a: (f64, usize), b: (f64, usize)| (a.0 + b.0, a.1 + b.1);
         if one_thread {
-            examples.chunks(self.batch_size).map(work).sum()
+            examples.chunks(self.batch_size).map(work).fold((0.0, 0), add)
         } else {
-            examples.par_chunks(self.batch_size).map(work).sum()
+            examples.par_chunks(self.batch_size).map(work).reduce(|| (0.0, 0), add)
         }
     }
 
-    /// Trains on one chunk; returns its summed loss.
+    /// Trains on one chunk; returns the summed loss of every 8th example and their count.
     #[inline(always)]
-    fn chunk(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> f64 {
+    fn chunk(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> (f64, usize) {
         // A plain loop, not an iterator closure: a closure is its own function and would not
         // inherit the target features of the AVX builds below.
-        let mut sum = 0.0;
-        for &ex in chunk {
-            sum += self.update(ex, t, opt, buf) as f64;
+        let (mut sum, mut count) = (0.0, 0);
+        for (n, &ex) in chunk.iter().enumerate() {
+            let want_loss = n % 8 == 0;
+            let loss = self.update(ex, t, opt, buf, want_loss);
+            if want_loss {
+                sum += loss as f64;
+                count += 1;
+            }
         }
-        sum
+        (sum, count)
     }
 
     /// [`Self::chunk`] compiled for AVX2 + FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn chunk_avx2(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> f64 {
+    unsafe fn chunk_avx2(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> (f64, usize) {
         self.chunk(chunk, t, opt, buf)
     }
 
     /// [`Self::chunk`] compiled for AVX-512.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn chunk_avx512(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> f64 {
+    unsafe fn chunk_avx512(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> (f64, usize) {
         self.chunk(chunk, t, opt, buf)
     }
 
     #[inline(always)]
-    fn update(&self, ex: Example, t: &Tables, opt: &Optimizer, b: &mut Buffers) -> f32 {
+    /// Applies one example; returns its loss when `want_loss` (else 0).
+    fn update(&self, ex: Example, t: &Tables, opt: &Optimizer, b: &mut Buffers, want_loss: bool) -> f32 {
         match ex {
             Example::Pair(u, i, j) => {
                 let (u, i, j) = (u as usize, i as usize, j as usize);
@@ -331,7 +339,7 @@ impl MfParams {
                 t.items.read(i, &mut b.q);
                 t.items.read(j, &mut b.r);
                 let x = bias + dot(&b.p, &b.q) - dot(&b.p, &b.r) - self.margin;
-                let (g, loss) = bpr_grad_loss(x);
+                let (g, loss) = if want_loss { bpr_grad_loss(x) } else { (-sigmoid(-x), 0.0) };
                 // Gradients use the values read before any of the three rows changes.
                 let Buffers { p, q, r, p0 } = b;
                 p0.copy_from_slice(p);
@@ -353,7 +361,8 @@ impl MfParams {
                 let s = bias + dot(&b.p, &b.q);
                 let p = sigmoid(s);
                 // BCE with logs clamped at -100, as PyTorch's BCELoss.
-                let loss = -(y * p.ln().max(-100.0) + (1.0 - y) * (1.0 - p).ln().max(-100.0));
+                let loss =
+                    if want_loss { -(y * p.ln().max(-100.0) + (1.0 - y) * (1.0 - p).ln().max(-100.0)) } else { 0.0 };
                 let g = p - y;
                 let Buffers { p, q, p0, .. } = b;
                 p0.copy_from_slice(p);
