@@ -190,11 +190,14 @@ mod run {
         assert_eq!(r["data"]["stats"]["interactions"], 397_924);
         assert_eq!(r["data"]["stats"]["users"], 4_339);
         assert_eq!(r["data"]["stats"]["items"], 3_665);
-        assert_eq!(r["models"].as_object().unwrap().len(), 6);
+        assert_eq!(r["models"].as_object().unwrap().len(), 9);
         // Quality floors: personalised models beat global popularity on MAP@12.
         let pop = metric(&r, "popularity", "MAP@12");
         assert!(metric(&r, "item-knn", "MAP@12") > 2.0 * pop, "{r}");
         assert!(metric(&r, "user-knn", "MAP@12") > pop);
+        for m in ["als", "ease", "mf-bpr"] {
+            assert!(metric(&r, m, "MAP@12") > 2.0 * pop, "{m}: {r}");
+        }
         let stdout = String::from_utf8_lossy(&o.stdout);
         for col in ["MAP@12", "NDCG@10", "HR@10", "Recall@100"] {
             assert!(stdout.contains(col), "prints {col}: {stdout}");
