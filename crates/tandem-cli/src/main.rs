@@ -15,7 +15,12 @@ use clap::{Parser, Subcommand};
 /// Tandem learns from interaction logs, retrieves and ranks candidates, evaluates them under
 /// the protocols papers and competitions use, and writes submissions.
 #[derive(Debug, Parser)]
-#[command(name = "tandem", version, about, long_about = None, arg_required_else_help = true)]
+#[command(
+    name = "tandem",
+    version,
+    arg_required_else_help = true,
+    after_help = "Start with: tandem run configs/quickstart.yaml\nConfig reference: docs/config.md; example configs: configs/."
+)]
 struct Cli {
     /// Hide progress bars.
     #[arg(long, short, global = true)]
