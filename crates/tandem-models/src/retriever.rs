@@ -6,8 +6,10 @@ use crate::topk::{top_k, Scored};
 
 /// A user as a retriever sees them: an optional known index and their history.
 ///
-/// Known users are scored from the history the caller passes (usually their training rows), so
-/// the same call serves anonymous sessions and users with live, newer interactions.
+/// History-based models (popularity, kNN, EASE) score from the history the caller passes, so
+/// the same call serves anonymous sessions and users with live, newer interactions. Models with
+/// per-user state (ALS, MF) use the trained vector of a known `user`; to score a history that
+/// differs from training (new interactions), pass `user: None` and they fold the history in.
 #[derive(Debug, Clone, Copy)]
 pub struct Query<'a> {
     /// Dense user index when the user was in training.
