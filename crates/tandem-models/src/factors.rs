@@ -142,6 +142,100 @@ pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// The two vector kernels of the hot loops, as a type so that generic code can be compiled
+/// once per instruction set ([`Portable`], and [`Avx2`] inside `#[target_feature]` callers).
+pub trait Kernels {
+    /// Dot product.
+    fn dot(a: &[f32], b: &[f32]) -> f32;
+    /// `y += a * x`.
+    fn axpy(a: f32, x: &[f32], y: &mut [f32]);
+}
+
+/// Plain Rust kernels, vectorised by the compiler for the baseline target.
+pub struct Portable;
+
+impl Kernels for Portable {
+    #[inline(always)]
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        dot(a, b)
+    }
+    #[inline(always)]
+    fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+        axpy(a, x, y)
+    }
+}
+
+/// AVX2 + FMA intrinsics. Only call these from code that runs after [`simd`] reported
+/// [`Simd::Avx2`] or better (they are inlined into the `#[target_feature]` builds).
+#[cfg(target_arch = "x86_64")]
+pub struct Avx2;
+
+#[cfg(target_arch = "x86_64")]
+impl Kernels for Avx2 {
+    #[inline(always)]
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: callers run only where simd() found AVX2 and FMA (type-level contract).
+        unsafe { x86::dot(a, b) }
+    }
+    #[inline(always)]
+    fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+        // SAFETY: as above.
+        unsafe { x86::axpy(a, x, y) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        // SAFETY (all loads): i + 8 <= n or i + 16 <= n bounds every access.
+        while i + 16 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_loadu_ps(pb.add(i + 8)), acc1);
+            i += 16;
+        }
+        while i + 8 <= n {
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+            i += 8;
+        }
+        let acc = _mm256_add_ps(acc0, acc1);
+        let s = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        let mut total = _mm_cvtss_f32(s);
+        while i < n {
+            total += a[i] * b[i];
+            i += 1;
+        }
+        total
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(super) unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+        let n = x.len().min(y.len());
+        let (px, py) = (x.as_ptr(), y.as_mut_ptr());
+        let va = _mm256_set1_ps(a);
+        let mut i = 0;
+        // SAFETY: i + 8 <= n bounds every access; x and y are distinct slices.
+        while i + 8 <= n {
+            _mm256_storeu_ps(py.add(i), _mm256_fmadd_ps(va, _mm256_loadu_ps(px.add(i)), _mm256_loadu_ps(py.add(i))));
+            i += 8;
+        }
+        while i < n {
+            y[i] += a * x[i];
+            i += 1;
+        }
+    }
+}
+
 /// Which build of the hot kernels this CPU runs: the same Rust code compiled for wider
 /// vectors, chosen at run time (the standard library caches the CPU check).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +315,26 @@ mod tests {
         let mut out = vec![0.0; 2];
         f.scores(&[1.0, 1.0], &mut out);
         assert_eq!(out, vec![3.0, 7.0]);
+    }
+
+    #[test]
+    fn simd_kernels_match_portable_ones() {
+        let a: Vec<f32> = (0..37).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..37).map(|i| (i as f32 * 0.11).cos()).collect();
+        #[cfg(target_arch = "x86_64")]
+        if simd() != Simd::Base {
+            for n in [0, 1, 7, 8, 9, 16, 17, 37] {
+                let (x, y) = (&a[..n], &b[..n]);
+                assert!((Avx2::dot(x, y) - Portable::dot(x, y)).abs() < 1e-5, "n = {n}");
+                let (mut y1, mut y2) = (y.to_vec(), y.to_vec());
+                Avx2::axpy(0.5, x, &mut y1);
+                Portable::axpy(0.5, x, &mut y2);
+                for (p, q) in y1.iter().zip(&y2) {
+                    assert!((p - q).abs() < 1e-6);
+                }
+            }
+        }
+        assert!((Portable::dot(&a, &b) - a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>()).abs() < 1e-5);
     }
 
     #[test]

@@ -50,7 +50,16 @@ mod tests {
             yty[i * 6 + i] += p.regularization as f64;
         }
         let yty: Vec<f32> = yty.into_iter().map(|v| v as f32).collect();
-        train::cg_solve(&yty, m.item_factors(), q.items, q.weights, p.alpha, 50, &mut x, &mut [0.0; 18]);
+        train::cg_solve::<crate::factors::Portable>(
+            &yty,
+            m.item_factors(),
+            q.items,
+            q.weights,
+            p.alpha,
+            50,
+            &mut x,
+            &mut [0.0; 18],
+        );
         for (a, b) in x.iter().zip(&exact) {
             assert!((a - b).abs() < 1e-3, "{x:?} vs {exact:?}");
         }

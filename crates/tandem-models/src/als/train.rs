@@ -8,7 +8,9 @@ use tandem_data::{Csr, Progress};
 use super::model::Als;
 use super::params::AlsParams;
 use crate::error::{ModelError, Result};
-use crate::factors::{axpy, dot, simd, Factors, Simd};
+#[cfg(target_arch = "x86_64")]
+use crate::factors::Avx2;
+use crate::factors::{simd, Factors, Kernels, Portable, Simd};
 use crate::retriever::TrainSet;
 
 impl AlsParams {
@@ -55,7 +57,7 @@ impl AlsParams {
                     Simd::Avx512 => unsafe { cg_solve_avx512(&yty, y, cols, vals, a, s, xu, buf) },
                     #[cfg(target_arch = "x86_64")]
                     Simd::Avx2 => unsafe { cg_solve_avx2(&yty, y, cols, vals, a, s, xu, buf) },
-                    _ => cg_solve(&yty, y, cols, vals, a, s, xu, buf),
+                    _ => cg_solve::<Portable>(&yty, y, cols, vals, a, s, xu, buf),
                 }
             },
         );
@@ -76,7 +78,7 @@ unsafe fn cg_solve_avx2(
     x: &mut [f32],
     buf: &mut [f32],
 ) {
-    cg_solve(yty, y, cols, vals, alpha, steps, x, buf)
+    cg_solve::<Avx2>(yty, y, cols, vals, alpha, steps, x, buf)
 }
 
 /// [`cg_solve`] compiled for AVX-512.
@@ -93,22 +95,22 @@ unsafe fn cg_solve_avx512(
     x: &mut [f32],
     buf: &mut [f32],
 ) {
-    cg_solve(yty, y, cols, vals, alpha, steps, x, buf)
+    cg_solve::<Avx2>(yty, y, cols, vals, alpha, steps, x, buf)
 }
 
 /// `out = YtY v`.
 #[inline(always)]
-fn gram_times(yty: &[f32], v: &[f32], out: &mut [f32]) {
+fn gram_times<K: Kernels>(yty: &[f32], v: &[f32], out: &mut [f32]) {
     let f = v.len();
     for (i, o) in out.iter_mut().enumerate() {
-        *o = dot(&yty[i * f..(i + 1) * f], v);
+        *o = K::dot(&yty[i * f..(i + 1) * f], v);
     }
 }
 
 /// A few CG steps on `(YtY + Σ alpha r y yᵀ) x = Σ (1 + alpha r) y`, warm-started from `x`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(crate) fn cg_solve(
+pub(crate) fn cg_solve<K: Kernels>(
     yty: &[f32],
     y: &Factors,
     cols: &[u32],
@@ -122,32 +124,32 @@ pub(crate) fn cg_solve(
     let (r, rest) = buf.split_at_mut(f);
     let (p, ap) = rest.split_at_mut(f);
     // r = b - A x
-    gram_times(yty, x, r);
+    gram_times::<K>(yty, x, r);
     r.iter_mut().for_each(|v| *v = -*v);
     for (&i, &w) in cols.iter().zip(vals) {
         let yi = y.row(i as usize);
         let c1 = alpha * w;
-        axpy(1.0 + c1 - c1 * dot(yi, x), yi, r);
+        K::axpy(1.0 + c1 - c1 * K::dot(yi, x), yi, r);
     }
     p.copy_from_slice(r);
-    let mut rs_old = dot(r, r);
+    let mut rs_old = K::dot(r, r);
     if rs_old < 1e-20 {
         return;
     }
     for _ in 0..steps {
-        gram_times(yty, p, ap);
+        gram_times::<K>(yty, p, ap);
         for (&i, &w) in cols.iter().zip(vals) {
             let yi = y.row(i as usize);
-            axpy(alpha * w * dot(yi, p), yi, ap);
+            K::axpy(alpha * w * K::dot(yi, p), yi, ap);
         }
-        let pap = dot(p, ap);
+        let pap = K::dot(p, ap);
         if pap <= 0.0 || !pap.is_finite() {
             break;
         }
         let a = rs_old / pap;
-        axpy(a, p, x);
-        axpy(-a, ap, r);
-        let rs_new = dot(r, r);
+        K::axpy(a, p, x);
+        K::axpy(-a, ap, r);
+        let rs_new = K::dot(r, r);
         if rs_new < 1e-20 {
             break;
         }

@@ -13,7 +13,9 @@ use tandem_data::{Csr, Progress};
 use super::model::Mf;
 use super::params::{Loss, MfParams, NegativeMode};
 use crate::error::{ModelError, Result};
-use crate::factors::{dot, simd, Factors, Simd};
+#[cfg(target_arch = "x86_64")]
+use crate::factors::Avx2;
+use crate::factors::{dot, simd, Factors, Kernels, Portable, Simd};
 use crate::optim::{Grad, Optimizer, ParamTable};
 use crate::retriever::TrainSet;
 
@@ -286,7 +288,7 @@ impl MfParams {
                 Simd::Avx512 => unsafe { self.chunk_avx512(chunk, t, opt, &mut buf) },
                 #[cfg(target_arch = "x86_64")]
                 Simd::Avx2 => unsafe { self.chunk_avx2(chunk, t, opt, &mut buf) },
-                _ => self.chunk(chunk, t, opt, &mut buf),
+                _ => self.chunk::<Portable>(chunk, t, opt, &mut buf),
             }
         };
         let add = |a: (f64, usize), b: (f64, usize)| (a.0 + b.0, a.1 + b.1);
@@ -299,13 +301,13 @@ impl MfParams {
 
     /// Trains on one chunk; returns the summed loss of every 8th example and their count.
     #[inline(always)]
-    fn chunk(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> (f64, usize) {
+    fn chunk<K: Kernels>(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> (f64, usize) {
         // A plain loop, not an iterator closure: a closure is its own function and would not
         // inherit the target features of the AVX builds below.
         let (mut sum, mut count) = (0.0, 0);
         for (n, &ex) in chunk.iter().enumerate() {
             let want_loss = n % 8 == 0;
-            let loss = self.update(ex, t, opt, buf, want_loss);
+            let loss = self.update::<K>(ex, t, opt, buf, want_loss);
             if want_loss {
                 sum += loss as f64;
                 count += 1;
@@ -318,19 +320,19 @@ impl MfParams {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn chunk_avx2(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> (f64, usize) {
-        self.chunk(chunk, t, opt, buf)
+        self.chunk::<Avx2>(chunk, t, opt, buf)
     }
 
     /// [`Self::chunk`] compiled for AVX-512.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn chunk_avx512(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> (f64, usize) {
-        self.chunk(chunk, t, opt, buf)
+        self.chunk::<Avx2>(chunk, t, opt, buf)
     }
 
     #[inline(always)]
     /// Applies one example; returns its loss when `want_loss` (else 0).
-    fn update(&self, ex: Example, t: &Tables, opt: &Optimizer, b: &mut Buffers, want_loss: bool) -> f32 {
+    fn update<K: Kernels>(&self, ex: Example, t: &Tables, opt: &Optimizer, b: &mut Buffers, want_loss: bool) -> f32 {
         match ex {
             Example::Pair(u, i, j) => {
                 let (u, i, j) = (u as usize, i as usize, j as usize);
@@ -338,7 +340,7 @@ impl MfParams {
                 t.users.read(u, &mut b.p);
                 t.items.read(i, &mut b.q);
                 t.items.read(j, &mut b.r);
-                let x = bias + dot(&b.p, &b.q) - dot(&b.p, &b.r) - self.margin;
+                let x = bias + K::dot(&b.p, &b.q) - K::dot(&b.p, &b.r) - self.margin;
                 let (g, loss) = if want_loss { bpr_grad_loss(x) } else { (-sigmoid(-x), 0.0) };
                 // Gradients use the values read before any of the three rows changes.
                 let Buffers { p, q, r, p0 } = b;
@@ -358,7 +360,7 @@ impl MfParams {
                 t.items.read(i, &mut b.q);
                 let bias =
                     if self.biases { t.global.get(0, 0) + t.user_bias.get(u, 0) + t.item_bias.get(i, 0) } else { 0.0 };
-                let s = bias + dot(&b.p, &b.q);
+                let s = bias + K::dot(&b.p, &b.q);
                 let p = sigmoid(s);
                 // BCE with logs clamped at -100, as PyTorch's BCELoss.
                 let loss =
