@@ -600,35 +600,28 @@ mod assignment {
         let d = tempfile::tempdir().unwrap();
         let input = d.path().join("train.csv");
         std::fs::write(&input, "UserId,ItemId\n1,1 2 3\n").unwrap();
+        let run = |data: &Path, train: &Path| {
+            let p = |x: &Path| x.to_str().unwrap().to_string();
+            stderr(&tandem(&[
+                "assignment",
+                "-i",
+                &p(&input),
+                "--data",
+                &p(data),
+                "--train",
+                &p(train),
+                "-o",
+                &p(d.path()),
+            ]))
+        };
         let data = d.path().join("data.yaml");
         std::fs::write(&data, "split_mode: ratio\nneg_mode: fixd\n").unwrap();
-        let conf = repo().join("configs/assignment/train_bpr.yaml");
-        let e = stderr(&tandem(&[
-            "assignment",
-            "-i",
-            input.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--train",
-            conf.to_str().unwrap(),
-            "-o",
-            d.path().to_str().unwrap(),
-        ]));
+        let e = run(&data, &repo().join("configs/assignment/train_bpr.yaml"));
         assert!(e.contains("data.yaml") && e.contains("neg_mode") && e.contains("fixd"), "{e}");
         std::fs::write(&data, "split_mode: ratio\nneg_mode: fixed\n").unwrap();
         let train = d.path().join("t.yaml");
         std::fs::write(&train, "device: cuda\nlatent_factors: 8\nepochs: 1\nlr: 0.1\nbatch_size: 8\n").unwrap();
-        let e = stderr(&tandem(&[
-            "assignment",
-            "-i",
-            input.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--train",
-            train.to_str().unwrap(),
-            "-o",
-            d.path().to_str().unwrap(),
-        ]));
+        let e = run(&data, &train);
         assert!(e.contains("device 'cuda'"), "{e}");
     }
 }
