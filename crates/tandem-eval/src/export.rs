@@ -12,12 +12,12 @@ use tandem_models::Scored;
 #[non_exhaustive]
 pub enum ExportError {
     /// The file could not be written.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, not a `source()`, so chains print it once).
+        error: std::io::Error,
     },
 }
 
@@ -48,7 +48,7 @@ impl SubmissionFormat {
 }
 
 fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, ExportError> {
-    let io = |source| ExportError::Io { path: path.to_path_buf(), source };
+    let io = |error| ExportError::Io { path: path.to_path_buf(), error };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -64,7 +64,7 @@ pub fn write_lists(
     lists: &Lists,
     k: usize,
 ) -> Result<(), ExportError> {
-    let io = |source| ExportError::Io { path: path.to_path_buf(), source };
+    let io = |error| ExportError::Io { path: path.to_path_buf(), error };
     let mut w = create(path)?;
     match format {
         SubmissionFormat::Tsv => {
