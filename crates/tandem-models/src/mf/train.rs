@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -105,13 +106,23 @@ impl Tables {
 impl MfParams {
     /// Fits MF on `train` without validation.
     pub fn fit(&self, train: &TrainSet, progress: &dyn Progress) -> Result<Mf> {
-        self.fit_with(train, progress, &mut |_, _| None)
+        self.fit_inner(train, progress, None)
     }
 
     /// Fits MF, calling `validate` after every epoch. When it returns scores, the best epoch's
     /// weights are kept (a real copy) and training stops after `patience` epochs without
     /// improvement.
     pub fn fit_with(&self, train: &TrainSet, progress: &dyn Progress, validate: &mut Validate<'_>) -> Result<Mf> {
+        self.fit_inner(train, progress, Some(validate))
+    }
+
+    /// Without a validator no epoch's weights are copied out: the model is read once at the end.
+    fn fit_inner(
+        &self,
+        train: &TrainSet,
+        progress: &dyn Progress,
+        mut validate: Option<&mut Validate<'_>>,
+    ) -> Result<Mf> {
         self.check()?;
         let m = &train.user_items;
         if m.nnz() == 0 {
@@ -147,7 +158,6 @@ impl MfParams {
         };
         let mut best: Option<(f64, Mf)> = None;
         let mut since_best = 0;
-        let mut last = None;
         let step = progress.step("MF epochs", self.epochs as u64);
         for epoch in 1..=self.epochs {
             let start = Instant::now();
@@ -155,7 +165,8 @@ impl MfParams {
                 Some(ex) => ex.clone(),
                 None => self.examples(m, &t, epoch as u64),
             };
-            examples.shuffle(&mut ChaCha8Rng::seed_from_u64(self.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9)));
+            // A small fast generator for the order: ChaCha's cost showed in this sequential step.
+            examples.shuffle(&mut SmallRng::seed_from_u64(self.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9)));
             let run = || self.train_epoch(&examples, &t, &opt);
             let loss_sum = match &pool {
                 Some(p) => p.install(run),
@@ -174,6 +185,7 @@ impl MfParams {
                     hint: "lower learning_rate or raise weight_decay".into(),
                 });
             }
+            let Some(validate) = validate.as_mut() else { continue };
             let model = t.snapshot(self);
             match validate(&report, &model) {
                 Some(score) if best.as_ref().is_none_or(|(b, _)| score > *b) => {
@@ -186,10 +198,10 @@ impl MfParams {
                         break;
                     }
                 }
-                None => last = Some(model),
+                None => {}
             }
         }
-        let model = best.map(|(_, m)| m).or(last).unwrap_or_else(|| t.snapshot(self));
+        let model = best.map(|(_, m)| m).unwrap_or_else(|| t.snapshot(self));
         if !model.users.is_finite() || !model.items.is_finite() {
             return Err(ModelError::Diverged { model: "mf", hint: "lower learning_rate or raise weight_decay".into() });
         }
