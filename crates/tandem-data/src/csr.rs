@@ -63,11 +63,6 @@ impl Csr {
         Csr::from_triplets(n_users, n_items, &log.user, &log.item, &log.weight)
     }
 
-    /// Same matrix with every stored value replaced by `value`.
-    pub fn with_constant_values(&self, value: f32) -> Csr {
-        Csr { data: vec![value; self.data.len()], ..self.clone() }
-    }
-
     /// Same pattern with new values (one per stored entry).
     pub fn with_values(&self, data: Vec<f32>) -> Csr {
         assert_eq!(data.len(), self.data.len());

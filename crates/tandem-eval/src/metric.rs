@@ -127,20 +127,6 @@ impl MetricSums {
         self.users += 1;
     }
 
-    /// Merges another accumulator.
-    pub fn merge(mut self, other: MetricSums) -> MetricSums {
-        if self.sums.is_empty() {
-            return other;
-        }
-        for (s, v) in self.sums.iter_mut().zip(&other.sums) {
-            for (a, b) in s.iter_mut().zip(v) {
-                *a += b;
-            }
-        }
-        self.users += other.users;
-        self
-    }
-
     /// Users counted.
     pub fn users(&self) -> usize {
         self.users

@@ -65,7 +65,8 @@ fn early_stopping_keeps_the_best_epoch_as_a_copy() {
 
 fn count_examples(p: &MfParams) -> (usize, usize, usize) {
     let t = checkerboard();
-    let tables = Tables::zeros(p, t.n_users(), t.n_items());
+    let zeros = |n| crate::Factors::zeros(n, p.factors);
+    let tables = Tables::new(&zeros(t.n_users()), &zeros(t.n_items()), p.optimizer);
     let ex = p.examples(&t.user_items, &tables, 1);
     let (mut pairs, mut pos, mut neg) = (0, 0, 0);
     for e in &ex {

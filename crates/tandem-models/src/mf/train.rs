@@ -17,7 +17,7 @@ use crate::error::{ModelError, Result};
 #[cfg(target_arch = "x86_64")]
 use crate::factors::Avx2;
 use crate::factors::{dot, simd, Factors, Kernels, Portable, Simd};
-use crate::optim::{Grad, Optimizer, ParamTable};
+use crate::optim::{Grad, Optimizer, OptimizerKind, ParamTable};
 use crate::retriever::TrainSet;
 
 /// What one epoch did.
@@ -88,15 +88,14 @@ pub(super) fn bpr_grad_loss(x: f32) -> (f32, f32) {
 }
 
 impl Tables {
-    /// Fresh tables for `params` (used by tests to inspect example generation).
-    #[cfg(test)]
-    pub(super) fn zeros(params: &MfParams, n_users: usize, n_items: usize) -> Tables {
-        let (f, kind) = (params.factors, params.optimizer);
+    /// Tables holding the given factors (same width) and zero biases, for `kind`'s optimiser.
+    pub(super) fn new(users: &Factors, items: &Factors, kind: OptimizerKind) -> Tables {
+        let f = users.dim();
         Tables {
-            users: ParamTable::new(&vec![0.0; n_users * f], f, kind),
-            items: ParamTable::new(&vec![0.0; n_items * f], f, kind),
-            user_bias: ParamTable::new(&vec![0.0; n_users], 1, kind),
-            item_bias: ParamTable::new(&vec![0.0; n_items], 1, kind),
+            users: ParamTable::new(users.as_slice(), f, kind),
+            items: ParamTable::new(items.as_slice(), f, kind),
+            user_bias: ParamTable::new(&vec![0.0; users.rows()], 1, kind),
+            item_bias: ParamTable::new(&vec![0.0; items.rows()], 1, kind),
             global: ParamTable::new(&[0.0], 1, kind),
             f,
         }
@@ -133,14 +132,7 @@ impl MfParams {
         let users = Factors::normal(train.n_users(), f, self.init_std, &mut rng);
         let items = Factors::normal(train.n_items(), f, self.init_std, &mut rng);
         let kind = self.optimizer;
-        let t = Tables {
-            users: ParamTable::new(users.as_slice(), f, kind),
-            items: ParamTable::new(items.as_slice(), f, kind),
-            user_bias: ParamTable::new(&vec![0.0; train.n_users()], 1, kind),
-            item_bias: ParamTable::new(&vec![0.0; train.n_items()], 1, kind),
-            global: ParamTable::new(&[0.0], 1, kind),
-            f,
-        };
+        let t = Tables::new(&users, &items, kind);
         let opt = Optimizer { kind, lr: self.learning_rate, weight_decay: self.weight_decay };
         let pool = match self.threads {
             0 => None,
