@@ -149,6 +149,19 @@ pub trait Kernels {
     fn dot(a: &[f32], b: &[f32]) -> f32;
     /// `y += a * x`.
     fn axpy(a: f32, x: &[f32], y: &mut [f32]);
+    /// `p . q - p . r` in one pass over three rows of `n` floats.
+    ///
+    /// # Safety
+    /// Each pointer must be valid for `n` reads (rows of a Hogwild table may change meanwhile:
+    /// the race `optim` documents).
+    unsafe fn dot_diff(p: *const f32, q: *const f32, r: *const f32, n: usize) -> f32;
+    /// One fused BPR SGD step on three rows in place, every gradient from the old values:
+    /// `p -= lr (g (q - r) + wd p)`, `q -= lr (g p + wd q)`, `r -= lr (-g p + wd r)`.
+    ///
+    /// # Safety
+    /// Each pointer must be valid for `n` reads and writes; as for [`Kernels::dot_diff`].
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn bpr_sgd(p: *mut f32, q: *mut f32, r: *mut f32, n: usize, g: f32, lr: f32, wd: f32);
 }
 
 /// Plain Rust kernels, vectorised by the compiler for the baseline target.
@@ -162,6 +175,27 @@ impl Kernels for Portable {
     #[inline(always)]
     fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
         axpy(a, x, y)
+    }
+    #[inline(always)]
+    unsafe fn dot_diff(p: *const f32, q: *const f32, r: *const f32, n: usize) -> f32 {
+        let mut total = 0.0;
+        for k in 0..n {
+            // SAFETY: k < n, the caller's bound.
+            unsafe { total += *p.add(k) * (*q.add(k) - *r.add(k)) };
+        }
+        total
+    }
+    #[inline(always)]
+    unsafe fn bpr_sgd(p: *mut f32, q: *mut f32, r: *mut f32, n: usize, g: f32, lr: f32, wd: f32) {
+        for k in 0..n {
+            // SAFETY: k < n, the caller's bound.
+            unsafe {
+                let (pk, qk, rk) = (*p.add(k), *q.add(k), *r.add(k));
+                *p.add(k) = pk - lr * (g * (qk - rk) + wd * pk);
+                *q.add(k) = qk - lr * (g * pk + wd * qk);
+                *r.add(k) = rk - lr * (-g * pk + wd * rk);
+            }
+        }
     }
 }
 
@@ -181,6 +215,16 @@ impl Kernels for Avx2 {
     fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
         // SAFETY: as above.
         unsafe { x86::axpy(a, x, y) }
+    }
+    #[inline(always)]
+    unsafe fn dot_diff(p: *const f32, q: *const f32, r: *const f32, n: usize) -> f32 {
+        // SAFETY: CPU features as above; pointer validity is the caller's contract.
+        unsafe { x86::dot_diff(p, q, r, n) }
+    }
+    #[inline(always)]
+    unsafe fn bpr_sgd(p: *mut f32, q: *mut f32, r: *mut f32, n: usize, g: f32, lr: f32, wd: f32) {
+        // SAFETY: as above.
+        unsafe { x86::bpr_sgd(p, q, r, n, g, lr, wd) }
     }
 }
 
@@ -231,6 +275,55 @@ mod x86 {
         }
         while i < n {
             y[i] += a * x[i];
+            i += 1;
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(super) unsafe fn dot_diff(p: *const f32, q: *const f32, r: *const f32, n: usize) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        // SAFETY (all accesses): i + 8 <= n or i < n, within the caller's bound.
+        while i + 8 <= n {
+            let d = _mm256_sub_ps(_mm256_loadu_ps(q.add(i)), _mm256_loadu_ps(r.add(i)));
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(p.add(i)), d, acc);
+            i += 8;
+        }
+        let s = _mm_add_ps(_mm256_extractf128_ps(acc, 1), _mm256_castps256_ps128(acc));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        let mut total = _mm_cvtss_f32(s);
+        while i < n {
+            total += *p.add(i) * (*q.add(i) - *r.add(i));
+            i += 1;
+        }
+        total
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(super) unsafe fn bpr_sgd(p: *mut f32, q: *mut f32, r: *mut f32, n: usize, g: f32, lr: f32, wd: f32) {
+        // Per element: the three new values from the three old ones (see Kernels::bpr_sgd).
+        let (vg, vl, vw) = (_mm256_set1_ps(g), _mm256_set1_ps(-lr), _mm256_set1_ps(wd));
+        let mut i = 0;
+        // SAFETY (all accesses): i + 8 <= n or i < n, within the caller's bound.
+        while i + 8 <= n {
+            let (pk, qk, rk) = (_mm256_loadu_ps(p.add(i)), _mm256_loadu_ps(q.add(i)), _mm256_loadu_ps(r.add(i)));
+            let gp = _mm256_mul_ps(vg, pk);
+            let grad_p = _mm256_fmadd_ps(vw, pk, _mm256_mul_ps(vg, _mm256_sub_ps(qk, rk)));
+            let grad_q = _mm256_fmadd_ps(vw, qk, gp);
+            let grad_r = _mm256_fmsub_ps(vw, rk, gp);
+            _mm256_storeu_ps(p.add(i), _mm256_fmadd_ps(vl, grad_p, pk));
+            _mm256_storeu_ps(q.add(i), _mm256_fmadd_ps(vl, grad_q, qk));
+            _mm256_storeu_ps(r.add(i), _mm256_fmadd_ps(vl, grad_r, rk));
+            i += 8;
+        }
+        while i < n {
+            let (pk, qk, rk) = (*p.add(i), *q.add(i), *r.add(i));
+            *p.add(i) = pk - lr * (g * (qk - rk) + wd * pk);
+            *q.add(i) = qk - lr * (g * pk + wd * qk);
+            *r.add(i) = rk - lr * (-g * pk + wd * rk);
             i += 1;
         }
     }
@@ -335,6 +428,37 @@ mod tests {
             }
         }
         assert!((Portable::dot(&a, &b) - a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>()).abs() < 1e-5);
+    }
+
+    /// The fused BPR kernels against the formulas written out, on lengths that exercise the
+    /// vector body and the tail.
+    #[test]
+    fn fused_bpr_kernels_follow_their_formulas() {
+        fn check<K: Kernels>(name: &str) {
+            for n in [1usize, 7, 8, 9, 17, 64] {
+                let row = |s: f32| (0..n).map(|i| (i as f32 * s).sin()).collect::<Vec<f32>>();
+                let (p, q, r) = (row(0.3), row(0.7), row(1.1));
+                let want_dot: f32 = (0..n).map(|k| p[k] * q[k] - p[k] * r[k]).sum();
+                // SAFETY: each vector holds n values.
+                let got = unsafe { K::dot_diff(p.as_ptr(), q.as_ptr(), r.as_ptr(), n) };
+                assert!((got - want_dot).abs() < 1e-5, "{name} n {n}: {got} vs {want_dot}");
+                let (g, lr, wd) = (-0.4f32, 0.05f32, 0.01f32);
+                let (mut p1, mut q1, mut r1) = (p.clone(), q.clone(), r.clone());
+                // SAFETY: as above.
+                unsafe { K::bpr_sgd(p1.as_mut_ptr(), q1.as_mut_ptr(), r1.as_mut_ptr(), n, g, lr, wd) };
+                for k in 0..n {
+                    let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
+                    assert!(close(p1[k], p[k] - lr * (g * q[k] - g * r[k] + wd * p[k])), "{name} p[{k}]");
+                    assert!(close(q1[k], q[k] - lr * (g * p[k] + wd * q[k])), "{name} q[{k}]");
+                    assert!(close(r1[k], r[k] - lr * (-g * p[k] + wd * r[k])), "{name} r[{k}]");
+                }
+            }
+        }
+        check::<Portable>("portable");
+        #[cfg(target_arch = "x86_64")]
+        if simd() != Simd::Base {
+            check::<Avx2>("avx2");
+        }
     }
 
     #[test]

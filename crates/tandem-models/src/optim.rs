@@ -85,6 +85,13 @@ impl Shared {
         }
     }
 
+    /// A raw pointer to `len` values from `start`, bounds-checked here, for kernels that
+    /// update rows in place (same race as `read` / `write`).
+    #[inline(always)]
+    fn ptr(&self, start: usize, len: usize) -> *mut f32 {
+        UnsafeCell::raw_get(self.0[start..start + len].as_ptr())
+    }
+
     fn snapshot(&self) -> Vec<f32> {
         let mut out = vec![0f32; self.0.len()];
         self.read(0, &mut out);
@@ -149,6 +156,13 @@ impl ParamTable {
     #[inline(always)]
     pub fn read(&self, r: usize, out: &mut [f32]) {
         self.values.read(r * self.dim, out);
+    }
+
+    /// A raw pointer to row `r`'s `dim` values (bounds-checked), for fused kernels that update
+    /// rows in place; writing through it is the Hogwild race of the module docs.
+    #[inline(always)]
+    pub fn row_ptr(&self, r: usize) -> *mut f32 {
+        self.values.ptr(r * self.dim, self.dim)
     }
 
     /// Value `k` of row `r`.
