@@ -7,7 +7,9 @@
 # Example: bench/tune.sh ../shared/data/ml-100k/splits/temporal als NDCG@10 factors=64,regularization=1 factors=128,regularization=5
 # For a split with valid.tsv (and valid_negatives.tsv), the validation split is that file;
 # for a directory named `ratio` (or with TUNE_RATIO=F), a random 10% (F) of each user's train rows;
-# otherwise the last 5 train rows per user (bench/validation_split.py).
+# otherwise the last 5 train rows per user (bench/validation_split.py). With valid.tsv, the
+# chosen setting is refit on train.tsv + valid.tsv for the test evaluation (--train-with-valid);
+# TUNE_REFIT=0 fits on train.tsv alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 split=$1 model=$2 metric=$3
@@ -27,7 +29,7 @@ else
   python3 bench/validation_split.py "$split" "$work/val"
 fi
 score() {
-  local dir=$1 params=$2 args=()
+  local dir=$1 params=$2 args=("${@:3}")
   IFS=, read -ra kv <<<"$params"
   for p in "${kv[@]}"; do args+=(--param "$p"); done
   "$tandem" -q evaluate-split "$dir" --model "$model" "${args[@]}" --out "$work/o" >/dev/null
@@ -40,4 +42,6 @@ for params in "$@"; do
   if python3 -c "import sys; sys.exit(0 if $s > $best_score else 1)"; then best=$params best_score=$s; fi
 done
 echo "chosen on validation: $best ($metric $best_score)"
-printf 'test %s: %.4f\n' "$metric" "$(score "$split" "$best")"
+final=()
+if [ -f "$split/valid.tsv" ] && [ "${TUNE_REFIT:-1}" = 1 ]; then final=(--train-with-valid); fi
+printf 'test %s: %.4f %s\n' "$metric" "$(score "$split" "$best" "${final[@]}")" "${final[*]}"

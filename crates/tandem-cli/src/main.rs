@@ -75,6 +75,11 @@ enum Command {
         /// trained on this split's train.tsv. `--model` and `--param` are then ignored.
         #[arg(long, conflicts_with = "save")]
         load: Option<PathBuf>,
+        /// Fit on train.tsv plus valid.tsv: the usual last step before the test evaluation,
+        /// once settings (epochs included) were chosen on valid.tsv. Turns per-epoch
+        /// validation off.
+        #[arg(long, conflicts_with = "load")]
+        train_with_valid: bool,
     },
     /// Write a synthetic interaction log (CSV `user,item,timestamp`) with power-law item and
     /// user activity and latent communities, for benchmarks at any scale.
@@ -176,12 +181,13 @@ fn main() -> ExitCode {
     let bars = progress::Bars::new(cli.quiet);
     let result = match cli.command {
         Command::Run { config, set, out } => commands::run(&config, &set, &out, &bars),
-        Command::EvaluateSplit { split_dir, model, params, out, ks, valid_metric, save, load } => {
+        Command::EvaluateSplit { split_dir, model, params, out, ks, valid_metric, save, load, train_with_valid } => {
             let opts = commands::SplitEval {
                 ks: &ks,
                 valid_metric: &valid_metric,
                 save: save.as_deref(),
                 load: load.as_deref(),
+                train_with_valid,
             };
             commands::evaluate_split(&split_dir, &model, &params, &out, &opts, &bars)
         }

@@ -279,6 +279,15 @@ mod generate_and_positives {
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(stderr(&o).contains("valid NDCG@10"), "valid.tsv drives per-epoch validation: {}", stderr(&o));
+        // Refit on train + valid once settings are chosen: no validation, and the report says so.
+        let mut args = vec!["evaluate-split", dir.to_str().unwrap(), "--model", "item_knn", "--out"];
+        args.extend([out.to_str().unwrap(), "--train-with-valid"]);
+        let o = tandem(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(report(&out)["protocol"]["split"].as_str().unwrap().ends_with("(fit on train.tsv + valid.tsv)"));
+        std::fs::remove_file(dir.join("valid.tsv")).unwrap();
+        let e = stderr(&tandem(&args));
+        assert!(e.contains("--train-with-valid") && e.contains("has no valid.tsv"), "{e}");
     }
 
     #[test]

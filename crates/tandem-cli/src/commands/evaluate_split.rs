@@ -64,6 +64,8 @@ pub struct SplitEval<'a> {
     pub save: Option<&'a Path>,
     /// Evaluate this saved model instead of fitting.
     pub load: Option<&'a Path>,
+    /// Fit on train.tsv plus valid.tsv (no per-epoch validation then).
+    pub train_with_valid: bool,
 }
 
 /// Fits and evaluates one model on `split_dir`, writing `out/report.json` and `out/predictions.tsv`.
@@ -83,16 +85,25 @@ pub fn evaluate_split(
     }
     let sd = SplitDir::load(split_dir, progress).with_context(|| format!("loading split {}", split_dir.display()))?;
     let data = &sd.dataset;
-    let train = TrainSet::new(sd.train.clone(), data.n_users(), data.n_items());
+    let mut train_log = sd.train.clone();
+    if opts.train_with_valid {
+        if sd.valid.is_empty() {
+            bail!("--train-with-valid: {} has no valid.tsv", split_dir.display());
+        }
+        // The usual last step once settings were chosen on valid.tsv: refit on all non-test rows.
+        train_log.extend(&sd.valid);
+    }
+    let train = TrainSet::new(train_log, data.n_users(), data.n_items());
     let catalogue = items_with_interactions(&train.user_items);
     let test = TestSet::from_log(&sd.test);
     let n_catalogue = catalogue.iter().filter(|&&c| c).count();
+    let fitted_on = if opts.train_with_valid { " (fit on train.tsv + valid.tsv)" } else { "" };
     let (protocol, info, keep) = match &sd.test_negatives {
         Some(negs) => {
             let negatives = aligned_negatives(&test, negs, data, split_dir, "test")?;
             let per_user = negs.first().map_or(0, |n| n.1.len());
             let info = ProtocolInfo {
-                split: format!("pre-split directory {}", split_dir.display()),
+                split: format!("pre-split directory {}{fitted_on}", split_dir.display()),
                 ranking: "sampled".into(),
                 exclude_seen: false,
                 candidates: format!("held-out items among the given negatives ({per_user} per user)"),
@@ -104,7 +115,7 @@ pub fn evaluate_split(
         }
         None => {
             let info = ProtocolInfo {
-                split: format!("pre-split directory {}", split_dir.display()),
+                split: format!("pre-split directory {}{fitted_on}", split_dir.display()),
                 ranking: "full".into(),
                 exclude_seen: true,
                 candidates: format!("all {n_catalogue} items of train.tsv, minus each user's train items"),
@@ -121,11 +132,9 @@ pub fn evaluate_split(
         Some(negs) => Protocol::Sampled { negatives: aligned_negatives(&valid_set, negs, data, split_dir, "valid")? },
         None => Protocol::Full { catalogue: items_with_interactions(&train.user_items), exclude_seen: true },
     };
-    let validation = (!valid_set.is_empty() && valid_metric != "none").then_some(Validation {
-        set: &valid_set,
-        protocol: &valid_protocol,
-        metric: valid_metric,
-    });
+    let validates = !valid_set.is_empty() && valid_metric != "none" && !opts.train_with_valid;
+    let validation =
+        validates.then_some(Validation { set: &valid_set, protocol: &valid_protocol, metric: valid_metric });
     let plan = EvalPlan { test: &test, protocol: &protocol, ks, keep: keep.min(100_000), validation };
     let (name, done) = match opts.load {
         Some(dir) => {
