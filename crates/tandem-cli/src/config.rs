@@ -12,7 +12,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
 use tandem_data::{Source, SplitSpec};
 use tandem_eval::{NegativeSampling, SubmissionFormat};
-use tandem_models::ModelSpec;
+use tandem_neural::AnySpec;
 
 /// A whole pipeline.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,7 +31,7 @@ pub struct Config {
     #[serde(default)]
     pub evaluation: EvaluationSpec,
     /// Models to fit and compare, by name (`kind: popularity | item_knn | user_knn`).
-    pub models: IndexMap<String, ModelSpec>,
+    pub models: IndexMap<String, AnySpec>,
     /// What to write besides `report.json`.
     #[serde(default)]
     pub output: OutputSpec,
@@ -214,7 +214,7 @@ impl Config {
     fn check(&self) -> Result<()> {
         self.split.check()?;
         if self.models.is_empty() {
-            bail!("models: at least one model is needed (kinds: {})", ModelSpec::KINDS.join(", "));
+            bail!("models: at least one model is needed (kinds: {})", AnySpec::kinds().join(", "));
         }
         let ev = &self.evaluation;
         check_ks(&ev.ks).context("evaluation.ks")?;

@@ -52,7 +52,7 @@ enum Command {
         /// A directory with train.tsv and test.tsv (header `user item timestamp`), optionally
         /// test_negatives.tsv (`user<TAB>item,item,...`).
         split_dir: PathBuf,
-        /// The model kind: popularity, item_knn, user_knn, als, ease or mf (dashes work too).
+        /// The model kind: popularity, item_knn, user_knn, als, ease, mf, ncf or neumf (dashes work too).
         #[arg(long, default_value = "popularity")]
         model: String,
         /// A model parameter, e.g. `--param neighbours=50` (repeatable).

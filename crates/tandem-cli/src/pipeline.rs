@@ -6,7 +6,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use tandem_data::{Csr, Progress};
 use tandem_eval::{evaluate, Evaluation, ModelReport, Protocol, Report, TestSet};
-use tandem_models::{ModelSpec, Retriever, TrainSet};
+use tandem_models::{Retriever, TrainSet};
+use tandem_neural::AnySpec;
 
 /// An evaluated model's results.
 pub struct Evaluated {
@@ -46,7 +47,7 @@ impl Validation<'_> {
 /// Fits `spec` on `train` and evaluates it under `plan`.
 pub fn fit_and_evaluate(
     name: &str,
-    spec: &ModelSpec,
+    spec: &AnySpec,
     train: &TrainSet,
     plan: &EvalPlan<'_>,
     progress: &dyn Progress,

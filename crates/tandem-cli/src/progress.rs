@@ -15,11 +15,15 @@ impl Bars {
     }
 }
 
-struct Bar(ProgressBar);
+struct Bar(ProgressBar, String);
 
 impl ProgressStep for Bar {
     fn inc(&self, n: u64) {
         self.0.inc(n);
+    }
+
+    fn message(&self, text: &str) {
+        self.0.set_message(format!("{}  {text}", self.1));
     }
 }
 
@@ -37,11 +41,14 @@ impl Progress for Bars {
         }
         let template = if label.starts_with("reading") {
             "{msg:30} [{bar:30}] {bytes}/{total_bytes} ({eta})"
+        } else if label.contains("epoch") {
+            // Training steps carry loss and throughput in the message.
+            "[{bar:30}] {pos}/{len} ({eta})  {msg}"
         } else {
             "{msg:30} [{bar:30}] {pos}/{len} ({eta})"
         };
         bar.set_style(ProgressStyle::with_template(template).expect("valid template").progress_chars("=> "));
         bar.set_message(label.to_string());
-        Box::new(Bar(bar))
+        Box::new(Bar(bar, label.to_string()))
     }
 }

@@ -11,6 +11,9 @@ pub trait Progress: Sync {
 pub trait ProgressStep: Sync {
     /// Marks `n` more units done.
     fn inc(&self, n: u64);
+
+    /// Shows a status line next to the step (a training loss, a rate); ignored by default.
+    fn message(&self, _text: &str) {}
 }
 
 /// Reports nothing.

@@ -24,6 +24,15 @@ pub fn checkerboard() -> TrainSet {
 /// items never appear; an empty history scores without panicking; identical scores after
 /// save -> load; Send + Sync.
 pub fn conformance(model: &dyn Retriever, train: &TrainSet, personalised: bool) {
+    conformance_with(model, train, personalised, &crate::ModelSpec::from_artifact)
+}
+
+/// Rebuilds a saved model from its kind, parameters and tensors.
+pub type Loader = dyn Fn(&str, serde_json::Value, &crate::artifact::Tensors) -> crate::Result<Box<dyn Retriever>>;
+
+/// [`conformance`] for models that `load` (rather than [`crate::ModelSpec::from_artifact`])
+/// rebuilds, such as the neural ones.
+pub fn conformance_with(model: &dyn Retriever, train: &TrainSet, personalised: bool, load: &Loader) {
     fn assert_send_sync<T: Send + Sync + ?Sized>(_: &T) {}
     assert_send_sync(model);
     let n = model.n_items();
@@ -62,7 +71,7 @@ pub fn conformance(model: &dyn Retriever, train: &TrainSet, personalised: bool) 
     crate::artifact::write_tensors(&path, &art.tensors).unwrap();
     let tensors = crate::artifact::read_tensors(&path).unwrap();
     std::fs::remove_dir_all(&dir).ok();
-    let loaded = crate::ModelSpec::from_artifact(art.kind, art.params.clone(), &tensors).unwrap();
+    let loaded = load(art.kind, art.params.clone(), &tensors).unwrap();
     assert_eq!(loaded.artifact(), art, "{}: artifact round trip", art.kind);
     for u in 0..train.n_users() as u32 {
         let q = Query::from_row(&train.user_items, u);

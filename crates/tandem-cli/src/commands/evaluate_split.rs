@@ -8,7 +8,8 @@ use indexmap::IndexMap;
 use serde_json::Value;
 use tandem_data::{Progress, SplitDir};
 use tandem_eval::{write_lists, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet};
-use tandem_models::{ModelSpec, TrainSet};
+use tandem_models::TrainSet;
+use tandem_neural::AnySpec;
 
 use crate::artifact::check_same_data;
 use crate::config::{check_ks, check_metric, parse_value, typed};
@@ -17,10 +18,10 @@ use crate::pipeline::{
 };
 
 /// Builds a model spec from a kind name and `KEY=VALUE` parameters.
-pub fn model_spec(model: &str, params: &[String]) -> Result<ModelSpec> {
+pub fn model_spec(model: &str, params: &[String]) -> Result<AnySpec> {
     let kind = model.replace('-', "_");
-    if !ModelSpec::KINDS.contains(&kind.as_str()) {
-        bail!("--model {model}: unknown model (known: {})", ModelSpec::KINDS.join(", "));
+    if !AnySpec::kinds().contains(&kind.as_str()) {
+        bail!("--model {model}: unknown model (known: {})", AnySpec::kinds().join(", "));
     }
     let mut map = serde_json::Map::new();
     map.insert("kind".into(), Value::String(kind));

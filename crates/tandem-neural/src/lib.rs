@@ -1,0 +1,29 @@
+//! # tandem-neural
+//!
+//! Tandem's neural retrievers, isolated from the rest of the workspace. It owns:
+//!
+//! - [`dense`]: hand-written dense layers (linear, ReLU, dropout) with their backward passes and
+//!   a dense Adam, on `matrixmultiply`'s SGEMM. STACK.md measured this approach at PyTorch's
+//!   speed, ahead of every Rust framework, and it builds in seconds.
+//! - [`embedding`]: embedding tables outside autodiff — gather the batch's rows, sum their
+//!   gradients, one lazy-Adam step per touched row — so a step never costs the table's size.
+//! - [`Ncf`]: NCF and NeuMF (He et al. 2017) trained in the NCF regime.
+//! - [`AnySpec`]: a classic or neural model's parameters tagged by `kind`, as configs write them.
+//!
+//! Every model implements `tandem_models::Retriever`, so evaluation, artifacts and serving
+//! treat them like the classic ones.
+
+pub mod dense;
+pub mod embedding;
+mod ncf;
+mod spec;
+
+pub use ncf::{Ncf, NcfParams};
+pub use spec::{AnySpec, NeuralSpec};
+
+use tandem_models::mf::EpochReport;
+use tandem_models::Retriever;
+
+/// Called after every epoch with the model as it stands; returns a validation score (higher is
+/// better) or `None` when there is nothing to validate on.
+pub type Validate<'a> = dyn FnMut(&EpochReport, &dyn Retriever) -> Option<f64> + 'a;
