@@ -163,6 +163,8 @@ pub struct Mlp {
     pub layers: Vec<Linear>,
     /// Dropout probability on every layer's input while training.
     pub dropout: f32,
+    /// Whether the last layer has a ReLU too (NCF) or stays linear (towers before L2 norm).
+    pub relu_last: bool,
     /// Per layer: the (dropped-out) input it saw, and its ReLU output.
     inputs: Vec<Vec<f32>>,
     outputs: Vec<Vec<f32>>,
@@ -183,6 +185,7 @@ impl Mlp {
         Mlp {
             layers,
             dropout,
+            relu_last: true,
             inputs: vec![Vec::new(); n],
             outputs: vec![Vec::new(); n],
             masks: vec![Vec::new(); n],
@@ -213,7 +216,9 @@ impl Mlp {
             }
             let mut out = std::mem::take(&mut self.outputs[l]);
             self.layers[l].forward(&input, rows, &mut out);
-            out.iter_mut().for_each(|v| *v = v.max(0.0));
+            if self.relu_at(l) {
+                out.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
             self.inputs[l] = input;
             self.outputs[l] = out;
         }
@@ -227,12 +232,14 @@ impl Mlp {
         let mut grad = dy.to_vec();
         let mut dx = Vec::new();
         for l in (0..self.layers.len()).rev() {
-            // Through ReLU: zero where the output was clamped.
-            grad.iter_mut().zip(&self.outputs[l]).for_each(|(g, &o)| {
-                if o <= 0.0 {
-                    *g = 0.0
-                }
-            });
+            if self.relu_at(l) {
+                // Through ReLU: zero where the output was clamped.
+                grad.iter_mut().zip(&self.outputs[l]).for_each(|(g, &o)| {
+                    if o <= 0.0 {
+                        *g = 0.0
+                    }
+                });
+            }
             self.layers[l].backward(&self.inputs[l], &grad, rows, Some(&mut dx));
             if !self.masks[l].is_empty() {
                 dx.iter_mut().zip(&self.masks[l]).for_each(|(g, m)| *g *= m);
@@ -245,6 +252,24 @@ impl Mlp {
     /// An Adam step on every layer.
     pub fn step(&mut self, opt: &Adam, lr_scale: f32) {
         self.layers.iter_mut().for_each(|l| l.step(opt, lr_scale));
+    }
+
+    fn relu_at(&self, l: usize) -> bool {
+        self.relu_last || l + 1 < self.layers.len()
+    }
+
+    /// Inference without dropout or kept state.
+    pub fn infer(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let mut h = x.to_vec();
+        let mut next = Vec::new();
+        for (l, layer) in self.layers.iter().enumerate() {
+            layer.forward(&h, rows, &mut next);
+            if self.relu_at(l) {
+                next.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+            std::mem::swap(&mut h, &mut next);
+        }
+        h
     }
 }
 

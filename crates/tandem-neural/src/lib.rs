@@ -8,6 +8,8 @@
 //! - [`embedding`]: embedding tables outside autodiff — gather the batch's rows, sum their
 //!   gradients, one lazy-Adam step per touched row — so a step never costs the table's size.
 //! - [`Ncf`]: NCF and NeuMF (He et al. 2017) trained in the NCF regime.
+//! - [`TwoTower`]: ID embeddings + MLP towers + L2 norm, InfoNCE over in-batch negatives with
+//!   masking and logQ correction (nanoRecSys), or the pure-embedding variant.
 //! - [`AnySpec`]: a classic or neural model's parameters tagged by `kind`, as configs write them.
 //!
 //! Every model implements `tandem_models::Retriever`, so evaluation, artifacts and serving
@@ -17,9 +19,11 @@ pub mod dense;
 pub mod embedding;
 mod ncf;
 mod spec;
+mod two_tower;
 
 pub use ncf::{Ncf, NcfParams};
 pub use spec::{AnySpec, NeuralSpec};
+pub use two_tower::{TwoTower, TwoTowerParams};
 
 use tandem_models::mf::EpochReport;
 use tandem_models::Retriever;

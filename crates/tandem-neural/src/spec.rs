@@ -7,6 +7,7 @@ use tandem_models::mf::EpochReport;
 use tandem_models::{ModelError, ModelSpec, Result, Retriever, TrainSet};
 
 use crate::ncf::NcfParams;
+use crate::two_tower::TwoTowerParams;
 use crate::Validate;
 
 /// A neural retriever's parameters, tagged by `kind`.
@@ -17,11 +18,13 @@ pub enum NeuralSpec {
     Ncf(NcfParams),
     /// NeuMF: NCF's MLP plus a GMF branch.
     Neumf(NcfParams),
+    /// Two towers trained with InfoNCE.
+    TwoTower(TwoTowerParams),
 }
 
 impl NeuralSpec {
     /// The kinds, as written in configs.
-    pub const KINDS: [&'static str; 2] = ["ncf", "neumf"];
+    pub const KINDS: [&'static str; 3] = ["ncf", "neumf", "two_tower"];
 
     fn fit_inner(
         &self,
@@ -34,6 +37,8 @@ impl NeuralSpec {
             (NeuralSpec::Neumf(p), None) => Box::new(p.fit(true, train, progress)?),
             (NeuralSpec::Ncf(p), Some(v)) => Box::new(p.fit_with(false, train, progress, v)?),
             (NeuralSpec::Neumf(p), Some(v)) => Box::new(p.fit_with(true, train, progress, v)?),
+            (NeuralSpec::TwoTower(p), None) => Box::new(p.fit(train, progress)?),
+            (NeuralSpec::TwoTower(p), Some(v)) => Box::new(p.fit_with(train, progress, v)?),
         })
     }
 
@@ -41,6 +46,7 @@ impl NeuralSpec {
         Ok(match self {
             NeuralSpec::Ncf(p) => Box::new(crate::Ncf::from_tensors(p, false, tensors)?),
             NeuralSpec::Neumf(p) => Box::new(crate::Ncf::from_tensors(p, true, tensors)?),
+            NeuralSpec::TwoTower(p) => Box::new(crate::TwoTower::from_tensors(p, tensors)?),
         })
     }
 
@@ -49,6 +55,7 @@ impl NeuralSpec {
         match self {
             NeuralSpec::Ncf(_) => "ncf",
             NeuralSpec::Neumf(_) => "neumf",
+            NeuralSpec::TwoTower(_) => "two_tower",
         }
     }
 }
@@ -60,7 +67,7 @@ impl NeuralSpec {
 pub enum AnySpec {
     /// Popularity, kNN, ALS, EASE, MF.
     Classic(ModelSpec),
-    /// NCF, NeuMF.
+    /// NCF, NeuMF, two-tower.
     Neural(NeuralSpec),
 }
 

@@ -1,0 +1,483 @@
+//! The two-tower retriever (nanoRecSys): per side an ID embedding, an MLP (ReLU, dropout) and an
+//! L2 norm; trained with InfoNCE at a temperature over in-batch negatives, off-diagonal cells of
+//! the same user or the same item masked, and a logQ correction from Laplace-smoothed training
+//! popularity (training only). AdamW with linear warm-up on the dense layers, lazy Adam on the
+//! embedding rows. With `layers: []` it is the pure-embedding variant (embedding -> L2 norm).
+//! The towers of a batch run in parallel (rayon::join), one per core.
+
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tandem_data::Progress;
+use tandem_models::artifact::{Artifact, Tensor, TensorReader, Tensors};
+use tandem_models::mf::EpochReport;
+use tandem_models::optim::{Optimizer, OptimizerKind};
+use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
+
+use crate::dense::{gemm, Adam, Mlp};
+use crate::embedding::{Embedding, RowGrads};
+use crate::Validate;
+
+/// Two-tower hyper-parameters (defaults: nanoRecSys's).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwoTowerParams {
+    /// ID embedding width (default 256).
+    pub embedding: usize,
+    /// MLP widths from the embedding to the output (default [256, 256, 192, 128]); `[]` is the
+    /// pure-embedding variant.
+    pub layers: Vec<usize>,
+    /// Dropout on every MLP layer's input while training (default 0.1).
+    pub dropout: f32,
+    /// InfoNCE temperature (default 0.1).
+    pub temperature: f32,
+    /// Subtract log q(item) (Laplace-smoothed training popularity) from training logits (default true).
+    pub logq: bool,
+    /// Epochs over all training pairs (default 20).
+    pub epochs: usize,
+    /// Pairs per batch, i.e. in-batch negatives + 1 (default 1024).
+    pub batch_size: usize,
+    /// Peak learning rate (default 0.001).
+    pub learning_rate: f32,
+    /// AdamW weight decay of the dense layers (default 0.01).
+    pub weight_decay: f32,
+    /// Linear warm-up steps of the learning rate (default 100).
+    pub warmup_steps: usize,
+    /// Standard deviation of the initial embeddings (default 0.1).
+    pub init_std: f32,
+    /// With validation: stop after this many epochs without improvement; 0 never stops (default 3).
+    pub patience: usize,
+    /// Seed (default 42).
+    pub seed: u64,
+}
+
+impl Default for TwoTowerParams {
+    fn default() -> Self {
+        TwoTowerParams {
+            embedding: 256,
+            layers: vec![256, 256, 192, 128],
+            dropout: 0.1,
+            temperature: 0.1,
+            logq: true,
+            epochs: 20,
+            batch_size: 1024,
+            learning_rate: 0.001,
+            weight_decay: 0.01,
+            warmup_steps: 100,
+            init_std: 0.1,
+            patience: 3,
+            seed: 42,
+        }
+    }
+}
+
+fn invalid(name: &'static str, value: impl std::fmt::Debug, allowed: &'static str) -> ModelError {
+    ModelError::InvalidParameter { name, value: format!("{value:?}"), allowed }
+}
+
+impl TwoTowerParams {
+    fn check(&self) -> Result<()> {
+        if !(1..=4096).contains(&self.embedding) {
+            return Err(invalid("embedding", self.embedding, "1..=4096"));
+        }
+        if !self.layers.is_empty()
+            && (self.layers.len() < 2
+                || self.layers[0] != self.embedding
+                || self.layers.iter().any(|&w| w == 0 || w > 8192))
+        {
+            return Err(invalid(
+                "layers",
+                &self.layers,
+                "[] or at least two widths in 1..=8192, the first = embedding",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(invalid("dropout", self.dropout, "0 <= dropout < 1"));
+        }
+        if !(self.temperature > 0.0 && self.temperature <= 100.0) {
+            return Err(invalid("temperature", self.temperature, "0 < temperature <= 100"));
+        }
+        if !(1..=100_000).contains(&self.epochs) {
+            return Err(invalid("epochs", self.epochs, "1..=100000"));
+        }
+        if !(2..=65_536).contains(&self.batch_size) {
+            return Err(invalid("batch_size", self.batch_size, "2..=65536"));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate <= 10.0) {
+            return Err(invalid("learning_rate", self.learning_rate, "0 < learning_rate <= 10"));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay < 1.0) {
+            return Err(invalid("weight_decay", self.weight_decay, "0 <= weight_decay < 1"));
+        }
+        if !(self.init_std > 0.0 && self.init_std <= 10.0) {
+            return Err(invalid("init_std", self.init_std, "0 < init_std <= 10"));
+        }
+        Ok(())
+    }
+
+    fn out_dim(&self) -> usize {
+        self.layers.last().copied().unwrap_or(self.embedding)
+    }
+
+    /// Fits the model.
+    pub fn fit(&self, train: &TrainSet, progress: &dyn Progress) -> Result<TwoTower> {
+        self.fit_inner(train, progress, None)
+    }
+
+    /// Fits with a validation callback after every epoch (best epoch kept, early stopping).
+    pub fn fit_with(&self, train: &TrainSet, progress: &dyn Progress, validate: &mut Validate<'_>) -> Result<TwoTower> {
+        self.fit_inner(train, progress, Some(validate))
+    }
+
+    fn fit_inner(
+        &self,
+        train: &TrainSet,
+        progress: &dyn Progress,
+        mut validate: Option<&mut Validate<'_>>,
+    ) -> Result<TwoTower> {
+        self.check()?;
+        let m = &train.user_items;
+        if m.nnz() == 0 {
+            return Err(ModelError::EmptyTrainingData { model: "two_tower" });
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let mut user = Tower::new(self, train.n_users(), &mut rng);
+        let mut item = Tower::new(self, train.n_items(), &mut rng);
+        // log q(i) from Laplace-smoothed training popularity.
+        let mut counts = vec![1f64; train.n_items()];
+        for &i in m.indices() {
+            counts[i as usize] += 1.0;
+        }
+        let total: f64 = counts.iter().sum();
+        let logq: Vec<f32> = counts.iter().map(|c| (c / total).ln() as f32).collect();
+        let mut pairs: Vec<(u32, u32)> =
+            (0..m.n_rows() as u32).flat_map(|u| m.row(u as usize).0.iter().map(move |&i| (u, i))).collect();
+        let mut best: Option<(f64, TwoTower)> = None;
+        let (mut since_best, mut steps) = (0, 0usize);
+        for epoch in 1..=self.epochs {
+            let start = Instant::now();
+            pairs.shuffle(&mut rng);
+            let step = progress.step(&format!("two_tower epoch {epoch}/{}", self.epochs), pairs.len() as u64);
+            let mut loss_sum = 0.0;
+            let mut batches = 0;
+            for (b, batch) in pairs.chunks(self.batch_size).enumerate() {
+                if batch.len() < 2 {
+                    continue;
+                }
+                steps += 1;
+                let lr_scale = (steps as f32 / self.warmup_steps.max(1) as f32).min(1.0);
+                let mut seeds = [rng.random::<u64>(), rng.random::<u64>()];
+                loss_sum += train_step(self, &mut user, &mut item, batch, &logq, lr_scale, &mut seeds);
+                batches += 1;
+                step.inc(batch.len() as u64);
+                if b % 8 == 0 {
+                    let rate = (b * self.batch_size + batch.len()) as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                    step.message(&format!("loss {:.4}  {rate:.0} examples/s", loss_sum / batches as f64));
+                }
+            }
+            drop(step);
+            let report = EpochReport {
+                epoch,
+                loss: loss_sum / batches.max(1) as f64,
+                examples: pairs.len(),
+                seconds: start.elapsed().as_secs_f64(),
+            };
+            if !report.loss.is_finite() {
+                return Err(ModelError::Diverged {
+                    model: "two_tower",
+                    hint: "lower learning_rate or raise temperature".into(),
+                });
+            }
+            let Some(validate) = validate.as_mut() else { continue };
+            let model = TwoTower::from_towers(self, &user, &item);
+            match validate(&report, &model) {
+                Some(score) if best.as_ref().is_none_or(|(b, _)| score > *b) => {
+                    best = Some((score, model));
+                    since_best = 0;
+                }
+                Some(_) => {
+                    since_best += 1;
+                    if self.patience > 0 && since_best >= self.patience {
+                        break;
+                    }
+                }
+                None => {}
+            }
+        }
+        Ok(best.map(|(_, m)| m).unwrap_or_else(|| TwoTower::from_towers(self, &user, &item)))
+    }
+}
+
+/// One side: ID embedding, optional MLP, L2 norm.
+struct Tower {
+    emb: Embedding,
+    mlp: Option<Mlp>,
+    grads: RowGrads,
+    /// The batch's normalised outputs and the norms before normalising.
+    out: Vec<f32>,
+    norms: Vec<f32>,
+    ids: Vec<u32>,
+}
+
+impl Tower {
+    fn new(p: &TwoTowerParams, rows: usize, rng: &mut ChaCha8Rng) -> Self {
+        let emb = Embedding::normal(rows, p.embedding, p.init_std, rng);
+        let mlp = (!p.layers.is_empty()).then(|| {
+            let mut m = Mlp::new(&p.layers, p.dropout, rng);
+            m.relu_last = false;
+            m
+        });
+        Tower { emb, mlp, grads: RowGrads::new(p.embedding), out: Vec::new(), norms: Vec::new(), ids: Vec::new() }
+    }
+
+    /// Forward for the batch's ids (dropout from `seed`); keeps what backward needs.
+    fn forward(&mut self, ids: impl Iterator<Item = u32>, seed: u64) {
+        self.ids.clear();
+        self.ids.extend(ids);
+        let mut x = Vec::with_capacity(self.ids.len() * self.emb.dim());
+        for &r in &self.ids {
+            self.emb.gather(r, &mut x);
+        }
+        let rows = self.ids.len();
+        let h = match &mut self.mlp {
+            Some(m) => m.forward(&x, rows, Some(&mut ChaCha8Rng::seed_from_u64(seed))).to_vec(),
+            None => x,
+        };
+        let d = h.len() / rows.max(1);
+        self.norms.clear();
+        self.out.clear();
+        for row in h.chunks_exact(d) {
+            let n = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            self.norms.push(n);
+            self.out.extend(row.iter().map(|v| v / n));
+        }
+    }
+
+    /// Backward from the gradient of the normalised outputs; updates every parameter.
+    fn backward(&mut self, dy: &[f32], dense: &Adam, sparse: &Optimizer, lr_scale: f32) {
+        let d = self.out.len() / self.ids.len().max(1);
+        // Through y = h / |h|: dh = (dy - y (y . dy)) / |h|.
+        let mut dh = Vec::with_capacity(dy.len());
+        for ((y, g), n) in self.out.chunks_exact(d).zip(dy.chunks_exact(d)).zip(&self.norms) {
+            let yg: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
+            dh.extend(y.iter().zip(g).map(|(yv, gv)| (gv - yv * yg) / n));
+        }
+        let dx = match &mut self.mlp {
+            Some(m) => {
+                let dx = m.backward(&dh);
+                m.step(dense, lr_scale);
+                dx
+            }
+            None => dh,
+        };
+        let e = self.emb.dim();
+        for (k, &r) in self.ids.iter().enumerate() {
+            self.grads.add(r, &dx[k * e..(k + 1) * e], 1.0);
+        }
+        let opt = Optimizer { lr: sparse.lr * lr_scale, ..*sparse };
+        self.emb.apply(&mut self.grads, &opt);
+    }
+
+    /// Normalised outputs of every row, without dropout.
+    fn all_vectors(&self, rows: usize) -> Factors {
+        let e = self.emb.dim();
+        let table = self.emb.to_factors();
+        let mut out = Vec::new();
+        for start in (0..rows).step_by(4096) {
+            let n = (rows - start).min(4096);
+            let x = &table.as_slice()[start * e..(start + n) * e];
+            let h = match &self.mlp {
+                Some(m) => m.infer(x, n),
+                None => x.to_vec(),
+            };
+            let d = h.len() / n.max(1);
+            for row in h.chunks_exact(d) {
+                let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                out.extend(row.iter().map(|v| v / norm));
+            }
+        }
+        let d = out.len().checked_div(rows).unwrap_or(0);
+        Factors::from_vec(rows, d, out)
+    }
+}
+
+/// One InfoNCE step on a batch of (user, positive item) pairs; returns the mean loss.
+fn train_step(
+    p: &TwoTowerParams,
+    user: &mut Tower,
+    item: &mut Tower,
+    batch: &[(u32, u32)],
+    logq: &[f32],
+    lr_scale: f32,
+    seeds: &mut [u64; 2],
+) -> f64 {
+    rayon::join(
+        || user.forward(batch.iter().map(|b| b.0), seeds[0]),
+        || item.forward(batch.iter().map(|b| b.1), seeds[1]),
+    );
+    let b = batch.len();
+    let d = user.out.len() / b;
+    let inv_t = 1.0 / p.temperature;
+    let mut s = vec![0f32; b * b];
+    gemm(b, d, b, inv_t, &user.out, false, &item.out, true, 0.0, &mut s);
+    let mut loss = 0.0f64;
+    // Row-wise softmax over the unmasked cells; s becomes the logit gradient (P - I) / B.
+    for (r, row) in s.chunks_exact_mut(b).enumerate() {
+        let (ur, ir) = batch[r];
+        let mut max = f32::NEG_INFINITY;
+        for (c, v) in row.iter_mut().enumerate() {
+            let (uc, ic) = batch[c];
+            if c != r && (uc == ur || ic == ir) {
+                *v = f32::NEG_INFINITY;
+                continue;
+            }
+            if p.logq {
+                *v -= logq[ic as usize];
+            }
+            max = max.max(*v);
+        }
+        let mut z = 0.0f32;
+        for v in row.iter_mut() {
+            *v = (*v - max).exp();
+            z += *v;
+        }
+        loss += -(((row[r] / z).max(1e-30)).ln()) as f64;
+        for (c, v) in row.iter_mut().enumerate() {
+            *v = (*v / z - if c == r { 1.0 } else { 0.0 }) / b as f32;
+        }
+    }
+    // dU = G V / t, dV = G^T U / t.
+    let (mut du, mut dv) = (vec![0f32; b * d], vec![0f32; b * d]);
+    gemm(b, b, d, inv_t, &s, false, &item.out, false, 0.0, &mut du);
+    gemm(b, b, d, inv_t, &s, true, &user.out, false, 0.0, &mut dv);
+    let dense = Adam { lr: p.learning_rate, weight_decay: p.weight_decay, decoupled: true };
+    let sparse = Optimizer { kind: OptimizerKind::Adam, lr: p.learning_rate, weight_decay: 0.0 };
+    rayon::join(|| user.backward(&du, &dense, &sparse, lr_scale), || item.backward(&dv, &dense, &sparse, lr_scale));
+    loss / b as f64
+}
+
+/// A fitted two-tower model: the towers' normalised output for every user and item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TwoTower {
+    params: TwoTowerParams,
+    users: Factors,
+    items: Factors,
+}
+
+impl TwoTower {
+    fn from_towers(p: &TwoTowerParams, user: &Tower, item: &Tower) -> Self {
+        let (nu, ni) = (user.emb.to_factors().rows(), item.emb.to_factors().rows());
+        TwoTower { params: p.clone(), users: user.all_vectors(nu), items: item.all_vectors(ni) }
+    }
+
+    /// User vectors (unit length), for serving.
+    pub fn user_vectors(&self) -> &Factors {
+        &self.users
+    }
+
+    /// Item vectors (unit length), for serving and ANN indexes.
+    pub fn item_vectors(&self) -> &Factors {
+        &self.items
+    }
+
+    /// Rebuilds a saved model from its exported vectors.
+    pub fn from_tensors(params: TwoTowerParams, tensors: &Tensors) -> Result<TwoTower> {
+        params.check()?;
+        let r = TensorReader::new(tensors, "two_tower");
+        let (users, items) = (r.matrix("user_vectors")?, r.matrix("item_vectors")?);
+        if users.dim() != params.out_dim() || items.dim() != params.out_dim() {
+            return Err(ModelError::Artifact {
+                path: "two_tower model".into(),
+                message: format!("vector widths {} / {} disagree with the parameters", users.dim(), items.dim()),
+            });
+        }
+        Ok(TwoTower { params, users, items })
+    }
+}
+
+impl Retriever for TwoTower {
+    fn kind(&self) -> &'static str {
+        "two_tower"
+    }
+
+    fn n_items(&self) -> usize {
+        self.items.rows()
+    }
+
+    fn artifact(&self) -> Artifact {
+        let m = |f: &Factors| Tensor::matrix(f.rows(), f.dim(), f.as_slice().to_vec());
+        Artifact {
+            kind: "two_tower",
+            params: serde_json::to_value(&self.params).expect("params serialise"),
+            tensors: [("user_vectors".to_string(), m(&self.users)), ("item_vectors".to_string(), m(&self.items))]
+                .into(),
+        }
+    }
+
+    /// Known users use their tower's vector; others the mean of their history's item vectors.
+    fn score(&self, query: &Query<'_>, out: &mut [f32]) {
+        let q = match query.user.filter(|&u| (u as usize) < self.users.rows()) {
+            Some(u) => self.users.row(u as usize).to_vec(),
+            None => {
+                let mut q = vec![0f32; self.items.dim()];
+                let known: Vec<u32> =
+                    query.items.iter().copied().filter(|&i| (i as usize) < self.items.rows()).collect();
+                for &i in &known {
+                    tandem_models::axpy(1.0 / known.len() as f32, self.items.row(i as usize), &mut q);
+                }
+                q
+            }
+        };
+        self.items.scores(&q, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AnySpec;
+    use tandem_data::NoProgress;
+    use tandem_models::testing::{checkerboard, conformance_with};
+
+    fn small(layers: Vec<usize>) -> TwoTowerParams {
+        TwoTowerParams {
+            embedding: 8,
+            layers,
+            batch_size: 8,
+            epochs: 60,
+            learning_rate: 0.01,
+            warmup_steps: 5,
+            dropout: 0.0,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn both_variants_learn_the_checkerboard_and_round_trip() {
+        let t = checkerboard();
+        for layers in [vec![], vec![8, 16, 8]] {
+            let m = small(layers).fit(&t, &NoProgress).unwrap();
+            for r in 0..m.items.rows() {
+                let n: f32 = m.items.row(r).iter().map(|v| v * v).sum();
+                assert!((n - 1.0).abs() < 1e-4, "item vectors are unit length");
+            }
+            conformance_with(&m, &t, true, &AnySpec::from_artifact);
+        }
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        let t = checkerboard();
+        for (p, name) in [
+            (TwoTowerParams { layers: vec![4, 8], ..small(vec![]) }, "layers"),
+            (TwoTowerParams { temperature: 0.0, ..small(vec![]) }, "temperature"),
+            (TwoTowerParams { batch_size: 1, ..small(vec![]) }, "batch_size"),
+        ] {
+            let e = p.fit(&t, &NoProgress).unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
+    }
+}
