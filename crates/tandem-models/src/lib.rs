@@ -27,6 +27,7 @@
 
 pub mod als;
 pub mod artifact;
+mod early_stop;
 mod ease;
 mod error;
 mod factors;
@@ -40,6 +41,7 @@ pub mod testing;
 mod topk;
 
 pub use als::{Als, AlsParams};
+pub use early_stop::BestEpoch;
 pub use ease::{Ease, EaseParams, EASE_MAX_ITEMS};
 pub use error::{ModelError, Result};
 pub use factors::{axpy, dot, simd, solve_spd, Factors, Simd};

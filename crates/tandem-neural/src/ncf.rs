@@ -14,6 +14,7 @@ use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorReader, Tensors};
 use tandem_models::mf::EpochReport;
 use tandem_models::optim::{Optimizer, OptimizerKind};
+use tandem_models::BestEpoch;
 use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::dense::{bce_with_logit, Adam, Linear, Mlp};
@@ -152,8 +153,7 @@ impl NcfParams {
             mlp: Mlp::new(&self.layers, self.dropout, &mut rng),
             out: Linear::new(self.layers.last().copied().unwrap_or(1) + if gmf { gf } else { 0 }, 1, &mut rng),
         };
-        let mut best: Option<(f64, Ncf)> = None;
-        let mut since_best = 0;
+        let mut best = BestEpoch::new(self.patience);
         for epoch in 1..=self.epochs {
             let start = Instant::now();
             let mut examples = pointwise_epoch(&train.user_items, self.negatives, self.seed, epoch as u64);
@@ -181,21 +181,11 @@ impl NcfParams {
             }
             let Some(validate) = validate.as_mut() else { continue };
             let model = net.snapshot(self, gmf);
-            match validate(&report, &model) {
-                Some(score) if best.as_ref().is_none_or(|(b, _)| score > *b) => {
-                    best = Some((score, model));
-                    since_best = 0;
-                }
-                Some(_) => {
-                    since_best += 1;
-                    if self.patience > 0 && since_best >= self.patience {
-                        break;
-                    }
-                }
-                None => {}
+            if best.observe(validate(&report, &model), model) {
+                break;
             }
         }
-        Ok(best.map(|(_, m)| m).unwrap_or_else(|| net.snapshot(self, gmf)))
+        Ok(best.into_best().unwrap_or_else(|| net.snapshot(self, gmf)))
     }
 }
 

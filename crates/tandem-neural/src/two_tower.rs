@@ -15,6 +15,7 @@ use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorReader, Tensors};
 use tandem_models::mf::EpochReport;
 use tandem_models::optim::{Optimizer, OptimizerKind};
+use tandem_models::BestEpoch;
 use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::dense::{gemm, Adam, Mlp};
@@ -155,8 +156,8 @@ impl TwoTowerParams {
         let logq: Vec<f32> = counts.iter().map(|c| (c / total).ln() as f32).collect();
         let mut pairs: Vec<(u32, u32)> =
             (0..m.n_rows() as u32).flat_map(|u| m.row(u as usize).0.iter().map(move |&i| (u, i))).collect();
-        let mut best: Option<(f64, TwoTower)> = None;
-        let (mut since_best, mut steps) = (0, 0usize);
+        let mut best = BestEpoch::new(self.patience);
+        let mut steps = 0usize;
         for epoch in 1..=self.epochs {
             let start = Instant::now();
             pairs.shuffle(&mut rng);
@@ -193,21 +194,11 @@ impl TwoTowerParams {
             }
             let Some(validate) = validate.as_mut() else { continue };
             let model = TwoTower::from_towers(self, &user, &item);
-            match validate(&report, &model) {
-                Some(score) if best.as_ref().is_none_or(|(b, _)| score > *b) => {
-                    best = Some((score, model));
-                    since_best = 0;
-                }
-                Some(_) => {
-                    since_best += 1;
-                    if self.patience > 0 && since_best >= self.patience {
-                        break;
-                    }
-                }
-                None => {}
+            if best.observe(validate(&report, &model), model) {
+                break;
             }
         }
-        Ok(best.map(|(_, m)| m).unwrap_or_else(|| TwoTower::from_towers(self, &user, &item)))
+        Ok(best.into_best().unwrap_or_else(|| TwoTower::from_towers(self, &user, &item)))
     }
 }
 

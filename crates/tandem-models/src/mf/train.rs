@@ -19,6 +19,7 @@ use crate::factors::Avx2;
 use crate::factors::{dot, simd, Factors, Kernels, Portable, Simd};
 use crate::optim::{Grad, Optimizer, OptimizerKind, ParamTable};
 use crate::retriever::TrainSet;
+use crate::BestEpoch;
 
 /// What one epoch did.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,8 +149,7 @@ impl MfParams {
             NegativeMode::Fixed | NegativeMode::Even => Some(self.examples(m, &t, u64::MAX)),
             _ => None,
         };
-        let mut best: Option<(f64, Mf)> = None;
-        let mut since_best = 0;
+        let mut best = BestEpoch::new(self.patience);
         let step = progress.step("MF epochs", self.epochs as u64);
         for epoch in 1..=self.epochs {
             let start = Instant::now();
@@ -179,21 +179,11 @@ impl MfParams {
             }
             let Some(validate) = validate.as_mut() else { continue };
             let model = t.snapshot(self);
-            match validate(&report, &model) {
-                Some(score) if best.as_ref().is_none_or(|(b, _)| score > *b) => {
-                    best = Some((score, model));
-                    since_best = 0;
-                }
-                Some(_) => {
-                    since_best += 1;
-                    if self.patience > 0 && since_best >= self.patience {
-                        break;
-                    }
-                }
-                None => {}
+            if best.observe(validate(&report, &model), model) {
+                break;
             }
         }
-        let model = best.map(|(_, m)| m).unwrap_or_else(|| t.snapshot(self));
+        let model = best.into_best().unwrap_or_else(|| t.snapshot(self));
         if !model.users.is_finite() || !model.items.is_finite() {
             return Err(ModelError::Diverged { model: "mf", hint: "lower learning_rate or raise weight_decay".into() });
         }
