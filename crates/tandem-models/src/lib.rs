@@ -50,5 +50,5 @@ pub use mf::{Loss, Mf, MfParams, NegativeMode};
 pub use optim::OptimizerKind;
 pub use popularity::{Popularity, PopularityMode, PopularityParams};
 pub use retriever::{Query, Retriever, TrainSet};
-pub use spec::ModelSpec;
+pub use spec::{saved_spec, ModelSpec};
 pub use topk::{rank_order, top_k, Scored, TopK};

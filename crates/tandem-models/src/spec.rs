@@ -68,16 +68,7 @@ impl ModelSpec {
 
     /// Rebuilds a saved model from its kind, parameters and tensors.
     pub fn from_artifact(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
-        let mut obj = match params {
-            serde_json::Value::Object(m) => m,
-            _ => serde_json::Map::new(),
-        };
-        obj.insert("kind".into(), serde_json::Value::String(kind.to_string()));
-        let spec: ModelSpec =
-            serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| ModelError::Artifact {
-                path: format!("{kind} model"),
-                message: format!("parameters do not match this version of Tandem: {e}"),
-            })?;
+        let spec: ModelSpec = saved_spec(kind, params)?;
         let r = |k| TensorReader::new(tensors, k);
         Ok(match spec {
             ModelSpec::Popularity(p) => Box::new(Popularity::from_scores(p, r("popularity").f32("scores")?.1)),
@@ -124,4 +115,18 @@ impl ModelSpec {
             ModelSpec::Mf(_) => "mf",
         }
     }
+}
+
+/// A saved model's `kind` and parameters as the spec type `T` (tagged by `kind`), or an artifact
+/// error when this version of Tandem reads them differently.
+pub fn saved_spec<T: serde::de::DeserializeOwned>(kind: &str, params: serde_json::Value) -> Result<T> {
+    let mut obj = match params {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    obj.insert("kind".into(), serde_json::Value::String(kind.to_string()));
+    serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| ModelError::Artifact {
+        path: format!("{kind} model"),
+        message: format!("parameters do not match this version of Tandem: {e}"),
+    })
 }

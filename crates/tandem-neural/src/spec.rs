@@ -4,7 +4,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use tandem_data::Progress;
 use tandem_models::artifact::Tensors;
 use tandem_models::mf::EpochReport;
-use tandem_models::{ModelError, ModelSpec, Result, Retriever, TrainSet};
+use tandem_models::{ModelSpec, Result, Retriever, TrainSet};
 
 use crate::ncf::NcfParams;
 use crate::two_tower::TwoTowerParams;
@@ -121,16 +121,7 @@ impl AnySpec {
         if !NeuralSpec::KINDS.contains(&kind) {
             return ModelSpec::from_artifact(kind, params, tensors);
         }
-        let mut obj = match params {
-            serde_json::Value::Object(m) => m,
-            _ => serde_json::Map::new(),
-        };
-        obj.insert("kind".into(), serde_json::Value::String(kind.to_string()));
-        let spec: NeuralSpec =
-            serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| ModelError::Artifact {
-                path: format!("{kind} model"),
-                message: format!("parameters do not match this version of Tandem: {e}"),
-            })?;
+        let spec: NeuralSpec = tandem_models::saved_spec(kind, params)?;
         spec.load(tensors)
     }
 
