@@ -46,13 +46,14 @@ enum Command {
     },
     /// Fit one model on SPLIT_DIR/train.tsv and evaluate it on test.tsv: full ranking over the
     /// items of train.tsv with each user's train items excluded, or, when test_negatives.tsv
-    /// exists, sampled ranking against those negatives. Writes DIR/report.json and
-    /// DIR/predictions.tsv.
+    /// exists, sampled ranking against those negatives. Writes DIR/report.json,
+    /// DIR/predictions.tsv and, for models trained in epochs, DIR/training_curves.svg.
     EvaluateSplit {
         /// A directory with train.tsv and test.tsv (header `user item timestamp`), optionally
         /// test_negatives.tsv (`user<TAB>item,item,...`).
         split_dir: PathBuf,
-        /// The model kind: popularity, item_knn, user_knn, als, ease, mf, ncf or neumf (dashes work too).
+        /// The model kind: popularity, item_knn, user_knn, als, ease, mf, ncf, neumf, two_tower, ...
+        /// (dashes work too; an unknown kind lists them all).
         #[arg(long, default_value = "popularity")]
         model: String,
         /// A model parameter, e.g. `--param neighbours=50` (repeatable).

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use tandem_data::{Csr, Progress};
-use tandem_eval::{evaluate, Evaluation, ModelReport, Protocol, Report, TestSet};
+use tandem_eval::{evaluate, EpochRecord, Evaluation, ModelReport, Protocol, Report, TestSet};
 use tandem_models::{Retriever, TrainSet};
 use tandem_neural::AnySpec;
 
@@ -53,18 +53,29 @@ pub fn fit_and_evaluate(
     progress: &dyn Progress,
 ) -> Result<Evaluated> {
     let start = Instant::now();
-    let model = match &plan.validation {
-        None => spec.fit(train, progress),
-        Some(v) => spec.fit_validated(train, progress, &mut |report, model| {
-            let score = v.score(model, &train.user_items);
-            if let Some(s) = score {
+    // Every epoch is recorded (for the report and the training-curve plot); with validation data
+    // it is also scored, which drives best-epoch keeping and early stopping.
+    let mut training = Vec::new();
+    let model = spec
+        .fit_validated(train, progress, &mut |report, model| {
+            let valid = plan.validation.as_ref().and_then(|v| v.score(model, &train.user_items));
+            if let (Some(s), Some(v)) = (valid, &plan.validation) {
                 eprintln!("{name}: epoch {:>3}  loss {:.5}  valid {} {s:.4}", report.epoch, report.loss, v.metric);
             }
-            score
-        }),
-    }
-    .with_context(|| format!("fitting model '{name}'"))?;
-    Ok(evaluate_model(model, start.elapsed().as_secs_f64(), train, plan, progress))
+            training.push(EpochRecord {
+                epoch: report.epoch,
+                loss: report.loss,
+                seconds: report.seconds,
+                examples: report.examples,
+                valid_metric: valid.and(plan.validation.as_ref()).map(|v| v.metric.to_string()),
+                valid,
+            });
+            valid
+        })
+        .with_context(|| format!("fitting model '{name}'"))?;
+    let mut evaluated = evaluate_model(model, start.elapsed().as_secs_f64(), train, plan, progress);
+    evaluated.report.training = training;
+    Ok(evaluated)
 }
 
 /// Evaluates a fitted (or loaded) model under `plan`; the report takes the model's own kind
@@ -85,6 +96,7 @@ pub fn evaluate_model(
         fit_seconds,
         eval_seconds: evaluation.seconds,
         users: evaluation.users,
+        training: Vec::new(),
     };
     Evaluated { model, evaluation, report }
 }
@@ -98,16 +110,22 @@ pub fn items_with_interactions(m: &Csr) -> Vec<bool> {
     seen
 }
 
-/// Writes `report.json` and, if asked, the plot.
-pub fn write_report(out: &Path, report: &Report, plot: bool) -> Result<()> {
+/// Writes `report.json` and, if asked, the plots: `metrics_at_k.svg`, and `training_curves.svg`
+/// when a model was trained in epochs.
+pub fn write_report(out: &Path, report: &Report, plot_metrics: bool, plot_training: bool) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let path = out.join("report.json");
     let json = serde_json::to_string_pretty(report).expect("reports serialise");
     std::fs::write(&path, json + "\n").with_context(|| format!("cannot write {}", path.display()))?;
-    if plot {
-        let svg = out.join("metrics_at_k.svg");
-        std::fs::write(&svg, tandem_eval::metrics_at_k_svg(report))
-            .with_context(|| format!("cannot write {}", svg.display()))?;
+    let curves = plot_training.then(|| tandem_eval::training_curves_svg(report)).flatten();
+    let plots = [
+        ("metrics_at_k.svg", plot_metrics.then(|| tandem_eval::metrics_at_k_svg(report))),
+        ("training_curves.svg", curves),
+    ];
+    for (file, svg) in plots {
+        let Some(svg) = svg else { continue };
+        let path = out.join(file);
+        std::fs::write(&path, svg).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
 }

@@ -279,6 +279,13 @@ mod generate_and_positives {
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(stderr(&o).contains("valid NDCG@10"), "valid.tsv drives per-epoch validation: {}", stderr(&o));
+        // Every epoch is in the report and on the training-curve plot.
+        let epochs = report(&out)["models"]["mf"]["training"].as_array().unwrap().clone();
+        assert_eq!(epochs.len(), 2);
+        assert_eq!(epochs[1]["epoch"], 2);
+        assert_eq!(epochs[1]["valid_metric"], "NDCG@10");
+        assert!(epochs.iter().all(|e| e["loss"].as_f64().unwrap().is_finite() && e["valid"].is_number()));
+        assert!(std::fs::read_to_string(out.join("training_curves.svg")).unwrap().contains("validation NDCG@10"));
         // Refit on train + valid once settings are chosen: no validation, and the report says so.
         let mut args = vec!["evaluate-split", dir.to_str().unwrap(), "--model", "item_knn", "--out"];
         args.extend([out.to_str().unwrap(), "--train-with-valid"]);

@@ -29,6 +29,6 @@ mod report;
 pub use export::{write_lists, ExportError, SubmissionFormat};
 pub use metric::{Metric, MetricSums};
 pub use negatives::{sample_negatives, NegativeSampling};
-pub use plot::metrics_at_k_svg;
+pub use plot::{metrics_at_k_svg, training_curves_svg};
 pub use protocol::{evaluate, Evaluation, Protocol, TestSet};
-pub use report::{ModelReport, ProtocolInfo, Report};
+pub use report::{EpochRecord, ModelReport, ProtocolInfo, Report};

@@ -38,6 +38,28 @@ pub struct ModelReport {
     pub eval_seconds: f64,
     /// Users averaged over.
     pub users: usize,
+    /// Per-epoch training record of models trained in epochs (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub training: Vec<EpochRecord>,
+}
+
+/// One training epoch: its mean loss and, where validated, the validation metric.
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub loss: f64,
+    /// Seconds the epoch took (without validation).
+    pub seconds: f64,
+    /// Training examples in the epoch.
+    pub examples: usize,
+    /// The validation metric's name (`NDCG@10`), when validated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_metric: Option<String>,
+    /// Its value after this epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid: Option<f64>,
 }
 
 /// The whole `report.json`.

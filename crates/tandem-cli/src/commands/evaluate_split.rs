@@ -175,7 +175,7 @@ pub fn evaluate_split(
         protocol: info,
         models,
     };
-    write_report(out, &report, false)?;
+    write_report(out, &report, false, true)?;
     println!("{}", report.table(&default_columns(ks)));
     println!(
         "protocol: {} ranking, {}; {} test users",

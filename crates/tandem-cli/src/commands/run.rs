@@ -80,7 +80,7 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
         protocol: info,
         models,
     };
-    write_report(out, &report, cfg.output.plot)?;
+    write_report(out, &report, cfg.output.plot, cfg.output.plot)?;
     if let Some(sub) = &cfg.output.submission {
         write_submission(&cfg, sub, &data, &split, out, progress)?;
     }
