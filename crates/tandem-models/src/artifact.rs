@@ -144,6 +144,14 @@ impl<'a> TensorReader<'a> {
         }
     }
 
+    /// A u32 tensor's values.
+    pub fn u32(&self, name: &str) -> Result<Vec<u32>> {
+        match self.get(name)? {
+            Tensor { data: TensorData::U32(v), .. } => Ok(v.clone()),
+            _ => Err(self.bad(name, "expected u32")),
+        }
+    }
+
     /// A `rows x cols` f32 matrix.
     pub fn matrix(&self, name: &str) -> Result<crate::Factors> {
         let (shape, v) = self.f32(name)?;

@@ -31,6 +31,11 @@ impl<M> BestEpoch<M> {
         }
     }
 
+    /// The best score seen, if any epoch was scored.
+    pub fn best_score(&self) -> Option<f64> {
+        self.best.as_ref().map(|(s, _)| *s)
+    }
+
     /// The best model seen, if any epoch was scored.
     pub fn into_best(self) -> Option<M> {
         self.best.map(|(_, m)| m)
@@ -49,6 +54,7 @@ mod tests {
         assert!(!b.observe(None, 3));
         assert!(!b.observe(Some(0.3), 4));
         assert!(b.observe(Some(0.5), 5), "a tie is no improvement");
+        assert_eq!(b.best_score(), Some(0.5));
         assert_eq!(b.into_best(), Some(2));
         let mut never = BestEpoch::new(0);
         assert!((0..10).all(|k| !never.observe(Some(-(k as f64)), k)));

@@ -23,6 +23,17 @@ impl Embedding {
         Embedding { table: ParamTable::new(f.as_slice(), dim, OptimizerKind::Adam), rows, dim }
     }
 
+    /// A table holding `f`'s rows (fresh Adam state).
+    pub fn from_factors(f: &Factors) -> Self {
+        Embedding { table: ParamTable::new(f.as_slice(), f.dim(), OptimizerKind::Adam), rows: f.rows(), dim: f.dim() }
+    }
+
+    /// Row `r` into `out` (length `dim`).
+    #[inline]
+    pub fn read(&self, r: usize, out: &mut [f32]) {
+        self.table.read(r, out);
+    }
+
     /// Width of a row.
     pub fn dim(&self) -> usize {
         self.dim

@@ -10,6 +10,9 @@
 //! - [`Ncf`]: NCF and NeuMF (He et al. 2017) trained in the NCF regime.
 //! - [`TwoTower`]: ID embeddings + MLP towers + L2 norm, InfoNCE over in-batch negatives with
 //!   masking and logQ correction (nanoRecSys), or the pure-embedding variant.
+//! - [`SoftmaxModel`]: a user embedding scored against every item with the full softmax, and
+//!   its sub-linear approximations on an [`ItemTree`]: the two-level hierarchical softmax and TDM
+//!   (per-level classifiers, beam search, tree re-learning).
 //! - [`AnySpec`]: a classic or neural model's parameters tagged by `kind`, as configs write them.
 //!
 //! Every model implements `tandem_models::Retriever`, so evaluation, artifacts and serving
@@ -18,11 +21,15 @@
 pub mod dense;
 pub mod embedding;
 mod ncf;
+mod softmax;
 mod spec;
+mod tree;
 mod two_tower;
 
 pub use ncf::{Ncf, NcfParams};
+pub use softmax::{SoftmaxModel, SoftmaxParams, Structure, TreeInit};
 pub use spec::{AnySpec, NeuralSpec};
+pub use tree::ItemTree;
 pub use two_tower::{TwoTower, TwoTowerParams};
 
 use tandem_models::mf::EpochReport;

@@ -7,6 +7,7 @@ use tandem_models::mf::EpochReport;
 use tandem_models::{ModelSpec, Result, Retriever, TrainSet};
 
 use crate::ncf::NcfParams;
+use crate::softmax::{SoftmaxModel, SoftmaxParams, Structure};
 use crate::two_tower::TwoTowerParams;
 use crate::Validate;
 
@@ -20,11 +21,17 @@ pub enum NeuralSpec {
     Neumf(NcfParams),
     /// Two towers trained with InfoNCE.
     TwoTower(TwoTowerParams),
+    /// A user embedding against every item, trained with the full softmax.
+    Softmax(SoftmaxParams),
+    /// The two-level hierarchical softmax.
+    Hsoftmax(SoftmaxParams),
+    /// TDM: a binary item tree, per-level classifiers, beam-search retrieval.
+    Tdm(SoftmaxParams),
 }
 
 impl NeuralSpec {
     /// The kinds, as written in configs.
-    pub const KINDS: [&'static str; 3] = ["ncf", "neumf", "two_tower"];
+    pub const KINDS: [&'static str; 6] = ["ncf", "neumf", "two_tower", "softmax", "hsoftmax", "tdm"];
 
     fn fit_inner(
         &self,
@@ -39,6 +46,13 @@ impl NeuralSpec {
             (NeuralSpec::Neumf(p), Some(v)) => Box::new(p.fit_with(true, train, progress, v)?),
             (NeuralSpec::TwoTower(p), None) => Box::new(p.fit(train, progress)?),
             (NeuralSpec::TwoTower(p), Some(v)) => Box::new(p.fit_with(train, progress, v)?),
+            (NeuralSpec::Softmax(p) | NeuralSpec::Hsoftmax(p) | NeuralSpec::Tdm(p), v) => {
+                let s = self.structure().expect("a softmax kind");
+                Box::new(match v {
+                    None => p.fit(s, train, progress)?,
+                    Some(v) => p.fit_with(s, train, progress, v)?,
+                })
+            }
         })
     }
 
@@ -47,7 +61,21 @@ impl NeuralSpec {
             NeuralSpec::Ncf(p) => Box::new(crate::Ncf::from_tensors(p, false, tensors)?),
             NeuralSpec::Neumf(p) => Box::new(crate::Ncf::from_tensors(p, true, tensors)?),
             NeuralSpec::TwoTower(p) => Box::new(crate::TwoTower::from_tensors(p, tensors)?),
+            NeuralSpec::Softmax(ref p) | NeuralSpec::Hsoftmax(ref p) | NeuralSpec::Tdm(ref p) => {
+                let s = self.structure().expect("a softmax kind");
+                Box::new(SoftmaxModel::from_tensors(s, p.clone(), tensors)?)
+            }
         })
+    }
+
+    /// The output structure of the softmax kinds.
+    fn structure(&self) -> Option<Structure> {
+        match self {
+            NeuralSpec::Softmax(_) => Some(Structure::Full),
+            NeuralSpec::Hsoftmax(_) => Some(Structure::Hierarchical),
+            NeuralSpec::Tdm(_) => Some(Structure::Tdm),
+            _ => None,
+        }
     }
 
     /// The kind tag.
@@ -56,6 +84,9 @@ impl NeuralSpec {
             NeuralSpec::Ncf(_) => "ncf",
             NeuralSpec::Neumf(_) => "neumf",
             NeuralSpec::TwoTower(_) => "two_tower",
+            NeuralSpec::Softmax(_) => "softmax",
+            NeuralSpec::Hsoftmax(_) => "hsoftmax",
+            NeuralSpec::Tdm(_) => "tdm",
         }
     }
 }
@@ -67,7 +98,7 @@ impl NeuralSpec {
 pub enum AnySpec {
     /// Popularity, kNN, ALS, EASE, MF.
     Classic(ModelSpec),
-    /// NCF, NeuMF, two-tower.
+    /// NCF, NeuMF, two-tower, softmax, hierarchical softmax, TDM.
     Neural(NeuralSpec),
 }
 
