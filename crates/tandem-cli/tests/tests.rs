@@ -397,6 +397,22 @@ mod evaluate_split {
         assert!(metric(&r, "item_knn", "NDCG@10") >= 0.088);
     }
 
+    /// The tree-structured approximations keep >= 80% of the full softmax's Recall@100, and the
+    /// softmax itself clears a floor (measured 0.54).
+    #[test]
+    fn tree_models_keep_most_of_the_full_softmax_recall_on_temporal() {
+        if shared().is_none() {
+            return;
+        }
+        let recall = |model: &str| metric(&eval("temporal", model, &[]), model, "Recall@100");
+        let full = recall("softmax");
+        assert!(full >= 0.5, "softmax Recall@100 {full}");
+        for model in ["hsoftmax", "tdm"] {
+            let r = recall(model);
+            assert!(r >= 0.8 * full, "{model} Recall@100 {r} vs softmax {full}");
+        }
+    }
+
     #[test]
     fn bad_model_and_parameter_names() {
         let d = tempfile::tempdir().unwrap();

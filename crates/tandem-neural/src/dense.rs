@@ -25,21 +25,27 @@ pub fn gemm(
     // SAFETY: the assert above bounds every access the strides allow; c does not alias a or b
     // (it is borrowed mutably while they are borrowed shared).
     unsafe {
-        matrixmultiply::sgemm(
+        // gemm's convention: dst := alpha dst + beta lhs rhs, strides (column, row).
+        gemm::gemm(
             m,
-            k,
             n,
-            alpha,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            beta,
+            k,
             c.as_mut_ptr(),
-            n as isize,
             1,
+            n as isize,
+            beta != 0.0,
+            a.as_ptr(),
+            csa,
+            rsa,
+            b.as_ptr(),
+            csb,
+            rsb,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
         )
     }
 }
@@ -206,13 +212,15 @@ impl Mlp {
         for l in 0..self.layers.len() {
             let mut input = std::mem::take(&mut self.inputs[l]);
             input.clear();
-            input.extend_from_slice(if l == 0 { x } else { &self.outputs[l - 1] });
+            let source = if l == 0 { x } else { &self.outputs[l - 1] };
             let mask = &mut self.masks[l];
             mask.clear();
             if let (Some(rng), true) = (rng.as_deref_mut(), self.dropout > 0.0) {
                 // Inverted dropout: kept units scaled by 1 / keep so inference needs no change.
-                mask.extend((0..input.len()).map(|_| if rng.random::<f32>() < keep { 1.0 / keep } else { 0.0 }));
-                input.iter_mut().zip(mask.iter()).for_each(|(v, m)| *v *= m);
+                dropout_mask(rng.next_u64(), keep, source.len(), mask);
+                input.extend(source.iter().zip(mask.iter()).map(|(v, m)| v * m));
+            } else {
+                input.extend_from_slice(source);
             }
             let mut out = std::mem::take(&mut self.outputs[l]);
             self.layers[l].forward(&input, rows, &mut out);
@@ -233,12 +241,8 @@ impl Mlp {
         let mut dx = Vec::new();
         for l in (0..self.layers.len()).rev() {
             if self.relu_at(l) {
-                // Through ReLU: zero where the output was clamped.
-                grad.iter_mut().zip(&self.outputs[l]).for_each(|(g, &o)| {
-                    if o <= 0.0 {
-                        *g = 0.0
-                    }
-                });
+                // Through ReLU: zero where the output was clamped (a select, so it vectorises).
+                grad.iter_mut().zip(&self.outputs[l]).for_each(|(g, &o)| *g = if o > 0.0 { *g } else { 0.0 });
             }
             self.layers[l].backward(&self.inputs[l], &grad, rows, Some(&mut dx));
             if !self.masks[l].is_empty() {
@@ -273,6 +277,72 @@ impl Mlp {
     }
 }
 
+/// Appends `len` inverted-dropout factors (`1 / keep` with probability `keep`, else 0) to
+/// `mask`, from SplitMix64 seeded with `seed`, four 16-bit draws per hash: a mask costs one call
+/// of the caller's RNG, not one per unit (those calls were 5% of a two-tower step). `keep` is
+/// resolved to 1/65536.
+pub fn dropout_mask(seed: u64, keep: f32, len: usize, mask: &mut Vec<f32>) {
+    let threshold = (keep as f64 * 65_536.0).round() as u64;
+    let scale = 1.0 / keep;
+    let start = mask.len();
+    mask.resize(start + len, 0.0);
+    for (k, quad) in mask[start..].chunks_mut(4).enumerate() {
+        let mut z = seed.wrapping_add((k as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        for (j, m) in quad.iter_mut().enumerate() {
+            *m = if (z >> (16 * j)) & 0xffff < threshold { scale } else { 0.0 };
+        }
+    }
+}
+
+/// `e^x` for `x <= 0` (softmax after subtracting the maximum), to 1e-6 relative error on
+/// [-10, 0] (5e-6 below, where f32 rounding of the argument dominates): 2^(x log2 e) split
+/// into an integer power built from exponent bits and a degree-6 Taylor polynomial on
+/// [-0.5, 0.5]. Branch-free, so loops over it vectorise; `f32::exp` was 10% of a
+/// two-tower step. Inputs below about -87.3 give exactly 0 (`exp` is subnormal there), -inf too.
+#[inline(always)]
+pub fn exp_nonpositive(x: f32) -> f32 {
+    // Rounding by adding 1.5 * 2^23 leaves round(t) in the low mantissa bits: no float -> int
+    // conversion (Rust's saturating `as` kept this loop scalar).
+    const MAGIC: f32 = 12_582_912.0;
+    let t = x.max(-88.0) * std::f32::consts::LOG2_E;
+    let shifted = t + MAGIC;
+    let f = t - (shifted - MAGIC);
+    let i = shifted.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
+    let p = 1.0
+        + f * (std::f32::consts::LN_2
+            + f * (0.240_226_5 + f * (0.055_504_11 + f * (0.009_618_13 + f * (0.001_333_36 + f * 0.000_154_03)))));
+    f32::from_bits(((i + 127).max(0) as u32) << 23) * p
+}
+
+/// Row softmax in place over `row` (cells at -inf get exactly 0); returns the normaliser
+/// `sum exp(x - max)` and the max. Eight independent lanes for the max and the sum, so the
+/// loops vectorise (a single float accumulator is a serial chain the compiler must keep).
+pub fn softmax_row(row: &mut [f32]) -> (f32, f32) {
+    let mut m = [f32::NEG_INFINITY; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in m.iter_mut().zip(c) {
+            *a = a.max(v);
+        }
+    }
+    let max = chunks.remainder().iter().chain(&m).copied().fold(f32::NEG_INFINITY, f32::max);
+    row.iter_mut().for_each(|v| *v = exp_nonpositive(*v - max));
+    let mut acc = [0f32; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    let z = chunks.remainder().iter().sum::<f32>() + acc.iter().sum::<f32>();
+    let inv = 1.0 / z;
+    row.iter_mut().for_each(|v| *v *= inv);
+    (z, max)
+}
+
 /// Numerically stable `ln σ(x)` pieces for binary cross-entropy on a logit: returns the loss
 /// `-(y ln σ(x) + (1 - y) ln(1 - σ(x)))` and its derivative `σ(x) - y`.
 #[inline]
@@ -287,6 +357,51 @@ pub fn bce_with_logit(x: f32, y: f32) -> (f32, f32) {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn fast_exp_matches_exp() {
+        // Near 0, where softmax mass is, to 1e-6; far out the f32 rounding of x log2 e dominates.
+        for (lo, tolerance) in [(-10.0f32, 1e-6f32), (-87.0, 5e-6)] {
+            let mut worst = 0f32;
+            for k in 0..=200_000 {
+                let x = lo * k as f32 / 200_000.0;
+                let (a, e) = (exp_nonpositive(x), x.exp());
+                worst = worst.max((a - e).abs() / e);
+            }
+            assert!(worst < tolerance, "relative error {worst} on [{lo}, 0]");
+        }
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0, "masked cells get exactly 0");
+        assert_eq!(exp_nonpositive(-100.0), 0.0);
+    }
+
+    #[test]
+    fn softmax_rows_sum_to_one_and_mask() {
+        let mut row: Vec<f32> = (0..21).map(|k| (k as f32 * 0.37).sin() * 5.0).collect();
+        row[4] = f32::NEG_INFINITY;
+        let x = row.clone();
+        let (z, max) = softmax_row(&mut row);
+        let total: f32 = x.iter().map(|v| (v - max).exp()).sum();
+        assert!((z - total).abs() < 1e-5 * total);
+        assert_eq!(row[4], 0.0);
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        for (p, v) in row.iter().zip(&x) {
+            assert!((p - (v - max).exp() / total).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn dropout_masks_keep_the_expected_share() {
+        let mut mask = Vec::new();
+        dropout_mask(7, 0.9, 100_001, &mut mask);
+        assert_eq!(mask.len(), 100_001);
+        let kept = mask.iter().filter(|&&m| m > 0.0).count() as f64 / mask.len() as f64;
+        assert!((kept - 0.9).abs() < 0.005, "kept {kept}");
+        assert!(mask.iter().all(|&m| m == 0.0 || (m - 1.0 / 0.9).abs() < 1e-6));
+        let mut again = Vec::new();
+        dropout_mask(7, 0.9, 100_001, &mut again);
+        assert_eq!(mask, again, "seeded");
+    }
 
     #[test]
     fn gemm_handles_every_transpose() {

@@ -3,7 +3,7 @@
 //! Tandem's neural retrievers, isolated from the rest of the workspace. It owns:
 //!
 //! - [`dense`]: hand-written dense layers (linear, ReLU, dropout) with their backward passes and
-//!   a dense Adam, on `matrixmultiply`'s SGEMM. STACK.md measured this approach at PyTorch's
+//!   a dense Adam, on the `gemm` crate's SGEMM. STACK.md measured this approach at PyTorch's
 //!   speed, ahead of every Rust framework, and it builds in seconds.
 //! - [`embedding`]: embedding tables outside autodiff — gather the batch's rows, sum their
 //!   gradients, one lazy-Adam step per touched row — so a step never costs the table's size.

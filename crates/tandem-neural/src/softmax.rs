@@ -75,7 +75,7 @@ pub enum TreeInit {
 pub struct SoftmaxParams {
     /// Embedding width (default 64).
     pub factors: usize,
-    /// Epochs over all training pairs, per tree (default 20).
+    /// Epochs over all training pairs, per tree (default 10).
     pub epochs: usize,
     /// Pairs per batch (default 256).
     pub batch_size: usize,
@@ -104,7 +104,7 @@ impl Default for SoftmaxParams {
     fn default() -> Self {
         SoftmaxParams {
             factors: 64,
-            epochs: 20,
+            epochs: 10,
             batch_size: 256,
             learning_rate: 0.005,
             weight_decay: 0.0,
@@ -408,8 +408,18 @@ impl<'p> Trainer<'p> {
         let leaves = Factors::from_vec(n, d + 1, leaf_rows);
         match self.structure {
             Structure::Hierarchical => {
+                // A cluster's row starts as its items' mean and each item keeps its whole
+                // score in cluster row + leaf row.
                 let level = cluster_level(&tree);
-                let means: Vec<f32> = (0..tree.width(level)).flat_map(|c| mean_row(&leaves, tree.leaves(level, c))).collect();
+                let mut leaves = leaves;
+                let mut means = Vec::new();
+                for c in 0..tree.width(level) {
+                    let mean = mean_row(&leaves, tree.leaves(level, c));
+                    for pos in tree.leaves(level, c) {
+                        tandem_models::axpy(-1.0, &mean, leaves.row_mut(pos));
+                    }
+                    means.extend(mean);
+                }
                 self.dense = Some(Param::new(means));
                 self.sparse = Some(Embedding::from_factors(&leaves));
             }
@@ -555,11 +565,21 @@ impl SoftmaxModel {
         }
     }
 
-    /// Every item's output row, by item.
+    /// Item `i`'s whole output vector: its row, plus its cluster's row for hsoftmax (the score
+    /// of the item up to the user's normalisers).
+    fn item_vector(&self, i: u32) -> Vec<f32> {
+        let mut v = self.rows.row(self.item_row(i)).to_vec();
+        if let (Some(t), Structure::Hierarchical) = (&self.tree, self.structure) {
+            let cluster = t.ancestor(t.position(i), cluster_level(t));
+            tandem_models::axpy(1.0, self.rows.row(cluster), &mut v);
+        }
+        v
+    }
+
+    /// Every item's whole output vector, by item.
     fn item_rows(&self) -> Factors {
         let n = self.n_items();
-        let data = (0..n as u32).flat_map(|i| self.rows.row(self.item_row(i)).to_vec()).collect();
-        Factors::from_vec(n, self.rows.dim(), data)
+        Factors::from_vec(n, self.rows.dim(), (0..n as u32).flat_map(|i| self.item_vector(i)).collect())
     }
 
     /// `[u, 1]` for a query: the user's vector, else the mean of the history's item vectors,
@@ -575,7 +595,7 @@ impl SoftmaxModel {
                 } else {
                     let mut q = vec![0f32; d];
                     for &i in &known {
-                        tandem_models::axpy(1.0 / known.len() as f32, &self.rows.row(self.item_row(i))[..d], &mut q);
+                        tandem_models::axpy(1.0 / known.len() as f32, &self.item_vector(i)[..d], &mut q);
                     }
                     q
                 }
@@ -684,7 +704,14 @@ mod tests {
     use tandem_models::testing::{checkerboard, conformance_with};
 
     fn small() -> SoftmaxParams {
-        SoftmaxParams { factors: 8, epochs: 40, batch_size: 8, learning_rate: 0.05, init_std: 0.1, ..Default::default() }
+        SoftmaxParams {
+            factors: 8,
+            epochs: 40,
+            batch_size: 8,
+            learning_rate: 0.05,
+            init_std: 0.1,
+            ..Default::default()
+        }
     }
 
     #[test]

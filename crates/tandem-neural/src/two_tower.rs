@@ -5,6 +5,7 @@
 //! embedding rows. With `layers: []` it is the pure-embedding variant (embedding -> L2 norm).
 //! The towers of a batch run in parallel (rayon::join), one per core.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
@@ -18,7 +19,7 @@ use tandem_models::optim::{Optimizer, OptimizerKind};
 use tandem_models::BestEpoch;
 use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
 
-use crate::dense::{gemm, Adam, Mlp};
+use crate::dense::{gemm, softmax_row, Adam, Mlp};
 use crate::embedding::{Embedding, RowGrads};
 use crate::Validate;
 
@@ -311,43 +312,73 @@ fn train_step(
     );
     let b = batch.len();
     let d = user.out.len() / b;
-    let inv_t = 1.0 / p.temperature;
-    let mut s = vec![0f32; b * b];
-    gemm(b, d, b, inv_t, &user.out, false, &item.out, true, 0.0, &mut s);
-    let mut loss = 0.0f64;
-    // Row-wise softmax over the unmasked cells; s becomes the logit gradient (P - I) / B.
-    for (r, row) in s.chunks_exact_mut(b).enumerate() {
-        let (ur, ir) = batch[r];
-        let mut max = f32::NEG_INFINITY;
-        for (c, v) in row.iter_mut().enumerate() {
-            let (uc, ic) = batch[c];
-            if c != r && (uc == ur || ic == ir) {
-                *v = f32::NEG_INFINITY;
-                continue;
-            }
-            if p.logq {
-                *v -= logq[ic as usize];
-            }
-            max = max.max(*v);
-        }
-        let mut z = 0.0f32;
-        for v in row.iter_mut() {
-            *v = (*v - max).exp();
-            z += *v;
-        }
-        loss += -(((row[r] / z).max(1e-30)).ln()) as f64;
-        for (c, v) in row.iter_mut().enumerate() {
-            *v = (*v / z - if c == r { 1.0 } else { 0.0 }) / b as f32;
-        }
+    let col_bias: Vec<f32> = batch.iter().map(|&(_, i)| if p.logq { -logq[i as usize] } else { 0.0 }).collect();
+    // Where each user and item sits in the batch: the cells to mask.
+    let (mut by_user, mut by_item) = (HashMap::<u32, Vec<usize>>::new(), HashMap::<u32, Vec<usize>>::new());
+    for (c, &(u, i)) in batch.iter().enumerate() {
+        by_user.entry(u).or_default().push(c);
+        by_item.entry(i).or_default().push(c);
     }
-    // dU = G V / t, dV = G^T U / t.
-    let (mut du, mut dv) = (vec![0f32; b * d], vec![0f32; b * d]);
-    gemm(b, b, d, inv_t, &s, false, &item.out, false, 0.0, &mut du);
-    gemm(b, b, d, inv_t, &s, true, &user.out, false, 0.0, &mut dv);
+    let logits =
+        Logits { batch, user: &user.out, item: &item.out, d, inv_t: 1.0 / p.temperature, col_bias, by_user, by_item };
+    // Two halves of the rows on two threads; item gradients are sums over rows, so each half
+    // returns its part.
+    let half = b / 2;
+    let ((loss_a, mut du, mut dv), (loss_b, du_b, dv_b)) =
+        rayon::join(|| logits.rows(0..half), || logits.rows(half..b));
+    du.extend_from_slice(&du_b);
+    dv.iter_mut().zip(&dv_b).for_each(|(x, y)| *x += y);
     let dense = Adam { lr: p.learning_rate, weight_decay: p.weight_decay, decoupled: true };
     let sparse = Optimizer { kind: OptimizerKind::Adam, lr: p.learning_rate, weight_decay: 0.0 };
     rayon::join(|| user.backward(&du, &dense, &sparse, lr_scale), || item.backward(&dv, &dense, &sparse, lr_scale));
-    loss / b as f64
+    (loss_a + loss_b) / b as f64
+}
+
+/// The InfoNCE logits of a batch and what their softmax needs.
+struct Logits<'a> {
+    batch: &'a [(u32, u32)],
+    /// Normalised tower outputs, `b x d` each.
+    user: &'a [f32],
+    item: &'a [f32],
+    d: usize,
+    inv_t: f32,
+    /// Added to every cell of a column: -log q(item) with the logQ correction, else 0.
+    col_bias: Vec<f32>,
+    by_user: HashMap<u32, Vec<usize>>,
+    by_item: HashMap<u32, Vec<usize>>,
+}
+
+impl Logits<'_> {
+    /// Loss summed over `rows`, the gradient of those rows' user outputs (`rows x d`) and their
+    /// share of the item outputs' gradient (`b x d`), for the batch-mean loss.
+    fn rows(&self, rows: std::ops::Range<usize>) -> (f64, Vec<f32>, Vec<f32>) {
+        let (b, d, n) = (self.batch.len(), self.d, rows.len());
+        let u = &self.user[rows.start * d..rows.end * d];
+        let mut s = vec![0f32; n * b];
+        gemm(n, d, b, self.inv_t, u, false, self.item, true, 0.0, &mut s);
+        let mut loss = 0.0f64;
+        // Row-wise softmax over the unmasked cells; s becomes the logit gradient (P - I) / B.
+        for (k, row) in s.chunks_exact_mut(b).enumerate() {
+            let r = rows.start + k;
+            let (ur, ir) = self.batch[r];
+            row.iter_mut().zip(&self.col_bias).for_each(|(v, c)| *v += c);
+            for &c in self.by_user[&ur].iter().chain(&self.by_item[&ir]) {
+                if c != r {
+                    row[c] = f32::NEG_INFINITY;
+                }
+            }
+            softmax_row(row);
+            loss += -(row[r].max(1e-30).ln()) as f64;
+            let inv_b = 1.0 / b as f32;
+            row.iter_mut().for_each(|v| *v *= inv_b);
+            row[r] -= inv_b;
+        }
+        // dU = G V / t, dV = G^T U / t.
+        let (mut du, mut dv) = (vec![0f32; n * d], vec![0f32; b * d]);
+        gemm(n, b, d, self.inv_t, &s, false, self.item, false, 0.0, &mut du);
+        gemm(b, n, d, self.inv_t, &s, true, u, false, 0.0, &mut dv);
+        (loss, du, dv)
+    }
 }
 
 /// A fitted two-tower model: the towers' normalised output for every user and item.
