@@ -104,6 +104,17 @@ impl RowGrads {
         self.rows.is_empty()
     }
 
+    /// The summed gradients as a dense `rows x dim` matrix (zeros for untouched rows).
+    #[cfg(test)]
+    pub fn dense(&self, rows: usize) -> Vec<f32> {
+        let mut out = vec![0f32; rows * self.dim];
+        for (k, &r) in self.rows.iter().enumerate() {
+            out[r as usize * self.dim..(r as usize + 1) * self.dim]
+                .copy_from_slice(&self.grads[k * self.dim..(k + 1) * self.dim]);
+        }
+        out
+    }
+
     fn clear(&mut self) {
         self.index.clear();
         self.rows.clear();

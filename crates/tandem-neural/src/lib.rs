@@ -13,6 +13,9 @@
 //! - [`SoftmaxModel`]: a user embedding scored against every item with the full softmax, and
 //!   its sub-linear approximations on an [`ItemTree`]: the two-level hierarchical softmax and TDM
 //!   (per-level classifiers, beam search, tree re-learning).
+//! - [`HistoryModel`]: the H&M history baseline — recency-weighted cosine to the user's last
+//!   items, a per-item bias and per-item feature weights; BCE over all items (+ dice) or a
+//!   sampled softmax.
 //! - [`AnySpec`]: a classic or neural model's parameters tagged by `kind`, as configs write them.
 //!
 //! Every model implements `tandem_models::Retriever`, so evaluation, artifacts and serving
@@ -20,12 +23,14 @@
 
 pub mod dense;
 pub mod embedding;
+mod history;
 mod ncf;
 mod softmax;
 mod spec;
 mod tree;
 mod two_tower;
 
+pub use history::{HistoryLoss, HistoryModel, HistoryParams};
 pub use ncf::{Ncf, NcfParams};
 pub use softmax::{SoftmaxModel, SoftmaxParams, Structure, TreeInit};
 pub use spec::{AnySpec, NeuralSpec};

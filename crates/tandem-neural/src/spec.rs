@@ -6,6 +6,7 @@ use tandem_models::artifact::Tensors;
 use tandem_models::mf::EpochReport;
 use tandem_models::{ModelSpec, Result, Retriever, TrainSet};
 
+use crate::history::HistoryParams;
 use crate::ncf::NcfParams;
 use crate::softmax::{SoftmaxModel, SoftmaxParams, Structure};
 use crate::two_tower::TwoTowerParams;
@@ -27,11 +28,14 @@ pub enum NeuralSpec {
     Hsoftmax(SoftmaxParams),
     /// TDM: a binary item tree, per-level classifiers, beam-search retrieval.
     Tdm(SoftmaxParams),
+    /// The history model: recency-weighted cosine to the user's last items, per-item bias and
+    /// network.
+    History(HistoryParams),
 }
 
 impl NeuralSpec {
     /// The kinds, as written in configs.
-    pub const KINDS: [&'static str; 6] = ["ncf", "neumf", "two_tower", "softmax", "hsoftmax", "tdm"];
+    pub const KINDS: [&'static str; 7] = ["ncf", "neumf", "two_tower", "softmax", "hsoftmax", "tdm", "history"];
 
     fn fit_inner(
         &self,
@@ -46,6 +50,8 @@ impl NeuralSpec {
             (NeuralSpec::Neumf(p), Some(v)) => Box::new(p.fit_with(true, train, progress, v)?),
             (NeuralSpec::TwoTower(p), None) => Box::new(p.fit(train, progress)?),
             (NeuralSpec::TwoTower(p), Some(v)) => Box::new(p.fit_with(train, progress, v)?),
+            (NeuralSpec::History(p), None) => Box::new(p.fit(train, progress)?),
+            (NeuralSpec::History(p), Some(v)) => Box::new(p.fit_with(train, progress, v)?),
             (NeuralSpec::Softmax(p) | NeuralSpec::Hsoftmax(p) | NeuralSpec::Tdm(p), v) => {
                 let s = self.structure().expect("a softmax kind");
                 Box::new(match v {
@@ -61,6 +67,7 @@ impl NeuralSpec {
             NeuralSpec::Ncf(p) => Box::new(crate::Ncf::from_tensors(p, false, tensors)?),
             NeuralSpec::Neumf(p) => Box::new(crate::Ncf::from_tensors(p, true, tensors)?),
             NeuralSpec::TwoTower(p) => Box::new(crate::TwoTower::from_tensors(p, tensors)?),
+            NeuralSpec::History(p) => Box::new(crate::HistoryModel::from_tensors(p, tensors)?),
             NeuralSpec::Softmax(ref p) | NeuralSpec::Hsoftmax(ref p) | NeuralSpec::Tdm(ref p) => {
                 let s = self.structure().expect("a softmax kind");
                 Box::new(SoftmaxModel::from_tensors(s, p.clone(), tensors)?)
@@ -87,6 +94,7 @@ impl NeuralSpec {
             NeuralSpec::Softmax(_) => "softmax",
             NeuralSpec::Hsoftmax(_) => "hsoftmax",
             NeuralSpec::Tdm(_) => "tdm",
+            NeuralSpec::History(_) => "history",
         }
     }
 }
@@ -98,7 +106,7 @@ impl NeuralSpec {
 pub enum AnySpec {
     /// Popularity, kNN, ALS, EASE, MF.
     Classic(ModelSpec),
-    /// NCF, NeuMF, two-tower, softmax, hierarchical softmax, TDM.
+    /// NCF, NeuMF, two-tower, softmax, hierarchical softmax, TDM, history.
     Neural(NeuralSpec),
 }
 

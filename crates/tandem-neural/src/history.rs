@@ -1,0 +1,663 @@
+//! The history model (the H&M "pure" baseline): an item's score comes from its cosine
+//! similarity to the user's last `history` items, weighted by their recency, plus a learned
+//! per-item bias and a small per-item network over those similarity features.
+//!
+//! For candidate item `i` and history items `h_0` (most recent) .. `h_{k-1}`, with learned item
+//! embeddings `e`, cosines `c_ij = cos(e_i, e_hj)` and learned recency weights `a_j`:
+//!
+//! ```text
+//! phi_i = [max_j a_j c_ij, mean_j c_ij, 1 if i is in the history else 0]
+//! score_i = b_i + (g + v_i) . phi_i
+//! ```
+//!
+//! `g` is shared, `b_i` and `v_i` are the item's own. Training examples are every position of
+//! each user's time-ordered training rows (the item there, with the items before it as history).
+//! `loss: bce` is binary log loss over *all* items plus a soft dice term; `loss: sampled_softmax`
+//! is a softmax over the target plus random items up to `candidates`. Validation (the pipeline's)
+//! always ranks all items.
+
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tandem_data::Progress;
+use tandem_models::artifact::{Artifact, Tensor, TensorData, TensorReader, Tensors};
+use tandem_models::mf::EpochReport;
+use tandem_models::optim::{Optimizer, OptimizerKind};
+use tandem_models::{BestEpoch, Factors, ModelError, Query, Result, Retriever, TrainSet};
+
+use crate::dense::{bce_with_logit, gemm, softmax_row, Adam, Param};
+use crate::embedding::{Embedding, RowGrads};
+use crate::Validate;
+
+/// Similarity features per candidate.
+const FEATURES: usize = 3;
+/// Padding of stored histories.
+const NONE: u32 = u32::MAX;
+
+/// How the history model is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryLoss {
+    /// Binary log loss over every item, plus `dice` times a soft dice loss.
+    Bce,
+    /// Softmax over the target and random items, `candidates` in all.
+    SampledSoftmax,
+}
+
+/// History-model parameters.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryParams {
+    /// Item embedding width (default 64).
+    pub factors: usize,
+    /// History length: the user's last items scored against (default 16).
+    pub history: usize,
+    /// `bce` (all items + dice) or `sampled_softmax` (default `bce`).
+    pub loss: HistoryLoss,
+    /// bce: weight of the dice term (default 1).
+    pub dice: f32,
+    /// sampled_softmax: candidates per example, the target included (default 300).
+    pub candidates: usize,
+    /// Epochs (default 10).
+    pub epochs: usize,
+    /// Examples per batch (default 64).
+    pub batch_size: usize,
+    /// Adam learning rate (default 0.005).
+    pub learning_rate: f32,
+    /// Standard deviation of the initial embeddings (default 0.1).
+    pub init_std: f32,
+    /// With validation: stop after this many epochs without improvement; 0 never stops (default 3).
+    pub patience: usize,
+    /// Seed (default 42).
+    pub seed: u64,
+}
+
+impl Default for HistoryParams {
+    fn default() -> Self {
+        HistoryParams {
+            factors: 64,
+            history: 16,
+            loss: HistoryLoss::Bce,
+            dice: 1.0,
+            candidates: 300,
+            epochs: 10,
+            batch_size: 64,
+            learning_rate: 0.005,
+            init_std: 0.1,
+            patience: 3,
+            seed: 42,
+        }
+    }
+}
+
+fn invalid(name: &'static str, value: impl std::fmt::Debug, allowed: &'static str) -> ModelError {
+    ModelError::InvalidParameter { name, value: format!("{value:?}"), allowed }
+}
+
+impl HistoryParams {
+    fn check(&self) -> Result<()> {
+        if !(1..=1024).contains(&self.factors) {
+            return Err(invalid("factors", self.factors, "1..=1024"));
+        }
+        if !(1..=256).contains(&self.history) {
+            return Err(invalid("history", self.history, "1..=256"));
+        }
+        if !(self.dice >= 0.0 && self.dice <= 100.0) {
+            return Err(invalid("dice", self.dice, "0 <= dice <= 100"));
+        }
+        if !(2..=1_000_000).contains(&self.candidates) {
+            return Err(invalid("candidates", self.candidates, "2..=1000000"));
+        }
+        if !(1..=100_000).contains(&self.epochs) {
+            return Err(invalid("epochs", self.epochs, "1..=100000"));
+        }
+        if !(1..=65_536).contains(&self.batch_size) {
+            return Err(invalid("batch_size", self.batch_size, "1..=65536"));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate <= 10.0) {
+            return Err(invalid("learning_rate", self.learning_rate, "0 < learning_rate <= 10"));
+        }
+        if !(self.init_std > 0.0 && self.init_std <= 10.0) {
+            return Err(invalid("init_std", self.init_std, "0 < init_std <= 10"));
+        }
+        Ok(())
+    }
+
+    fn width(&self) -> usize {
+        self.factors + 1 + FEATURES
+    }
+
+    /// Fits the model.
+    pub fn fit(&self, train: &TrainSet, progress: &dyn Progress) -> Result<HistoryModel> {
+        self.fit_inner(train, progress, None)
+    }
+
+    /// Fits with a validation callback after every epoch (best epoch kept, early stopping).
+    pub fn fit_with(
+        &self,
+        train: &TrainSet,
+        progress: &dyn Progress,
+        validate: &mut Validate<'_>,
+    ) -> Result<HistoryModel> {
+        self.fit_inner(train, progress, Some(validate))
+    }
+
+    fn fit_inner(
+        &self,
+        train: &TrainSet,
+        progress: &dyn Progress,
+        mut validate: Option<&mut Validate<'_>>,
+    ) -> Result<HistoryModel> {
+        self.check()?;
+        let (n_users, n) = (train.n_users(), train.n_items());
+        let sequences = sequences(train);
+        // (user, position): the item at `position` with the items before it as history.
+        let mut examples: Vec<(u32, u32)> =
+            sequences.iter().enumerate().flat_map(|(u, s)| (1..s.len() as u32).map(move |p| (u as u32, p))).collect();
+        if examples.is_empty() {
+            return Err(ModelError::EmptyTrainingData { model: "history" });
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let (d, w, l) = (self.factors, self.width(), self.history);
+        let mut init = Factors::normal(n, w, self.init_std, &mut rng);
+        for r in 0..n {
+            init.row_mut(r)[d..].fill(0.0);
+        }
+        let rows = Embedding::from_factors(&init);
+        // g starts at (1, 0, 1): the best recency-weighted cosine and repeats count from the start.
+        let mut globals = Param::new([1.0, 0.0, 1.0].into_iter().chain((0..l).map(|_| 1.0)).collect());
+        let mut grads = RowGrads::new(w);
+        let opt = Optimizer { kind: OptimizerKind::Adam, lr: self.learning_rate, weight_decay: 0.0 };
+        let adam = Adam { lr: self.learning_rate, weight_decay: 0.0, decoupled: false };
+        let histories = last_items(&sequences, l);
+        let mut best = BestEpoch::new(self.patience);
+        let mut scratch = Scratch::default();
+        for epoch in 1..=self.epochs {
+            let start = Instant::now();
+            examples.shuffle(&mut rng);
+            let step = progress.step(&format!("history epoch {epoch}/{}", self.epochs), examples.len() as u64);
+            let mut loss_sum = 0.0;
+            for (b, batch) in examples.chunks(self.batch_size).enumerate() {
+                let scale = 1.0 / batch.len() as f32;
+                for &(u, p) in batch {
+                    let seq = &sequences[u as usize];
+                    let p = p as usize;
+                    let hist: Vec<u32> = seq[p.saturating_sub(l)..p].iter().rev().copied().collect();
+                    let target = seq[p];
+                    let candidates: Vec<u32> = match self.loss {
+                        HistoryLoss::Bce => (0..n as u32).collect(),
+                        HistoryLoss::SampledSoftmax => {
+                            let mut c = vec![target];
+                            while c.len() < self.candidates.min(n) {
+                                let i = rng.random_range(0..n as u32);
+                                if i != target {
+                                    c.push(i);
+                                }
+                            }
+                            c
+                        }
+                    };
+                    loss_sum +=
+                        self.example(&rows, &mut globals, &hist, &candidates, target, scale, &mut grads, &mut scratch);
+                }
+                rows.apply(&mut grads, &opt);
+                globals.step(&adam, 1.0);
+                step.inc(batch.len() as u64);
+                if b % 16 == 0 {
+                    let done = (b * self.batch_size + batch.len()) as f64;
+                    let rate = done / start.elapsed().as_secs_f64().max(1e-9);
+                    step.message(&format!("loss {:.4}  {rate:.0} examples/s", loss_sum / done));
+                }
+            }
+            drop(step);
+            let report = EpochReport {
+                epoch,
+                loss: loss_sum / examples.len() as f64,
+                examples: examples.len(),
+                seconds: start.elapsed().as_secs_f64(),
+            };
+            if !report.loss.is_finite() {
+                return Err(ModelError::Diverged { model: "history", hint: "lower learning_rate".into() });
+            }
+            let Some(validate) = validate.as_mut() else { continue };
+            let model =
+                HistoryModel::new(self.clone(), rows.to_factors(), globals.value.clone(), histories.clone(), n_users)?;
+            if best.observe(validate(&report, &model), model) {
+                break;
+            }
+        }
+        match best.into_best() {
+            Some(model) => Ok(model),
+            None => HistoryModel::new(self.clone(), rows.to_factors(), globals.value.clone(), histories, n_users),
+        }
+    }
+
+    /// Loss of one example; adds `scale` times its gradients to `grads` (rows) and
+    /// `globals.grad`.
+    #[allow(clippy::too_many_arguments)]
+    fn example(
+        &self,
+        rows: &Embedding,
+        globals: &mut Param,
+        hist: &[u32],
+        candidates: &[u32],
+        target: u32,
+        scale: f32,
+        grads: &mut RowGrads,
+        s: &mut Scratch,
+    ) -> f64 {
+        let (d, w) = (self.factors, self.width());
+        let read = |ids: &[u32], raw: &mut Vec<f32>| {
+            raw.resize(ids.len() * w, 0.0);
+            for (k, &i) in ids.iter().enumerate() {
+                rows.read(i as usize, &mut raw[k * w..(k + 1) * w]);
+            }
+        };
+        read(hist, &mut s.hist_raw);
+        read(candidates, &mut s.cand_raw);
+        let (hn, hnorm) = normalised(&s.hist_raw, w, d);
+        let (cn, cnorm) = normalised(&s.cand_raw, w, d);
+        let scores = Features::compute(&cn, &hn, d, &globals.value, &s.cand_raw, w, candidates, hist);
+        let (m, k) = (candidates.len(), hist.len());
+        // dL/dscore per candidate.
+        let mut dscore = scores.score.clone();
+        let mut loss = 0.0f64;
+        match self.loss {
+            HistoryLoss::Bce => {
+                let (mut p_sum, mut py) = (0.0f32, 0.0f32);
+                let mut probs = Vec::with_capacity(m);
+                for (c, &i) in candidates.iter().enumerate() {
+                    let y = if i == target { 1.0 } else { 0.0 };
+                    let (l, g) = bce_with_logit(scores.score[c], y);
+                    loss += l as f64 / m as f64;
+                    dscore[c] = g / m as f32;
+                    let p = g + y;
+                    probs.push(p);
+                    p_sum += p;
+                    py += p * y;
+                }
+                // Soft dice 1 - (2 sum p y + 1) / (sum p + sum y + 1), one positive.
+                let denom = p_sum + 1.0 + 1.0;
+                loss += (self.dice * (1.0 - (2.0 * py + 1.0) / denom)) as f64;
+                for (c, &i) in candidates.iter().enumerate() {
+                    let y = if i == target { 1.0 } else { 0.0 };
+                    let ddice = -(2.0 * y * denom - (2.0 * py + 1.0)) / (denom * denom);
+                    dscore[c] += self.dice * ddice * probs[c] * (1.0 - probs[c]);
+                }
+            }
+            HistoryLoss::SampledSoftmax => {
+                softmax_row(&mut dscore);
+                let t = candidates.iter().position(|&i| i == target).expect("the target is a candidate");
+                loss += -(dscore[t].max(1e-30).ln()) as f64;
+                dscore[t] -= 1.0;
+            }
+        }
+        // Back through score = b + (g + v) . phi.
+        let g = &globals.value;
+        let mut dglobal = vec![0f32; FEATURES + self.history];
+        let mut dc = vec![0f32; m * k];
+        let mut row_grad = vec![0f32; w];
+        let mut dcn = vec![0f32; m * d];
+        for c in 0..m {
+            let ds = dscore[c] * scale;
+            let phi = &scores.phi[c * FEATURES..(c + 1) * FEATURES];
+            let v = &s.cand_raw[c * w + d + 1..(c + 1) * w];
+            for f in 0..FEATURES {
+                dglobal[f] += ds * phi[f];
+            }
+            if k > 0 {
+                let j = scores.best[c];
+                let dphi1 = ds * (g[0] + v[0]);
+                dglobal[FEATURES + j] += dphi1 * scores.cos[c * k + j];
+                dc[c * k + j] += dphi1 * g[FEATURES + j];
+                let dphi2 = ds * (g[1] + v[1]) / k as f32;
+                dc[c * k..(c + 1) * k].iter_mut().for_each(|x| *x += dphi2);
+            }
+            row_grad.fill(0.0);
+            row_grad[d] = ds;
+            for f in 0..FEATURES {
+                row_grad[d + 1 + f] = ds * phi[f];
+            }
+            grads.add(candidates[c], &row_grad, 1.0);
+        }
+        if k > 0 {
+            // d cn = dC hn, d hn = dC^T cn; then through the normalisation.
+            let mut dhn = vec![0f32; k * d];
+            gemm(m, k, d, 1.0, &dc, false, &hn, false, 0.0, &mut dcn);
+            gemm(k, m, d, 1.0, &dc, true, &cn, false, 0.0, &mut dhn);
+            for (ids, unit, norms, dunit) in [(candidates, &cn, &cnorm, &dcn), (hist, &hn, &hnorm, &dhn)] {
+                for (r, &i) in ids.iter().enumerate() {
+                    let (y, dy) = (&unit[r * d..(r + 1) * d], &dunit[r * d..(r + 1) * d]);
+                    let yd: f32 = y.iter().zip(dy).map(|(a, b)| a * b).sum();
+                    row_grad.fill(0.0);
+                    for ((o, &a), &b) in row_grad[..d].iter_mut().zip(dy).zip(y) {
+                        *o = (a - b * yd) / norms[r];
+                    }
+                    grads.add(i, &row_grad, 1.0);
+                }
+            }
+        }
+        for (acc, v) in globals.grad.iter_mut().zip(&dglobal) {
+            *acc += v;
+        }
+        loss
+    }
+}
+
+/// Reusable buffers of one example.
+#[derive(Default)]
+struct Scratch {
+    hist_raw: Vec<f32>,
+    cand_raw: Vec<f32>,
+}
+
+/// Unit-length copies of the first `d` columns of `rows` (`w` wide) and their norms.
+fn normalised(rows: &[f32], w: usize, d: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut unit = Vec::with_capacity(rows.len() / w * d);
+    let mut norms = Vec::with_capacity(rows.len() / w);
+    for row in rows.chunks_exact(w) {
+        let n = row[..d].iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        norms.push(n);
+        unit.extend(row[..d].iter().map(|v| v / n));
+    }
+    (unit, norms)
+}
+
+/// Cosines, features and scores of candidates against a history.
+struct Features {
+    /// `m x k` cosines.
+    cos: Vec<f32>,
+    /// `m x FEATURES`.
+    phi: Vec<f32>,
+    /// Per candidate, the history position of the best recency-weighted cosine.
+    best: Vec<usize>,
+    score: Vec<f32>,
+}
+
+impl Features {
+    #[allow(clippy::too_many_arguments)]
+    fn compute(
+        cn: &[f32],
+        hn: &[f32],
+        d: usize,
+        globals: &[f32],
+        cand_raw: &[f32],
+        w: usize,
+        candidates: &[u32],
+        hist: &[u32],
+    ) -> Features {
+        let (m, k) = (candidates.len(), hist.len());
+        let mut cos = vec![0f32; m * k];
+        if k > 0 {
+            gemm(m, d, k, 1.0, cn, false, hn, true, 0.0, &mut cos);
+        }
+        let (g, a) = globals.split_at(FEATURES);
+        let mut phi = Vec::with_capacity(m * FEATURES);
+        let mut best = Vec::with_capacity(m);
+        let mut score = Vec::with_capacity(m);
+        for (c, &i) in candidates.iter().enumerate() {
+            let row = &cos[c * k..(c + 1) * k];
+            let (j, top) =
+                row.iter().zip(a).map(|(x, a)| a * x).enumerate().fold((0, f32::NEG_INFINITY), |acc, (j, s)| {
+                    if s > acc.1 {
+                        (j, s)
+                    } else {
+                        acc
+                    }
+                });
+            let f = [
+                if k > 0 { top } else { 0.0 },
+                if k > 0 { row.iter().sum::<f32>() / k as f32 } else { 0.0 },
+                if hist.contains(&i) { 1.0 } else { 0.0 },
+            ];
+            let r = &cand_raw[c * w..(c + 1) * w];
+            let (b, v) = (r[d], &r[d + 1..]);
+            score.push(b + (0..FEATURES).map(|q| (g[q] + v[q]) * f[q]).sum::<f32>());
+            phi.extend(f);
+            best.push(j);
+        }
+        Features { cos, phi, best, score }
+    }
+}
+
+/// Each user's training items in time order (ties in log order).
+fn sequences(train: &TrainSet) -> Vec<Vec<u32>> {
+    let mut rows = train.log.rows_by_user(train.n_users());
+    rows.iter_mut()
+        .map(|r| {
+            r.sort_by_key(|&i| (train.log.get(i).time, i));
+            r.iter().map(|&i| train.log.get(i).item).collect()
+        })
+        .collect()
+}
+
+/// Each user's last `l` items, most recent first, padded with [`NONE`].
+fn last_items(sequences: &[Vec<u32>], l: usize) -> Vec<u32> {
+    let mut out = Vec::with_capacity(sequences.len() * l);
+    for s in sequences {
+        let start = out.len();
+        out.extend(s.iter().rev().take(l));
+        out.resize(start + l, NONE);
+    }
+    out
+}
+
+/// A fitted history model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryModel {
+    params: HistoryParams,
+    /// Per item: embedding, bias, per-item feature weights.
+    rows: Factors,
+    /// Shared feature weights, then recency weights.
+    globals: Vec<f32>,
+    /// Each training user's last items, most recent first (`n_users x history`, padded).
+    histories: Vec<u32>,
+    /// Unit-length item embeddings, for scoring.
+    unit: Vec<f32>,
+}
+
+impl HistoryModel {
+    fn new(
+        params: HistoryParams,
+        rows: Factors,
+        globals: Vec<f32>,
+        histories: Vec<u32>,
+        n_users: usize,
+    ) -> Result<Self> {
+        let bad = |message: String| ModelError::Artifact { path: "history model".into(), message };
+        if rows.dim() != params.width() || globals.len() != FEATURES + params.history {
+            return Err(bad(format!(
+                "tensor widths disagree with factors {} / history {}",
+                params.factors, params.history
+            )));
+        }
+        if histories.len() != n_users * params.history
+            || histories.iter().any(|&i| i != NONE && i as usize >= rows.rows())
+        {
+            return Err(bad("user histories are malformed".into()));
+        }
+        let (unit, _) = normalised(rows.as_slice(), params.width(), params.factors);
+        Ok(HistoryModel { params, rows, globals, histories, unit })
+    }
+
+    /// Rebuilds a saved model.
+    pub fn from_tensors(params: HistoryParams, tensors: &Tensors) -> Result<Self> {
+        params.check()?;
+        let r = TensorReader::new(tensors, "history");
+        let (_, globals) = r.f32("globals")?;
+        let histories = r.u32("histories")?;
+        let n_users = histories.len() / params.history;
+        Self::new(params, r.matrix("rows")?, globals, histories, n_users)
+    }
+}
+
+impl Retriever for HistoryModel {
+    fn kind(&self) -> &'static str {
+        "history"
+    }
+
+    fn n_items(&self) -> usize {
+        self.rows.rows()
+    }
+
+    fn artifact(&self) -> Artifact {
+        let hist = Tensor { shape: vec![self.histories.len()], data: TensorData::U32(self.histories.clone()) };
+        Artifact {
+            kind: "history",
+            params: serde_json::to_value(&self.params).expect("params serialise"),
+            tensors: [
+                ("rows".to_string(), Tensor::matrix(self.rows.rows(), self.rows.dim(), self.rows.as_slice().to_vec())),
+                ("globals".to_string(), Tensor::f32(self.globals.clone())),
+                ("histories".to_string(), hist),
+            ]
+            .into(),
+        }
+    }
+
+    /// A known user is scored from their last training items; anyone else from the query's
+    /// items taken in the order given, the last as the most recent.
+    fn score(&self, query: &Query<'_>, out: &mut [f32]) {
+        let (l, d) = (self.params.history, self.params.factors);
+        let n = self.n_items();
+        let hist: Vec<u32> = match query.user.filter(|&u| ((u as usize) + 1) * l <= self.histories.len()) {
+            Some(u) => self.histories[u as usize * l..(u as usize + 1) * l]
+                .iter()
+                .copied()
+                .take_while(|&i| i != NONE)
+                .collect(),
+            None => query.items.iter().rev().copied().filter(|&i| (i as usize) < n).take(l).collect(),
+        };
+        let hn: Vec<f32> =
+            hist.iter().flat_map(|&i| self.unit[i as usize * d..(i as usize + 1) * d].to_vec()).collect();
+        let candidates: Vec<u32> = (0..n as u32).collect();
+        let f = Features::compute(
+            &self.unit,
+            &hn,
+            d,
+            &self.globals,
+            self.rows.as_slice(),
+            self.params.width(),
+            &candidates,
+            &hist,
+        );
+        out.copy_from_slice(&f.score);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AnySpec;
+    use tandem_data::NoProgress;
+    use tandem_models::testing::{checkerboard, conformance_with};
+
+    fn small(loss: HistoryLoss) -> HistoryParams {
+        HistoryParams {
+            factors: 8,
+            history: 4,
+            loss,
+            candidates: 6,
+            epochs: 60,
+            batch_size: 4,
+            learning_rate: 0.05,
+            ..Default::default()
+        }
+    }
+
+    /// The checkerboard with each user's rows in a scrambled time order: in the original every
+    /// user meets item 0 first, so it is never a target of this sequential model.
+    fn scrambled_checkerboard() -> TrainSet {
+        let t = checkerboard();
+        let mut log = tandem_data::Interactions::new();
+        for r in t.log.iter() {
+            log.push(tandem_data::Interaction { time: ((r.item * 7 + r.user * 3) % 10) as i64, ..r });
+        }
+        TrainSet::new(log, t.n_users(), t.n_items())
+    }
+
+    #[test]
+    fn both_losses_learn_the_checkerboard_and_round_trip() {
+        let t = scrambled_checkerboard();
+        for loss in [HistoryLoss::Bce, HistoryLoss::SampledSoftmax] {
+            let m = small(loss).fit(&t, &NoProgress).unwrap();
+            conformance_with(&m, &t, true, &AnySpec::from_artifact);
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for loss in [HistoryLoss::Bce, HistoryLoss::SampledSoftmax] {
+            let p = HistoryParams { factors: 3, history: 3, loss, candidates: 5, ..Default::default() };
+            let w = p.width();
+            let mut init = Factors::normal(6, w, 0.5, &mut rng);
+            for r in 0..6 {
+                for c in 3..w {
+                    init.row_mut(r)[c] = rng.random_range(-0.5..0.5);
+                }
+            }
+            let globals: Vec<f32> = (0..FEATURES + 3).map(|_| rng.random_range(0.5..1.5)).collect();
+            let (hist, cands, target) = ([4u32, 1, 2], [0u32, 1, 3, 4, 5], 3u32);
+            let loss_at = |f: &Factors, g: &[f32]| {
+                let mut gp = Param::new(g.to_vec());
+                let mut grads = RowGrads::new(w);
+                p.example(
+                    &Embedding::from_factors(f),
+                    &mut gp,
+                    &hist,
+                    &cands,
+                    target,
+                    1.0,
+                    &mut grads,
+                    &mut Scratch::default(),
+                )
+            };
+            let mut gp = Param::new(globals.clone());
+            let mut grads = RowGrads::new(w);
+            p.example(
+                &Embedding::from_factors(&init),
+                &mut gp,
+                &hist,
+                &cands,
+                target,
+                1.0,
+                &mut grads,
+                &mut Scratch::default(),
+            );
+            let analytic = grads.dense(6);
+            for r in [1usize, 3, 4] {
+                for c in 0..w {
+                    let (mut up, mut dn) = (init.clone(), init.clone());
+                    up.row_mut(r)[c] += 1e-3;
+                    dn.row_mut(r)[c] -= 1e-3;
+                    let numeric = (loss_at(&up, &globals) - loss_at(&dn, &globals)) / 2e-3;
+                    let a = analytic[r * w + c] as f64;
+                    assert!((numeric - a).abs() < 2e-3 + 2e-2 * a.abs(), "{loss:?} row {r} col {c}: {numeric} vs {a}");
+                }
+            }
+            for q in 0..globals.len() {
+                let (mut up, mut dn) = (globals.clone(), globals.clone());
+                up[q] += 1e-3;
+                dn[q] -= 1e-3;
+                let numeric = (loss_at(&init, &up) - loss_at(&init, &dn)) / 2e-3;
+                let a = gp.grad[q] as f64;
+                assert!((numeric - a).abs() < 2e-3 + 2e-2 * a.abs(), "{loss:?} global {q}: {numeric} vs {a}");
+            }
+        }
+    }
+
+    #[test]
+    fn anonymous_histories_are_read_most_recent_last() {
+        let t = checkerboard();
+        let m = small(HistoryLoss::Bce).fit(&t, &NoProgress).unwrap();
+        let (mut a, mut b) = (vec![0f32; 10], vec![0f32; 10]);
+        m.score(&Query { user: None, items: &[0, 2, 4, 6, 8], weights: &[1.0; 5] }, &mut a);
+        m.score(&Query { user: None, items: &[9, 0, 2, 4, 6, 8], weights: &[1.0; 6] }, &mut b);
+        assert_eq!(a, b, "only the last `history` items count");
+        let e = HistoryParams { candidates: 1, ..small(HistoryLoss::SampledSoftmax) }.fit(&t, &NoProgress).unwrap_err();
+        assert!(e.to_string().contains("candidates"), "{e}");
+    }
+}
