@@ -41,7 +41,8 @@ const NONE: u32 = u32::MAX;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HistoryLoss {
-    /// Binary log loss over every item, plus `dice` times a soft dice loss.
+    /// Binary log loss over every item (the positive weighted as all negatives together), plus
+    /// `dice` times a soft dice loss.
     Bce,
     /// Softmax over the target and random items, `candidates` in all.
     SampledSoftmax,
@@ -267,13 +268,17 @@ impl HistoryParams {
         let mut loss = 0.0f64;
         match self.loss {
             HistoryLoss::Bce => {
+                // The positive weighs as much as all negatives together: with a plain mean over
+                // the catalogue the scores all sink and the ranking stops learning.
                 let (mut p_sum, mut py) = (0.0f32, 0.0f32);
                 let mut probs = Vec::with_capacity(m);
+                let negative_weight = 1.0 / (m as f32 - 1.0).max(1.0);
                 for (c, &i) in candidates.iter().enumerate() {
                     let y = if i == target { 1.0 } else { 0.0 };
                     let (l, g) = bce_with_logit(scores.score[c], y);
-                    loss += l as f64 / m as f64;
-                    dscore[c] = g / m as f32;
+                    let weight = if i == target { 1.0 } else { negative_weight };
+                    loss += (l * weight) as f64;
+                    dscore[c] = g * weight;
                     let p = g + y;
                     probs.push(p);
                     p_sum += p;
