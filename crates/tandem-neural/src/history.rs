@@ -30,7 +30,7 @@ use tandem_models::{BestEpoch, Factors, ModelError, Query, Result, Retriever, Tr
 
 use crate::dense::{bce_with_logit, gemm, softmax_row, Adam, Param};
 use crate::embedding::{Embedding, RowGrads};
-use crate::Validate;
+use crate::{invalid, Validate};
 
 /// Similarity features per candidate.
 const FEATURES: usize = 3;
@@ -92,10 +92,6 @@ impl Default for HistoryParams {
             seed: 42,
         }
     }
-}
-
-fn invalid(name: &'static str, value: impl std::fmt::Debug, allowed: &'static str) -> ModelError {
-    ModelError::InvalidParameter { name, value: format!("{value:?}"), allowed }
 }
 
 impl HistoryParams {

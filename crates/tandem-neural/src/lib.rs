@@ -43,3 +43,12 @@ use tandem_models::Retriever;
 /// Called after every epoch with the model as it stands; returns a validation score (higher is
 /// better) or `None` when there is nothing to validate on.
 pub type Validate<'a> = dyn FnMut(&EpochReport, &dyn Retriever) -> Option<f64> + 'a;
+
+/// The error of a parameter outside its allowed values, shared by every model's checks.
+pub(crate) fn invalid(
+    name: &'static str,
+    value: impl std::fmt::Debug,
+    allowed: &'static str,
+) -> tandem_models::ModelError {
+    tandem_models::ModelError::InvalidParameter { name, value: format!("{value:?}"), allowed }
+}

@@ -19,7 +19,7 @@ use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::dense::{bce_with_logit, Adam, Linear, Mlp};
 use crate::embedding::{Embedding, RowGrads};
-use crate::Validate;
+use crate::{invalid, Validate};
 
 /// NCF / NeuMF hyper-parameters (defaults: the paper's and RecBole's).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -69,10 +69,6 @@ impl Default for NcfParams {
             seed: 42,
         }
     }
-}
-
-fn invalid(name: &'static str, value: impl std::fmt::Debug, allowed: &'static str) -> ModelError {
-    ModelError::InvalidParameter { name, value: format!("{value:?}"), allowed }
 }
 
 impl NcfParams {

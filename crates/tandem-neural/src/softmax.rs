@@ -35,7 +35,7 @@ use tandem_models::{AlsParams, BestEpoch, Factors, ModelError, Query, Result, Re
 use crate::dense::{gemm, Adam, Param};
 use crate::embedding::{Embedding, RowGrads};
 use crate::tree::ItemTree;
-use crate::Validate;
+use crate::{invalid, Validate};
 
 /// Which output layer a [`SoftmaxModel`] has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,10 +117,6 @@ impl Default for SoftmaxParams {
             seed: 42,
         }
     }
-}
-
-fn invalid(name: &'static str, value: impl std::fmt::Debug, allowed: &'static str) -> ModelError {
-    ModelError::InvalidParameter { name, value: format!("{value:?}"), allowed }
 }
 
 impl SoftmaxParams {

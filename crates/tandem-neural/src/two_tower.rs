@@ -21,7 +21,7 @@ use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::dense::{gemm, softmax_row, Adam, Mlp};
 use crate::embedding::{Embedding, RowGrads};
-use crate::Validate;
+use crate::{invalid, Validate};
 
 /// Two-tower hyper-parameters (defaults: nanoRecSys's).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -74,10 +74,6 @@ impl Default for TwoTowerParams {
             seed: 42,
         }
     }
-}
-
-fn invalid(name: &'static str, value: impl std::fmt::Debug, allowed: &'static str) -> ModelError {
-    ModelError::InvalidParameter { name, value: format!("{value:?}"), allowed }
 }
 
 impl TwoTowerParams {
