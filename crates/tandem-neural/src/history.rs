@@ -108,14 +108,9 @@ impl HistoryParams {
         if !(2..=1_000_000).contains(&self.candidates) {
             return Err(invalid("candidates", self.candidates, "2..=1000000"));
         }
-        if !(1..=100_000).contains(&self.epochs) {
-            return Err(invalid("epochs", self.epochs, "1..=100000"));
-        }
+        crate::check_schedule(self.epochs, self.learning_rate)?;
         if !(1..=65_536).contains(&self.batch_size) {
             return Err(invalid("batch_size", self.batch_size, "1..=65536"));
-        }
-        if !(self.learning_rate > 0.0 && self.learning_rate <= 10.0) {
-            return Err(invalid("learning_rate", self.learning_rate, "0 < learning_rate <= 10"));
         }
         if !(self.init_std > 0.0 && self.init_std <= 10.0) {
             return Err(invalid("init_std", self.init_std, "0 < init_std <= 10"));

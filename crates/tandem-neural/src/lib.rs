@@ -52,3 +52,14 @@ pub(crate) fn invalid(
 ) -> tandem_models::ModelError {
     tandem_models::ModelError::InvalidParameter { name, value: format!("{value:?}"), allowed }
 }
+
+/// The bounds every neural model puts on its epochs and learning rate.
+pub(crate) fn check_schedule(epochs: usize, learning_rate: f32) -> tandem_models::Result<()> {
+    if !(1..=100_000).contains(&epochs) {
+        return Err(invalid("epochs", epochs, "1..=100000"));
+    }
+    if !(learning_rate > 0.0 && learning_rate <= 10.0) {
+        return Err(invalid("learning_rate", learning_rate, "0 < learning_rate <= 10"));
+    }
+    Ok(())
+}

@@ -91,14 +91,9 @@ impl NcfParams {
         if !(1..=1000).contains(&self.negatives) {
             return Err(invalid("negatives", self.negatives, "1..=1000"));
         }
-        if !(1..=100_000).contains(&self.epochs) {
-            return Err(invalid("epochs", self.epochs, "1..=100000"));
-        }
+        crate::check_schedule(self.epochs, self.learning_rate)?;
         if !(1..=1_000_000).contains(&self.batch_size) {
             return Err(invalid("batch_size", self.batch_size, "1..=1000000"));
-        }
-        if !(self.learning_rate > 0.0 && self.learning_rate <= 10.0) {
-            return Err(invalid("learning_rate", self.learning_rate, "0 < learning_rate <= 10"));
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
             return Err(invalid("weight_decay", self.weight_decay, ">= 0"));

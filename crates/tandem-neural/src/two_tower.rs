@@ -98,14 +98,9 @@ impl TwoTowerParams {
         if !(self.temperature > 0.0 && self.temperature <= 100.0) {
             return Err(invalid("temperature", self.temperature, "0 < temperature <= 100"));
         }
-        if !(1..=100_000).contains(&self.epochs) {
-            return Err(invalid("epochs", self.epochs, "1..=100000"));
-        }
+        crate::check_schedule(self.epochs, self.learning_rate)?;
         if !(2..=65_536).contains(&self.batch_size) {
             return Err(invalid("batch_size", self.batch_size, "2..=65536"));
-        }
-        if !(self.learning_rate > 0.0 && self.learning_rate <= 10.0) {
-            return Err(invalid("learning_rate", self.learning_rate, "0 < learning_rate <= 10"));
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay < 1.0) {
             return Err(invalid("weight_decay", self.weight_decay, "0 <= weight_decay < 1"));
