@@ -85,4 +85,15 @@ impl TrainSet {
     pub fn n_items(&self) -> usize {
         self.user_items.n_cols()
     }
+
+    /// Each user's training items in time order (ties in log order), for sequence-aware models.
+    pub fn sequences(&self) -> Vec<Vec<u32>> {
+        let mut rows = self.log.rows_by_user(self.n_users());
+        rows.iter_mut()
+            .map(|r| {
+                r.sort_by_key(|&i| (self.log.get(i).time, i));
+                r.iter().map(|&i| self.log.get(i).item).collect()
+            })
+            .collect()
+    }
 }

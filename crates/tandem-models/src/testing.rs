@@ -18,6 +18,18 @@ pub fn checkerboard() -> TrainSet {
     TrainSet::new(log, n_users as usize, n_items as usize)
 }
 
+/// [`checkerboard`] with each user's rows in a scrambled time order, for sequence-aware models:
+/// in the original every user meets its items in id order, so the lowest is never a target and
+/// the highest never history.
+pub fn scrambled_checkerboard() -> TrainSet {
+    let t = checkerboard();
+    let mut log = Interactions::new();
+    for r in t.log.iter() {
+        log.push(Interaction { time: ((r.item * 7 + r.user * 3) % 10) as i64, ..r });
+    }
+    TrainSet::new(log, t.n_users(), t.n_items())
+}
+
 /// Checks the behaviour every retriever must show on `train` (fitted from [`checkerboard`]):
 /// the withheld diagonal item ranks first among unseen items (for personalised models); k above the catalogue size
 /// returns every allowed item once; scores are non-increasing with ties by index; excluded

@@ -145,7 +145,7 @@ impl HistoryParams {
     ) -> Result<HistoryModel> {
         self.check()?;
         let (n_users, n) = (train.n_users(), train.n_items());
-        let sequences = sequences(train);
+        let sequences = train.sequences();
         // (user, position): the item at `position` with the items before it as history.
         let mut examples: Vec<(u32, u32)> =
             sequences.iter().enumerate().flat_map(|(u, s)| (1..s.len() as u32).map(move |p| (u as u32, p))).collect();
@@ -419,17 +419,6 @@ impl Features {
     }
 }
 
-/// Each user's training items in time order (ties in log order).
-fn sequences(train: &TrainSet) -> Vec<Vec<u32>> {
-    let mut rows = train.log.rows_by_user(train.n_users());
-    rows.iter_mut()
-        .map(|r| {
-            r.sort_by_key(|&i| (train.log.get(i).time, i));
-            r.iter().map(|&i| train.log.get(i).item).collect()
-        })
-        .collect()
-}
-
 /// Each user's last `l` items, most recent first, padded with [`NONE`].
 fn last_items(sequences: &[Vec<u32>], l: usize) -> Vec<u32> {
     let mut out = Vec::with_capacity(sequences.len() * l);
@@ -548,7 +537,7 @@ mod tests {
     use super::*;
     use crate::AnySpec;
     use tandem_data::NoProgress;
-    use tandem_models::testing::{checkerboard, conformance_with};
+    use tandem_models::testing::{checkerboard, conformance_with, scrambled_checkerboard};
 
     fn small(loss: HistoryLoss) -> HistoryParams {
         HistoryParams {
@@ -561,17 +550,6 @@ mod tests {
             learning_rate: 0.05,
             ..Default::default()
         }
-    }
-
-    /// The checkerboard with each user's rows in a scrambled time order: in the original every
-    /// user meets item 0 first, so it is never a target of this sequential model.
-    fn scrambled_checkerboard() -> TrainSet {
-        let t = checkerboard();
-        let mut log = tandem_data::Interactions::new();
-        for r in t.log.iter() {
-            log.push(tandem_data::Interaction { time: ((r.item * 7 + r.user * 3) % 10) as i64, ..r });
-        }
-        TrainSet::new(log, t.n_users(), t.n_items())
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! the same user or the same item masked, and a logQ correction from Laplace-smoothed training
 //! popularity (training only). AdamW with linear warm-up on the dense layers, lazy Adam on the
 //! embedding rows. With `layers: []` it is the pure-embedding variant (embedding -> L2 norm).
+//! With `history: L > 0` the user tower's input is the user's ID embedding plus the mean of
+//! its last L items' history embeddings (a table of their own), as YouTube's candidate
+//! generator and nanoRecSys's sequential tower feed recent items to the user side: each
+//! training pair sees only the items before it, the exported user vector the last L of train.
 //! The towers of a batch run in parallel (rayon::join), one per core.
 
 use std::collections::HashMap;
@@ -22,6 +26,10 @@ use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
 use crate::dense::{gemm, softmax_row, Adam, Mlp};
 use crate::embedding::{Embedding, RowGrads};
 use crate::{invalid, Validate};
+
+/// A training pair: (user, item, the item's position in the user's time-ordered sequence; read
+/// only with history).
+type Pair = (u32, u32, u32);
 
 /// Two-tower hyper-parameters (defaults: nanoRecSys's).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -52,6 +60,9 @@ pub struct TwoTowerParams {
     pub init_std: f32,
     /// With validation: stop after this many epochs without improvement; 0 never stops (default 3).
     pub patience: usize,
+    /// Recent items whose mean history embedding joins the user's ID embedding; 0 = ID only
+    /// (default 0).
+    pub history: usize,
     /// Seed (default 42).
     pub seed: u64,
 }
@@ -71,6 +82,7 @@ impl Default for TwoTowerParams {
             warmup_steps: 100,
             init_std: 0.1,
             patience: 3,
+            history: 0,
             seed: 42,
         }
     }
@@ -108,6 +120,9 @@ impl TwoTowerParams {
         if !(self.init_std > 0.0 && self.init_std <= 10.0) {
             return Err(invalid("init_std", self.init_std, "0 < init_std <= 10"));
         }
+        if self.history > 1024 {
+            return Err(invalid("history", self.history, "0..=1024"));
+        }
         Ok(())
     }
 
@@ -139,6 +154,13 @@ impl TwoTowerParams {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let mut user = Tower::new(self, train.n_users(), &mut rng);
         let mut item = Tower::new(self, train.n_items(), &mut rng);
+        let sequences = if self.history > 0 {
+            // Zeros: an item never seen before a target (one that is always last) adds nothing.
+            user.history = Some(Embedding::from_factors(&Factors::zeros(train.n_items(), self.embedding)));
+            train.sequences()
+        } else {
+            Vec::new()
+        };
         // log q(i) from Laplace-smoothed training popularity.
         let mut counts = vec![1f64; train.n_items()];
         for &i in m.indices() {
@@ -146,8 +168,21 @@ impl TwoTowerParams {
         }
         let total: f64 = counts.iter().sum();
         let logq: Vec<f32> = counts.iter().map(|c| (c / total).ln() as f32).collect();
-        let mut pairs: Vec<(u32, u32)> =
-            (0..m.n_rows() as u32).flat_map(|u| m.row(u as usize).0.iter().map(move |&i| (u, i))).collect();
+        let mut pairs: Vec<Pair> = if self.history > 0 {
+            let at = |(u, s): (usize, &Vec<u32>)| {
+                s.iter().enumerate().map(move |(p, &i)| (u as u32, i, p as u32)).collect::<Vec<_>>()
+            };
+            sequences.iter().enumerate().flat_map(at).collect()
+        } else {
+            (0..m.n_rows() as u32).flat_map(|u| m.row(u as usize).0.iter().map(move |&i| (u, i, 0))).collect()
+        };
+        let before = |&(u, _, p): &Pair| -> &[u32] {
+            match sequences.get(u as usize) {
+                Some(s) => &s[(p as usize).saturating_sub(self.history)..p as usize],
+                None => &[],
+            }
+        };
+        let last: Vec<&[u32]> = sequences.iter().map(|s| &s[s.len().saturating_sub(self.history)..]).collect();
         let mut best = BestEpoch::new(self.patience);
         let mut steps = 0usize;
         for epoch in 1..=self.epochs {
@@ -163,7 +198,8 @@ impl TwoTowerParams {
                 steps += 1;
                 let lr_scale = (steps as f32 / self.warmup_steps.max(1) as f32).min(1.0);
                 let mut seeds = [rng.random::<u64>(), rng.random::<u64>()];
-                loss_sum += train_step(self, &mut user, &mut item, batch, &logq, lr_scale, &mut seeds);
+                let histories: Vec<&[u32]> = batch.iter().map(before).collect();
+                loss_sum += train_step(self, &mut user, &mut item, (batch, &histories), &logq, lr_scale, &mut seeds);
                 batches += 1;
                 step.inc(batch.len() as u64);
                 if b % 8 == 0 {
@@ -185,18 +221,24 @@ impl TwoTowerParams {
                 });
             }
             let Some(validate) = validate.as_mut() else { continue };
-            let model = TwoTower::from_towers(self, &user, &item);
+            let model = TwoTower::from_towers(self, &user, &item, &last);
             if best.observe(validate(&report, &model), model) {
                 break;
             }
         }
-        Ok(best.into_best().unwrap_or_else(|| TwoTower::from_towers(self, &user, &item)))
+        Ok(best.into_best().unwrap_or_else(|| TwoTower::from_towers(self, &user, &item, &last)))
     }
 }
 
-/// One side: ID embedding, optional MLP, L2 norm.
+/// One side: ID embedding (plus, on the user side, pooled history embeddings), optional MLP,
+/// L2 norm.
 struct Tower {
     emb: Embedding,
+    /// History item embeddings, pooled into the input (user side with `history > 0`).
+    history: Option<Embedding>,
+    history_grads: RowGrads,
+    /// The batch's history rows.
+    batch_history: Vec<Vec<u32>>,
     mlp: Option<Mlp>,
     grads: RowGrads,
     /// The batch's normalised outputs and the norms before normalising.
@@ -213,16 +255,47 @@ impl Tower {
             m.relu_last = false;
             m
         });
-        Tower { emb, mlp, grads: RowGrads::new(p.embedding), out: Vec::new(), norms: Vec::new(), ids: Vec::new() }
+        Tower {
+            emb,
+            history: None,
+            history_grads: RowGrads::new(p.embedding),
+            batch_history: Vec::new(),
+            mlp,
+            grads: RowGrads::new(p.embedding),
+            out: Vec::new(),
+            norms: Vec::new(),
+            ids: Vec::new(),
+        }
     }
 
-    /// Forward for the batch's ids (dropout from `seed`); keeps what backward needs.
-    fn forward(&mut self, ids: impl Iterator<Item = u32>, seed: u64) {
+    /// The input rows of `ids` with their histories (ignored without a history table).
+    fn inputs(&self, ids: &[u32], histories: &[&[u32]]) -> Vec<f32> {
+        let e = self.emb.dim();
+        let mut x = Vec::with_capacity(ids.len() * e);
+        for &r in ids {
+            self.emb.gather(r, &mut x);
+        }
+        if let Some(h) = &self.history {
+            let mut row = vec![0f32; e];
+            for (k, items) in histories.iter().enumerate() {
+                let w = 1.0 / items.len().max(1) as f32;
+                for &i in items.iter() {
+                    h.read(i as usize, &mut row);
+                    tandem_models::axpy(w, &row, &mut x[k * e..(k + 1) * e]);
+                }
+            }
+        }
+        x
+    }
+
+    /// Forward for the batch's ids and histories (dropout from `seed`); keeps what backward needs.
+    fn forward(&mut self, ids: impl Iterator<Item = u32>, histories: &[&[u32]], seed: u64) {
         self.ids.clear();
         self.ids.extend(ids);
-        let mut x = Vec::with_capacity(self.ids.len() * self.emb.dim());
-        for &r in &self.ids {
-            self.emb.gather(r, &mut x);
+        let x = self.inputs(&self.ids, histories);
+        if self.history.is_some() {
+            self.batch_history.clear();
+            self.batch_history.extend(histories.iter().map(|h| h.to_vec()));
         }
         let rows = self.ids.len();
         let h = match &mut self.mlp {
@@ -262,19 +335,28 @@ impl Tower {
         }
         let opt = Optimizer { lr: sparse.lr * lr_scale, ..*sparse };
         self.emb.apply(&mut self.grads, &opt);
+        if let Some(h) = &self.history {
+            for (k, items) in self.batch_history.iter().enumerate() {
+                let w = 1.0 / items.len().max(1) as f32;
+                for &i in items {
+                    self.history_grads.add(i, &dx[k * e..(k + 1) * e], w);
+                }
+            }
+            h.apply(&mut self.history_grads, &opt);
+        }
     }
 
-    /// Normalised outputs of every row, without dropout.
-    fn all_vectors(&self, rows: usize) -> Factors {
-        let e = self.emb.dim();
-        let table = self.emb.to_factors();
+    /// Normalised outputs of every row (with `histories[row]` on a side with history), without
+    /// dropout.
+    fn all_vectors(&self, rows: usize, histories: &[&[u32]]) -> Factors {
         let mut out = Vec::new();
         for start in (0..rows).step_by(4096) {
             let n = (rows - start).min(4096);
-            let x = &table.as_slice()[start * e..(start + n) * e];
+            let ids: Vec<u32> = (start as u32..(start + n) as u32).collect();
+            let x = self.inputs(&ids, histories.get(start..start + n).unwrap_or(&[]));
             let h = match &self.mlp {
-                Some(m) => m.infer(x, n),
-                None => x.to_vec(),
+                Some(m) => m.infer(&x, n),
+                None => x,
             };
             let d = h.len() / n.max(1);
             for row in h.chunks_exact(d) {
@@ -292,21 +374,21 @@ fn train_step(
     p: &TwoTowerParams,
     user: &mut Tower,
     item: &mut Tower,
-    batch: &[(u32, u32)],
+    (batch, histories): (&[Pair], &[&[u32]]),
     logq: &[f32],
     lr_scale: f32,
     seeds: &mut [u64; 2],
 ) -> f64 {
     rayon::join(
-        || user.forward(batch.iter().map(|b| b.0), seeds[0]),
-        || item.forward(batch.iter().map(|b| b.1), seeds[1]),
+        || user.forward(batch.iter().map(|b| b.0), histories, seeds[0]),
+        || item.forward(batch.iter().map(|b| b.1), &[], seeds[1]),
     );
     let b = batch.len();
     let d = user.out.len() / b;
-    let col_bias: Vec<f32> = batch.iter().map(|&(_, i)| if p.logq { -logq[i as usize] } else { 0.0 }).collect();
+    let col_bias: Vec<f32> = batch.iter().map(|&(_, i, _)| if p.logq { -logq[i as usize] } else { 0.0 }).collect();
     // Where each user and item sits in the batch: the cells to mask.
     let (mut by_user, mut by_item) = (HashMap::<u32, Vec<usize>>::new(), HashMap::<u32, Vec<usize>>::new());
-    for (c, &(u, i)) in batch.iter().enumerate() {
+    for (c, &(u, i, _)) in batch.iter().enumerate() {
         by_user.entry(u).or_default().push(c);
         by_item.entry(i).or_default().push(c);
     }
@@ -327,7 +409,7 @@ fn train_step(
 
 /// The InfoNCE logits of a batch and what their softmax needs.
 struct Logits<'a> {
-    batch: &'a [(u32, u32)],
+    batch: &'a [Pair],
     /// Normalised tower outputs, `b x d` each.
     user: &'a [f32],
     item: &'a [f32],
@@ -351,7 +433,7 @@ impl Logits<'_> {
         // Row-wise softmax over the unmasked cells; s becomes the logit gradient (P - I) / B.
         for (k, row) in s.chunks_exact_mut(b).enumerate() {
             let r = rows.start + k;
-            let (ur, ir) = self.batch[r];
+            let (ur, ir, _) = self.batch[r];
             row.iter_mut().zip(&self.col_bias).for_each(|(v, c)| *v += c);
             for &c in self.by_user[&ur].iter().chain(&self.by_item[&ir]) {
                 if c != r {
@@ -381,9 +463,10 @@ pub struct TwoTower {
 }
 
 impl TwoTower {
-    fn from_towers(p: &TwoTowerParams, user: &Tower, item: &Tower) -> Self {
+    /// Every user's and item's vector; `last` holds each user's last items for the history input.
+    fn from_towers(p: &TwoTowerParams, user: &Tower, item: &Tower, last: &[&[u32]]) -> Self {
         let (nu, ni) = (user.emb.to_factors().rows(), item.emb.to_factors().rows());
-        TwoTower { params: p.clone(), users: user.all_vectors(nu), items: item.all_vectors(ni) }
+        TwoTower { params: p.clone(), users: user.all_vectors(nu, last), items: item.all_vectors(ni, &[]) }
     }
 
     /// User vectors (unit length), for serving.
@@ -453,7 +536,7 @@ mod tests {
     use super::*;
     use crate::AnySpec;
     use tandem_data::NoProgress;
-    use tandem_models::testing::{checkerboard, conformance_with};
+    use tandem_models::testing::{checkerboard, conformance_with, scrambled_checkerboard};
 
     fn small(layers: Vec<usize>) -> TwoTowerParams {
         TwoTowerParams {
@@ -481,6 +564,52 @@ mod tests {
         }
     }
 
+    /// Users walking a cycle of items: user u meets items s, s+1, .., s+len-1 (mod n) in that
+    /// order, from a start and length unrelated to its id.
+    fn cycle_walks(n_users: u32, n_items: u32) -> (TrainSet, Vec<u32>) {
+        let mut log = tandem_data::Interactions::new();
+        let mut next = Vec::new();
+        for u in 0..n_users {
+            let (start, len) = ((u * 7) % n_items, 3 + (u * 5) % 4);
+            for t in 0..len {
+                log.push(tandem_data::Interaction {
+                    user: u,
+                    item: (start + t) % n_items,
+                    time: t as i64,
+                    weight: 1.0,
+                });
+            }
+            next.push((start + len) % n_items);
+        }
+        (TrainSet::new(log, n_users as usize, n_items as usize), next)
+    }
+
+    #[test]
+    fn the_history_input_learns_what_follows_the_last_item() {
+        let (t, next) = cycle_walks(120, 12);
+        let hits = |p: TwoTowerParams| {
+            let m = p.fit(&t, &NoProgress).unwrap();
+            let mut s = vec![0f32; t.n_items()];
+            let mut hits = 0;
+            for (u, &want) in next.iter().enumerate() {
+                m.score(&Query { user: Some(u as u32), items: &[], weights: &[] }, &mut s);
+                for &i in t.user_items.row(u).0 {
+                    s[i as usize] = f32::NEG_INFINITY;
+                }
+                let top = (0..s.len()).max_by(|&a, &b| s[a].total_cmp(&s[b])).unwrap();
+                hits += usize::from(top as u32 == want);
+            }
+            hits as f64 / next.len() as f64
+        };
+        let p = TwoTowerParams { epochs: 40, batch_size: 16, ..small(vec![8, 16, 8]) };
+        let (with, without) = (hits(TwoTowerParams { history: 1, ..p.clone() }), hits(p));
+        assert!(with >= 0.9, "with the last item as history the next one ranks first: {with}");
+        assert!(with > without, "history {with} vs id only {without}");
+        let board = scrambled_checkerboard();
+        let m = TwoTowerParams { history: 2, ..small(vec![8, 16, 8]) }.fit(&board, &NoProgress).unwrap();
+        conformance_with(&m, &board, true, &AnySpec::from_artifact);
+    }
+
     #[test]
     fn bad_parameters_are_named() {
         let t = checkerboard();
@@ -488,6 +617,7 @@ mod tests {
             (TwoTowerParams { layers: vec![4, 8], ..small(vec![]) }, "layers"),
             (TwoTowerParams { temperature: 0.0, ..small(vec![]) }, "temperature"),
             (TwoTowerParams { batch_size: 1, ..small(vec![]) }, "batch_size"),
+            (TwoTowerParams { history: 5000, ..small(vec![]) }, "history"),
         ] {
             let e = p.fit(&t, &NoProgress).unwrap_err().to_string();
             assert!(e.contains(name), "{e}");
