@@ -25,6 +25,10 @@ struct Cli {
     /// Hide progress bars.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Where the neural models' dense products run: cpu, or cuda / cuda:N (an NVIDIA GPU; needs
+    /// a build with `--features cuda` and the CUDA driver and cuBLAS libraries at run time).
+    #[arg(long, global = true, default_value = "cpu")]
+    device: tandem_neural::device::Device,
     #[command(subcommand)]
     command: Command,
 }
@@ -180,6 +184,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let bars = progress::Bars::new(cli.quiet);
+    if let Err(e) = tandem_neural::device::select(cli.device) {
+        eprintln!("error: --device {}: {e}", cli.device);
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Run { config, set, out } => commands::run(&config, &set, &out, &bars),
         Command::EvaluateSplit { split_dir, model, params, out, ks, valid_metric, save, load, train_with_valid } => {

@@ -107,9 +107,9 @@ pub fn evaluate(
                 } else {
                     Query { user: None, items: &[], weights: &[] }
                 };
-                model.score(&q, scores);
                 let ranked = match protocol {
                     Protocol::Full { catalogue, exclude_seen } => {
+                        model.score(&q, scores);
                         let seen = q.items;
                         let keep_item = |i: u32| {
                             catalogue.get(i as usize).copied().unwrap_or(false)
@@ -121,13 +121,10 @@ pub fn evaluate(
                         let mut cands: Vec<u32> = test.truth[k].iter().chain(&negatives[k]).copied().collect();
                         cands.sort_unstable();
                         cands.dedup();
-                        let mut ranked: Vec<Scored> = cands
-                            .into_iter()
-                            .map(|i| Scored {
-                                item: i,
-                                score: scores.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY),
-                            })
-                            .collect();
+                        let mut cand_scores = vec![0f32; cands.len()];
+                        model.score_items(&q, &cands, &mut cand_scores);
+                        let mut ranked: Vec<Scored> =
+                            cands.into_iter().zip(cand_scores).map(|(item, score)| Scored { item, score }).collect();
                         ranked.sort_by(rank_order);
                         ranked
                     }

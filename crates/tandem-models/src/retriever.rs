@@ -45,6 +45,17 @@ pub trait Retriever: Send + Sync {
     /// Writes a score for every item into `out` (length [`Retriever::n_items`]); higher is better.
     fn score(&self, query: &Query<'_>, out: &mut [f32]);
 
+    /// Writes the scores of `items` only into `out` (same length); items the model does not
+    /// know score `-inf`. Sampled evaluation ranks ~100 candidates a user, so models whose
+    /// per-item score is costly (NCF's MLP) override this default, which scores every item.
+    fn score_items(&self, query: &Query<'_>, items: &[u32], out: &mut [f32]) {
+        let mut all = vec![0f32; self.n_items()];
+        self.score(query, &mut all);
+        for (o, &i) in out.iter_mut().zip(items) {
+            *o = all.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY);
+        }
+    }
+
     /// The best `k` items for `query` among those where `keep(item)` is true, best first,
     /// ties broken by ascending item index.
     fn recommend(&self, query: &Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {

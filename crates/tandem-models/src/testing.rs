@@ -92,6 +92,23 @@ pub fn conformance_with(model: &dyn Retriever, train: &TrainSet, personalised: b
         loaded.score(&q, &mut b);
         assert_eq!(a, b, "{}: identical scores after save -> load", art.kind);
     }
+    // Scoring a few items (one the model never saw) agrees with scoring them all.
+    let items = [n as u32 - 1, 0, n as u32 + 7, 1];
+    for u in [0, train.n_users() as u32 - 1] {
+        let q = Query::from_row(&train.user_items, u);
+        let mut all = vec![0.0; n];
+        model.score(&q, &mut all);
+        let mut some = [0.0; 4];
+        model.score_items(&q, &items, &mut some);
+        let want = items.map(|i| all.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY));
+        for (a, b) in some.iter().zip(&want) {
+            assert!(
+                a == b || (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                "{}: score_items {some:?} vs {want:?}",
+                art.kind
+            );
+        }
+    }
     let sim = model.similar_items(0, 3);
     assert!(sim.iter().all(|s| s.item != 0) && sim.len() <= 3);
 }

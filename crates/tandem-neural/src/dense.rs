@@ -5,7 +5,8 @@
 use rand::Rng;
 
 /// `c = alpha * op(a) op(b) + beta * c` for row-major matrices, op(a) `m x k`, op(b) `k x n`.
-/// `ta` / `tb`: `a` is stored `k x m` / `b` is stored `n x k` (transposed).
+/// `ta` / `tb`: `a` is stored `k x m` / `b` is stored `n x k` (transposed). Runs on the GPU
+/// chosen with [`crate::device::select`] when there is one and the product is large.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
     m: usize,
@@ -20,6 +21,9 @@ pub fn gemm(
     c: &mut [f32],
 ) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: operand shorter than its shape");
+    if crate::device::offload_gemm(m, k, n, alpha, a, ta, b, tb, beta, c) {
+        return;
+    }
     let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
     // SAFETY: the assert above bounds every access the strides allow; c does not alias a or b

@@ -2,8 +2,6 @@
 //! a batch gathers the rows it needs, and the gradients of repeated rows are summed before one
 //! sparse update per row — the cost of a step grows with the batch, never with the table.
 
-use std::collections::HashMap;
-
 use rand::Rng;
 use tandem_models::optim::{Optimizer, OptimizerKind, ParamTable};
 use tandem_models::Factors;
@@ -66,28 +64,36 @@ impl Embedding {
 #[derive(Debug, Clone)]
 pub struct RowGrads {
     dim: usize,
-    index: HashMap<u32, usize>,
+    /// Per table row, its slot in `rows` / `grads` (`NO_SLOT` when untouched): a direct index
+    /// rather than a hash map, as this lookup runs for every row of every batch. Grows to the
+    /// largest row seen; `clear` resets only the touched entries.
+    slot: Vec<u32>,
     rows: Vec<u32>,
     grads: Vec<f32>,
 }
 
+const NO_SLOT: u32 = u32::MAX;
+
 impl RowGrads {
     /// Empty gradients for rows of width `dim`.
     pub fn new(dim: usize) -> Self {
-        RowGrads { dim, index: HashMap::new(), rows: Vec::new(), grads: Vec::new() }
+        RowGrads { dim, slot: Vec::new(), rows: Vec::new(), grads: Vec::new() }
     }
 
     /// Adds `scale * g` to row `r`'s gradient.
     pub fn add(&mut self, r: u32, g: &[f32], scale: f32) {
-        let k = match self.index.get(&r) {
-            Some(&k) => k,
-            None => {
+        if self.slot.len() <= r as usize {
+            self.slot.resize(r as usize + 1, NO_SLOT);
+        }
+        let k = match self.slot[r as usize] {
+            NO_SLOT => {
                 let k = self.rows.len();
-                self.index.insert(r, k);
+                self.slot[r as usize] = k as u32;
                 self.rows.push(r);
                 self.grads.resize(self.grads.len() + self.dim, 0.0);
                 k
             }
+            k => k as usize,
         };
         for (acc, v) in self.grads[k * self.dim..(k + 1) * self.dim].iter_mut().zip(g) {
             *acc += scale * v;
@@ -116,7 +122,9 @@ impl RowGrads {
     }
 
     fn clear(&mut self) {
-        self.index.clear();
+        for &r in &self.rows {
+            self.slot[r as usize] = NO_SLOT;
+        }
         self.rows.clear();
         self.grads.clear();
     }

@@ -5,6 +5,8 @@
 //! - [`dense`]: hand-written dense layers (linear, ReLU, dropout) with their backward passes and
 //!   a dense Adam, on the `gemm` crate's SGEMM. STACK.md measured this approach at PyTorch's
 //!   speed, ahead of every Rust framework, and it builds in seconds.
+//! - [`device`]: where those products run — the CPU by default, cuBLAS on an NVIDIA GPU with
+//!   the `cuda` feature.
 //! - [`embedding`]: embedding tables outside autodiff — gather the batch's rows, sum their
 //!   gradients, one lazy-Adam step per touched row — so a step never costs the table's size.
 //! - [`Ncf`]: NCF and NeuMF (He et al. 2017) trained in the NCF regime.
@@ -22,6 +24,7 @@
 //! treat them like the classic ones.
 
 pub mod dense;
+pub mod device;
 pub mod embedding;
 mod history;
 mod ncf;

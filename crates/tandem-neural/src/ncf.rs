@@ -143,6 +143,7 @@ impl NcfParams {
             }),
             mlp: Mlp::new(&self.layers, self.dropout, &mut rng),
             out: Linear::new(self.layers.last().copied().unwrap_or(1) + if gmf { gf } else { 0 }, 1, &mut rng),
+            grads: [RowGrads::new(e), RowGrads::new(e), RowGrads::new(gf), RowGrads::new(gf)],
         };
         let mut best = BestEpoch::new(self.patience);
         for epoch in 1..=self.epochs {
@@ -187,6 +188,9 @@ struct Net {
     gmf: Option<(Embedding, Embedding)>,
     mlp: Mlp,
     out: Linear,
+    /// The batch's row gradients of user_mlp, item_mlp and the two GMF tables, kept between
+    /// batches so their row index is allocated once.
+    grads: [RowGrads; 4],
 }
 
 impl Net {
@@ -237,27 +241,29 @@ impl Net {
         self.mlp.step(&opt, 1.0);
         self.out.step(&opt, 1.0);
         let sparse = Optimizer { kind: OptimizerKind::Adam, lr: p.learning_rate, weight_decay: p.weight_decay };
-        let (mut gu_mlp, mut gi_mlp) = (RowGrads::new(e), RowGrads::new(e));
+        let [gu_mlp, gi_mlp, gu_gmf, gi_gmf] = &mut self.grads;
         for (r, &(u, i, _)) in batch.iter().enumerate() {
             let row = &dx[r * 2 * e..(r + 1) * 2 * e];
             gu_mlp.add(u, &row[..e], 1.0);
             gi_mlp.add(i, &row[e..], 1.0);
         }
-        self.user_mlp.apply(&mut gu_mlp, &sparse);
-        self.item_mlp.apply(&mut gi_mlp, &sparse);
-        if let Some((gu, gi)) = &self.gmf {
-            let (mut du, mut di) = (RowGrads::new(gf), RowGrads::new(gf));
+        if self.gmf.is_some() {
             let mut tmp = vec![0f32; gf];
             for (r, &(u, i, _)) in batch.iter().enumerate() {
                 let dg = &dz[r * zw..r * zw + gf];
                 let (a, b) = (&ug[r * gf..(r + 1) * gf], &ig[r * gf..(r + 1) * gf]);
                 tmp.iter_mut().zip(dg).zip(b).for_each(|((t, d), y)| *t = d * y);
-                du.add(u, &tmp, 1.0);
+                gu_gmf.add(u, &tmp, 1.0);
                 tmp.iter_mut().zip(dg).zip(a).for_each(|((t, d), x)| *t = d * x);
-                di.add(i, &tmp, 1.0);
+                gi_gmf.add(i, &tmp, 1.0);
             }
-            gu.apply(&mut du, &sparse);
-            gi.apply(&mut di, &sparse);
+        }
+        // Sequential: on two threads (rayon::join) the hand-off per batch cost more than it saved.
+        self.user_mlp.apply(gu_mlp, &sparse);
+        self.item_mlp.apply(gi_mlp, &sparse);
+        if let Some((gu, gi)) = &self.gmf {
+            gu.apply(gu_gmf, &sparse);
+            gi.apply(gi_gmf, &sparse);
         }
         loss
     }
@@ -401,32 +407,51 @@ impl Retriever for Ncf {
     /// Scores every item through the network. A query without a known user scores for the
     /// mean user embedding (NCF has no fold-in for new histories).
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {
+        let n = self.n_items();
+        self.score_rows(query, (0..n).map(Some), &mut out[..n]);
+    }
+
+    fn score_items(&self, query: &Query<'_>, items: &[u32], out: &mut [f32]) {
+        let n = self.n_items();
+        self.score_rows(query, items.iter().map(|&i| ((i as usize) < n).then_some(i as usize)), out);
+    }
+}
+
+impl Ncf {
+    /// Scores the listed item rows (`None`: an unknown item, scored `-inf`) into `out`.
+    fn score_rows(&self, query: &Query<'_>, items: impl Iterator<Item = Option<usize>> + Clone, out: &mut [f32]) {
         let known = query.user.filter(|&u| (u as usize) < self.user_mlp.rows());
         let (u_mlp, u_gmf) = match known {
             Some(u) => (self.user_mlp.row(u as usize), self.gmf.as_ref().map_or(&[][..], |(g, _)| g.row(u as usize))),
             None => (&self.mean_user.0[..], &self.mean_user.1[..]),
         };
-        let n = self.n_items();
         let first = &self.layers[0];
         // The user's part of the first layer, added to every item's precomputed part.
         let mut v = first.b.value.clone();
         crate::dense::gemm(1, u_mlp.len(), first.n_out, 1.0, u_mlp, false, &first.w.value, false, 1.0, &mut v);
-        let mut h: Vec<f32> = self
-            .item_first
-            .chunks_exact(first.n_out)
-            .flat_map(|row| row.iter().zip(&v).map(|(a, b)| (a + b).max(0.0)))
-            .collect();
+        let rows: Vec<usize> = items.clone().flatten().collect();
+        let mut h = Vec::with_capacity(rows.len() * first.n_out);
+        for &item in &rows {
+            let row = &self.item_first[item * first.n_out..(item + 1) * first.n_out];
+            h.extend(row.iter().zip(&v).map(|(a, b)| (a + b).max(0.0)));
+        }
         let mut next = Vec::new();
         for layer in &self.layers[1..] {
-            layer.forward(&h, n, &mut next);
+            layer.forward(&h, rows.len(), &mut next);
             next.iter_mut().for_each(|x| *x = x.max(0.0));
             std::mem::swap(&mut h, &mut next);
         }
         let hw = self.layers.last().map_or(0, |l| l.n_out);
         let w = &self.out.w.value;
         let gf = w.len() - hw;
-        for (item, o) in out.iter_mut().enumerate().take(n) {
-            let mut s = self.out.b.value[0] + tandem_models::dot(&h[item * hw..(item + 1) * hw], &w[gf..]);
+        let mut k = 0;
+        for (o, item) in out.iter_mut().zip(items) {
+            let Some(item) = item else {
+                *o = f32::NEG_INFINITY;
+                continue;
+            };
+            let mut s = self.out.b.value[0] + tandem_models::dot(&h[k * hw..(k + 1) * hw], &w[gf..]);
+            k += 1;
             if let Some((_, gi)) = &self.gmf {
                 let g = gi.row(item);
                 s += u_gmf.iter().zip(g).zip(&w[..gf]).map(|((a, b), c)| a * b * c).sum::<f32>();
