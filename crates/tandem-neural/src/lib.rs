@@ -7,6 +7,8 @@
 //!   speed, ahead of every Rust framework, and it builds in seconds.
 //! - [`device`]: where those products run — the CPU by default, cuBLAS on an NVIDIA GPU with
 //!   the `cuda` feature.
+//! - [`norm`]: batch normalisation and the `[linear -> batch norm -> ReLU -> dropout]` head
+//!   the rankers use.
 //! - [`embedding`]: embedding tables outside autodiff — gather the batch's rows, sum their
 //!   gradients, one lazy-Adam step per touched row — so a step never costs the table's size.
 //! - [`Ncf`]: NCF and NeuMF (He et al. 2017) trained in the NCF regime.
@@ -28,6 +30,7 @@ pub mod device;
 pub mod embedding;
 mod history;
 mod ncf;
+pub mod norm;
 mod softmax;
 mod spec;
 mod tree;
