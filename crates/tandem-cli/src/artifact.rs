@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tandem_data::{Csr, IdMap};
 use tandem_models::artifact::{put_csr, read_tensors, write_tensors, TensorReader, Tensors};
 use tandem_models::Retriever;
-use tandem_neural::AnySpec;
+use tandem_rank::PipelineSpec;
 
 /// The artifact layout this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -130,7 +130,7 @@ pub fn load(dir: &Path) -> Result<Loaded> {
     let manifest: Manifest =
         serde_json::from_value(raw).with_context(|| format!("{}: malformed manifest", mpath.display()))?;
     let tensors = read_tensors(&dir.join("tensors.safetensors"))?;
-    let model = AnySpec::from_artifact(&manifest.kind, manifest.params.clone(), &tensors)
+    let model = PipelineSpec::from_artifact(&manifest.kind, manifest.params.clone(), &tensors)
         .with_context(|| format!("loading {}", dir.display()))?;
     let history = TensorReader::new(&read_tensors(&dir.join("history.safetensors"))?, "history").csr("history")?;
     let users = read_ids(&dir.join("users.txt"))?;

@@ -12,7 +12,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
 use tandem_data::{Source, SplitSpec};
 use tandem_eval::{NegativeSampling, SubmissionFormat};
-use tandem_neural::AnySpec;
+use tandem_rank::PipelineSpec;
 
 /// A whole pipeline.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,7 +31,7 @@ pub struct Config {
     #[serde(default)]
     pub evaluation: EvaluationSpec,
     /// Models to fit and compare, by name (`kind: popularity | item_knn | user_knn`).
-    pub models: IndexMap<String, AnySpec>,
+    pub models: IndexMap<String, PipelineSpec>,
     /// What to write besides `report.json`.
     #[serde(default)]
     pub output: OutputSpec,
@@ -214,7 +214,7 @@ impl Config {
     fn check(&self) -> Result<()> {
         self.split.check()?;
         if self.models.is_empty() {
-            bail!("models: at least one model is needed (kinds: {})", AnySpec::kinds().join(", "));
+            bail!("models: at least one model is needed (kinds: {})", PipelineSpec::kinds().join(", "));
         }
         let ev = &self.evaluation;
         check_ks(&ev.ks).context("evaluation.ks")?;

@@ -85,6 +85,10 @@ enum Command {
         /// validation off.
         #[arg(long, conflicts_with = "load")]
         train_with_valid: bool,
+        /// Item metadata for rankers' features (years, genres): a MovieLens item file — RecBole
+        /// `*.item`, `u.item`, `movies.dat` or `movies.csv` — matched to the split's item ids
+        #[arg(long, value_name = "FILE")]
+        items: Option<PathBuf>,
     },
     /// Write a synthetic interaction log (CSV `user,item,timestamp`) with power-law item and
     /// user activity and latent communities, for benchmarks at any scale.
@@ -190,13 +194,25 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Run { config, set, out } => commands::run(&config, &set, &out, &bars),
-        Command::EvaluateSplit { split_dir, model, params, out, ks, valid_metric, save, load, train_with_valid } => {
+        Command::EvaluateSplit {
+            split_dir,
+            model,
+            params,
+            out,
+            ks,
+            valid_metric,
+            save,
+            load,
+            train_with_valid,
+            items,
+        } => {
             let opts = commands::SplitEval {
                 ks: &ks,
                 valid_metric: &valid_metric,
                 save: save.as_deref(),
                 load: load.as_deref(),
                 train_with_valid,
+                items: items.as_deref(),
             };
             commands::evaluate_split(&split_dir, &model, &params, &out, &opts, &bars)
         }

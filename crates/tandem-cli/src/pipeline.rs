@@ -4,10 +4,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use tandem_data::read::ItemInfo;
 use tandem_data::{Csr, Progress};
 use tandem_eval::{evaluate, EpochRecord, Evaluation, ModelReport, Protocol, Report, TestSet};
 use tandem_models::{Retriever, TrainSet};
-use tandem_neural::AnySpec;
+use tandem_rank::PipelineSpec;
 
 /// An evaluated model's results.
 pub struct Evaluated {
@@ -47,8 +48,9 @@ impl Validation<'_> {
 /// Fits `spec` on `train` and evaluates it under `plan`.
 pub fn fit_and_evaluate(
     name: &str,
-    spec: &AnySpec,
+    spec: &PipelineSpec,
     train: &TrainSet,
+    items: &[ItemInfo],
     plan: &EvalPlan<'_>,
     progress: &dyn Progress,
 ) -> Result<Evaluated> {
@@ -57,7 +59,7 @@ pub fn fit_and_evaluate(
     // it is also scored, which drives best-epoch keeping and early stopping.
     let mut training = Vec::new();
     let model = spec
-        .fit_validated(train, progress, &mut |report, model| {
+        .fit_validated(train, items, progress, &mut |report, model| {
             let valid = plan.validation.as_ref().and_then(|v| v.score(model, &train.user_items));
             if let (Some(s), Some(v)) = (valid, &plan.validation) {
                 eprintln!("{name}: epoch {:>3}  loss {:.5}  valid {} {s:.4}", report.epoch, report.loss, v.metric);
@@ -97,6 +99,7 @@ pub fn evaluate_model(
         eval_seconds: evaluation.seconds,
         users: evaluation.users,
         training: Vec::new(),
+        stage_seconds: model.stage_seconds().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
     };
     Evaluated { model, evaluation, report }
 }

@@ -168,6 +168,7 @@ mod tests {
             eval_seconds: 1.0,
             users: 3,
             training,
+            stage_seconds: Default::default(),
         };
         Report {
             tandem_version: "0".into(),

@@ -41,6 +41,10 @@ pub struct ModelReport {
     /// Per-epoch training record of models trained in epochs (empty otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub training: Vec<EpochRecord>,
+    /// Seconds per stage while evaluating, for multi-stage pipelines (stage -> seconds summed
+    /// over the evaluation's threads; empty otherwise).
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub stage_seconds: IndexMap<String, f64>,
 }
 
 /// One training epoch: its mean loss and, where validated, the validation metric.

@@ -39,6 +39,11 @@ impl Tensor {
         Tensor { shape: vec![data.len()], data: TensorData::F32(data) }
     }
 
+    /// A 1-d u32 tensor.
+    pub fn u32(data: Vec<u32>) -> Tensor {
+        Tensor { shape: vec![data.len()], data: TensorData::U32(data) }
+    }
+
     /// A 2-d f32 tensor.
     pub fn matrix(rows: usize, cols: usize, data: Vec<f32>) -> Tensor {
         Tensor { shape: vec![rows, cols], data: TensorData::F32(data) }
@@ -58,6 +63,10 @@ pub struct Artifact {
 
 /// Tensors by name.
 pub type Tensors = BTreeMap<String, Tensor>;
+
+/// Rebuilds a saved model from its kind, parameters and tensors (composite models load their
+/// parts through one).
+pub type Loader = dyn Fn(&str, serde_json::Value, &Tensors) -> crate::Result<Box<dyn crate::Retriever>>;
 
 fn bytes_of(t: &Tensor) -> (Dtype, Vec<u8>) {
     match &t.data {

@@ -28,6 +28,15 @@ impl<'a> Query<'a> {
     }
 }
 
+/// A model's user and item vectors (rows = user / item indices).
+#[derive(Debug, Clone, Copy)]
+pub struct Embeddings<'a> {
+    /// One row per user.
+    pub users: &'a crate::Factors,
+    /// One row per item.
+    pub items: &'a crate::Factors,
+}
+
 /// A fitted candidate generator: scores every item for a user.
 ///
 /// Lifecycle: parameters are fitted into a model (`Params::fit`), the model scores queries.
@@ -44,6 +53,18 @@ pub trait Retriever: Send + Sync {
 
     /// Writes a score for every item into `out` (length [`Retriever::n_items`]); higher is better.
     fn score(&self, query: &Query<'_>, out: &mut [f32]);
+
+    /// The user and item vectors the model scores with, when it has them (ALS, MF, two-tower):
+    /// what a ranker takes as frozen features.
+    fn embeddings(&self) -> Option<Embeddings<'_>> {
+        None
+    }
+
+    /// Seconds spent so far per stage (name, seconds), for models made of stages (two-stage
+    /// pipelines); empty for single models.
+    fn stage_seconds(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
 
     /// Writes the scores of `items` only into `out` (same length); items the model does not
     /// know score `-inf`. Sampled evaluation ranks ~100 candidates a user, so models whose

@@ -39,8 +39,7 @@ pub fn conformance(model: &dyn Retriever, train: &TrainSet, personalised: bool) 
     conformance_with(model, train, personalised, &crate::ModelSpec::from_artifact)
 }
 
-/// Rebuilds a saved model from its kind, parameters and tensors.
-pub type Loader = dyn Fn(&str, serde_json::Value, &crate::artifact::Tensors) -> crate::Result<Box<dyn Retriever>>;
+pub use crate::artifact::Loader;
 
 /// [`conformance`] for models that `load` (rather than [`crate::ModelSpec::from_artifact`])
 /// rebuilds, such as the neural ones.

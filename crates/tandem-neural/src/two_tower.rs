@@ -495,6 +495,10 @@ impl TwoTower {
 }
 
 impl Retriever for TwoTower {
+    fn embeddings(&self) -> Option<tandem_models::Embeddings<'_>> {
+        Some(tandem_models::Embeddings { users: &self.users, items: &self.items })
+    }
+
     fn kind(&self) -> &'static str {
         "two_tower"
     }

@@ -2,11 +2,26 @@
 //!
 //! Tandem's second stage: what turns a retriever's candidates into the final list. It owns:
 //!
+//! - [`features`]: item features (year bucket, genres, standardised log-popularity).
+//! - [`Ranker`]: the second-stage interface — score one user's candidates — and
+//!   [`LateFusion`], nanoRecSys's late-fusion MLP ranker.
+//! - [`TwoStage`]: retrievers -> the union of their top N -> a ranker, itself a `Retriever`
+//!   with per-stage timings; [`TwoStageSpec`] is how configs write one.
+//! - [`PipelineSpec`]: a config's model entry — one retriever or a two-stage pipeline.
 //! - [`mining`]: a ranker's training examples — the user's positives, hard negatives mined
 //!   from any trained retriever (its top k minus the user's positives, the first s skipped,
 //!   one per positive), uniform random negatives subsampled by a ratio and explicit negatives
 //!   (low ratings), each source with its own weight (SPEC §4, nanoRecSys).
 
+pub mod features;
+mod late_fusion;
 pub mod mining;
+mod ranker;
+mod spec;
+mod two_stage;
 
+pub use late_fusion::{LateFusion, LateFusionParams};
 pub use mining::{explicit_negatives, mine, Example, InvalidMining, MiningSpec, Source};
+pub use ranker::{Candidates, Ranker};
+pub use spec::PipelineSpec;
+pub use two_stage::{RankerSpec, TwoStage, TwoStageSpec};

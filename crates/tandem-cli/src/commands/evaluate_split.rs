@@ -9,7 +9,7 @@ use serde_json::Value;
 use tandem_data::{Progress, SplitDir};
 use tandem_eval::{write_lists, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet};
 use tandem_models::TrainSet;
-use tandem_neural::AnySpec;
+use tandem_rank::PipelineSpec;
 
 use crate::artifact::check_same_data;
 use crate::config::{check_ks, check_metric, parse_value, typed};
@@ -18,10 +18,10 @@ use crate::pipeline::{
 };
 
 /// Builds a model spec from a kind name and `KEY=VALUE` parameters.
-pub fn model_spec(model: &str, params: &[String]) -> Result<AnySpec> {
+pub fn model_spec(model: &str, params: &[String]) -> Result<PipelineSpec> {
     let kind = model.replace('-', "_");
-    if !AnySpec::kinds().contains(&kind.as_str()) {
-        bail!("--model {model}: unknown model (known: {})", AnySpec::kinds().join(", "));
+    if !PipelineSpec::kinds().contains(&kind.as_str()) {
+        bail!("--model {model}: unknown model (known: {})", PipelineSpec::kinds().join(", "));
     }
     let mut map = serde_json::Map::new();
     map.insert("kind".into(), Value::String(kind));
@@ -67,6 +67,8 @@ pub struct SplitEval<'a> {
     pub load: Option<&'a Path>,
     /// Fit on train.tsv plus valid.tsv (no per-epoch validation then).
     pub train_with_valid: bool,
+    /// A MovieLens item file with the items' metadata.
+    pub items: Option<&'a Path>,
 }
 
 /// Fits and evaluates one model on `split_dir`, writing `out/report.json` and `out/predictions.tsv`.
@@ -84,7 +86,11 @@ pub fn evaluate_split(
     if valid_metric != "none" {
         check_metric(valid_metric).context("--valid-metric")?;
     }
-    let sd = SplitDir::load(split_dir, progress).with_context(|| format!("loading split {}", split_dir.display()))?;
+    let mut sd =
+        SplitDir::load(split_dir, progress).with_context(|| format!("loading split {}", split_dir.display()))?;
+    if let Some(items) = opts.items {
+        sd.read_item_metadata(items, progress).with_context(|| format!("--items {}", items.display()))?;
+    }
     let data = &sd.dataset;
     let mut train_log = sd.train.clone();
     if opts.train_with_valid {
@@ -146,7 +152,7 @@ pub fn evaluate_split(
         }
         None => {
             let name = spec.kind().to_string();
-            let done = fit_and_evaluate(&name, &spec, &train, &plan, progress)?;
+            let done = fit_and_evaluate(&name, &spec, &train, &data.item_info, &plan, progress)?;
             (name, done)
         }
     };

@@ -226,6 +226,47 @@ pub const ML100K_GENRES: [&str; 19] = [
     "Western",
 ];
 
+/// How to read a MovieLens item file, by its name: RecBole's `*.item`, ml-100k's `u.item`,
+/// ml-1m/10m's `movies.dat` or ml-20m+'s `movies.csv`; `None` for any other name.
+fn movielens_items(p: PathBuf) -> Option<ItemSpec> {
+    let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Some(if name.ends_with(".item") {
+        ItemSpec {
+            title: Some("movie_title".into()),
+            year: Some("release_year".into()),
+            genres: Some("class".into()),
+            genre_separator: " ".into(),
+            ..item_spec(p, "\t", true, Encoding::Utf8, "item_id")
+        }
+    } else if name == "u.item" {
+        ItemSpec {
+            id: ColumnRef::Position(1),
+            title: Some(ColumnRef::Position(2)),
+            year: Some(ColumnRef::Position(3)),
+            year_from_title: true,
+            genre_flags: Some(GenreFlags { first: 6, names: ML100K_GENRES.map(String::from).to_vec() }),
+            ..item_spec(p, "|", false, Encoding::Latin1, "")
+        }
+    } else if name == "movies.dat" {
+        ItemSpec {
+            id: ColumnRef::Position(1),
+            title: Some(ColumnRef::Position(2)),
+            year_from_title: true,
+            genres: Some(ColumnRef::Position(3)),
+            ..item_spec(p, "::", false, Encoding::Latin1, "")
+        }
+    } else if name == "movies.csv" {
+        ItemSpec {
+            title: Some("title".into()),
+            year_from_title: true,
+            genres: Some("genres".into()),
+            ..item_spec(p, ",", true, Encoding::Utf8, "movieId")
+        }
+    } else {
+        return None;
+    })
+}
+
 fn movielens(path: &Path) -> Result<(LogSpec, Option<ItemSpec>, Option<ItemSpec>)> {
     let (dir, file) = if path.is_dir() {
         let pick = ["u.data", "ratings.dat", "ratings.csv"].iter().map(|f| path.join(f)).find(|p| p.exists());
@@ -249,13 +290,7 @@ fn movielens(path: &Path) -> Result<(LogSpec, Option<ItemSpec>, Option<ItemSpec>
     Ok(if name.ends_with(".inter") {
         let stem = name.trim_end_matches(".inter");
         let log = LogSpec::new(&file, "\t", true, cols("user_id", "item_id", Some("timestamp"), Some("rating")));
-        let items = side(&format!("{stem}.item")).map(|p| ItemSpec {
-            title: Some("movie_title".into()),
-            year: Some("release_year".into()),
-            genres: Some("class".into()),
-            genre_separator: " ".into(),
-            ..item_spec(p, "\t", true, Encoding::Utf8, "item_id")
-        });
+        let items = side(&format!("{stem}.item")).and_then(movielens_items);
         let users = side(&format!("{stem}.user")).map(|p| ItemSpec {
             categorical: ["age", "gender", "occupation"].map(ColumnRef::from).to_vec(),
             ..item_spec(p, "\t", true, Encoding::Utf8, "user_id")
@@ -263,14 +298,7 @@ fn movielens(path: &Path) -> Result<(LogSpec, Option<ItemSpec>, Option<ItemSpec>
         (log, items, users)
     } else if name == "u.data" {
         let log = LogSpec::new(&file, "\t", false, pos_cols(1, 2, 3, 4));
-        let items = side("u.item").map(|p| ItemSpec {
-            id: ColumnRef::Position(1),
-            title: Some(ColumnRef::Position(2)),
-            year: Some(ColumnRef::Position(3)),
-            year_from_title: true,
-            genre_flags: Some(GenreFlags { first: 6, names: ML100K_GENRES.map(String::from).to_vec() }),
-            ..item_spec(p, "|", false, Encoding::Latin1, "")
-        });
+        let items = side("u.item").and_then(movielens_items);
         let users = side("u.user").map(|p| ItemSpec {
             id: ColumnRef::Position(1),
             categorical: vec![ColumnRef::Position(2), ColumnRef::Position(3), ColumnRef::Position(4)],
@@ -280,13 +308,7 @@ fn movielens(path: &Path) -> Result<(LogSpec, Option<ItemSpec>, Option<ItemSpec>
     } else if name.ends_with(".dat") {
         let mut log = LogSpec::new(&file, "::", false, pos_cols(1, 2, 3, 4));
         log.encoding = Encoding::Latin1;
-        let items = side("movies.dat").map(|p| ItemSpec {
-            id: ColumnRef::Position(1),
-            title: Some(ColumnRef::Position(2)),
-            year_from_title: true,
-            genres: Some(ColumnRef::Position(3)),
-            ..item_spec(p, "::", false, Encoding::Latin1, "")
-        });
+        let items = side("movies.dat").and_then(movielens_items);
         let users = side("users.dat").map(|p| ItemSpec {
             id: ColumnRef::Position(1),
             categorical: vec![ColumnRef::Position(2), ColumnRef::Position(3), ColumnRef::Position(4)],
@@ -295,12 +317,7 @@ fn movielens(path: &Path) -> Result<(LogSpec, Option<ItemSpec>, Option<ItemSpec>
         (log, items, users)
     } else {
         let log = LogSpec::new(&file, ",", true, cols("userId", "movieId", Some("timestamp"), Some("rating")));
-        let items = side("movies.csv").map(|p| ItemSpec {
-            title: Some("title".into()),
-            year_from_title: true,
-            genres: Some("genres".into()),
-            ..item_spec(p, ",", true, Encoding::Utf8, "movieId")
-        });
+        let items = side("movies.csv").and_then(movielens_items);
         (log, items, None)
     })
 }
@@ -358,6 +375,23 @@ impl SplitDir {
         ds.item_info.resize(ds.items.len(), Default::default());
         ds.user_info.resize(ds.users.len(), Default::default());
         Ok(SplitDir { dataset: ds, train, valid, test, test_negatives, valid_negatives })
+    }
+
+    /// Adds item metadata from a MovieLens item file (RecBole `*.item`, `u.item`, `movies.dat`,
+    /// `movies.csv`), matched to the split's items by id; items only in the file get indices
+    /// after every split item.
+    pub fn read_item_metadata(&mut self, path: &Path, progress: &dyn Progress) -> Result<()> {
+        let spec = movielens_items(path.to_path_buf()).ok_or_else(|| DataError::InvalidParameter {
+            what: "item metadata".into(),
+            message: format!(
+                "{}: not a MovieLens item file (expected a RecBole .item, u.item, movies.dat or movies.csv)",
+                path.display()
+            ),
+        })?;
+        let ds = &mut self.dataset;
+        read_items(&spec, &mut ds.items, &mut ds.item_info, progress)?;
+        ds.item_info.resize(ds.items.len(), Default::default());
+        Ok(())
     }
 }
 

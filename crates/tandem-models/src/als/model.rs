@@ -70,6 +70,10 @@ impl Als {
 }
 
 impl Retriever for Als {
+    fn embeddings(&self) -> Option<crate::Embeddings<'_>> {
+        Some(crate::Embeddings { users: &self.users, items: &self.items })
+    }
+
     fn kind(&self) -> &'static str {
         "als"
     }

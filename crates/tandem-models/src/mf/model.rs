@@ -67,6 +67,10 @@ impl Mf {
 }
 
 impl Retriever for Mf {
+    fn embeddings(&self) -> Option<crate::Embeddings<'_>> {
+        Some(crate::Embeddings { users: self.user_factors(), items: self.item_factors() })
+    }
+
     fn kind(&self) -> &'static str {
         "mf"
     }

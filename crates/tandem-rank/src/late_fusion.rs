@@ -1,0 +1,495 @@
+//! The late-fusion MLP ranker (nanoRecSys): frozen user and item vectors from a retriever,
+//! their element-wise product, standardised log-popularity, a learned year-bucket embedding,
+//! learned genre embeddings mean-pooled, an IsUnknown flag with ID dropout (in training the
+//! item's vector is zeroed and the flag raised with probability `id_dropout`, so cold items —
+//! never seen in training — are scored from their metadata alone), and optionally each
+//! retriever's standardised score; then `[linear -> batch norm -> ReLU -> dropout]` layers
+//! and a weighted BCE over the mined examples.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tandem_data::Progress;
+use tandem_models::artifact::{Artifact, Tensor, TensorReader, Tensors};
+use tandem_models::optim::{Optimizer, OptimizerKind};
+use tandem_models::{Factors, ModelError, Query, Retriever, TrainSet};
+use tandem_neural::dense::{bce_with_logit, Adam, Linear};
+use tandem_neural::embedding::{Embedding, RowGrads};
+use tandem_neural::norm::{BatchNorm, NormMlp};
+
+use crate::features::ItemFeatures;
+use crate::mining::Example;
+use crate::ranker::{Candidates, Ranker};
+
+/// Late-fusion ranker hyper-parameters (defaults: nanoRecSys's head).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LateFusionParams {
+    /// Hidden widths (default [256, 128, 64]).
+    pub hidden: Vec<usize>,
+    /// Dropout after every hidden layer (default 0.1).
+    pub dropout: f32,
+    /// Probability that a training example's item vector is zeroed and flagged unknown (default 0.1).
+    pub id_dropout: f32,
+    /// Width of the year and genre embeddings (default 16).
+    pub meta_dim: usize,
+    /// Feed each retriever's standardised score to the head (default true).
+    pub retriever_scores: bool,
+    /// Epochs over the examples (default 5).
+    pub epochs: usize,
+    /// Examples per batch (default 1024).
+    pub batch_size: usize,
+    /// Adam learning rate (default 0.001).
+    pub learning_rate: f32,
+    /// Weight decay of the head (default 0).
+    pub weight_decay: f32,
+    /// Seed (default 42).
+    pub seed: u64,
+}
+
+impl Default for LateFusionParams {
+    fn default() -> Self {
+        LateFusionParams {
+            hidden: vec![256, 128, 64],
+            dropout: 0.1,
+            id_dropout: 0.1,
+            meta_dim: 16,
+            retriever_scores: true,
+            epochs: 5,
+            batch_size: 1024,
+            learning_rate: 0.001,
+            weight_decay: 0.0,
+            seed: 42,
+        }
+    }
+}
+
+fn invalid(name: &'static str, value: impl std::fmt::Debug, allowed: &'static str) -> ModelError {
+    ModelError::InvalidParameter { name, value: format!("{value:?}"), allowed }
+}
+
+impl LateFusionParams {
+    fn check(&self) -> tandem_models::Result<()> {
+        if self.hidden.is_empty() || self.hidden.iter().any(|&w| w == 0 || w > 8192) {
+            return Err(invalid("hidden", &self.hidden, "one or more widths in 1..=8192"));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(invalid("dropout", self.dropout, "0 <= dropout < 1"));
+        }
+        if !(0.0..=1.0).contains(&self.id_dropout) {
+            return Err(invalid("id_dropout", self.id_dropout, "0 <= id_dropout <= 1"));
+        }
+        if !(1..=1024).contains(&self.meta_dim) {
+            return Err(invalid("meta_dim", self.meta_dim, "1..=1024"));
+        }
+        if !(1..=10_000).contains(&self.epochs) {
+            return Err(invalid("epochs", self.epochs, "1..=10000"));
+        }
+        if !(2..=65_536).contains(&self.batch_size) {
+            return Err(invalid("batch_size", self.batch_size, "2..=65536 (batch norm needs two rows)"));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate <= 10.0) {
+            return Err(invalid("learning_rate", self.learning_rate, "0 < learning_rate <= 10"));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay < 1.0) {
+            return Err(invalid("weight_decay", self.weight_decay, "0 <= weight_decay < 1"));
+        }
+        Ok(())
+    }
+
+    /// Fits the ranker on `examples` over `train`, with frozen vectors from `embeddings` (a
+    /// retriever that has them; none: the ranker works from metadata and scores only) and the
+    /// scores of `retrievers` as features.
+    pub fn fit(
+        &self,
+        examples: &[Example],
+        train: &TrainSet,
+        features: &ItemFeatures,
+        embeddings: Option<&dyn Retriever>,
+        retrievers: &[&dyn Retriever],
+        progress: &dyn Progress,
+    ) -> tandem_models::Result<LateFusion> {
+        self.check()?;
+        if examples.is_empty() {
+            return Err(ModelError::EmptyTrainingData { model: "late_fusion" });
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let (users, items) = match embeddings.and_then(|r| r.embeddings()) {
+            Some(e) => (e.users.clone(), e.items.clone()),
+            None => (Factors::zeros(train.n_users(), 0), Factors::zeros(train.n_items(), 0)),
+        };
+        let n_scores = if self.retriever_scores { retrievers.len() } else { 0 };
+        let raw = if n_scores > 0 { example_scores(examples, train, retrievers) } else { Vec::new() };
+        let stats = standardisation(&raw, n_scores);
+        let m = self.meta_dim;
+        let year = Embedding::normal(features.n_year_buckets(), m, 0.05, &mut rng);
+        let genre = Embedding::normal(features.genre_names.len().max(1), m, 0.05, &mut rng);
+        let layout = Layout { d: users.dim(), m, scores: n_scores };
+        let mut head = NormMlp::new(layout.width(), &self.hidden, self.dropout, &mut rng);
+        let (mut year_grads, mut genre_grads) = (RowGrads::new(m), RowGrads::new(m));
+        let adam = Adam { lr: self.learning_rate, weight_decay: self.weight_decay, decoupled: true };
+        let sparse = Optimizer { kind: OptimizerKind::Adam, lr: self.learning_rate, weight_decay: 0.0 };
+        let mut order: Vec<usize> = (0..examples.len()).collect();
+        let (mut x, mut z) = (Vec::new(), vec![0f32; n_scores]);
+        let mut unknown = Vec::new();
+        for epoch in 1..=self.epochs {
+            let start = Instant::now();
+            order.shuffle(&mut rng);
+            let step = progress.step(&format!("late_fusion epoch {epoch}/{}", self.epochs), order.len() as u64);
+            let mut loss_sum = 0.0;
+            let mut weight_sum = 0.0;
+            for batch in order.chunks(self.batch_size) {
+                if batch.len() < 2 {
+                    continue;
+                }
+                x.clear();
+                unknown.clear();
+                for &k in batch {
+                    let e = &examples[k];
+                    let cold = !known_item(e.item, &items, features) || rng.random::<f32>() < self.id_dropout;
+                    unknown.push(cold);
+                    for (r, zr) in z.iter_mut().enumerate() {
+                        *zr = stats[r].apply(raw[k * n_scores + r]);
+                    }
+                    let meta = |table: &Embedding, r: usize, out: &mut [f32]| table.read(r, out);
+                    layout.push_row(
+                        &mut x,
+                        users_row(&users, Some(e.user)),
+                        e.item,
+                        cold,
+                        &items,
+                        features,
+                        &z,
+                        &|r, o| meta(&year, r, o),
+                        &|r, o| meta(&genre, r, o),
+                    );
+                }
+                let logits = head.forward_train(&x, batch.len(), &mut rng);
+                let total_w: f32 = batch.iter().map(|&k| examples[k].weight).sum::<f32>().max(1e-12);
+                let mut dlogits = Vec::with_capacity(batch.len());
+                for (&k, &s) in batch.iter().zip(&logits) {
+                    let e = &examples[k];
+                    let (l, g) = bce_with_logit(s, e.label);
+                    loss_sum += (l * e.weight) as f64;
+                    dlogits.push(g * e.weight / total_w);
+                }
+                weight_sum += total_w as f64;
+                let dx = head.backward(&dlogits);
+                head.step(&adam);
+                let w = layout.width();
+                for (row, &k) in batch.iter().enumerate() {
+                    let g = &dx[row * w..(row + 1) * w];
+                    let item = examples[k].item as usize;
+                    let (yo, go) = (layout.year_offset(), layout.genre_offset());
+                    year_grads.add(features.year_bucket.get(item).copied().unwrap_or(0), &g[yo..yo + m], 1.0);
+                    let gs = features.genres.get(item).map_or(&[][..], |v| &v[..]);
+                    for &gid in gs {
+                        genre_grads.add(gid, &g[go..go + m], 1.0 / gs.len() as f32);
+                    }
+                }
+                year.apply(&mut year_grads, &sparse);
+                genre.apply(&mut genre_grads, &sparse);
+                step.inc(batch.len() as u64);
+            }
+            let loss = loss_sum / weight_sum.max(1e-12);
+            step.message(&format!("loss {loss:.4}  {:.1}s", start.elapsed().as_secs_f64()));
+            drop(step);
+            if !loss.is_finite() {
+                return Err(ModelError::Diverged { model: "late_fusion", hint: "lower learning_rate".into() });
+            }
+        }
+        Ok(LateFusion {
+            params: self.clone(),
+            users,
+            items,
+            year: year.to_factors(),
+            genre: genre.to_factors(),
+            head,
+            features: features.clone(),
+            stats,
+        })
+    }
+}
+
+/// Where each feature sits in a row: `[u | i | u * i | log_pop | unknown | year | genres | scores]`.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    d: usize,
+    m: usize,
+    scores: usize,
+}
+
+impl Layout {
+    fn width(&self) -> usize {
+        3 * self.d + 2 + 2 * self.m + self.scores
+    }
+
+    fn year_offset(&self) -> usize {
+        3 * self.d + 2
+    }
+
+    fn genre_offset(&self) -> usize {
+        3 * self.d + 2 + self.m
+    }
+
+    /// Appends one (user, item) row.
+    #[allow(clippy::too_many_arguments)]
+    fn push_row(
+        &self,
+        x: &mut Vec<f32>,
+        user: Option<&[f32]>,
+        item: u32,
+        unknown: bool,
+        items: &Factors,
+        features: &ItemFeatures,
+        scores: &[f32],
+        year: &dyn Fn(usize, &mut [f32]),
+        genre: &dyn Fn(usize, &mut [f32]),
+    ) {
+        let (d, m) = (self.d, self.m);
+        let start = x.len();
+        x.resize(start + self.width(), 0.0);
+        let row = &mut x[start..];
+        if let Some(u) = user {
+            row[..d].copy_from_slice(u);
+        }
+        if !unknown {
+            let v = items.row(item as usize);
+            row[d..2 * d].copy_from_slice(v);
+            for k in 0..d {
+                row[2 * d + k] = row[k] * v[k];
+            }
+        }
+        let i = item as usize;
+        row[3 * d] = features.log_pop.get(i).copied().unwrap_or(0.0);
+        row[3 * d + 1] = if unknown { 1.0 } else { 0.0 };
+        let yo = self.year_offset();
+        year(features.year_bucket.get(i).copied().unwrap_or(0) as usize, &mut row[yo..yo + m]);
+        let go = self.genre_offset();
+        let genres = features.genres.get(i).map_or(&[][..], |v| &v[..]);
+        let mut tmp = vec![0f32; m];
+        for &g in genres {
+            genre(g as usize, &mut tmp);
+            for k in 0..m {
+                row[go + k] += tmp[k] / genres.len() as f32;
+            }
+        }
+        row[go + m..].copy_from_slice(scores);
+    }
+}
+
+fn users_row(users: &Factors, user: Option<u32>) -> Option<&[f32]> {
+    user.filter(|&u| (u as usize) < users.rows() && users.dim() > 0).map(|u| users.row(u as usize))
+}
+
+/// An item is known when it has a trained vector: inside the table and seen in training.
+fn known_item(item: u32, items: &Factors, features: &ItemFeatures) -> bool {
+    (item as usize) < items.rows() && features.counts.get(item as usize).is_some_and(|&c| c > 0)
+}
+
+/// Each retriever's score of each example (`examples.len() x retrievers.len()`), one query per
+/// user.
+fn example_scores(examples: &[Example], train: &TrainSet, retrievers: &[&dyn Retriever]) -> Vec<f32> {
+    let r = retrievers.len();
+    let mut by_user: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (k, e) in examples.iter().enumerate() {
+        by_user.entry(e.user).or_default().push(k);
+    }
+    let users: Vec<(u32, Vec<usize>)> = by_user.into_iter().collect();
+    let parts: Vec<Vec<(usize, usize, f32)>> = users
+        .par_iter()
+        .map(|(u, ks)| {
+            let q = if (*u as usize) < train.n_users() {
+                Query::from_row(&train.user_items, *u)
+            } else {
+                Query { user: Some(*u), items: &[], weights: &[] }
+            };
+            let items: Vec<u32> = ks.iter().map(|&k| examples[k].item).collect();
+            let mut out = Vec::with_capacity(ks.len() * r);
+            let mut s = vec![0f32; ks.len()];
+            for (ri, model) in retrievers.iter().enumerate() {
+                model.score_items(&q, &items, &mut s);
+                out.extend(ks.iter().zip(&s).map(|(&k, &v)| (k, ri, v)));
+            }
+            out
+        })
+        .collect();
+    let mut raw = vec![0f32; examples.len() * r];
+    for (k, ri, v) in parts.into_iter().flatten() {
+        raw[k * r + ri] = v;
+    }
+    raw
+}
+
+/// Mean and standard deviation of one retriever's finite scores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ScoreStats {
+    mean: f32,
+    std: f32,
+}
+
+impl ScoreStats {
+    /// The standardised score (0 for a missing, non-finite one).
+    fn apply(&self, s: f32) -> f32 {
+        if s.is_finite() {
+            ((s - self.mean) / self.std).clamp(-10.0, 10.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+fn standardisation(raw: &[f32], r: usize) -> Vec<ScoreStats> {
+    (0..r)
+        .map(|ri| {
+            let v: Vec<f64> = raw.iter().skip(ri).step_by(r).filter(|s| s.is_finite()).map(|&s| s as f64).collect();
+            let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+            let var = v.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / v.len().max(1) as f64;
+            ScoreStats { mean: mean as f32, std: var.sqrt().max(1e-6) as f32 }
+        })
+        .collect()
+}
+
+/// A fitted late-fusion ranker.
+#[derive(Debug, Clone)]
+pub struct LateFusion {
+    params: LateFusionParams,
+    users: Factors,
+    items: Factors,
+    year: Factors,
+    genre: Factors,
+    head: NormMlp,
+    features: ItemFeatures,
+    stats: Vec<ScoreStats>,
+}
+
+impl LateFusion {
+    fn layout(&self) -> Layout {
+        Layout { d: self.users.dim(), m: self.params.meta_dim, scores: self.stats.len() }
+    }
+
+    /// Scores candidates with every item treated as unknown (IDs masked): the cold-item view.
+    pub fn score_masked(&self, candidates: &Candidates<'_>, out: &mut [f32]) {
+        self.score_inner(candidates, true, out);
+    }
+
+    fn score_inner(&self, c: &Candidates<'_>, mask_ids: bool, out: &mut [f32]) {
+        let layout = self.layout();
+        let user = users_row(&self.users, c.query.user);
+        let mut x = Vec::with_capacity(c.items.len() * layout.width());
+        let mut z = vec![0f32; self.stats.len()];
+        let read = |f: &Factors, r: usize, o: &mut [f32]| o.copy_from_slice(f.row(r.min(f.rows() - 1)));
+        for (k, &item) in c.items.iter().enumerate() {
+            for (r, zr) in z.iter_mut().enumerate() {
+                *zr =
+                    self.stats[r].apply(c.retriever_scores.get(r).and_then(|s| s.get(k)).copied().unwrap_or(f32::NAN));
+            }
+            let unknown = mask_ids || !known_item(item, &self.items, &self.features);
+            layout.push_row(
+                &mut x,
+                user,
+                item,
+                unknown,
+                &self.items,
+                &self.features,
+                &z,
+                &|r, o| read(&self.year, r, o),
+                &|r, o| read(&self.genre, r, o),
+            );
+        }
+        let logits = self.head.infer(&x, c.items.len());
+        out.copy_from_slice(&logits);
+    }
+
+    /// Rebuilds a saved ranker.
+    pub fn from_tensors(params: LateFusionParams, tensors: &Tensors) -> tandem_models::Result<LateFusion> {
+        params.check()?;
+        let r = TensorReader::new(tensors, "late_fusion");
+        let vec = |name: &str| r.f32(name).map(|(_, v)| v);
+        let mut hidden = Vec::new();
+        let mut n_in = r.matrix("head.0.w")?.rows();
+        for (l, &w) in params.hidden.iter().enumerate() {
+            let p = |s: &str| format!("head.{l}.{s}");
+            let linear = Linear::from_parts(n_in, w, vec(&p("w"))?, vec(&p("b"))?);
+            let bn = BatchNorm::from_parts(vec(&p("gamma"))?, vec(&p("beta"))?, vec(&p("mean"))?, vec(&p("var"))?);
+            hidden.push((linear, bn));
+            n_in = w;
+        }
+        let out = Linear::from_parts(n_in, 1, vec("head.out.w")?, vec("head.out.b")?);
+        let head = NormMlp::from_parts(hidden, out, params.dropout);
+        let stats = vec("score_stats")?.chunks_exact(2).map(|p| ScoreStats { mean: p[0], std: p[1] }).collect();
+        let offsets = r.u32("genre_offsets")?;
+        let flat = r.u32("genre_ids")?;
+        let genres = offsets.windows(2).map(|w| flat[w[0] as usize..w[1] as usize].to_vec()).collect();
+        let features = ItemFeatures {
+            year_bucket: r.u32("year_bucket")?,
+            year_bounds: vec("year_bounds")?.iter().map(|&y| y as i32).collect(),
+            genres,
+            genre_names: Vec::new(),
+            log_pop: vec("log_pop")?,
+            counts: r.u32("counts")?,
+        };
+        Ok(LateFusion {
+            users: r.matrix("users")?,
+            items: r.matrix("items")?,
+            year: r.matrix("year")?,
+            genre: r.matrix("genre")?,
+            head,
+            features,
+            stats,
+            params,
+        })
+    }
+}
+
+impl Ranker for LateFusion {
+    fn kind(&self) -> &'static str {
+        "late_fusion"
+    }
+
+    fn score(&self, candidates: &Candidates<'_>, out: &mut [f32]) {
+        self.score_inner(candidates, false, out);
+    }
+
+    fn artifact(&self) -> Artifact {
+        let m = |f: &Factors| Tensor::matrix(f.rows(), f.dim(), f.as_slice().to_vec());
+        let mut t: Tensors = Tensors::new();
+        t.insert("users".into(), m(&self.users));
+        t.insert("items".into(), m(&self.items));
+        t.insert("year".into(), m(&self.year));
+        t.insert("genre".into(), m(&self.genre));
+        for (l, (linear, bn)) in self.head.hidden.iter().enumerate() {
+            let p = |s: &str| format!("head.{l}.{s}");
+            t.insert(p("w"), Tensor::matrix(linear.n_in, linear.n_out, linear.w.value.clone()));
+            t.insert(p("b"), Tensor::f32(linear.b.value.clone()));
+            t.insert(p("gamma"), Tensor::f32(bn.gamma.value.clone()));
+            t.insert(p("beta"), Tensor::f32(bn.beta.value.clone()));
+            t.insert(p("mean"), Tensor::f32(bn.running_mean.clone()));
+            t.insert(p("var"), Tensor::f32(bn.running_var.clone()));
+        }
+        t.insert("head.out.w".into(), Tensor::f32(self.head.out.w.value.clone()));
+        t.insert("head.out.b".into(), Tensor::f32(self.head.out.b.value.clone()));
+        t.insert("score_stats".into(), Tensor::f32(self.stats.iter().flat_map(|s| [s.mean, s.std]).collect()));
+        let f = &self.features;
+        t.insert("year_bucket".into(), Tensor::u32(f.year_bucket.clone()));
+        t.insert("year_bounds".into(), Tensor::f32(f.year_bounds.iter().map(|&y| y as f32).collect()));
+        t.insert("log_pop".into(), Tensor::f32(f.log_pop.clone()));
+        t.insert("counts".into(), Tensor::u32(f.counts.clone()));
+        let mut offsets = vec![0u32];
+        for g in &f.genres {
+            offsets.push(offsets.last().copied().unwrap_or(0) + g.len() as u32);
+        }
+        t.insert("genre_offsets".into(), Tensor::u32(offsets));
+        t.insert("genre_ids".into(), Tensor::u32(f.genres.concat()));
+        Artifact {
+            kind: "late_fusion",
+            params: serde_json::to_value(&self.params).expect("params serialise"),
+            tensors: t,
+        }
+    }
+}

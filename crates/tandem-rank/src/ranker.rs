@@ -1,0 +1,29 @@
+//! The ranker interface: re-scores one user's candidates with everything the pipeline knows.
+
+use tandem_models::artifact::Artifact;
+use tandem_models::Query;
+
+/// One user's candidates, as the ranking stage sees them.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidates<'a> {
+    /// The user (when known) and their training history.
+    pub query: &'a Query<'a>,
+    /// The candidate items.
+    pub items: &'a [u32],
+    /// Per retriever of the pipeline, its score of each candidate (`-inf`: not scored).
+    pub retriever_scores: &'a [Vec<f32>],
+}
+
+/// A fitted second-stage model: scores a user's candidates (higher is better).
+///
+/// Rankers are immutable after fitting and `Send + Sync`, so users are ranked in parallel.
+pub trait Ranker: Send + Sync {
+    /// The ranker kind, for reports.
+    fn kind(&self) -> &'static str;
+
+    /// Writes one score per candidate into `out` (same length as `candidates.items`).
+    fn score(&self, candidates: &Candidates<'_>, out: &mut [f32]);
+
+    /// What the ranker saves: its parameters and state as named tensors.
+    fn artifact(&self) -> Artifact;
+}

@@ -1,0 +1,308 @@
+//! Two-stage pipelines: one or more retrievers -> the union of their top N -> a ranker -> the
+//! final order. A fitted pipeline is itself a [`Retriever`] (candidates get the ranker's score,
+//! every other item `-inf`), so evaluation, reports and serving treat it like any model, and it
+//! keeps per-stage timings for the report.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tandem_data::read::ItemInfo;
+use tandem_data::Progress;
+use tandem_models::artifact::{Artifact, Loader, Tensors};
+use tandem_models::{top_k, ModelError, Query, Result, Retriever, TrainSet};
+use tandem_neural::AnySpec;
+
+use crate::features::ItemFeatures;
+use crate::late_fusion::{LateFusion, LateFusionParams};
+use crate::mining::{mine, MiningSpec};
+use crate::ranker::{Candidates, Ranker};
+
+/// A ranker's parameters, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RankerSpec {
+    /// The late-fusion MLP ranker (nanoRecSys).
+    LateFusion(LateFusionParams),
+}
+
+impl Default for RankerSpec {
+    fn default() -> Self {
+        RankerSpec::LateFusion(LateFusionParams::default())
+    }
+}
+
+fn default_candidates() -> usize {
+    100
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A two-stage pipeline as configs write it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwoStageSpec {
+    /// The retrievers whose top `candidates` are pooled. The first also mines the ranker's hard
+    /// negatives; the first with user and item vectors (ALS, MF, two-tower) lends them to it.
+    pub retrievers: Vec<AnySpec>,
+    /// Candidates taken from each retriever (default 100).
+    #[serde(default = "default_candidates")]
+    pub candidates: usize,
+    /// Leave the user's training items out of the candidates (default true; retail, where
+    /// repeat purchases count, sets false).
+    #[serde(default = "default_true")]
+    pub exclude_seen: bool,
+    /// How the ranker's training examples are mined.
+    #[serde(default)]
+    pub mining: MiningSpec,
+    /// The ranker (default: late fusion).
+    #[serde(default)]
+    pub ranker: RankerSpec,
+}
+
+impl TwoStageSpec {
+    fn check(&self) -> Result<()> {
+        if self.retrievers.is_empty() {
+            return Err(ModelError::InvalidParameter {
+                name: "retrievers",
+                value: "[]".into(),
+                allowed: "one or more retriever specs",
+            });
+        }
+        if !(1..=100_000).contains(&self.candidates) {
+            return Err(ModelError::InvalidParameter {
+                name: "candidates",
+                value: self.candidates.to_string(),
+                allowed: "1..=100000",
+            });
+        }
+        self.mining.check().map_err(|e| ModelError::InvalidParameter {
+            name: e.name,
+            value: e.value,
+            allowed: e.allowed,
+        })
+    }
+
+    /// Fits the retrievers on `train`, mines examples with the first, fits the ranker.
+    /// `items[i]` is item `i`'s metadata (may be empty).
+    pub fn fit(&self, train: &TrainSet, items: &[ItemInfo], progress: &dyn Progress) -> Result<TwoStage> {
+        self.check()?;
+        let retrievers =
+            self.retrievers.iter().map(|s| s.fit(train, progress)).collect::<Result<Vec<Box<dyn Retriever>>>>()?;
+        let features = ItemFeatures::new(items, train);
+        let examples = mine(retrievers[0].as_ref(), train, &[], &self.mining)
+            .map_err(|e| ModelError::InvalidParameter { name: e.name, value: e.value, allowed: e.allowed })?;
+        let refs: Vec<&dyn Retriever> = retrievers.iter().map(|r| r.as_ref()).collect();
+        let embeddings = refs.iter().copied().find(|r| r.embeddings().is_some());
+        let ranker: Box<dyn Ranker> = match &self.ranker {
+            RankerSpec::LateFusion(p) => Box::new(p.fit(&examples, train, &features, embeddings, &refs, progress)?),
+        };
+        Ok(TwoStage::new(self.clone(), retrievers, ranker))
+    }
+}
+
+/// A fitted two-stage pipeline.
+pub struct TwoStage {
+    spec: TwoStageSpec,
+    retrievers: Vec<Box<dyn Retriever>>,
+    ranker: Box<dyn Ranker>,
+    retrieval_nanos: AtomicU64,
+    ranking_nanos: AtomicU64,
+}
+
+impl TwoStage {
+    fn new(spec: TwoStageSpec, retrievers: Vec<Box<dyn Retriever>>, ranker: Box<dyn Ranker>) -> Self {
+        TwoStage { spec, retrievers, ranker, retrieval_nanos: AtomicU64::new(0), ranking_nanos: AtomicU64::new(0) }
+    }
+
+    /// The retrievers, in config order.
+    pub fn retrievers(&self) -> &[Box<dyn Retriever>] {
+        &self.retrievers
+    }
+
+    /// The ranker.
+    pub fn ranker(&self) -> &dyn Ranker {
+        self.ranker.as_ref()
+    }
+
+    /// The union of every retriever's top candidates for `query`, ascending, and each
+    /// retriever's score of each of them.
+    pub fn candidates(&self, query: &Query<'_>) -> (Vec<u32>, Vec<Vec<f32>>) {
+        let n = self.n_items();
+        let seen = query.items;
+        let keep = |i: u32| !(self.spec.exclude_seen && seen.binary_search(&i).is_ok());
+        let mut pool = Vec::new();
+        let mut scores = Vec::with_capacity(self.retrievers.len());
+        let mut all = vec![0f32; n];
+        for r in &self.retrievers {
+            let m = r.n_items().min(n);
+            r.score(query, &mut all[..m]);
+            pool.extend(top_k(&all[..m], self.spec.candidates, keep).into_iter().map(|s| s.item));
+            scores.push(all.clone());
+        }
+        pool.sort_unstable();
+        pool.dedup();
+        let per_candidate = scores
+            .iter()
+            .zip(&self.retrievers)
+            .map(|(s, r)| {
+                pool.iter()
+                    .map(|&i| if (i as usize) < r.n_items() { s[i as usize] } else { f32::NEG_INFINITY })
+                    .collect()
+            })
+            .collect();
+        (pool, per_candidate)
+    }
+
+    /// Rebuilds a saved pipeline; `load` rebuilds its retrievers from their own artifacts.
+    pub fn from_artifact(
+        params: serde_json::Value,
+        tensors: &Tensors,
+        load: &Loader,
+    ) -> Result<TwoStage> {
+        let bad = |message: String| ModelError::Artifact { path: "two_stage model".into(), message };
+        let saved: Saved = serde_json::from_value(params).map_err(|e| bad(format!("parameters: {e}")))?;
+        let part = |prefix: &str| -> Tensors {
+            tensors
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix(prefix).map(|rest| (rest.to_string(), v.clone())))
+                .collect()
+        };
+        let mut retrievers = Vec::new();
+        for (k, p) in saved.parts.iter().enumerate() {
+            retrievers.push(load(&p.kind, p.params.clone(), &part(&format!("retriever.{k}.")))?);
+        }
+        let ranker: Box<dyn Ranker> = match &saved.spec.ranker {
+            RankerSpec::LateFusion(p) => Box::new(LateFusion::from_tensors(p.clone(), &part("ranker."))?),
+        };
+        if retrievers.len() != saved.spec.retrievers.len() {
+            return Err(bad("retriever count disagrees with the spec".into()));
+        }
+        Ok(TwoStage::new(saved.spec, retrievers, ranker))
+    }
+}
+
+/// What a saved pipeline keeps in its parameters: the spec and each retriever's saved kind
+/// and parameters (their tensors are prefixed `retriever.K.`, the ranker's `ranker.`).
+#[derive(Debug, Serialize, Deserialize)]
+struct Saved {
+    spec: TwoStageSpec,
+    parts: Vec<SavedPart>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedPart {
+    kind: String,
+    params: serde_json::Value,
+}
+
+impl Retriever for TwoStage {
+    fn kind(&self) -> &'static str {
+        "two_stage"
+    }
+
+    fn n_items(&self) -> usize {
+        self.retrievers[0].n_items()
+    }
+
+    fn artifact(&self) -> Artifact {
+        let mut tensors = Tensors::new();
+        let mut parts = Vec::new();
+        for (k, r) in self.retrievers.iter().enumerate() {
+            let a = r.artifact();
+            parts.push(SavedPart { kind: a.kind.to_string(), params: a.params });
+            tensors.extend(a.tensors.into_iter().map(|(name, t)| (format!("retriever.{k}.{name}"), t)));
+        }
+        tensors.extend(self.ranker.artifact().tensors.into_iter().map(|(name, t)| (format!("ranker.{name}"), t)));
+        let saved = Saved { spec: self.spec.clone(), parts };
+        Artifact { kind: "two_stage", params: serde_json::to_value(&saved).expect("params serialise"), tensors }
+    }
+
+    /// Candidates get the ranker's score, every other item `-inf`.
+    fn score(&self, query: &Query<'_>, out: &mut [f32]) {
+        let start = Instant::now();
+        let (items, retriever_scores) = self.candidates(query);
+        let mid = Instant::now();
+        let mut s = vec![0f32; items.len()];
+        self.ranker.score(&Candidates { query, items: &items, retriever_scores: &retriever_scores }, &mut s);
+        out.fill(f32::NEG_INFINITY);
+        for (&i, &v) in items.iter().zip(&s) {
+            out[i as usize] = v;
+        }
+        self.retrieval_nanos.fetch_add((mid - start).as_nanos() as u64, Ordering::Relaxed);
+        self.ranking_nanos.fetch_add(mid.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    fn stage_seconds(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("retrieval", self.retrieval_nanos.load(Ordering::Relaxed) as f64 * 1e-9),
+            ("ranking", self.ranking_nanos.load(Ordering::Relaxed) as f64 * 1e-9),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_data::NoProgress;
+    use tandem_models::testing::{checkerboard, conformance_with};
+
+    fn spec() -> TwoStageSpec {
+        serde_json::from_value(serde_json::json!({
+            "retrievers": [{"kind": "als", "factors": 4, "iterations": 5}, {"kind": "popularity"}],
+            "candidates": 6,
+            "mining": {"top_k": 4},
+            "ranker": {"kind": "late_fusion", "hidden": [16, 8], "epochs": 20, "batch_size": 16, "learning_rate": 0.01}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_pipeline_is_a_retriever_and_round_trips() {
+        let t = checkerboard();
+        let m = spec().fit(&t, &[], &NoProgress).unwrap();
+        let load = |kind: &str, params: serde_json::Value, tensors: &Tensors| -> Result<Box<dyn Retriever>> {
+            if kind == "two_stage" {
+                Ok(Box::new(TwoStage::from_artifact(params, tensors, &AnySpec::from_artifact)?))
+            } else {
+                AnySpec::from_artifact(kind, params, tensors)
+            }
+        };
+        conformance_with(&m, &t, false, &load);
+        let stages = m.stage_seconds();
+        assert_eq!(stages.iter().map(|s| s.0).collect::<Vec<_>>(), ["retrieval", "ranking"]);
+        assert!(stages.iter().all(|s| s.1 > 0.0), "timed: {stages:?}");
+    }
+
+    #[test]
+    fn only_candidates_are_scored_and_seen_items_stay_out() {
+        let t = checkerboard();
+        let m = spec().fit(&t, &[], &NoProgress).unwrap();
+        let q = Query::from_row(&t.user_items, 0);
+        let (items, scores) = m.candidates(&q);
+        assert!(items.iter().all(|i| !q.items.contains(i)), "seen items excluded");
+        assert_eq!(scores.len(), 2);
+        assert!(items.len() <= 6 * 2 && !items.is_empty());
+        let mut out = vec![0f32; t.n_items()];
+        m.score(&q, &mut out);
+        for (i, s) in out.iter().enumerate() {
+            assert_eq!(s.is_finite(), items.contains(&(i as u32)), "item {i}");
+        }
+    }
+
+    #[test]
+    fn bad_specs_are_named() {
+        let t = checkerboard();
+        let e = TwoStageSpec { retrievers: vec![], ..spec() }.fit(&t, &[], &NoProgress).err().unwrap().to_string();
+        assert!(e.contains("retrievers"), "{e}");
+        let e = TwoStageSpec { candidates: 0, ..spec() }.fit(&t, &[], &NoProgress).err().unwrap().to_string();
+        assert!(e.contains("candidates"), "{e}");
+        let e =
+            serde_json::from_value::<TwoStageSpec>(serde_json::json!({"retrievers": [], "ranker": {"kind": "gbdt"}}))
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("gbdt") && e.contains("late_fusion"), "{e}");
+    }
+}
