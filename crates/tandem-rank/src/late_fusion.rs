@@ -40,6 +40,9 @@ pub struct LateFusionParams {
     pub meta_dim: usize,
     /// Feed each retriever's standardised score to the head (default true).
     pub retriever_scores: bool,
+    /// Feed the frozen user and item vectors and their product to the head (default true;
+    /// false leaves scores and metadata).
+    pub embeddings: bool,
     /// Epochs over the examples (default 5).
     pub epochs: usize,
     /// Examples per batch (default 1024).
@@ -60,6 +63,7 @@ impl Default for LateFusionParams {
             id_dropout: 0.1,
             meta_dim: 16,
             retriever_scores: true,
+            embeddings: true,
             epochs: 5,
             batch_size: 1024,
             learning_rate: 0.001,
@@ -119,23 +123,24 @@ impl LateFusionParams {
             return Err(ModelError::EmptyTrainingData { model: "late_fusion" });
         }
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let (users, items) = match embeddings.and_then(|r| r.embeddings()) {
+        let (users, items) = match embeddings.filter(|_| self.embeddings).and_then(|r| r.embeddings()) {
             Some(e) => (e.users.clone(), e.items.clone()),
             None => (Factors::zeros(train.n_users(), 0), Factors::zeros(train.n_items(), 0)),
         };
         let n_scores = if self.retriever_scores { retrievers.len() } else { 0 };
         let raw = if n_scores > 0 { example_scores(examples, train, retrievers) } else { Vec::new() };
         let stats = standardisation(&raw, n_scores);
+        let list = list_features_by_user(examples, &raw, n_scores);
         let m = self.meta_dim;
         let year = Embedding::normal(features.n_year_buckets(), m, 0.05, &mut rng);
         let genre = Embedding::normal(features.genre_names.len().max(1), m, 0.05, &mut rng);
-        let layout = Layout { d: users.dim(), m, scores: n_scores };
+        let layout = Layout { d: users.dim(), m, scores: SCORE_FEATURES * n_scores };
         let mut head = NormMlp::new(layout.width(), &self.hidden, self.dropout, &mut rng);
         let (mut year_grads, mut genre_grads) = (RowGrads::new(m), RowGrads::new(m));
         let adam = Adam { lr: self.learning_rate, weight_decay: self.weight_decay, decoupled: true };
         let sparse = Optimizer { kind: OptimizerKind::Adam, lr: self.learning_rate, weight_decay: 0.0 };
         let mut order: Vec<usize> = (0..examples.len()).collect();
-        let (mut x, mut z) = (Vec::new(), vec![0f32; n_scores]);
+        let (mut x, mut z) = (Vec::new(), vec![0f32; SCORE_FEATURES * n_scores]);
         let mut unknown = Vec::new();
         for epoch in 1..=self.epochs {
             let start = Instant::now();
@@ -153,8 +158,10 @@ impl LateFusionParams {
                     let e = &examples[k];
                     let cold = !known_item(e.item, &items, features) || rng.random::<f32>() < self.id_dropout;
                     unknown.push(cold);
-                    for (r, zr) in z.iter_mut().enumerate() {
-                        *zr = stats[r].apply(raw[k * n_scores + r]);
+                    for r in 0..n_scores {
+                        let f = &mut z[SCORE_FEATURES * r..SCORE_FEATURES * (r + 1)];
+                        f[0] = stats[r].apply(raw[k * n_scores + r]);
+                        f[1..].copy_from_slice(&list[(k * n_scores + r) * 2..(k * n_scores + r) * 2 + 2]);
                     }
                     let meta = |table: &Embedding, r: usize, out: &mut [f32]| table.read(r, out);
                     layout.push_row(
@@ -326,6 +333,51 @@ fn example_scores(examples: &[Example], train: &TrainSet, retrievers: &[&dyn Ret
     raw
 }
 
+/// Features per retriever score: its standardisation over all training scores, its
+/// standardisation within the user's list, and 1 / log2(2 + its rank in the user's list) —
+/// the last two do not depend on how a user's scores are scaled, which differs between users
+/// and between the fit that trained the ranker and the one it ranks for.
+const SCORE_FEATURES: usize = 3;
+
+/// Within-list z-score and rank feature of each score of one user's list.
+fn list_features(scores: &[f32]) -> Vec<[f32; 2]> {
+    let finite: Vec<f64> = scores.iter().filter(|s| s.is_finite()).map(|&s| s as f64).collect();
+    let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
+    let std = (finite.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / finite.len().max(1) as f64).sqrt();
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let mut out = vec![[0f32; 2]; scores.len()];
+    for (rank, &k) in order.iter().enumerate() {
+        let s = scores[k];
+        let z = if s.is_finite() && std > 1e-12 { ((s as f64 - mean) / std).clamp(-10.0, 10.0) as f32 } else { 0.0 };
+        let r = if s.is_finite() { 1.0 / (2.0 + rank as f32).log2() } else { 0.0 };
+        out[k] = [z, r];
+    }
+    out
+}
+
+/// [`list_features`] of every example (`examples x retrievers x 2`), a user's examples
+/// forming its list.
+fn list_features_by_user(examples: &[Example], raw: &[f32], r: usize) -> Vec<f32> {
+    let mut out = vec![0f32; examples.len() * r * 2];
+    if r == 0 {
+        return out;
+    }
+    let mut by_user: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (k, e) in examples.iter().enumerate() {
+        by_user.entry(e.user).or_default().push(k);
+    }
+    for ks in by_user.values() {
+        for ri in 0..r {
+            let scores: Vec<f32> = ks.iter().map(|&k| raw[k * r + ri]).collect();
+            for (&k, f) in ks.iter().zip(list_features(&scores)) {
+                out[(k * r + ri) * 2..(k * r + ri) * 2 + 2].copy_from_slice(&f);
+            }
+        }
+    }
+    out
+}
+
 /// Mean and standard deviation of one retriever's finite scores.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct ScoreStats {
@@ -370,7 +422,7 @@ pub struct LateFusion {
 
 impl LateFusion {
     fn layout(&self) -> Layout {
-        Layout { d: self.users.dim(), m: self.params.meta_dim, scores: self.stats.len() }
+        Layout { d: self.users.dim(), m: self.params.meta_dim, scores: SCORE_FEATURES * self.stats.len() }
     }
 
     /// Scores candidates with every item treated as unknown (IDs masked): the cold-item view.
@@ -382,12 +434,18 @@ impl LateFusion {
         let layout = self.layout();
         let user = users_row(&self.users, c.query.user);
         let mut x = Vec::with_capacity(c.items.len() * layout.width());
-        let mut z = vec![0f32; self.stats.len()];
+        let n_scores = self.stats.len();
+        let mut z = vec![0f32; SCORE_FEATURES * n_scores];
         let read = |f: &Factors, r: usize, o: &mut [f32]| o.copy_from_slice(f.row(r.min(f.rows() - 1)));
+        let missing = vec![f32::NAN; c.items.len()];
+        let scores: Vec<&[f32]> =
+            (0..n_scores).map(|r| c.retriever_scores.get(r).map_or(&missing[..], |s| &s[..])).collect();
+        let list: Vec<Vec<[f32; 2]>> = scores.iter().map(|s| list_features(s)).collect();
         for (k, &item) in c.items.iter().enumerate() {
-            for (r, zr) in z.iter_mut().enumerate() {
-                *zr =
-                    self.stats[r].apply(c.retriever_scores.get(r).and_then(|s| s.get(k)).copied().unwrap_or(f32::NAN));
+            for r in 0..n_scores {
+                let f = &mut z[SCORE_FEATURES * r..SCORE_FEATURES * (r + 1)];
+                f[0] = self.stats[r].apply(scores[r].get(k).copied().unwrap_or(f32::NAN));
+                f[1..].copy_from_slice(&list[r][k]);
             }
             let unknown = mask_ids || !known_item(item, &self.items, &self.features);
             layout.push_row(

@@ -6,6 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tandem_data::read::ItemInfo;
 use tandem_data::Progress;
@@ -15,7 +16,7 @@ use tandem_neural::AnySpec;
 
 use crate::features::ItemFeatures;
 use crate::late_fusion::{LateFusion, LateFusionParams};
-use crate::mining::{mine, MiningSpec};
+use crate::mining::{mine, Example, MiningSpec, Source};
 use crate::ranker::{Candidates, Ranker};
 
 /// A ranker's parameters, tagged by `kind`.
@@ -36,6 +37,25 @@ fn default_candidates() -> usize {
     100
 }
 
+fn default_window() -> usize {
+    5
+}
+
+/// Where the ranker's training examples come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankerTraining {
+    /// A time window (the H&M recipe): the retrievers are fitted on each user's training rows
+    /// but the last `window`; their candidates for that user are labelled by whether the user
+    /// went on to those items; the ranker learns from them (with the vectors of those fits), and
+    /// the retrievers are refitted on all of train for inference.
+    #[default]
+    Window,
+    /// nanoRecSys: every training positive against negatives mined (see `mining`) from the
+    /// retrievers fitted on all of train.
+    Train,
+}
+
 fn default_true() -> bool {
     true
 }
@@ -54,7 +74,13 @@ pub struct TwoStageSpec {
     /// repeat purchases count, sets false).
     #[serde(default = "default_true")]
     pub exclude_seen: bool,
-    /// How the ranker's training examples are mined.
+    /// Where the ranker's examples come from (default `window`).
+    #[serde(default)]
+    pub training: RankerTraining,
+    /// Rows per user held out as labels in `window` training (default 5).
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// How examples are mined in `train` training (its weights apply to both).
     #[serde(default)]
     pub mining: MiningSpec,
     /// The ranker (default: late fusion).
@@ -71,6 +97,13 @@ impl TwoStageSpec {
                 allowed: "one or more retriever specs",
             });
         }
+        if !(1..=10_000).contains(&self.window) {
+            return Err(ModelError::InvalidParameter {
+                name: "window",
+                value: self.window.to_string(),
+                allowed: "1..=10000",
+            });
+        }
         if !(1..=100_000).contains(&self.candidates) {
             return Err(ModelError::InvalidParameter {
                 name: "candidates",
@@ -85,21 +118,121 @@ impl TwoStageSpec {
         })
     }
 
-    /// Fits the retrievers on `train`, mines examples with the first, fits the ranker.
-    /// `items[i]` is item `i`'s metadata (may be empty).
+    fn fit_retrievers(&self, train: &TrainSet, progress: &dyn Progress) -> Result<Vec<Box<dyn Retriever>>> {
+        self.retrievers.iter().map(|s| s.fit(train, progress)).collect()
+    }
+
+    /// Fits the retrievers and the ranker on `train` (see [`RankerTraining`]). `items[i]` is
+    /// item `i`'s metadata (may be empty).
     pub fn fit(&self, train: &TrainSet, items: &[ItemInfo], progress: &dyn Progress) -> Result<TwoStage> {
         self.check()?;
-        let retrievers =
-            self.retrievers.iter().map(|s| s.fit(train, progress)).collect::<Result<Vec<Box<dyn Retriever>>>>()?;
-        let features = ItemFeatures::new(items, train);
-        let examples = mine(retrievers[0].as_ref(), train, &[], &self.mining)
-            .map_err(|e| ModelError::InvalidParameter { name: e.name, value: e.value, allowed: e.allowed })?;
-        let refs: Vec<&dyn Retriever> = retrievers.iter().map(|r| r.as_ref()).collect();
-        let embeddings = refs.iter().copied().find(|r| r.embeddings().is_some());
-        let ranker: Box<dyn Ranker> = match &self.ranker {
-            RankerSpec::LateFusion(p) => Box::new(p.fit(&examples, train, &features, embeddings, &refs, progress)?),
+        let retrievers = self.fit_retrievers(train, progress)?;
+        let ranker = match self.training {
+            RankerTraining::Train => {
+                let examples = mine(retrievers[0].as_ref(), train, &[], &self.mining)
+                    .map_err(|e| ModelError::InvalidParameter { name: e.name, value: e.value, allowed: e.allowed })?;
+                self.fit_ranker(&examples, train, items, &retrievers, progress)?
+            }
+            RankerTraining::Window => {
+                let (before, labels) = hold_out_last(train, self.window);
+                let early = self.fit_retrievers(&before, progress)?;
+                let staged = TwoStage::new(self.clone(), early, Box::new(NoRanker));
+                let examples = staged.labelled_candidates(&before, &labels);
+                if !examples.iter().any(|e| e.label > 0.0) {
+                    return Err(ModelError::EmptyTrainingData { model: "two_stage (no held-out item is a candidate)" });
+                }
+                self.fit_ranker(&examples, &before, items, &staged.retrievers, progress)?
+            }
         };
         Ok(TwoStage::new(self.clone(), retrievers, ranker))
+    }
+
+    fn fit_ranker(
+        &self,
+        examples: &[Example],
+        train: &TrainSet,
+        items: &[ItemInfo],
+        retrievers: &[Box<dyn Retriever>],
+        progress: &dyn Progress,
+    ) -> Result<Box<dyn Ranker>> {
+        let features = ItemFeatures::new(items, train);
+        let refs: Vec<&dyn Retriever> = retrievers.iter().map(|r| r.as_ref()).collect();
+        let embeddings = refs.iter().copied().find(|r| r.embeddings().is_some());
+        Ok(match &self.ranker {
+            RankerSpec::LateFusion(p) => Box::new(p.fit(examples, train, &features, embeddings, &refs, progress)?),
+        })
+    }
+}
+
+/// Splits each user's rows by time: all but the last `window` stay, the last `window` (of users
+/// with more rows than that) become labels (users x items).
+fn hold_out_last(train: &TrainSet, window: usize) -> (TrainSet, tandem_data::Csr) {
+    let log = &train.log;
+    let (mut before, mut after) = (tandem_data::Interactions::new(), tandem_data::Interactions::new());
+    for mut rows in log.rows_by_user(train.n_users()) {
+        rows.sort_by_key(|&i| (log.get(i).time, i));
+        // Users with no more than `window` rows keep them all (as the test split does).
+        let cut = if rows.len() > window { rows.len() - window } else { rows.len() };
+        for (k, &i) in rows.iter().enumerate() {
+            if k < cut {
+                before.push(log.get(i));
+            } else {
+                after.push(log.get(i));
+            }
+        }
+    }
+    let labels = tandem_data::Csr::user_items(&after, train.n_users(), train.n_items());
+    (TrainSet::new(before, train.n_users(), train.n_items()), labels)
+}
+
+/// The ranker slot of a pipeline whose ranker is not fitted yet (only its candidates are used).
+struct NoRanker;
+
+impl Ranker for NoRanker {
+    fn kind(&self) -> &'static str {
+        "none"
+    }
+
+    fn score(&self, _: &Candidates<'_>, out: &mut [f32]) {
+        out.fill(0.0);
+    }
+
+    fn artifact(&self) -> Artifact {
+        Artifact { kind: "none", params: serde_json::Value::Null, tensors: Tensors::new() }
+    }
+}
+
+impl TwoStage {
+    /// Every candidate of every user with labels, labelled 1 when it is one of the user's
+    /// `labels` (a hard negative otherwise); users with no labelled candidate are left out.
+    fn labelled_candidates(&self, train: &TrainSet, labels: &tandem_data::Csr) -> Vec<Example> {
+        let m = &self.spec.mining;
+        let per_user: Vec<Vec<Example>> = (0..labels.n_rows() as u32)
+            .into_par_iter()
+            .filter(|&u| labels.row_len(u as usize) > 0)
+            .map(|u| {
+                let q = Query::from_row(&train.user_items, u);
+                let (items, _) = self.candidates(&q);
+                let wanted = labels.row(u as usize).0;
+                let examples: Vec<Example> = items
+                    .iter()
+                    .map(|&item| {
+                        let (label, weight, source) = if wanted.binary_search(&item).is_ok() {
+                            (1.0, m.positive_weight, Source::Positive)
+                        } else {
+                            (0.0, m.hard_weight, Source::Hard)
+                        };
+                        Example { user: u, item, label, weight, source }
+                    })
+                    .collect();
+                if examples.iter().any(|e| e.label > 0.0) {
+                    examples
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        per_user.into_iter().flatten().collect()
     }
 }
 
@@ -157,11 +290,7 @@ impl TwoStage {
     }
 
     /// Rebuilds a saved pipeline; `load` rebuilds its retrievers from their own artifacts.
-    pub fn from_artifact(
-        params: serde_json::Value,
-        tensors: &Tensors,
-        load: &Loader,
-    ) -> Result<TwoStage> {
+    pub fn from_artifact(params: serde_json::Value, tensors: &Tensors, load: &Loader) -> Result<TwoStage> {
         let bad = |message: String| ModelError::Artifact { path: "two_stage model".into(), message };
         let saved: Saved = serde_json::from_value(params).map_err(|e| bad(format!("parameters: {e}")))?;
         let part = |prefix: &str| -> Tensors {
@@ -246,6 +375,7 @@ impl Retriever for TwoStage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PipelineSpec;
     use tandem_data::NoProgress;
     use tandem_models::testing::{checkerboard, conformance_with};
 
@@ -253,6 +383,7 @@ mod tests {
         serde_json::from_value(serde_json::json!({
             "retrievers": [{"kind": "als", "factors": 4, "iterations": 5}, {"kind": "popularity"}],
             "candidates": 6,
+            "window": 1,
             "mining": {"top_k": 4},
             "ranker": {"kind": "late_fusion", "hidden": [16, 8], "epochs": 20, "batch_size": 16, "learning_rate": 0.01}
         }))
@@ -262,15 +393,11 @@ mod tests {
     #[test]
     fn a_pipeline_is_a_retriever_and_round_trips() {
         let t = checkerboard();
+        // Both ways of training the ranker make a working pipeline.
+        let m = TwoStageSpec { training: RankerTraining::Train, ..spec() }.fit(&t, &[], &NoProgress).unwrap();
+        conformance_with(&m, &t, false, &PipelineSpec::from_artifact);
         let m = spec().fit(&t, &[], &NoProgress).unwrap();
-        let load = |kind: &str, params: serde_json::Value, tensors: &Tensors| -> Result<Box<dyn Retriever>> {
-            if kind == "two_stage" {
-                Ok(Box::new(TwoStage::from_artifact(params, tensors, &AnySpec::from_artifact)?))
-            } else {
-                AnySpec::from_artifact(kind, params, tensors)
-            }
-        };
-        conformance_with(&m, &t, false, &load);
+        conformance_with(&m, &t, false, &PipelineSpec::from_artifact);
         let stages = m.stage_seconds();
         assert_eq!(stages.iter().map(|s| s.0).collect::<Vec<_>>(), ["retrieval", "ranking"]);
         assert!(stages.iter().all(|s| s.1 > 0.0), "timed: {stages:?}");
@@ -290,6 +417,21 @@ mod tests {
         for (i, s) in out.iter().enumerate() {
             assert_eq!(s.is_finite(), items.contains(&(i as u32)), "item {i}");
         }
+    }
+
+    #[test]
+    fn the_window_holds_out_each_users_last_rows_by_time() {
+        let mut log = tandem_data::Interactions::new();
+        // User 0: items 3, 1, 2, 0 at times 0..4 (so 2 and 0 are last); user 1: two rows only.
+        for (user, item, time) in [(0, 3, 0), (0, 1, 1), (0, 0, 3), (0, 2, 2), (1, 1, 0), (1, 2, 1)] {
+            log.push(tandem_data::Interaction { user, item, time, weight: 1.0 });
+        }
+        let t = TrainSet::new(log, 2, 4);
+        let (before, labels) = hold_out_last(&t, 2);
+        assert_eq!(labels.row(0).0, &[0, 2]);
+        assert_eq!(before.user_items.row(0).0, &[1, 3]);
+        assert_eq!(labels.row_len(1), 0, "a user with no more rows than the window keeps them");
+        assert_eq!(before.user_items.row(1).0, &[1, 2]);
     }
 
     #[test]
