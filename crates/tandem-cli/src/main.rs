@@ -89,6 +89,12 @@ enum Command {
         /// `*.item`, `u.item`, `movies.dat` or `movies.csv` — matched to the split's item ids
         #[arg(long, value_name = "FILE")]
         items: Option<PathBuf>,
+        /// For two_stage models: the ranker's AUROC on test against hard, random and explicit
+        /// negatives, feature sensitivity (one feature group shuffled), and a cold-item
+        /// evaluation (10% of items removed from training, ranked with their IDs unknown, against
+        /// popularity); printed and written to report.json
+        #[arg(long, conflicts_with = "load")]
+        diagnostics: bool,
     },
     /// Write a synthetic interaction log (CSV `user,item,timestamp`) with power-law item and
     /// user activity and latent communities, for benchmarks at any scale.
@@ -205,6 +211,7 @@ fn main() -> ExitCode {
             load,
             train_with_valid,
             items,
+            diagnostics,
         } => {
             let opts = commands::SplitEval {
                 ks: &ks,
@@ -213,6 +220,7 @@ fn main() -> ExitCode {
                 load: load.as_deref(),
                 train_with_valid,
                 items: items.as_deref(),
+                diagnostics,
             };
             commands::evaluate_split(&split_dir, &model, &params, &out, &opts, &bars)
         }

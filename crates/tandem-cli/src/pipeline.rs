@@ -100,6 +100,7 @@ pub fn evaluate_model(
         users: evaluation.users,
         training: Vec::new(),
         stage_seconds: model.stage_seconds().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        diagnostics: None,
     };
     Evaluated { model, evaluation, report }
 }

@@ -433,7 +433,9 @@ mod evaluate_split {
     }
 
     /// A two-stage pipeline (ALS + the history model -> late-fusion ranker trained on a held-out
-    /// window) against its ALS retriever alone (0.1041) on temporal: measured 0.1284 (+23%).
+    /// window) against its ALS retriever alone (0.1041) on temporal: measured 0.1356 (+30%);
+    /// with its diagnostics (measured: AUROC 0.72 hard / 0.82 random; cold items HR@10 0.27
+    /// against popularity's 0.18).
     #[test]
     fn two_stage_beats_its_retriever_on_temporal() {
         let Some(data) = shared() else { return };
@@ -449,6 +451,7 @@ mod evaluate_split {
             "two_stage",
             "--param",
             "retrievers=[{kind: als}, {kind: history, loss: sampled_softmax, epochs: 5}]",
+            "--diagnostics",
             "--out",
             d.path().to_str().unwrap(),
         ]);
@@ -458,6 +461,20 @@ mod evaluate_split {
         assert!(ndcg >= 1.1 * 0.1041, "two-stage NDCG@10 {ndcg}");
         let stages = &r["models"]["two_stage"]["stage_seconds"];
         assert!(stages["retrieval"].as_f64().unwrap() > 0.0 && stages["ranking"].as_f64().unwrap() > 0.0, "{stages}");
+        let diag = &r["models"]["two_stage"]["diagnostics"];
+        let auroc = |k: &str| diag["test"][k].as_f64().unwrap_or_else(|| panic!("{k} in {diag}"));
+        assert!(auroc("auroc_hard") > 0.6 && auroc("auroc_random") > 0.6, "{diag}");
+        assert!(diag["test"]["auroc_explicit"].is_null(), "no ratings in the split files: {diag}");
+        let groups = diag["test"]["sensitivity"].as_array().unwrap();
+        let leans = |g: &Value| g["feature"] == "retriever 1 score" && g["drop"].as_f64().unwrap() > 0.01;
+        assert!(groups.iter().any(leans), "{diag}");
+        let cold = &diag["cold_items"];
+        let hr = |k: &str| cold[k].as_f64().unwrap();
+        assert!(cold["users"].as_u64().unwrap() > 100, "{cold}");
+        assert!(hr("ranker_hr10") > hr("popularity_hr10"), "cold items: {cold}");
+        let args = ["evaluate-split", dir.to_str().unwrap(), "--model", "als", "--diagnostics", "--out"];
+        let e = stderr(&tandem(&[&args[..], &[d.path().to_str().unwrap()]].concat()));
+        assert!(e.contains("only two_stage models"), "{e}");
     }
 
     /// NeuMF in RecBole's shape on loo (sampled, 100 negatives): the bar is 0.57 (RecBole

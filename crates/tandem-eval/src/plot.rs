@@ -169,6 +169,7 @@ mod tests {
             users: 3,
             training,
             stage_seconds: Default::default(),
+            diagnostics: None,
         };
         Report {
             tandem_version: "0".into(),

@@ -45,6 +45,9 @@ pub struct ModelReport {
     /// over the evaluation's threads; empty otherwise).
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub stage_seconds: IndexMap<String, f64>,
+    /// Ranker diagnostics (AUROC, feature sensitivity, cold items), when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<serde_json::Value>,
 }
 
 /// One training epoch: its mean loss and, where validated, the validation metric.

@@ -22,6 +22,9 @@ pub struct ItemFeatures {
     pub genre_names: Vec<String>,
     /// log(1 + training count), standardised to mean 0 and standard deviation 1 over items.
     pub log_pop: Vec<f32>,
+    /// The standardised log-popularity of an item with no training rows (what an unknown item
+    /// shows).
+    pub log_pop_zero: f32,
     /// Training count per item.
     pub counts: Vec<u32>,
 }
@@ -38,6 +41,7 @@ impl ItemFeatures {
         let mean = logs.iter().sum::<f64>() / n.max(1) as f64;
         let std = (logs.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n.max(1) as f64).sqrt().max(1e-9);
         let log_pop = logs.iter().map(|v| ((v - mean) / std) as f32).collect();
+        let log_pop_zero = (-mean / std) as f32;
 
         let years: Vec<Option<i32>> = (0..n).map(|i| info.get(i).and_then(|x| x.year)).collect();
         let mut known: Vec<i32> = years.iter().flatten().copied().collect();
@@ -71,7 +75,7 @@ impl ItemFeatures {
             }
             genres.push(ids);
         }
-        ItemFeatures { year_bucket, year_bounds, genres, genre_names, log_pop, counts }
+        ItemFeatures { year_bucket, year_bounds, genres, genre_names, log_pop, log_pop_zero, counts }
     }
 
     /// Number of items.
@@ -119,6 +123,7 @@ mod tests {
         assert_eq!(f.year_bucket[3], 0, "no metadata: unknown");
         assert!(f.year_bucket[0] >= 1 && f.year_bucket[1] > f.year_bucket[0]);
         let mean: f32 = f.log_pop.iter().sum::<f32>() / 4.0;
+        assert_eq!(f.log_pop_zero, f.log_pop[3], "no rows");
         assert!(mean.abs() < 1e-5 && f.log_pop[0] > f.log_pop[1] && f.log_pop[1] > f.log_pop[2]);
     }
 }

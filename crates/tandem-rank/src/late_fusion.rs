@@ -1,9 +1,9 @@
 //! The late-fusion MLP ranker (nanoRecSys): frozen user and item vectors from a retriever,
 //! their element-wise product, standardised log-popularity, a learned year-bucket embedding,
 //! learned genre embeddings mean-pooled, an IsUnknown flag with ID dropout (in training the
-//! item's vector is zeroed and the flag raised with probability `id_dropout`, so cold items —
-//! never seen in training — are scored from their metadata alone), and optionally each
-//! retriever's standardised score; then `[linear -> batch norm -> ReLU -> dropout]` layers
+//! item's vector and retriever scores are zeroed and the flag raised with probability
+//! `id_dropout`, so cold items — never seen in training — are scored from their metadata
+//! alone), and optionally each retriever's standardised score; then `[linear -> batch norm -> ReLU -> dropout]` layers
 //! and a weighted BCE over the mined examples.
 
 use std::collections::HashMap;
@@ -24,7 +24,7 @@ use tandem_neural::norm::{BatchNorm, NormMlp};
 
 use crate::features::ItemFeatures;
 use crate::mining::Example;
-use crate::ranker::{Candidates, Ranker};
+use crate::ranker::{Candidates, FeatureRanker, Ranker};
 
 /// Late-fusion ranker hyper-parameters (defaults: nanoRecSys's head).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -34,7 +34,8 @@ pub struct LateFusionParams {
     pub hidden: Vec<usize>,
     /// Dropout after every hidden layer (default 0.1).
     pub dropout: f32,
-    /// Probability that a training example's item vector is zeroed and flagged unknown (default 0.1).
+    /// Probability that a training example is shown as an unknown item — no vector, scores or
+    /// popularity — (default 0.3, chosen on validation; nanoRecSys uses 0.1).
     pub id_dropout: f32,
     /// Width of the year and genre embeddings (default 16).
     pub meta_dim: usize,
@@ -60,7 +61,7 @@ impl Default for LateFusionParams {
         LateFusionParams {
             hidden: vec![256, 128, 64],
             dropout: 0.1,
-            id_dropout: 0.1,
+            id_dropout: 0.3,
             meta_dim: 16,
             retriever_scores: true,
             embeddings: true,
@@ -131,6 +132,13 @@ impl LateFusionParams {
         let raw = if n_scores > 0 { example_scores(examples, train, retrievers) } else { Vec::new() };
         let stats = standardisation(&raw, n_scores);
         let list = list_features_by_user(examples, &raw, n_scores);
+        let profiles: Vec<Profile> =
+            (0..train.n_users().max(examples.iter().map(|e| e.user as usize + 1).max().unwrap_or(0)))
+                .map(|u| {
+                    let history = if u < train.n_users() { train.user_items.row(u).0 } else { &[] };
+                    Profile::of(history, features)
+                })
+                .collect();
         let m = self.meta_dim;
         let year = Embedding::normal(features.n_year_buckets(), m, 0.05, &mut rng);
         let genre = Embedding::normal(features.genre_names.len().max(1), m, 0.05, &mut rng);
@@ -167,6 +175,7 @@ impl LateFusionParams {
                     layout.push_row(
                         &mut x,
                         users_row(&users, Some(e.user)),
+                        &profiles[e.user as usize],
                         e.item,
                         cold,
                         &items,
@@ -223,7 +232,46 @@ impl LateFusionParams {
     }
 }
 
-/// Where each feature sits in a row: `[u | i | u * i | log_pop | unknown | year | genres | scores]`.
+/// What a user's history says about item metadata: the share of its items in each genre and
+/// the mean year bucket of those with a year.
+struct Profile {
+    genre_share: Vec<f32>,
+    year: Option<f32>,
+}
+
+impl Profile {
+    fn of(history: &[u32], f: &ItemFeatures) -> Profile {
+        let mut genre_share = vec![0f32; f.genre_names.len().max(1)];
+        let (mut years, mut n_years) = (0f32, 0usize);
+        for &i in history {
+            for &g in f.genres.get(i as usize).map_or(&[][..], |v| &v[..]) {
+                genre_share[g as usize] += 1.0 / history.len() as f32;
+            }
+            match f.year_bucket.get(i as usize) {
+                Some(&b) if b > 0 => {
+                    years += b as f32;
+                    n_years += 1;
+                }
+                _ => {}
+            }
+        }
+        Profile { genre_share, year: (n_years > 0).then(|| years / n_years as f32) }
+    }
+
+    /// [mean share of the item's genres in the history, |item year bucket - history mean| / buckets].
+    fn affinity(&self, item: usize, f: &ItemFeatures) -> [f32; 2] {
+        let genres = f.genres.get(item).map_or(&[][..], |v| &v[..]);
+        let share = genres.iter().map(|&g| self.genre_share[g as usize]).sum::<f32>() / genres.len().max(1) as f32;
+        let gap = match (f.year_bucket.get(item), self.year) {
+            (Some(&b), Some(y)) if b > 0 => (b as f32 - y).abs() / f.n_year_buckets() as f32,
+            _ => 0.0,
+        };
+        [share, gap]
+    }
+}
+
+/// Where each feature sits in a row:
+/// `[u | i | u * i | log_pop | unknown | genre affinity | year gap | year | genres | scores]`.
 #[derive(Debug, Clone, Copy)]
 struct Layout {
     d: usize,
@@ -233,15 +281,15 @@ struct Layout {
 
 impl Layout {
     fn width(&self) -> usize {
-        3 * self.d + 2 + 2 * self.m + self.scores
+        3 * self.d + 4 + 2 * self.m + self.scores
     }
 
     fn year_offset(&self) -> usize {
-        3 * self.d + 2
+        3 * self.d + 4
     }
 
     fn genre_offset(&self) -> usize {
-        3 * self.d + 2 + self.m
+        3 * self.d + 4 + self.m
     }
 
     /// Appends one (user, item) row.
@@ -250,6 +298,7 @@ impl Layout {
         &self,
         x: &mut Vec<f32>,
         user: Option<&[f32]>,
+        profile: &Profile,
         item: u32,
         unknown: bool,
         items: &Factors,
@@ -273,8 +322,10 @@ impl Layout {
             }
         }
         let i = item as usize;
-        row[3 * d] = features.log_pop.get(i).copied().unwrap_or(0.0);
+        // Unknown items show no popularity either: as if they had no rows (as truly cold ones).
+        row[3 * d] = if unknown { features.log_pop_zero } else { features.log_pop.get(i).copied().unwrap_or(0.0) };
         row[3 * d + 1] = if unknown { 1.0 } else { 0.0 };
+        row[3 * d + 2..3 * d + 4].copy_from_slice(&profile.affinity(i, features));
         let yo = self.year_offset();
         year(features.year_bucket.get(i).copied().unwrap_or(0) as usize, &mut row[yo..yo + m]);
         let go = self.genre_offset();
@@ -286,7 +337,11 @@ impl Layout {
                 row[go + k] += tmp[k] / genres.len() as f32;
             }
         }
-        row[go + m..].copy_from_slice(scores);
+        // An unknown item has no collaborative signal at all: no vector and no retriever scores
+        // (retrievers cannot score an item they never saw), only metadata.
+        if !unknown {
+            row[go + m..].copy_from_slice(scores);
+        }
     }
 }
 
@@ -427,12 +482,15 @@ impl LateFusion {
 
     /// Scores candidates with every item treated as unknown (IDs masked): the cold-item view.
     pub fn score_masked(&self, candidates: &Candidates<'_>, out: &mut [f32]) {
-        self.score_inner(candidates, true, out);
+        let x = self.rows(candidates, true);
+        out.copy_from_slice(&self.head.infer(&x, candidates.items.len()));
     }
 
-    fn score_inner(&self, c: &Candidates<'_>, mask_ids: bool, out: &mut [f32]) {
+    /// The head's input rows for `c` (`items x width`).
+    fn rows(&self, c: &Candidates<'_>, mask_ids: bool) -> Vec<f32> {
         let layout = self.layout();
         let user = users_row(&self.users, c.query.user);
+        let profile = Profile::of(c.query.items, &self.features);
         let mut x = Vec::with_capacity(c.items.len() * layout.width());
         let n_scores = self.stats.len();
         let mut z = vec![0f32; SCORE_FEATURES * n_scores];
@@ -451,6 +509,7 @@ impl LateFusion {
             layout.push_row(
                 &mut x,
                 user,
+                &profile,
                 item,
                 unknown,
                 &self.items,
@@ -460,8 +519,7 @@ impl LateFusion {
                 &|r, o| read(&self.genre, r, o),
             );
         }
-        let logits = self.head.infer(&x, c.items.len());
-        out.copy_from_slice(&logits);
+        x
     }
 
     /// Rebuilds a saved ranker.
@@ -490,6 +548,7 @@ impl LateFusion {
             genres,
             genre_names: Vec::new(),
             log_pop: vec("log_pop")?,
+            log_pop_zero: vec("log_pop_zero")?.first().copied().unwrap_or(0.0),
             counts: r.u32("counts")?,
         };
         Ok(LateFusion {
@@ -505,13 +564,55 @@ impl LateFusion {
     }
 }
 
+impl FeatureRanker for LateFusion {
+    fn feature_groups(&self) -> Vec<(String, std::ops::Range<usize>)> {
+        let l = self.layout();
+        let (d, m) = (l.d, l.m);
+        let mut g = Vec::new();
+        if d > 0 {
+            g.push(("user vector".to_string(), 0..d));
+            g.push(("item vector".to_string(), d..2 * d));
+            g.push(("user x item".to_string(), 2 * d..3 * d));
+        }
+        g.push(("log popularity".to_string(), 3 * d..3 * d + 1));
+        g.push(("unknown flag".to_string(), 3 * d + 1..3 * d + 2));
+        g.push(("genre affinity".to_string(), 3 * d + 2..3 * d + 3));
+        g.push(("year gap".to_string(), 3 * d + 3..3 * d + 4));
+        g.push(("year".to_string(), l.year_offset()..l.year_offset() + m));
+        g.push(("genres".to_string(), l.genre_offset()..l.genre_offset() + m));
+        let first = l.genre_offset() + m;
+        for r in 0..self.stats.len() {
+            let at = first + SCORE_FEATURES * r;
+            g.push((format!("retriever {r} score"), at..at + SCORE_FEATURES));
+        }
+        g
+    }
+
+    fn width(&self) -> usize {
+        self.layout().width()
+    }
+
+    fn feature_rows(&self, candidates: &Candidates<'_>) -> Vec<f32> {
+        self.rows(candidates, false)
+    }
+
+    fn score_rows(&self, rows: &[f32]) -> Vec<f32> {
+        self.head.infer(rows, rows.len() / self.layout().width().max(1))
+    }
+}
+
 impl Ranker for LateFusion {
     fn kind(&self) -> &'static str {
         "late_fusion"
     }
 
     fn score(&self, candidates: &Candidates<'_>, out: &mut [f32]) {
-        self.score_inner(candidates, false, out);
+        let x = self.rows(candidates, false);
+        out.copy_from_slice(&self.head.infer(&x, candidates.items.len()));
+    }
+
+    fn features(&self) -> Option<&dyn FeatureRanker> {
+        Some(self)
     }
 
     fn artifact(&self) -> Artifact {
@@ -537,6 +638,7 @@ impl Ranker for LateFusion {
         t.insert("year_bucket".into(), Tensor::u32(f.year_bucket.clone()));
         t.insert("year_bounds".into(), Tensor::f32(f.year_bounds.iter().map(|&y| y as f32).collect()));
         t.insert("log_pop".into(), Tensor::f32(f.log_pop.clone()));
+        t.insert("log_pop_zero".into(), Tensor::f32(vec![f.log_pop_zero]));
         t.insert("counts".into(), Tensor::u32(f.counts.clone()));
         let mut offsets = vec![0u32];
         for g in &f.genres {

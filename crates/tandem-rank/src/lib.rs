@@ -2,6 +2,8 @@
 //!
 //! Tandem's second stage: what turns a retriever's candidates into the final list. It owns:
 //!
+//! - [`diagnostics`]: AUROC against hard / random / explicit negatives, feature sensitivity,
+//!   a cold-item evaluation.
 //! - [`features`]: item features (year bucket, genres, standardised log-popularity).
 //! - [`Ranker`]: the second-stage interface — score one user's candidates — and
 //!   [`LateFusion`], nanoRecSys's late-fusion MLP ranker.
@@ -13,6 +15,7 @@
 //!   one per positive), uniform random negatives subsampled by a ratio and explicit negatives
 //!   (low ratings), each source with its own weight (SPEC §4, nanoRecSys).
 
+pub mod diagnostics;
 pub mod features;
 mod late_fusion;
 pub mod mining;
@@ -22,6 +25,6 @@ mod two_stage;
 
 pub use late_fusion::{LateFusion, LateFusionParams};
 pub use mining::{explicit_negatives, mine, Example, InvalidMining, MiningSpec, Source};
-pub use ranker::{Candidates, Ranker};
+pub use ranker::{Candidates, FeatureRanker, Ranker};
 pub use spec::PipelineSpec;
 pub use two_stage::{RankerSpec, TwoStage, TwoStageSpec};

@@ -26,4 +26,25 @@ pub trait Ranker: Send + Sync {
 
     /// What the ranker saves: its parameters and state as named tensors.
     fn artifact(&self) -> Artifact;
+
+    /// The ranker's fixed-layout feature rows, for rankers that have them (feature-sensitivity
+    /// diagnostics shuffle their column groups).
+    fn features(&self) -> Option<&dyn FeatureRanker> {
+        None
+    }
+}
+
+/// A ranker whose input is one row of named column groups per candidate.
+pub trait FeatureRanker {
+    /// Column groups: name and columns.
+    fn feature_groups(&self) -> Vec<(String, std::ops::Range<usize>)>;
+
+    /// Row width.
+    fn width(&self) -> usize;
+
+    /// The rows of `candidates` (`items x width`).
+    fn feature_rows(&self, candidates: &Candidates<'_>) -> Vec<f32>;
+
+    /// One score per row.
+    fn score_rows(&self, rows: &[f32]) -> Vec<f32>;
 }

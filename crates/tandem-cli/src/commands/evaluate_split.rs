@@ -55,6 +55,38 @@ fn aligned_negatives(
         .collect()
 }
 
+/// The ranker's AUROCs and feature sensitivity on test, and the cold-item evaluation (10% of
+/// the catalogue made cold), printed and returned for the report.
+fn diagnostics(
+    spec: &tandem_rank::TwoStageSpec,
+    fitted: &tandem_rank::TwoStage,
+    train: &TrainSet,
+    items: &[tandem_data::read::ItemInfo],
+    test: &TestSet,
+    progress: &dyn Progress,
+) -> Result<Value> {
+    use tandem_rank::diagnostics::{cold_items, diagnose};
+    let d = diagnose(fitted, train, &test.users, &test.truth, &[], 42);
+    let show = |a: Option<f64>| a.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    eprintln!(
+        "ranker AUROC on test ({} positives among the candidates): vs hard negatives {}, random {}, explicit {}",
+        d.positives,
+        show(d.auroc_hard),
+        show(d.auroc_random),
+        show(d.auroc_explicit)
+    );
+    for s in &d.sensitivity {
+        eprintln!("  shuffled {:<20} AUROC {:.4} (drop {:+.4})", s.feature, s.auroc, s.drop);
+    }
+    let cold =
+        cold_items(spec, train, items, &test.users, &test.truth, 0.1, 42, progress).context("cold-item evaluation")?;
+    eprintln!(
+        "cold items ({} items, {} users): HR@10 ranker {:.4}, popularity {:.4} (popularity counted on the removed rows too: {:.4})",
+        cold.items, cold.users, cold.ranker_hr10, cold.popularity_hr10, cold.full_popularity_hr10
+    );
+    Ok(serde_json::json!({ "test": d, "cold_items": cold }))
+}
+
 /// Options of `evaluate-split` beyond the model.
 pub struct SplitEval<'a> {
     /// Cut-offs.
@@ -69,6 +101,8 @@ pub struct SplitEval<'a> {
     pub train_with_valid: bool,
     /// A MovieLens item file with the items' metadata.
     pub items: Option<&'a Path>,
+    /// Run ranker diagnostics (two-stage models).
+    pub diagnostics: bool,
 }
 
 /// Fits and evaluates one model on `split_dir`, writing `out/report.json` and `out/predictions.tsv`.
@@ -149,6 +183,18 @@ pub fn evaluate_split(
             check_same_data(&loaded, &data.users, &data.items, &train.user_items)
                 .with_context(|| format!("evaluating {} on {}", dir.display(), split_dir.display()))?;
             (loaded.manifest.kind.clone(), evaluate_model(loaded.model, 0.0, &train, &plan, progress))
+        }
+        None if opts.diagnostics => {
+            let PipelineSpec::TwoStage(two_stage) = &spec else {
+                bail!("--diagnostics: only two_stage models have a ranker to diagnose (got {})", spec.kind());
+            };
+            let start = std::time::Instant::now();
+            let fitted = two_stage.fit(&train, &data.item_info, progress).context("fitting model 'two_stage'")?;
+            let fit_seconds = start.elapsed().as_secs_f64();
+            let found = diagnostics(two_stage, &fitted, &train, &data.item_info, &test, progress)?;
+            let mut done = evaluate_model(Box::new(fitted), fit_seconds, &train, &plan, progress);
+            done.report.diagnostics = Some(found);
+            (spec.kind().to_string(), done)
         }
         None => {
             let name = spec.kind().to_string();
