@@ -95,7 +95,8 @@ pub fn diagnose(
         .map(|(&u, wanted)| {
             let q = query(train, u);
             let (items, scores) = pipeline.candidates(&q);
-            let c = Candidates { query: &q, items: &items, retriever_scores: &scores };
+            let recent = pipeline.recent_items(&q);
+            let c = Candidates { query: &q, recent: &recent, items: &items, retriever_scores: &scores };
             let mut s = vec![0f32; items.len()];
             ranker.score(&c, &mut s);
             let labels: Vec<bool> = items.iter().map(|i| wanted.binary_search(i).is_ok()).collect();
@@ -190,7 +191,8 @@ fn score_items(pipeline: &TwoStage, q: &Query<'_>, items: &[u32]) -> Vec<f32> {
         })
         .collect();
     let mut out = vec![0f32; items.len()];
-    pipeline.ranker().score(&Candidates { query: q, items, retriever_scores: &scores }, &mut out);
+    let recent = pipeline.recent_items(q);
+    pipeline.ranker().score(&Candidates { query: q, recent: &recent, items, retriever_scores: &scores }, &mut out);
     out
 }
 

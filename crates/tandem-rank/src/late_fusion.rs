@@ -6,24 +6,26 @@
 //! alone), and optionally each retriever's standardised score; then `[linear -> batch norm -> ReLU -> dropout]` layers
 //! and a weighted BCE over the mined examples.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorReader, Tensors};
 use tandem_models::optim::{Optimizer, OptimizerKind};
-use tandem_models::{Factors, ModelError, Query, Retriever, TrainSet};
-use tandem_neural::dense::{bce_with_logit, Adam, Linear};
+use tandem_models::{Factors, ModelError, Retriever, TrainSet};
+use tandem_neural::dense::{bce_with_logit, Adam};
 use tandem_neural::embedding::{Embedding, RowGrads};
-use tandem_neural::norm::{BatchNorm, NormMlp};
+use tandem_neural::norm::NormMlp;
 
 use crate::features::ItemFeatures;
 use crate::mining::Example;
+use crate::parts::{
+    example_scores, list_features_by_user, put_features, put_head, read_features, read_head, score_features,
+    standardisation, ScoreStats, SCORE_FEATURES,
+};
 use crate::ranker::{Candidates, FeatureRanker, Ranker};
 
 /// Late-fusion ranker hyper-parameters (defaults: nanoRecSys's head).
@@ -354,114 +356,6 @@ fn known_item(item: u32, items: &Factors, features: &ItemFeatures) -> bool {
     (item as usize) < items.rows() && features.counts.get(item as usize).is_some_and(|&c| c > 0)
 }
 
-/// Each retriever's score of each example (`examples.len() x retrievers.len()`), one query per
-/// user.
-fn example_scores(examples: &[Example], train: &TrainSet, retrievers: &[&dyn Retriever]) -> Vec<f32> {
-    let r = retrievers.len();
-    let mut by_user: HashMap<u32, Vec<usize>> = HashMap::new();
-    for (k, e) in examples.iter().enumerate() {
-        by_user.entry(e.user).or_default().push(k);
-    }
-    let users: Vec<(u32, Vec<usize>)> = by_user.into_iter().collect();
-    let parts: Vec<Vec<(usize, usize, f32)>> = users
-        .par_iter()
-        .map(|(u, ks)| {
-            let q = if (*u as usize) < train.n_users() {
-                Query::from_row(&train.user_items, *u)
-            } else {
-                Query { user: Some(*u), items: &[], weights: &[] }
-            };
-            let items: Vec<u32> = ks.iter().map(|&k| examples[k].item).collect();
-            let mut out = Vec::with_capacity(ks.len() * r);
-            let mut s = vec![0f32; ks.len()];
-            for (ri, model) in retrievers.iter().enumerate() {
-                model.score_items(&q, &items, &mut s);
-                out.extend(ks.iter().zip(&s).map(|(&k, &v)| (k, ri, v)));
-            }
-            out
-        })
-        .collect();
-    let mut raw = vec![0f32; examples.len() * r];
-    for (k, ri, v) in parts.into_iter().flatten() {
-        raw[k * r + ri] = v;
-    }
-    raw
-}
-
-/// Features per retriever score: its standardisation over all training scores, its
-/// standardisation within the user's list, and 1 / log2(2 + its rank in the user's list) —
-/// the last two do not depend on how a user's scores are scaled, which differs between users
-/// and between the fit that trained the ranker and the one it ranks for.
-const SCORE_FEATURES: usize = 3;
-
-/// Within-list z-score and rank feature of each score of one user's list.
-fn list_features(scores: &[f32]) -> Vec<[f32; 2]> {
-    let finite: Vec<f64> = scores.iter().filter(|s| s.is_finite()).map(|&s| s as f64).collect();
-    let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
-    let std = (finite.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / finite.len().max(1) as f64).sqrt();
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    let mut out = vec![[0f32; 2]; scores.len()];
-    for (rank, &k) in order.iter().enumerate() {
-        let s = scores[k];
-        let z = if s.is_finite() && std > 1e-12 { ((s as f64 - mean) / std).clamp(-10.0, 10.0) as f32 } else { 0.0 };
-        let r = if s.is_finite() { 1.0 / (2.0 + rank as f32).log2() } else { 0.0 };
-        out[k] = [z, r];
-    }
-    out
-}
-
-/// [`list_features`] of every example (`examples x retrievers x 2`), a user's examples
-/// forming its list.
-fn list_features_by_user(examples: &[Example], raw: &[f32], r: usize) -> Vec<f32> {
-    let mut out = vec![0f32; examples.len() * r * 2];
-    if r == 0 {
-        return out;
-    }
-    let mut by_user: HashMap<u32, Vec<usize>> = HashMap::new();
-    for (k, e) in examples.iter().enumerate() {
-        by_user.entry(e.user).or_default().push(k);
-    }
-    for ks in by_user.values() {
-        for ri in 0..r {
-            let scores: Vec<f32> = ks.iter().map(|&k| raw[k * r + ri]).collect();
-            for (&k, f) in ks.iter().zip(list_features(&scores)) {
-                out[(k * r + ri) * 2..(k * r + ri) * 2 + 2].copy_from_slice(&f);
-            }
-        }
-    }
-    out
-}
-
-/// Mean and standard deviation of one retriever's finite scores.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct ScoreStats {
-    mean: f32,
-    std: f32,
-}
-
-impl ScoreStats {
-    /// The standardised score (0 for a missing, non-finite one).
-    fn apply(&self, s: f32) -> f32 {
-        if s.is_finite() {
-            ((s - self.mean) / self.std).clamp(-10.0, 10.0)
-        } else {
-            0.0
-        }
-    }
-}
-
-fn standardisation(raw: &[f32], r: usize) -> Vec<ScoreStats> {
-    (0..r)
-        .map(|ri| {
-            let v: Vec<f64> = raw.iter().skip(ri).step_by(r).filter(|s| s.is_finite()).map(|&s| s as f64).collect();
-            let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
-            let var = v.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / v.len().max(1) as f64;
-            ScoreStats { mean: mean as f32, std: var.sqrt().max(1e-6) as f32 }
-        })
-        .collect()
-}
-
 /// A fitted late-fusion ranker.
 #[derive(Debug, Clone)]
 pub struct LateFusion {
@@ -492,19 +386,10 @@ impl LateFusion {
         let user = users_row(&self.users, c.query.user);
         let profile = Profile::of(c.query.items, &self.features);
         let mut x = Vec::with_capacity(c.items.len() * layout.width());
-        let n_scores = self.stats.len();
-        let mut z = vec![0f32; SCORE_FEATURES * n_scores];
         let read = |f: &Factors, r: usize, o: &mut [f32]| o.copy_from_slice(f.row(r.min(f.rows() - 1)));
-        let missing = vec![f32::NAN; c.items.len()];
-        let scores: Vec<&[f32]> =
-            (0..n_scores).map(|r| c.retriever_scores.get(r).map_or(&missing[..], |s| &s[..])).collect();
-        let list: Vec<Vec<[f32; 2]>> = scores.iter().map(|s| list_features(s)).collect();
-        for (k, &item) in c.items.iter().enumerate() {
-            for r in 0..n_scores {
-                let f = &mut z[SCORE_FEATURES * r..SCORE_FEATURES * (r + 1)];
-                f[0] = self.stats[r].apply(scores[r].get(k).copied().unwrap_or(f32::NAN));
-                f[1..].copy_from_slice(&list[r][k]);
-            }
+        let z_all = score_features(&self.stats, c);
+        for ((k, &item), z) in c.items.iter().enumerate().zip(&z_all) {
+            let _ = k;
             let unknown = mask_ids || !known_item(item, &self.items, &self.features);
             layout.push_row(
                 &mut x,
@@ -514,7 +399,7 @@ impl LateFusion {
                 unknown,
                 &self.items,
                 &self.features,
-                &z,
+                z,
                 &|r, o| read(&self.year, r, o),
                 &|r, o| read(&self.genre, r, o),
             );
@@ -526,31 +411,8 @@ impl LateFusion {
     pub fn from_tensors(params: LateFusionParams, tensors: &Tensors) -> tandem_models::Result<LateFusion> {
         params.check()?;
         let r = TensorReader::new(tensors, "late_fusion");
-        let vec = |name: &str| r.f32(name).map(|(_, v)| v);
-        let mut hidden = Vec::new();
-        let mut n_in = r.matrix("head.0.w")?.rows();
-        for (l, &w) in params.hidden.iter().enumerate() {
-            let p = |s: &str| format!("head.{l}.{s}");
-            let linear = Linear::from_parts(n_in, w, vec(&p("w"))?, vec(&p("b"))?);
-            let bn = BatchNorm::from_parts(vec(&p("gamma"))?, vec(&p("beta"))?, vec(&p("mean"))?, vec(&p("var"))?);
-            hidden.push((linear, bn));
-            n_in = w;
-        }
-        let out = Linear::from_parts(n_in, 1, vec("head.out.w")?, vec("head.out.b")?);
-        let head = NormMlp::from_parts(hidden, out, params.dropout);
-        let stats = vec("score_stats")?.chunks_exact(2).map(|p| ScoreStats { mean: p[0], std: p[1] }).collect();
-        let offsets = r.u32("genre_offsets")?;
-        let flat = r.u32("genre_ids")?;
-        let genres = offsets.windows(2).map(|w| flat[w[0] as usize..w[1] as usize].to_vec()).collect();
-        let features = ItemFeatures {
-            year_bucket: r.u32("year_bucket")?,
-            year_bounds: vec("year_bounds")?.iter().map(|&y| y as i32).collect(),
-            genres,
-            genre_names: Vec::new(),
-            log_pop: vec("log_pop")?,
-            log_pop_zero: vec("log_pop_zero")?.first().copied().unwrap_or(0.0),
-            counts: r.u32("counts")?,
-        };
+        let head = read_head(&r, &params.hidden, params.dropout)?;
+        let (features, stats) = read_features(&r)?;
         Ok(LateFusion {
             users: r.matrix("users")?,
             items: r.matrix("items")?,
@@ -622,30 +484,8 @@ impl Ranker for LateFusion {
         t.insert("items".into(), m(&self.items));
         t.insert("year".into(), m(&self.year));
         t.insert("genre".into(), m(&self.genre));
-        for (l, (linear, bn)) in self.head.hidden.iter().enumerate() {
-            let p = |s: &str| format!("head.{l}.{s}");
-            t.insert(p("w"), Tensor::matrix(linear.n_in, linear.n_out, linear.w.value.clone()));
-            t.insert(p("b"), Tensor::f32(linear.b.value.clone()));
-            t.insert(p("gamma"), Tensor::f32(bn.gamma.value.clone()));
-            t.insert(p("beta"), Tensor::f32(bn.beta.value.clone()));
-            t.insert(p("mean"), Tensor::f32(bn.running_mean.clone()));
-            t.insert(p("var"), Tensor::f32(bn.running_var.clone()));
-        }
-        t.insert("head.out.w".into(), Tensor::f32(self.head.out.w.value.clone()));
-        t.insert("head.out.b".into(), Tensor::f32(self.head.out.b.value.clone()));
-        t.insert("score_stats".into(), Tensor::f32(self.stats.iter().flat_map(|s| [s.mean, s.std]).collect()));
-        let f = &self.features;
-        t.insert("year_bucket".into(), Tensor::u32(f.year_bucket.clone()));
-        t.insert("year_bounds".into(), Tensor::f32(f.year_bounds.iter().map(|&y| y as f32).collect()));
-        t.insert("log_pop".into(), Tensor::f32(f.log_pop.clone()));
-        t.insert("log_pop_zero".into(), Tensor::f32(vec![f.log_pop_zero]));
-        t.insert("counts".into(), Tensor::u32(f.counts.clone()));
-        let mut offsets = vec![0u32];
-        for g in &f.genres {
-            offsets.push(offsets.last().copied().unwrap_or(0) + g.len() as u32);
-        }
-        t.insert("genre_offsets".into(), Tensor::u32(offsets));
-        t.insert("genre_ids".into(), Tensor::u32(f.genres.concat()));
+        put_head(&mut t, &self.head);
+        put_features(&mut t, &self.features, &self.stats);
         Artifact {
             kind: "late_fusion",
             params: serde_json::to_value(&self.params).expect("params serialise"),

@@ -6,7 +6,8 @@
 //!   a cold-item evaluation.
 //! - [`features`]: item features (year bucket, genres, standardised log-popularity).
 //! - [`Ranker`]: the second-stage interface — score one user's candidates — and
-//!   [`LateFusion`], nanoRecSys's late-fusion MLP ranker.
+//!   [`LateFusion`], nanoRecSys's late-fusion MLP ranker, and [`Din`], the candidate attending
+//!   over the user's latest items (H&M).
 //! - [`TwoStage`]: retrievers -> the union of their top N -> a ranker, itself a `Retriever`
 //!   with per-stage timings; [`TwoStageSpec`] is how configs write one.
 //! - [`PipelineSpec`]: a config's model entry — one retriever or a two-stage pipeline.
@@ -16,13 +17,16 @@
 //!   (low ratings), each source with its own weight (SPEC §4, nanoRecSys).
 
 pub mod diagnostics;
+mod din;
 pub mod features;
 mod late_fusion;
 pub mod mining;
+mod parts;
 mod ranker;
 mod spec;
 mod two_stage;
 
+pub use din::{Din, DinParams};
 pub use late_fusion::{LateFusion, LateFusionParams};
 pub use mining::{explicit_negatives, mine, Example, InvalidMining, MiningSpec, Source};
 pub use ranker::{Candidates, FeatureRanker, Ranker};

@@ -8,6 +8,8 @@ use tandem_models::Query;
 pub struct Candidates<'a> {
     /// The user (when known) and their training history.
     pub query: &'a Query<'a>,
+    /// The user's latest items, most recent first (for rankers that read the sequence).
+    pub recent: &'a [u32],
     /// The candidate items.
     pub items: &'a [u32],
     /// Per retriever of the pipeline, its score of each candidate (`-inf`: not scored).

@@ -10,10 +10,11 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tandem_data::read::ItemInfo;
 use tandem_data::Progress;
-use tandem_models::artifact::{Artifact, Loader, Tensors};
+use tandem_models::artifact::{Artifact, Loader, TensorReader, Tensors};
 use tandem_models::{top_k, ModelError, Query, Result, Retriever, TrainSet};
 use tandem_neural::AnySpec;
 
+use crate::din::{Din, DinParams};
 use crate::features::ItemFeatures;
 use crate::late_fusion::{LateFusion, LateFusionParams};
 use crate::mining::{mine, Example, MiningSpec, Source};
@@ -25,6 +26,8 @@ use crate::ranker::{Candidates, Ranker};
 pub enum RankerSpec {
     /// The late-fusion MLP ranker (nanoRecSys).
     LateFusion(LateFusionParams),
+    /// DIN: the candidate attends over the user's latest items (H&M).
+    Din(DinParams),
 }
 
 impl Default for RankerSpec {
@@ -136,7 +139,7 @@ impl TwoStageSpec {
             RankerTraining::Window => {
                 let (before, labels) = hold_out_last(train, self.window);
                 let early = self.fit_retrievers(&before, progress)?;
-                let staged = TwoStage::new(self.clone(), early, Box::new(NoRanker));
+                let staged = TwoStage::new(self.clone(), early, Box::new(NoRanker), latest_items(&before));
                 let examples = staged.labelled_candidates(&before, &labels);
                 if !examples.iter().any(|e| e.label > 0.0) {
                     return Err(ModelError::EmptyTrainingData { model: "two_stage (no held-out item is a candidate)" });
@@ -144,7 +147,7 @@ impl TwoStageSpec {
                 self.fit_ranker(&examples, &before, items, &staged.retrievers, progress)?
             }
         };
-        Ok(TwoStage::new(self.clone(), retrievers, ranker))
+        Ok(TwoStage::new(self.clone(), retrievers, ranker, latest_items(train)))
     }
 
     fn fit_ranker(
@@ -160,6 +163,7 @@ impl TwoStageSpec {
         let embeddings = refs.iter().copied().find(|r| r.embeddings().is_some());
         Ok(match &self.ranker {
             RankerSpec::LateFusion(p) => Box::new(p.fit(examples, train, &features, embeddings, &refs, progress)?),
+            RankerSpec::Din(p) => Box::new(p.fit(examples, train, &features, &refs, progress)?),
         })
     }
 }
@@ -236,18 +240,43 @@ impl TwoStage {
     }
 }
 
+/// Latest items kept per user for rankers that read the sequence.
+const RECENT: usize = 50;
+
+/// Each user's latest training items, most recent first.
+fn latest_items(train: &TrainSet) -> Vec<Vec<u32>> {
+    train.sequences().into_iter().map(|s| s.into_iter().rev().take(RECENT).collect()).collect()
+}
+
 /// A fitted two-stage pipeline.
 pub struct TwoStage {
     spec: TwoStageSpec,
     retrievers: Vec<Box<dyn Retriever>>,
     ranker: Box<dyn Ranker>,
+    /// Each training user's latest items, most recent first (at most [`RECENT`]).
+    recent: Vec<Vec<u32>>,
     retrieval_nanos: AtomicU64,
     ranking_nanos: AtomicU64,
 }
 
 impl TwoStage {
-    fn new(spec: TwoStageSpec, retrievers: Vec<Box<dyn Retriever>>, ranker: Box<dyn Ranker>) -> Self {
-        TwoStage { spec, retrievers, ranker, retrieval_nanos: AtomicU64::new(0), ranking_nanos: AtomicU64::new(0) }
+    fn new(
+        spec: TwoStageSpec,
+        retrievers: Vec<Box<dyn Retriever>>,
+        ranker: Box<dyn Ranker>,
+        recent: Vec<Vec<u32>>,
+    ) -> Self {
+        let (retrieval_nanos, ranking_nanos) = (AtomicU64::new(0), AtomicU64::new(0));
+        TwoStage { spec, retrievers, ranker, recent, retrieval_nanos, ranking_nanos }
+    }
+
+    /// The latest items of the query's user, most recent first: from training for known users,
+    /// else the query's items with the last as the most recent.
+    pub fn recent_items(&self, query: &Query<'_>) -> Vec<u32> {
+        match query.user.and_then(|u| self.recent.get(u as usize)) {
+            Some(r) => r.clone(),
+            None => query.items.iter().rev().take(RECENT).copied().collect(),
+        }
     }
 
     /// The retrievers, in config order.
@@ -305,11 +334,13 @@ impl TwoStage {
         }
         let ranker: Box<dyn Ranker> = match &saved.spec.ranker {
             RankerSpec::LateFusion(p) => Box::new(LateFusion::from_tensors(p.clone(), &part("ranker."))?),
+            RankerSpec::Din(p) => Box::new(Din::from_tensors(p.clone(), &part("ranker."))?),
         };
         if retrievers.len() != saved.spec.retrievers.len() {
             return Err(bad("retriever count disagrees with the spec".into()));
         }
-        Ok(TwoStage::new(saved.spec, retrievers, ranker))
+        let recent = crate::parts::read_lists(&TensorReader::new(tensors, "two_stage"), "recent")?;
+        Ok(TwoStage::new(saved.spec, retrievers, ranker, recent))
     }
 }
 
@@ -345,6 +376,7 @@ impl Retriever for TwoStage {
             tensors.extend(a.tensors.into_iter().map(|(name, t)| (format!("retriever.{k}.{name}"), t)));
         }
         tensors.extend(self.ranker.artifact().tensors.into_iter().map(|(name, t)| (format!("ranker.{name}"), t)));
+        crate::parts::put_lists(&mut tensors, "recent", &self.recent);
         let saved = Saved { spec: self.spec.clone(), parts };
         Artifact { kind: "two_stage", params: serde_json::to_value(&saved).expect("params serialise"), tensors }
     }
@@ -355,7 +387,9 @@ impl Retriever for TwoStage {
         let (items, retriever_scores) = self.candidates(query);
         let mid = Instant::now();
         let mut s = vec![0f32; items.len()];
-        self.ranker.score(&Candidates { query, items: &items, retriever_scores: &retriever_scores }, &mut s);
+        let recent = self.recent_items(query);
+        let c = Candidates { query, recent: &recent, items: &items, retriever_scores: &retriever_scores };
+        self.ranker.score(&c, &mut s);
         out.fill(f32::NEG_INFINITY);
         for (&i, &v) in items.iter().zip(&s) {
             out[i as usize] = v;
@@ -395,6 +429,9 @@ mod tests {
         let t = checkerboard();
         // Both ways of training the ranker make a working pipeline.
         let m = TwoStageSpec { training: RankerTraining::Train, ..spec() }.fit(&t, &[], &NoProgress).unwrap();
+        conformance_with(&m, &t, false, &PipelineSpec::from_artifact);
+        let din = RankerSpec::Din(DinParams { epochs: 3, batch_size: 16, ..Default::default() });
+        let m = TwoStageSpec { ranker: din, ..spec() }.fit(&t, &[], &NoProgress).unwrap();
         conformance_with(&m, &t, false, &PipelineSpec::from_artifact);
         let m = spec().fit(&t, &[], &NoProgress).unwrap();
         conformance_with(&m, &t, false, &PipelineSpec::from_artifact);
