@@ -16,15 +16,15 @@ use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorReader, Tensors};
 use tandem_models::optim::{Optimizer, OptimizerKind};
 use tandem_models::{Factors, ModelError, Retriever, TrainSet};
-use tandem_neural::dense::{bce_with_logit, Adam, Linear, Mlp};
+use tandem_neural::dense::{Adam, Linear, Mlp};
 use tandem_neural::embedding::{Embedding, RowGrads};
 use tandem_neural::norm::NormMlp;
 
 use crate::features::ItemFeatures;
 use crate::mining::Example;
 use crate::parts::{
-    example_scores, list_features_by_user, put_features, put_head, read_features, read_head, score_features,
-    standardisation, ScoreStats, SCORE_FEATURES,
+    check_head, example_scores, invalid, list_features_by_user, put_features, put_head, read_features, read_head,
+    score_features, standardisation, weighted_bce, ScoreStats, SCORE_FEATURES,
 };
 use crate::ranker::{Candidates, Ranker};
 
@@ -71,10 +71,6 @@ impl Default for DinParams {
     }
 }
 
-fn invalid(name: &'static str, value: impl std::fmt::Debug, allowed: &'static str) -> ModelError {
-    ModelError::InvalidParameter { name, value: format!("{value:?}"), allowed }
-}
-
 impl DinParams {
     fn check(&self) -> tandem_models::Result<()> {
         if !(1..=1024).contains(&self.embedding) {
@@ -86,22 +82,7 @@ impl DinParams {
         if !(1..=4096).contains(&self.attention) {
             return Err(invalid("attention", self.attention, "1..=4096"));
         }
-        if self.hidden.is_empty() || self.hidden.iter().any(|&w| w == 0 || w > 8192) {
-            return Err(invalid("hidden", &self.hidden, "one or more widths in 1..=8192"));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(invalid("dropout", self.dropout, "0 <= dropout < 1"));
-        }
-        if !(1..=10_000).contains(&self.epochs) {
-            return Err(invalid("epochs", self.epochs, "1..=10000"));
-        }
-        if !(2..=65_536).contains(&self.batch_size) {
-            return Err(invalid("batch_size", self.batch_size, "2..=65536 (batch norm needs two rows)"));
-        }
-        if !(self.learning_rate > 0.0 && self.learning_rate <= 10.0) {
-            return Err(invalid("learning_rate", self.learning_rate, "0 < learning_rate <= 10"));
-        }
-        Ok(())
+        check_head(&self.hidden, self.dropout, self.epochs, self.batch_size, self.learning_rate)
     }
 
     /// Fits DIN on `examples` over `train` (histories are each user's latest training items),
@@ -166,15 +147,9 @@ impl DinParams {
                     .collect();
                 let pass = Pass::forward(&tables, &mut att, features, &rows, e);
                 let logits = head.forward_train(&pass.x, rows.len(), &mut rng);
-                let total_w: f32 = batch.iter().map(|&k| examples[k].weight).sum::<f32>().max(1e-12);
-                let mut dlogits = Vec::with_capacity(batch.len());
-                for (&k, &s) in batch.iter().zip(&logits) {
-                    let ex = &examples[k];
-                    let (l, g) = bce_with_logit(s, ex.label);
-                    loss_sum += (l * ex.weight) as f64;
-                    dlogits.push(g * ex.weight / total_w);
-                }
-                weight_sum += total_w as f64;
+                let (loss, weight, dlogits) = weighted_bce(examples, batch, &logits);
+                loss_sum += loss;
+                weight_sum += weight;
                 let dx = head.backward(&dlogits);
                 head.step(&adam);
                 pass.backward(&dx, &mut att, features, &rows, &mut grads);

@@ -9,6 +9,9 @@ use tandem_models::{Query, Retriever, TrainSet};
 use tandem_neural::dense::Linear;
 use tandem_neural::norm::{BatchNorm, NormMlp};
 
+use tandem_models::ModelError;
+use tandem_neural::dense::bce_with_logit;
+
 use crate::features::ItemFeatures;
 use crate::mining::Example;
 use crate::ranker::Candidates;
@@ -215,4 +218,53 @@ pub(crate) fn read_features(r: &TensorReader<'_>) -> tandem_models::Result<(Item
         counts: r.u32("counts")?,
     };
     Ok((features, stats))
+}
+
+/// The error of a ranker parameter outside its allowed values.
+pub(crate) fn invalid(name: &'static str, value: impl std::fmt::Debug, allowed: &'static str) -> ModelError {
+    ModelError::InvalidParameter { name, value: format!("{value:?}"), allowed }
+}
+
+/// The bounds both rankers put on their head and schedule.
+pub(crate) fn check_head(
+    hidden: &[usize],
+    dropout: f32,
+    epochs: usize,
+    batch_size: usize,
+    learning_rate: f32,
+) -> tandem_models::Result<()> {
+    if hidden.is_empty() || hidden.iter().any(|&w| w == 0 || w > 8192) {
+        return Err(invalid("hidden", hidden, "one or more widths in 1..=8192"));
+    }
+    if !(0.0..1.0).contains(&dropout) {
+        return Err(invalid("dropout", dropout, "0 <= dropout < 1"));
+    }
+    if !(1..=10_000).contains(&epochs) {
+        return Err(invalid("epochs", epochs, "1..=10000"));
+    }
+    if !(2..=65_536).contains(&batch_size) {
+        return Err(invalid("batch_size", batch_size, "2..=65536 (batch norm needs two rows)"));
+    }
+    if !(learning_rate > 0.0 && learning_rate <= 10.0) {
+        return Err(invalid("learning_rate", learning_rate, "0 < learning_rate <= 10"));
+    }
+    Ok(())
+}
+
+/// The weighted BCE of a batch (`logits[j]` for `examples[batch[j]]`): summed weighted loss,
+/// total weight, and the logits' gradient of the weighted mean.
+pub(crate) fn weighted_bce(examples: &[Example], batch: &[usize], logits: &[f32]) -> (f64, f64, Vec<f32>) {
+    let total: f32 = batch.iter().map(|&k| examples[k].weight).sum::<f32>().max(1e-12);
+    let mut loss = 0.0;
+    let grads = batch
+        .iter()
+        .zip(logits)
+        .map(|(&k, &s)| {
+            let e = &examples[k];
+            let (l, g) = bce_with_logit(s, e.label);
+            loss += (l * e.weight) as f64;
+            g * e.weight / total
+        })
+        .collect();
+    (loss, total as f64, grads)
 }
