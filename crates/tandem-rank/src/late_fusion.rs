@@ -6,6 +6,7 @@
 //! alone), and optionally each retriever's standardised score; then `[linear -> batch norm -> ReLU -> dropout]` layers
 //! and a weighted BCE over the mined examples.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
@@ -116,13 +117,18 @@ impl LateFusionParams {
         let raw = if n_scores > 0 { example_scores(examples, train, retrievers) } else { Vec::new() };
         let stats = standardisation(&raw, n_scores);
         let list = list_features_by_user(examples, &raw, n_scores);
-        let profiles: Vec<Profile> =
-            (0..train.n_users().max(examples.iter().map(|e| e.user as usize + 1).max().unwrap_or(0)))
-                .map(|u| {
-                    let history = if u < train.n_users() { train.user_items.row(u).0 } else { &[] };
-                    Profile::of(history, features)
-                })
-                .collect();
+        let sequences = train.sequences();
+        let n_profiles = train.n_users().max(examples.iter().map(|e| e.user as usize + 1).max().unwrap_or(0));
+        let profiles: Vec<Profile> = (0..n_profiles)
+            .map(|u| {
+                if u >= train.n_users() {
+                    return Profile::of(&[], &[], &[], features);
+                }
+                let (items, weights) = train.user_items.row(u);
+                let recent: Vec<u32> = sequences[u].iter().rev().copied().collect();
+                Profile::of(items, weights, &recent, features)
+            })
+            .collect();
         let m = self.meta_dim;
         let year = Embedding::normal(features.n_year_buckets(), m, 0.05, &mut rng);
         let genre = Embedding::normal(features.genre_names.len().max(1), m, 0.05, &mut rng);
@@ -210,15 +216,21 @@ impl LateFusionParams {
     }
 }
 
-/// What a user's history says about item metadata: the share of its items in each genre and
-/// the mean year bucket of those with a year.
+/// What a user's history says about a candidate: the share of its items in each genre, the
+/// mean year bucket of those with a year, and for repeat interactions the summed weight of each
+/// item and its latest position (0 = most recent).
 struct Profile {
     genre_share: Vec<f32>,
     year: Option<f32>,
+    items: Vec<u32>,
+    weights: Vec<f32>,
+    latest: HashMap<u32, usize>,
 }
 
 impl Profile {
-    fn of(history: &[u32], f: &ItemFeatures) -> Profile {
+    /// `history` / `weights`: the user's items (ascending) and summed weights; `recent`: its
+    /// items most recent first.
+    fn of(history: &[u32], weights: &[f32], recent: &[u32], f: &ItemFeatures) -> Profile {
         let mut genre_share = vec![0f32; f.genre_names.len().max(1)];
         let (mut years, mut n_years) = (0f32, 0usize);
         for &i in history {
@@ -233,7 +245,24 @@ impl Profile {
                 _ => {}
             }
         }
-        Profile { genre_share, year: (n_years > 0).then(|| years / n_years as f32) }
+        let mut latest = HashMap::new();
+        for (pos, &i) in recent.iter().enumerate() {
+            latest.entry(i).or_insert(pos);
+        }
+        Profile {
+            genre_share,
+            year: (n_years > 0).then(|| years / n_years as f32),
+            items: history.to_vec(),
+            weights: weights.to_vec(),
+            latest,
+        }
+    }
+
+    /// [ln(1 + the user's weight on the item), 1 / (1 + its latest position)]: 0 for new items.
+    fn repeat(&self, item: u32) -> [f32; 2] {
+        let weight = self.items.binary_search(&item).ok().and_then(|k| self.weights.get(k)).copied().unwrap_or(0.0);
+        let recency = self.latest.get(&item).map_or(0.0, |&p| 1.0 / (1.0 + p as f32));
+        [weight.max(0.0).ln_1p(), recency]
     }
 
     /// [mean share of the item's genres in the history, |item year bucket - history mean| / buckets].
@@ -249,7 +278,8 @@ impl Profile {
 }
 
 /// Where each feature sits in a row:
-/// `[u | i | u * i | log_pop | unknown | genre affinity | year gap | year | genres | scores]`.
+/// `[u | i | u * i | log_pop | unknown | genre affinity | year gap | repeat weight | repeat
+/// recency | year | genres | scores]`.
 #[derive(Debug, Clone, Copy)]
 struct Layout {
     d: usize,
@@ -259,15 +289,15 @@ struct Layout {
 
 impl Layout {
     fn width(&self) -> usize {
-        3 * self.d + 4 + 2 * self.m + self.scores
+        3 * self.d + 6 + 2 * self.m + self.scores
     }
 
     fn year_offset(&self) -> usize {
-        3 * self.d + 4
+        3 * self.d + 6
     }
 
     fn genre_offset(&self) -> usize {
-        3 * self.d + 4 + self.m
+        3 * self.d + 6 + self.m
     }
 
     /// Appends one (user, item) row.
@@ -304,6 +334,9 @@ impl Layout {
         row[3 * d] = if unknown { features.log_pop_zero } else { features.log_pop.get(i).copied().unwrap_or(0.0) };
         row[3 * d + 1] = if unknown { 1.0 } else { 0.0 };
         row[3 * d + 2..3 * d + 4].copy_from_slice(&profile.affinity(i, features));
+        if !unknown {
+            row[3 * d + 4..3 * d + 6].copy_from_slice(&profile.repeat(item));
+        }
         let yo = self.year_offset();
         year(features.year_bucket.get(i).copied().unwrap_or(0) as usize, &mut row[yo..yo + m]);
         let go = self.genre_offset();
@@ -360,7 +393,7 @@ impl LateFusion {
     fn rows(&self, c: &Candidates<'_>, mask_ids: bool) -> Vec<f32> {
         let layout = self.layout();
         let user = users_row(&self.users, c.query.user);
-        let profile = Profile::of(c.query.items, &self.features);
+        let profile = Profile::of(c.query.items, c.query.weights, c.recent, &self.features);
         let mut x = Vec::with_capacity(c.items.len() * layout.width());
         let read = |f: &Factors, r: usize, o: &mut [f32]| o.copy_from_slice(f.row(r.min(f.rows() - 1)));
         let z_all = score_features(&self.stats, c);
@@ -416,6 +449,7 @@ impl FeatureRanker for LateFusion {
         g.push(("unknown flag".to_string(), 3 * d + 1..3 * d + 2));
         g.push(("genre affinity".to_string(), 3 * d + 2..3 * d + 3));
         g.push(("year gap".to_string(), 3 * d + 3..3 * d + 4));
+        g.push(("repeat".to_string(), 3 * d + 4..3 * d + 6));
         g.push(("year".to_string(), l.year_offset()..l.year_offset() + m));
         g.push(("genres".to_string(), l.genre_offset()..l.genre_offset() + m));
         let first = l.genre_offset() + m;

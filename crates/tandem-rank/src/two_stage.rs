@@ -83,6 +83,10 @@ pub struct TwoStageSpec {
     /// Rows per user held out as labels in `window` training (default 5).
     #[serde(default = "default_window")]
     pub window: usize,
+    /// Hold out the last `window_days` days of training (a global time cut, as a time-window
+    /// test split does) instead of each user's last `window` rows.
+    #[serde(default)]
+    pub window_days: Option<u32>,
     /// How examples are mined in `train` training (its weights apply to both).
     #[serde(default)]
     pub mining: MiningSpec,
@@ -98,6 +102,13 @@ impl TwoStageSpec {
                 name: "retrievers",
                 value: "[]".into(),
                 allowed: "one or more retriever specs",
+            });
+        }
+        if self.window_days.is_some_and(|d| !(1..=3650).contains(&d)) {
+            return Err(ModelError::InvalidParameter {
+                name: "window_days",
+                value: format!("{:?}", self.window_days),
+                allowed: "1..=3650",
             });
         }
         if !(1..=10_000).contains(&self.window) {
@@ -137,7 +148,10 @@ impl TwoStageSpec {
                 self.fit_ranker(&examples, train, items, &retrievers, progress)?
             }
             RankerTraining::Window => {
-                let (before, labels) = hold_out_last(train, self.window);
+                let (before, labels) = match self.window_days {
+                    Some(days) => hold_out_days(train, days),
+                    None => hold_out_last(train, self.window),
+                };
                 let early = self.fit_retrievers(&before, progress)?;
                 let staged = TwoStage::new(self.clone(), early, Box::new(NoRanker), latest_items(&before));
                 let examples = staged.labelled_candidates(&before, &labels);
@@ -183,6 +197,22 @@ fn hold_out_last(train: &TrainSet, window: usize) -> (TrainSet, tandem_data::Csr
             } else {
                 after.push(log.get(i));
             }
+        }
+    }
+    let labels = tandem_data::Csr::user_items(&after, train.n_users(), train.n_items());
+    (TrainSet::new(before, train.n_users(), train.n_items()), labels)
+}
+
+/// Splits the rows by time: those in the last `days` days (before the latest row) become labels.
+fn hold_out_days(train: &TrainSet, days: u32) -> (TrainSet, tandem_data::Csr) {
+    let log = &train.log;
+    let cut = log.iter().map(|r| r.time).max().unwrap_or(0) - i64::from(days) * 86_400;
+    let (mut before, mut after) = (tandem_data::Interactions::new(), tandem_data::Interactions::new());
+    for r in log.iter() {
+        if r.time > cut {
+            after.push(r);
+        } else {
+            before.push(r);
         }
     }
     let labels = tandem_data::Csr::user_items(&after, train.n_users(), train.n_items());
@@ -469,6 +499,18 @@ mod tests {
         assert_eq!(before.user_items.row(0).0, &[1, 3]);
         assert_eq!(labels.row_len(1), 0, "a user with no more rows than the window keeps them");
         assert_eq!(before.user_items.row(1).0, &[1, 2]);
+    }
+
+    #[test]
+    fn a_days_window_cuts_at_one_time_for_everyone() {
+        let mut log = tandem_data::Interactions::new();
+        let day = 86_400;
+        for (user, item, time) in [(0, 0, 0), (0, 1, 9 * day), (1, 2, 5 * day), (1, 3, 10 * day)] {
+            log.push(tandem_data::Interaction { user, item, time, weight: 1.0 });
+        }
+        let (before, labels) = hold_out_days(&TrainSet::new(log, 2, 4), 2);
+        assert_eq!((labels.row(0).0, labels.row(1).0), (&[1][..], &[3][..]), "rows after day 8");
+        assert_eq!((before.user_items.row(0).0, before.user_items.row(1).0), (&[0][..], &[2][..]));
     }
 
     #[test]
