@@ -32,7 +32,7 @@ use crate::ranker::{Candidates, Ranker};
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DinParams {
-    /// Width of the item, year, genre and position embeddings (default 32).
+    /// Width of the item, year, genre and position embeddings (default 16).
     pub embedding: usize,
     /// History items attended over, most recent first (default 20).
     pub history: usize,
@@ -40,11 +40,11 @@ pub struct DinParams {
     pub attention: usize,
     /// Hidden widths of the head (default [200, 80]).
     pub hidden: Vec<usize>,
-    /// Dropout after every hidden layer of the head (default 0.1).
+    /// Dropout after every hidden layer of the head (default 0.3).
     pub dropout: f32,
     /// Feed each retriever's score features to the head (default true).
     pub retriever_scores: bool,
-    /// Epochs (default 5).
+    /// Epochs (default 3; ID embeddings overfit soon after, on ml-100k validation).
     pub epochs: usize,
     /// Examples per batch (default 512).
     pub batch_size: usize,
@@ -57,13 +57,13 @@ pub struct DinParams {
 impl Default for DinParams {
     fn default() -> Self {
         DinParams {
-            embedding: 32,
+            embedding: 16,
             history: 20,
             attention: 36,
             hidden: vec![200, 80],
-            dropout: 0.1,
+            dropout: 0.3,
             retriever_scores: true,
-            epochs: 5,
+            epochs: 3,
             batch_size: 512,
             learning_rate: 0.001,
             seed: 42,
