@@ -226,19 +226,11 @@ pub const ML100K_GENRES: [&str; 19] = [
     "Western",
 ];
 
-/// How to read a MovieLens item file, by its name: RecBole's `*.item`, ml-100k's `u.item`,
+/// How to read a MovieLens item file, by its name: ml-100k's `u.item`, RecBole's `*.item`,
 /// ml-1m/10m's `movies.dat` or ml-20m+'s `movies.csv`; `None` for any other name.
 fn movielens_items(p: PathBuf) -> Option<ItemSpec> {
     let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    Some(if name.ends_with(".item") {
-        ItemSpec {
-            title: Some("movie_title".into()),
-            year: Some("release_year".into()),
-            genres: Some("class".into()),
-            genre_separator: " ".into(),
-            ..item_spec(p, "\t", true, Encoding::Utf8, "item_id")
-        }
-    } else if name == "u.item" {
+    Some(if name == "u.item" {
         ItemSpec {
             id: ColumnRef::Position(1),
             title: Some(ColumnRef::Position(2)),
@@ -246,6 +238,14 @@ fn movielens_items(p: PathBuf) -> Option<ItemSpec> {
             year_from_title: true,
             genre_flags: Some(GenreFlags { first: 6, names: ML100K_GENRES.map(String::from).to_vec() }),
             ..item_spec(p, "|", false, Encoding::Latin1, "")
+        }
+    } else if name.ends_with(".item") {
+        ItemSpec {
+            title: Some("movie_title".into()),
+            year: Some("release_year".into()),
+            genres: Some("class".into()),
+            genre_separator: " ".into(),
+            ..item_spec(p, "\t", true, Encoding::Utf8, "item_id")
         }
     } else if name == "movies.dat" {
         ItemSpec {
