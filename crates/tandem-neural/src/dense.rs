@@ -21,7 +21,8 @@ pub fn gemm(
     c: &mut [f32],
 ) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: operand shorter than its shape");
-    if crate::device::offload_gemm(m, k, n, alpha, a, ta, b, tb, beta, c) {
+    #[cfg(feature = "cuda")]
+    if crate::device::cuda::gemm(m, k, n, alpha, a, ta, b, tb, beta, c) {
         return;
     }
     let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };

@@ -76,35 +76,8 @@ pub fn select(device: Device) -> Result<(), DeviceError> {
     }
 }
 
-/// Runs the row-major product on the selected GPU when there is one and the product is big
-/// enough; returns false when the caller should run it on the CPU.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub(crate) fn offload_gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: f32,
-    a: &[f32],
-    ta: bool,
-    b: &[f32],
-    tb: bool,
-    beta: f32,
-    c: &mut [f32],
-) -> bool {
-    #[cfg(feature = "cuda")]
-    {
-        cuda::gemm(m, k, n, alpha, a, ta, b, tb, beta, c)
-    }
-    #[cfg(not(feature = "cuda"))]
-    {
-        let _ = (m, k, n, alpha, a, ta, b, tb, beta, c);
-        false
-    }
-}
-
 #[cfg(feature = "cuda")]
-mod cuda {
+pub(crate) mod cuda {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex, OnceLock};
 
@@ -145,9 +118,11 @@ mod cuda {
         Ok(())
     }
 
-    /// Row-major `c = alpha op(a) op(b) + beta c` as the column-major `c^T = op(b)^T op(a)^T`.
+    /// Runs the row-major `c = alpha op(a) op(b) + beta c` on the selected GPU — as the
+    /// column-major `c^T = op(b)^T op(a)^T` — when one is selected and the product is big
+    /// enough; false when the caller should run it on the CPU.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn gemm(
+    pub(crate) fn gemm(
         m: usize,
         k: usize,
         n: usize,
@@ -242,7 +217,7 @@ mod tests {
             select(Device::Cpu).unwrap();
             crate::dense::gemm(m, k, n, 0.7, &a, ta, &b, tb, 0.3, &mut want);
             select(Device::Cuda(0)).unwrap();
-            assert!(offload_gemm(m, k, n, 0.7, &a, ta, &b, tb, 0.3, &mut got), "ran on the GPU");
+            assert!(cuda::gemm(m, k, n, 0.7, &a, ta, &b, tb, 0.3, &mut got), "ran on the GPU");
             for (x, y) in want.iter().zip(&got) {
                 assert!((x - y).abs() < 1e-3, "ta {ta} tb {tb}: {x} vs {y}");
             }
