@@ -95,6 +95,12 @@ pub struct InvalidMining {
     pub allowed: &'static str,
 }
 
+impl From<InvalidMining> for tandem_models::ModelError {
+    fn from(e: InvalidMining) -> Self {
+        tandem_models::ModelError::InvalidParameter { name: e.name, value: e.value, allowed: e.allowed }
+    }
+}
+
 impl MiningSpec {
     /// Checks every setting.
     pub fn check(&self) -> Result<(), InvalidMining> {

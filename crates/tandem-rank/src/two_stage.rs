@@ -125,11 +125,7 @@ impl TwoStageSpec {
                 allowed: "1..=100000",
             });
         }
-        self.mining.check().map_err(|e| ModelError::InvalidParameter {
-            name: e.name,
-            value: e.value,
-            allowed: e.allowed,
-        })
+        Ok(self.mining.check()?)
     }
 
     fn fit_retrievers(&self, train: &TrainSet, progress: &dyn Progress) -> Result<Vec<Box<dyn Retriever>>> {
@@ -143,8 +139,7 @@ impl TwoStageSpec {
         let retrievers = self.fit_retrievers(train, progress)?;
         let ranker = match self.training {
             RankerTraining::Train => {
-                let examples = mine(retrievers[0].as_ref(), train, &[], &self.mining)
-                    .map_err(|e| ModelError::InvalidParameter { name: e.name, value: e.value, allowed: e.allowed })?;
+                let examples = mine(retrievers[0].as_ref(), train, &[], &self.mining)?;
                 self.fit_ranker(&examples, train, items, &retrievers, progress)?
             }
             RankerTraining::Window => {
@@ -186,17 +181,26 @@ impl TwoStageSpec {
 /// with more rows than that) become labels (users x items).
 fn hold_out_last(train: &TrainSet, window: usize) -> (TrainSet, tandem_data::Csr) {
     let log = &train.log;
-    let (mut before, mut after) = (tandem_data::Interactions::new(), tandem_data::Interactions::new());
+    let mut held = vec![false; log.len()];
     for mut rows in log.rows_by_user(train.n_users()) {
         rows.sort_by_key(|&i| (log.get(i).time, i));
         // Users with no more than `window` rows keep them all (as the test split does).
-        let cut = if rows.len() > window { rows.len() - window } else { rows.len() };
-        for (k, &i) in rows.iter().enumerate() {
-            if k < cut {
-                before.push(log.get(i));
-            } else {
-                after.push(log.get(i));
-            }
+        if rows.len() > window {
+            rows[rows.len() - window..].iter().for_each(|&i| held[i] = true);
+        }
+    }
+    hold_out(train, |i| held[i])
+}
+
+/// The training rows where `held(row)` is false, and the held rows as labels (users x items).
+fn hold_out(train: &TrainSet, held: impl Fn(usize) -> bool) -> (TrainSet, tandem_data::Csr) {
+    let log = &train.log;
+    let (mut before, mut after) = (tandem_data::Interactions::new(), tandem_data::Interactions::new());
+    for i in 0..log.len() {
+        if held(i) {
+            after.push(log.get(i));
+        } else {
+            before.push(log.get(i));
         }
     }
     let labels = tandem_data::Csr::user_items(&after, train.n_users(), train.n_items());
@@ -207,16 +211,7 @@ fn hold_out_last(train: &TrainSet, window: usize) -> (TrainSet, tandem_data::Csr
 fn hold_out_days(train: &TrainSet, days: u32) -> (TrainSet, tandem_data::Csr) {
     let log = &train.log;
     let cut = log.iter().map(|r| r.time).max().unwrap_or(0) - i64::from(days) * 86_400;
-    let (mut before, mut after) = (tandem_data::Interactions::new(), tandem_data::Interactions::new());
-    for r in log.iter() {
-        if r.time > cut {
-            after.push(r);
-        } else {
-            before.push(r);
-        }
-    }
-    let labels = tandem_data::Csr::user_items(&after, train.n_users(), train.n_items());
-    (TrainSet::new(before, train.n_users(), train.n_items()), labels)
+    hold_out(train, |i| log.get(i).time > cut)
 }
 
 /// The ranker slot of a pipeline whose ranker is not fitted yet (only its candidates are used).
@@ -327,23 +322,18 @@ impl TwoStage {
         let keep = |i: u32| !(self.spec.exclude_seen && seen.binary_search(&i).is_ok());
         let mut pool = Vec::new();
         let mut scores = Vec::with_capacity(self.retrievers.len());
-        let mut all = vec![0f32; n];
         for r in &self.retrievers {
             let m = r.n_items().min(n);
-            r.score(query, &mut all[..m]);
-            pool.extend(top_k(&all[..m], self.spec.candidates, keep).into_iter().map(|s| s.item));
-            scores.push(all.clone());
+            let mut all = vec![0f32; m];
+            r.score(query, &mut all);
+            pool.extend(top_k(&all, self.spec.candidates, keep).into_iter().map(|s| s.item));
+            scores.push(all);
         }
         pool.sort_unstable();
         pool.dedup();
         let per_candidate = scores
             .iter()
-            .zip(&self.retrievers)
-            .map(|(s, r)| {
-                pool.iter()
-                    .map(|&i| if (i as usize) < r.n_items() { s[i as usize] } else { f32::NEG_INFINITY })
-                    .collect()
-            })
+            .map(|s| pool.iter().map(|&i| s.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY)).collect())
             .collect();
         (pool, per_candidate)
     }
