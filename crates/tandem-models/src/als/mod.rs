@@ -16,7 +16,7 @@ pub use params::AlsParams;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retriever::{Query, Retriever};
+    use crate::retriever::{Query, Retriever, TrainSet};
     use crate::testing::{checkerboard, conformance};
     use tandem_data::NoProgress;
 
@@ -67,6 +67,37 @@ mod tests {
         let mut anon = vec![0.0; t.n_items()];
         m.score(&Query { user: None, ..q }, &mut anon);
         assert!(anon.iter().all(|s| s.is_finite()));
+    }
+
+    /// A user who moved from the even community to the odd one: plain ALS follows the majority
+    /// of the history, recency-weighted ALS follows where the user went.
+    #[test]
+    fn recency_half_life_follows_the_latest_items() {
+        use tandem_data::{Interaction, Interactions};
+        let t = checkerboard();
+        let mut log = Interactions::new();
+        t.log.iter().for_each(|r| log.push(r));
+        let mover = t.n_users() as u32;
+        for (time, item) in [(0, 0), (1, 2), (2, 4), (3, 6), (100, 1), (101, 3)] {
+            log.push(Interaction { user: mover, item, time, weight: 1.0 });
+        }
+        let t = TrainSet::new(log, t.n_users() + 1, t.n_items());
+        let top_unseen = |half_life| {
+            let p = AlsParams {
+                factors: 2,
+                iterations: 10,
+                regularization: 5.0,
+                alpha: 50.0,
+                recency_half_life: half_life,
+                ..Default::default()
+            };
+            let m = p.fit(&t, &NoProgress).unwrap();
+            let mut s = vec![0.0; t.n_items()];
+            m.score(&Query::from_row(&t.user_items, mover), &mut s);
+            (0..t.n_items()).filter(|i| ![0, 2, 4, 6, 1, 3].contains(i)).max_by(|&a, &b| s[a].total_cmp(&s[b])).unwrap()
+        };
+        assert_eq!(top_unseen(0.0) % 2, 0, "plain ALS follows the 4 even items");
+        assert_eq!(top_unseen(0.5) % 2, 1, "recency follows the 2 latest, odd items");
     }
 
     #[test]

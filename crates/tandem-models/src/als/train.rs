@@ -1,5 +1,7 @@
 //! The ALS epoch loop: alternate conjugate-gradient half-steps over users and items.
 
+use std::borrow::Cow;
+
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -24,10 +26,11 @@ impl AlsParams {
         let f = self.factors;
         let mut users = Factors::uniform(train.n_users(), f, 0.01, &mut rng);
         let mut items = Factors::uniform(train.n_items(), f, 0.01, &mut rng);
-        let item_users = train.user_items.transpose();
+        let user_items = self.confidence_weights(train);
+        let item_users = user_items.transpose();
         let step = progress.step("ALS iterations", self.iterations as u64);
         for _ in 0..self.iterations {
-            self.half_step(&train.user_items, &items, &mut users);
+            self.half_step(&user_items, &items, &mut users);
             self.half_step(&item_users, &users, &mut items);
             step.inc(1);
         }
@@ -35,6 +38,25 @@ impl AlsParams {
             return Err(ModelError::Diverged { model: "als", hint: "increase regularization or lower alpha".into() });
         }
         Ok(Als::new(self.clone(), users, items))
+    }
+
+    /// The `r` of each pair's confidence: the training weights, decayed by recency when
+    /// `recency_half_life` is set.
+    fn confidence_weights<'a>(&self, train: &'a TrainSet) -> Cow<'a, Csr> {
+        if self.recency_half_life <= 0.0 {
+            return Cow::Borrowed(&train.user_items);
+        }
+        let log = &train.log;
+        let mut vals = vec![0f32; log.len()];
+        for mut rows in log.rows_by_user(train.n_users()) {
+            rows.sort_by_key(|&i| (log.time[i], i));
+            let n = rows.len();
+            for (pos, &i) in rows.iter().enumerate() {
+                let age = (n - 1 - pos) as f32;
+                vals[i] = log.weight[i] * 0.5f32.powf(age / self.recency_half_life);
+            }
+        }
+        Cow::Owned(Csr::from_triplets(train.n_users(), train.n_items(), &log.user, &log.item, &vals))
     }
 
     /// Updates every row of `x` given the fixed `y`, rows of `m` being x's interactions.
