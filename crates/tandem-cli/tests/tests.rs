@@ -447,10 +447,10 @@ mod evaluate_split {
         assert!(ndcg >= 0.106, "two-tower NDCG@10 {ndcg}");
     }
 
-    /// A two-stage pipeline (ALS + the history model -> late-fusion ranker trained on a held-out
-    /// window) against its ALS retriever alone (0.1041) on temporal: measured 0.1369 (+32%);
-    /// with its diagnostics (measured: AUROC 0.72 hard / 0.78 random; cold items HR@10 0.28
-    /// against popularity's 0.18).
+    /// A two-stage pipeline (recency-weighted ALS + the history model -> late-fusion ranker
+    /// trained on three held-out windows) against its retrievers alone on temporal; with its
+    /// diagnostics (measured: AUROC 0.72 hard / 0.88 random; cold items HR@10 0.29 against
+    /// popularity's 0.18).
     #[test]
     fn two_stage_beats_its_retriever_on_temporal() {
         let Some(data) = shared() else { return };
@@ -465,7 +465,9 @@ mod evaluate_split {
             "--model",
             "two_stage",
             "--param",
-            "retrievers=[{kind: als}, {kind: history, loss: sampled_softmax, epochs: 5}]",
+            "retrievers=[{kind: als, alpha: 10, regularization: 20, recency_half_life: 3}, {kind: history, loss: sampled_softmax, epochs: 5}]",
+            "--param",
+            "windows=3",
             "--diagnostics",
             "--out",
             d.path().to_str().unwrap(),
@@ -473,7 +475,10 @@ mod evaluate_split {
         assert!(o.status.success(), "{}", stderr(&o));
         let r = report(d.path());
         let ndcg = metric(&r, "two_stage", "NDCG@10");
-        assert!(ndcg >= 1.1 * 0.1041, "two-stage NDCG@10 {ndcg}");
+        // Its retrievers alone: ALS 0.1223 (x 1.1 = 0.1345), the history model 0.1246-0.1276
+        // (the best single model of the earlier issues); measured 0.1415, the floor leaves room
+        // for drift.
+        assert!(ndcg >= 0.138, "two-stage NDCG@10 {ndcg}");
         let stages = &r["models"]["two_stage"]["stage_seconds"];
         assert!(stages["retrieval"].as_f64().unwrap() > 0.0 && stages["ranking"].as_f64().unwrap() > 0.0, "{stages}");
         let diag = &r["models"]["two_stage"]["diagnostics"];

@@ -8,23 +8,21 @@
 
 use std::time::Instant;
 
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorReader, Tensors};
 use tandem_models::optim::{Optimizer, OptimizerKind};
-use tandem_models::{Factors, ModelError, Retriever, TrainSet};
+use tandem_models::{Factors, ModelError};
 use tandem_neural::dense::{Adam, Linear, Mlp};
 use tandem_neural::embedding::{Embedding, RowGrads};
 use tandem_neural::norm::NormMlp;
 
 use crate::features::ItemFeatures;
-use crate::mining::Example;
 use crate::parts::{
-    check_head, example_scores, invalid, list_features_by_user, put_features, put_head, read_features, read_head,
-    score_features, standardisation, weighted_bce, ScoreStats, SCORE_FEATURES,
+    check_head, invalid, put_features, put_head, read_features, read_head, score_features, Pooled, RankLoss,
+    RankerWindow, ScoreStats, SCORE_FEATURES,
 };
 use crate::ranker::{Candidates, Ranker};
 
@@ -50,6 +48,9 @@ pub struct DinParams {
     pub batch_size: usize,
     /// Adam learning rate (default 0.001).
     pub learning_rate: f32,
+    /// `bce` (default: every example on its own) or `listwise` (a softmax over each user's
+    /// examples; batches then hold whole lists).
+    pub loss: RankLoss,
     /// Seed (default 42).
     pub seed: u64,
 }
@@ -66,6 +67,7 @@ impl Default for DinParams {
             epochs: 3,
             batch_size: 512,
             learning_rate: 0.001,
+            loss: RankLoss::Bce,
             seed: 42,
         }
     }
@@ -85,28 +87,27 @@ impl DinParams {
         check_head(&self.hidden, self.dropout, self.epochs, self.batch_size, self.learning_rate)
     }
 
-    /// Fits DIN on `examples` over `train` (histories are each user's latest training items),
-    /// with the scores of `retrievers` as features.
-    pub fn fit(
-        &self,
-        examples: &[Example],
-        train: &TrainSet,
-        features: &ItemFeatures,
-        retrievers: &[&dyn Retriever],
-        progress: &dyn Progress,
-    ) -> tandem_models::Result<Din> {
+    /// Fits DIN on `windows` (the latest first): each example's history is its user's in that
+    /// window's rows; the retrievers' scores are features. The fitted ranker keeps the latest
+    /// window's item features.
+    pub fn fit(&self, windows: &[RankerWindow<'_>], progress: &dyn Progress) -> tandem_models::Result<Din> {
         self.check()?;
-        if examples.is_empty() {
+        let pooled = Pooled::new(windows, self.retriever_scores);
+        let (Some(latest), false) = (windows.first(), pooled.examples.is_empty()) else {
             return Err(ModelError::EmptyTrainingData { model: "din" });
-        }
+        };
+        let examples = &pooled.examples[..];
+        let features = latest.features;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let e = self.embedding;
-        let n_scores = if self.retriever_scores { retrievers.len() } else { 0 };
-        let raw = if n_scores > 0 { example_scores(examples, train, retrievers) } else { Vec::new() };
-        let stats = standardisation(&raw, n_scores);
-        let list = list_features_by_user(examples, &raw, n_scores);
-        let histories: Vec<Vec<u32>> =
-            train.sequences().into_iter().map(|s| s.into_iter().rev().take(self.history).collect()).collect();
+        let n_scores = pooled.n_scores;
+        let sequences: Vec<Vec<Vec<u32>>> = windows.iter().map(|w| w.train.sequences()).collect();
+        let histories: Vec<Vec<u32>> = pooled
+            .users()
+            .map(|(w, u)| {
+                sequences[w].get(u).map_or(Vec::new(), |s| s.iter().rev().take(self.history).copied().collect())
+            })
+            .collect();
         let tables = Tables {
             item: Embedding::normal(features.len().max(1), e, 0.05, &mut rng),
             year: Embedding::normal(features.n_year_buckets(), e, 0.05, &mut rng),
@@ -120,34 +121,27 @@ impl DinParams {
         let adam = Adam { lr: self.learning_rate, weight_decay: 0.0, decoupled: true };
         let sparse = Optimizer { kind: OptimizerKind::Adam, lr: self.learning_rate, weight_decay: 0.0 };
         let mut grads = [RowGrads::new(e), RowGrads::new(e), RowGrads::new(e), RowGrads::new(e)];
-        let mut order: Vec<usize> = (0..examples.len()).collect();
         let empty: Vec<u32> = Vec::new();
         for epoch in 1..=self.epochs {
             let start = Instant::now();
-            order.shuffle(&mut rng);
-            let step = progress.step(&format!("din epoch {epoch}/{}", self.epochs), order.len() as u64);
+            let batches = self.loss.batches(examples, self.batch_size, &mut rng);
+            let step = progress
+                .step(&format!("din epoch {epoch}/{}", self.epochs), batches.iter().map(|b| b.len() as u64).sum());
             let (mut loss_sum, mut weight_sum) = (0.0, 0.0);
-            for batch in order.chunks(self.batch_size) {
-                if batch.len() < 2 {
-                    continue;
-                }
+            for batch in &batches {
                 let rows: Vec<Row<'_>> = batch
                     .iter()
                     .map(|&k| {
                         let ex = &examples[k];
                         let mut scores = vec![0f32; SCORE_FEATURES * n_scores];
-                        for r in 0..n_scores {
-                            let f = &mut scores[SCORE_FEATURES * r..SCORE_FEATURES * (r + 1)];
-                            f[0] = stats[r].apply(raw[k * n_scores + r]);
-                            f[1..].copy_from_slice(&list[(k * n_scores + r) * 2..(k * n_scores + r) * 2 + 2]);
-                        }
+                        pooled.score_features(k, &mut scores);
                         let history = histories.get(ex.user as usize).unwrap_or(&empty);
                         Row { item: ex.item, history, scores }
                     })
                     .collect();
                 let pass = Pass::forward(&tables, &mut att, features, &rows, e);
                 let logits = head.forward_train(&pass.x, rows.len(), &mut rng);
-                let (loss, weight, dlogits) = weighted_bce(examples, batch, &logits);
+                let (loss, weight, dlogits) = self.loss.batch_loss(examples, batch, &logits);
                 loss_sum += loss;
                 weight_sum += weight;
                 let dx = head.backward(&dlogits);
@@ -175,7 +169,7 @@ impl DinParams {
             att,
             head,
             features: features.clone(),
-            stats,
+            stats: pooled.stats,
         })
     }
 }
@@ -458,9 +452,10 @@ impl Ranker for Din {
 mod tests {
     use super::*;
     use crate::diagnostics::auroc;
-    use crate::mining::Source;
+    use crate::mining::{Example, Source};
     use tandem_data::{Interaction, Interactions, NoProgress};
     use tandem_models::Query;
+    use tandem_models::TrainSet;
 
     /// Users walk a cycle of items from unrelated starts; the item after the walk is the
     /// positive among all unseen items. Only the order of the history tells which it is.
@@ -501,7 +496,8 @@ mod tests {
             retriever_scores: false,
             ..Default::default()
         };
-        let din = p.fit(&examples, &train, &features, &[], &NoProgress).unwrap();
+        let window = RankerWindow { examples: &examples, train: &train, features: &features, retrievers: &[] };
+        let din = p.fit(&[window], &NoProgress).unwrap();
         let sequences = train.sequences();
         let (mut pos, mut neg) = (Vec::new(), Vec::new());
         for (u, want) in next.iter().enumerate() {

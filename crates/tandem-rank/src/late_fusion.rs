@@ -9,23 +9,21 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorReader, Tensors};
 use tandem_models::optim::{Optimizer, OptimizerKind};
-use tandem_models::{Factors, ModelError, Retriever, TrainSet};
+use tandem_models::{Factors, ModelError};
 use tandem_neural::dense::Adam;
 use tandem_neural::embedding::{Embedding, RowGrads};
 use tandem_neural::norm::NormMlp;
 
 use crate::features::ItemFeatures;
-use crate::mining::Example;
 use crate::parts::{
-    check_head, example_scores, invalid, list_features_by_user, put_features, put_head, read_features, read_head,
-    score_features, standardisation, weighted_bce, ScoreStats, SCORE_FEATURES,
+    check_head, invalid, put_features, put_head, read_features, read_head, score_features, Pooled, RankLoss,
+    RankerWindow, ScoreStats, SCORE_FEATURES,
 };
 use crate::ranker::{Candidates, FeatureRanker, Ranker};
 
@@ -53,6 +51,9 @@ pub struct LateFusionParams {
     pub batch_size: usize,
     /// Adam learning rate (default 0.001).
     pub learning_rate: f32,
+    /// `bce` (default: every example on its own) or `listwise` (a softmax over each user's
+    /// examples; batches then hold whole lists).
+    pub loss: RankLoss,
     /// Weight decay of the head (default 0).
     pub weight_decay: f32,
     /// Seed (default 42).
@@ -71,6 +72,7 @@ impl Default for LateFusionParams {
             epochs: 5,
             batch_size: 1024,
             learning_rate: 0.001,
+            loss: RankLoss::Bce,
             weight_decay: 0.0,
             seed: 42,
         }
@@ -92,83 +94,83 @@ impl LateFusionParams {
         Ok(())
     }
 
-    /// Fits the ranker on `examples` over `train`, with frozen vectors from `embeddings` (a
-    /// retriever that has them; none: the ranker works from metadata and scores only) and the
-    /// scores of `retrievers` as features.
-    pub fn fit(
-        &self,
-        examples: &[Example],
-        train: &TrainSet,
-        features: &ItemFeatures,
-        embeddings: Option<&dyn Retriever>,
-        retrievers: &[&dyn Retriever],
-        progress: &dyn Progress,
-    ) -> tandem_models::Result<LateFusion> {
+    /// Fits the ranker on `windows` (the latest first), with frozen user and item vectors from
+    /// the first of each window's retrievers that has them (none: the ranker works from
+    /// metadata and scores only) and those retrievers' scores as features. The fitted ranker
+    /// keeps the latest window's vectors and item features.
+    pub fn fit(&self, windows: &[RankerWindow<'_>], progress: &dyn Progress) -> tandem_models::Result<LateFusion> {
         self.check()?;
-        if examples.is_empty() {
+        let pooled = Pooled::new(windows, self.retriever_scores);
+        let (Some(latest), false) = (windows.first(), pooled.examples.is_empty()) else {
             return Err(ModelError::EmptyTrainingData { model: "late_fusion" });
-        }
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let (users, items) = match embeddings.filter(|_| self.embeddings).and_then(|r| r.embeddings()) {
-            Some(e) => (e.users.clone(), e.items.clone()),
-            None => (Factors::zeros(train.n_users(), 0), Factors::zeros(train.n_items(), 0)),
         };
-        let n_scores = if self.retriever_scores { retrievers.len() } else { 0 };
-        let raw = if n_scores > 0 { example_scores(examples, train, retrievers) } else { Vec::new() };
-        let stats = standardisation(&raw, n_scores);
-        let list = list_features_by_user(examples, &raw, n_scores);
-        let sequences = train.sequences();
-        let n_profiles = train.n_users().max(examples.iter().map(|e| e.user as usize + 1).max().unwrap_or(0));
-        let profiles: Vec<Profile> = (0..n_profiles)
-            .map(|u| {
+        let examples = &pooled.examples[..];
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        // Per window: its retriever's vectors (each fit has its own).
+        let vectors: Vec<(Factors, Factors)> = windows
+            .iter()
+            .map(|w| match w.retrievers.iter().find_map(|r| r.embeddings()).filter(|_| self.embeddings) {
+                Some(e) => (e.users.clone(), e.items.clone()),
+                None => (Factors::zeros(w.train.n_users(), 0), Factors::zeros(w.train.n_items(), 0)),
+            })
+            .collect();
+        let d = vectors[0].0.dim();
+        if vectors.iter().any(|(u, _)| u.dim() != d) {
+            return Err(invalid("embeddings", "vectors of different widths", "one retriever kind lending vectors"));
+        }
+        let sequences: Vec<Vec<Vec<u32>>> = windows.iter().map(|w| w.train.sequences()).collect();
+        let profiles: Vec<Profile> = pooled
+            .users()
+            .map(|(w, u)| {
+                let (train, features) = (windows[w].train, windows[w].features);
                 if u >= train.n_users() {
                     return Profile::of(&[], &[], &[], features);
                 }
                 let (items, weights) = train.user_items.row(u);
-                let recent: Vec<u32> = sequences[u].iter().rev().copied().collect();
+                let recent: Vec<u32> = sequences[w][u].iter().rev().copied().collect();
                 Profile::of(items, weights, &recent, features)
             })
             .collect();
+        let n_scores = pooled.n_scores;
+        let features = latest.features;
         let m = self.meta_dim;
         let year = Embedding::normal(features.n_year_buckets(), m, 0.05, &mut rng);
         let genre = Embedding::normal(features.genre_names.len().max(1), m, 0.05, &mut rng);
-        let layout = Layout { d: users.dim(), m, scores: SCORE_FEATURES * n_scores };
+        let layout = Layout { d, m, scores: SCORE_FEATURES * n_scores };
         let mut head = NormMlp::new(layout.width(), &self.hidden, self.dropout, &mut rng);
         let (mut year_grads, mut genre_grads) = (RowGrads::new(m), RowGrads::new(m));
         let adam = Adam { lr: self.learning_rate, weight_decay: self.weight_decay, decoupled: true };
         let sparse = Optimizer { kind: OptimizerKind::Adam, lr: self.learning_rate, weight_decay: 0.0 };
-        let mut order: Vec<usize> = (0..examples.len()).collect();
         let (mut x, mut z) = (Vec::new(), vec![0f32; SCORE_FEATURES * n_scores]);
         let mut unknown = Vec::new();
         for epoch in 1..=self.epochs {
             let start = Instant::now();
-            order.shuffle(&mut rng);
-            let step = progress.step(&format!("late_fusion epoch {epoch}/{}", self.epochs), order.len() as u64);
+            let batches = self.loss.batches(examples, self.batch_size, &mut rng);
+            let step = progress.step(
+                &format!("late_fusion epoch {epoch}/{}", self.epochs),
+                batches.iter().map(|b| b.len() as u64).sum(),
+            );
             let mut loss_sum = 0.0;
             let mut weight_sum = 0.0;
-            for batch in order.chunks(self.batch_size) {
-                if batch.len() < 2 {
-                    continue;
-                }
+            for batch in &batches {
                 x.clear();
                 unknown.clear();
                 for &k in batch {
                     let e = &examples[k];
-                    let cold = !known_item(e.item, &items, features) || rng.random::<f32>() < self.id_dropout;
+                    let w = pooled.window[k];
+                    let ((users, items), features) = (&vectors[w], windows[w].features);
+                    let cold = !known_item(e.item, items, features) || rng.random::<f32>() < self.id_dropout;
                     unknown.push(cold);
-                    for r in 0..n_scores {
-                        let f = &mut z[SCORE_FEATURES * r..SCORE_FEATURES * (r + 1)];
-                        f[0] = stats[r].apply(raw[k * n_scores + r]);
-                        f[1..].copy_from_slice(&list[(k * n_scores + r) * 2..(k * n_scores + r) * 2 + 2]);
-                    }
+                    pooled.score_features(k, &mut z);
                     let meta = |table: &Embedding, r: usize, out: &mut [f32]| table.read(r, out);
+                    let user = e.user as usize - pooled.offsets[w];
                     layout.push_row(
                         &mut x,
-                        users_row(&users, Some(e.user)),
+                        users_row(users, Some(user as u32)),
                         &profiles[e.user as usize],
                         e.item,
                         cold,
-                        &items,
+                        items,
                         features,
                         &z,
                         &|r, o| meta(&year, r, o),
@@ -176,7 +178,7 @@ impl LateFusionParams {
                     );
                 }
                 let logits = head.forward_train(&x, batch.len(), &mut rng);
-                let (loss, weight, dlogits) = weighted_bce(examples, batch, &logits);
+                let (loss, weight, dlogits) = self.loss.batch_loss(examples, batch, &logits);
                 loss_sum += loss;
                 weight_sum += weight;
                 let dx = head.backward(&dlogits);
@@ -203,6 +205,7 @@ impl LateFusionParams {
                 return Err(ModelError::Diverged { model: "late_fusion", hint: "lower learning_rate".into() });
             }
         }
+        let (users, items) = vectors.into_iter().next().expect("one window at least");
         Ok(LateFusion {
             params: self.clone(),
             users,
@@ -211,7 +214,7 @@ impl LateFusionParams {
             genre: genre.to_factors(),
             head,
             features: features.clone(),
-            stats,
+            stats: pooled.stats,
         })
     }
 }
@@ -225,7 +228,12 @@ struct Profile {
     items: Vec<u32>,
     weights: Vec<f32>,
     latest: HashMap<u32, usize>,
+    /// The latest items, most recent first (at most [`RECENT_SIMILARITY`]).
+    recent: Vec<u32>,
 }
+
+/// Latest items whose mean vector a candidate is compared with.
+const RECENT_SIMILARITY: usize = 5;
 
 impl Profile {
     /// `history` / `weights`: the user's items (ascending) and summed weights; `recent`: its
@@ -255,6 +263,27 @@ impl Profile {
             items: history.to_vec(),
             weights: weights.to_vec(),
             latest,
+            recent: recent.iter().take(RECENT_SIMILARITY).copied().collect(),
+        }
+    }
+
+    /// Cosine between the item's vector and the mean vector of the user's latest items (0
+    /// without vectors): what the user turned to lately, in the retriever's item space.
+    fn recent_similarity(&self, item: &[f32], items: &Factors) -> f32 {
+        let mut mean = vec![0f32; item.len()];
+        let mut n = 0;
+        for &r in &self.recent {
+            if (r as usize) < items.rows() {
+                mean.iter_mut().zip(items.row(r as usize)).for_each(|(m, v)| *m += v);
+                n += 1;
+            }
+        }
+        let dot: f32 = mean.iter().zip(item).map(|(a, b)| a * b).sum();
+        let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt() * item.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if n == 0 || norm <= 1e-12 {
+            0.0
+        } else {
+            dot / norm
         }
     }
 
@@ -289,15 +318,15 @@ struct Layout {
 
 impl Layout {
     fn width(&self) -> usize {
-        3 * self.d + 6 + 2 * self.m + self.scores
+        3 * self.d + 7 + 2 * self.m + self.scores
     }
 
     fn year_offset(&self) -> usize {
-        3 * self.d + 6
+        3 * self.d + 7
     }
 
     fn genre_offset(&self) -> usize {
-        3 * self.d + 6 + self.m
+        3 * self.d + 7 + self.m
     }
 
     /// Appends one (user, item) row.
@@ -336,6 +365,9 @@ impl Layout {
         row[3 * d + 2..3 * d + 4].copy_from_slice(&profile.affinity(i, features));
         if !unknown {
             row[3 * d + 4..3 * d + 6].copy_from_slice(&profile.repeat(item));
+            if d > 0 {
+                row[3 * d + 6] = profile.recent_similarity(items.row(item as usize), items);
+            }
         }
         let yo = self.year_offset();
         year(features.year_bucket.get(i).copied().unwrap_or(0) as usize, &mut row[yo..yo + m]);
@@ -450,6 +482,7 @@ impl FeatureRanker for LateFusion {
         g.push(("genre affinity".to_string(), 3 * d + 2..3 * d + 3));
         g.push(("year gap".to_string(), 3 * d + 3..3 * d + 4));
         g.push(("repeat".to_string(), 3 * d + 4..3 * d + 6));
+        g.push(("recent similarity".to_string(), 3 * d + 6..3 * d + 7));
         g.push(("year".to_string(), l.year_offset()..l.year_offset() + m));
         g.push(("genres".to_string(), l.genre_offset()..l.genre_offset() + m));
         let first = l.genre_offset() + m;

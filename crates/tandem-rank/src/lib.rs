@@ -29,6 +29,7 @@ mod two_stage;
 pub use din::{Din, DinParams};
 pub use late_fusion::{LateFusion, LateFusionParams};
 pub use mining::{explicit_negatives, mine, Example, InvalidMining, MiningSpec, Source};
+pub use parts::{RankLoss, RankerWindow};
 pub use ranker::{Candidates, FeatureRanker, Ranker};
 pub use spec::PipelineSpec;
 pub use two_stage::{RankerSpec, TwoStage, TwoStageSpec};

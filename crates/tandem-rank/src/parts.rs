@@ -3,6 +3,10 @@
 
 use std::collections::HashMap;
 
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
 use rayon::prelude::*;
 use tandem_models::artifact::{Tensor, TensorReader, Tensors};
 use tandem_models::{Query, Retriever, TrainSet};
@@ -18,7 +22,7 @@ use crate::ranker::Candidates;
 
 /// Each retriever's score of each example (`examples.len() x retrievers.len()`), one query per
 /// user.
-pub(crate) fn example_scores(examples: &[Example], train: &TrainSet, retrievers: &[&dyn Retriever]) -> Vec<f32> {
+fn example_scores(examples: &[Example], train: &TrainSet, retrievers: &[&dyn Retriever]) -> Vec<f32> {
     let r = retrievers.len();
     let mut by_user: HashMap<u32, Vec<usize>> = HashMap::new();
     for (k, e) in examples.iter().enumerate() {
@@ -50,6 +54,78 @@ pub(crate) fn example_scores(examples: &[Example], train: &TrainSet, retrievers:
     raw
 }
 
+/// One training window as a ranker learns from it: its labelled candidates, the training rows
+/// before it (the users' histories), the item features of those rows, and the retrievers
+/// fitted on them (their scores are features).
+#[derive(Clone, Copy)]
+pub struct RankerWindow<'a> {
+    /// Labelled candidates (user = the user's index in `train`).
+    pub examples: &'a [Example],
+    /// The rows the retrievers saw.
+    pub train: &'a TrainSet,
+    /// Item features of `train`.
+    pub features: &'a ItemFeatures,
+    /// The retrievers fitted on `train`, in pipeline order.
+    pub retrievers: &'a [&'a dyn Retriever],
+}
+
+/// Every window's examples in one list, each user of window `w` renumbered to
+/// `offsets[w] + user` so lists and histories stay apart, with their score features.
+pub(crate) struct Pooled {
+    pub(crate) examples: Vec<Example>,
+    /// The window of each example.
+    pub(crate) window: Vec<usize>,
+    /// The first pooled user index of each window, then the number of pooled users.
+    pub(crate) offsets: Vec<usize>,
+    /// Raw retriever scores (`examples x n_scores`) and their standardisation.
+    pub(crate) raw: Vec<f32>,
+    pub(crate) stats: Vec<ScoreStats>,
+    /// Within-list features (`examples x n_scores x 2`).
+    pub(crate) list: Vec<f32>,
+    pub(crate) n_scores: usize,
+}
+
+impl Pooled {
+    /// Pools `windows`, scoring with their retrievers when `scores` (all windows must have
+    /// as many retrievers as the first).
+    pub(crate) fn new(windows: &[RankerWindow<'_>], scores: bool) -> Pooled {
+        let n_scores = if scores { windows.first().map_or(0, |w| w.retrievers.len()) } else { 0 };
+        let (mut examples, mut window, mut offsets) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut raw, mut list) = (Vec::new(), Vec::new());
+        let mut offset = 0usize;
+        for (w, win) in windows.iter().enumerate() {
+            offsets.push(offset);
+            let n_users = win.train.n_users().max(win.examples.iter().map(|e| e.user as usize + 1).max().unwrap_or(0));
+            if n_scores > 0 {
+                let r = example_scores(win.examples, win.train, &win.retrievers[..n_scores]);
+                list.extend(list_features_by_user(win.examples, &r, n_scores));
+                raw.extend(r);
+            }
+            examples.extend(win.examples.iter().map(|e| Example { user: (offset + e.user as usize) as u32, ..*e }));
+            window.extend(std::iter::repeat_n(w, win.examples.len()));
+            offset += n_users;
+        }
+        offsets.push(offset);
+        let stats = standardisation(&raw, n_scores);
+        Pooled { examples, window, offsets, raw, stats, list, n_scores }
+    }
+
+    /// The score features of example `k`.
+    pub(crate) fn score_features(&self, k: usize, out: &mut [f32]) {
+        let n = self.n_scores;
+        for r in 0..n {
+            let f = &mut out[SCORE_FEATURES * r..SCORE_FEATURES * (r + 1)];
+            f[0] = self.stats[r].apply(self.raw[k * n + r]);
+            f[1..].copy_from_slice(&self.list[(k * n + r) * 2..(k * n + r) * 2 + 2]);
+        }
+    }
+
+    /// Each pooled user as (window, user index in the window), in pooled order.
+    pub(crate) fn users(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.offsets.windows(2).enumerate().flat_map(|(w, o)| (0..o[1] - o[0]).map(move |u| (w, u)))
+    }
+}
+
 /// Features per retriever score: its standardisation over all training scores, its
 /// standardisation within the user's list, and 1 / log2(2 + its rank in the user's list) —
 /// the last two do not depend on how a user's scores are scaled, which differs between users
@@ -75,7 +151,7 @@ fn list_features(scores: &[f32]) -> Vec<[f32; 2]> {
 
 /// [`list_features`] of every example (`examples x retrievers x 2`), a user's examples
 /// forming its list.
-pub(crate) fn list_features_by_user(examples: &[Example], raw: &[f32], r: usize) -> Vec<f32> {
+fn list_features_by_user(examples: &[Example], raw: &[f32], r: usize) -> Vec<f32> {
     let mut out = vec![0f32; examples.len() * r * 2];
     if r == 0 {
         return out;
@@ -113,7 +189,7 @@ impl ScoreStats {
     }
 }
 
-pub(crate) fn standardisation(raw: &[f32], r: usize) -> Vec<ScoreStats> {
+fn standardisation(raw: &[f32], r: usize) -> Vec<ScoreStats> {
     (0..r)
         .map(|ri| {
             let v: Vec<f64> = raw.iter().skip(ri).step_by(r).filter(|s| s.is_finite()).map(|&s| s as f64).collect();
@@ -267,4 +343,161 @@ pub(crate) fn weighted_bce(examples: &[Example], batch: &[usize], logits: &[f32]
         })
         .collect();
     (loss, total as f64, grads)
+}
+
+/// What a ranker's head is trained to minimise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankLoss {
+    /// Pointwise: weighted BCE of every example on its own (nanoRecSys).
+    #[default]
+    Bce,
+    /// Listwise (ListNet): a softmax over each user's examples, the cross-entropy of its
+    /// positives (each weighted, averaged per list) — the order within a user's list is what
+    /// the metrics read, and this loss cannot be lowered by moving a whole list up or down.
+    /// Negatives' weights do not apply.
+    Listwise,
+}
+
+impl RankLoss {
+    /// One epoch's batches of example indices, shuffled: `batch_size` examples each (`bce`), or
+    /// whole users' lists packed until a batch holds at least `batch_size` (`listwise`).
+    /// Batches of one example are dropped (batch norm needs two rows).
+    pub(crate) fn batches(self, examples: &[Example], batch_size: usize, rng: &mut impl Rng) -> Vec<Vec<usize>> {
+        let mut out = Vec::new();
+        match self {
+            RankLoss::Bce => {
+                let mut order: Vec<usize> = (0..examples.len()).collect();
+                order.shuffle(rng);
+                out.extend(order.chunks(batch_size).map(|c| c.to_vec()));
+            }
+            RankLoss::Listwise => {
+                let mut lists: Vec<Vec<usize>> = lists_by_user(examples).into_values().collect();
+                // HashMap order is arbitrary: sort before the seeded shuffle.
+                lists.sort_unstable_by_key(|l| l[0]);
+                lists.shuffle(rng);
+                let mut batch = Vec::new();
+                for l in lists {
+                    batch.extend(l);
+                    if batch.len() >= batch_size {
+                        out.push(std::mem::take(&mut batch));
+                    }
+                }
+                out.push(batch);
+            }
+        }
+        out.retain(|b| b.len() >= 2);
+        out
+    }
+
+    /// The batch's summed loss, its total weight (the loss's denominator), and the logits'
+    /// gradient of the mean (`logits[j]` belongs to `examples[batch[j]]`).
+    pub(crate) fn batch_loss(self, examples: &[Example], batch: &[usize], logits: &[f32]) -> (f64, f64, Vec<f32>) {
+        match self {
+            RankLoss::Bce => weighted_bce(examples, batch, logits),
+            RankLoss::Listwise => listwise_softmax(examples, batch, logits),
+        }
+    }
+}
+
+/// Each user's example indices.
+fn lists_by_user(examples: &[Example]) -> HashMap<u32, Vec<usize>> {
+    let mut by_user: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (k, e) in examples.iter().enumerate() {
+        by_user.entry(e.user).or_default().push(k);
+    }
+    by_user
+}
+
+/// [`RankLoss::Listwise`] over the runs of one user in `batch` (lists are contiguous): per list
+/// with positives P, `-(1/|P|) sum_p w_p log softmax(logits)_p`; the total weight is the number
+/// of such lists.
+fn listwise_softmax(examples: &[Example], batch: &[usize], logits: &[f32]) -> (f64, f64, Vec<f32>) {
+    let mut grads = vec![0f32; batch.len()];
+    let (mut loss, mut lists) = (0.0f64, 0usize);
+    let mut start = 0;
+    while start < batch.len() {
+        let user = examples[batch[start]].user;
+        let end = start + batch[start..].iter().take_while(|&&k| examples[k].user == user).count();
+        let run = start..end;
+        let n_pos = run.clone().filter(|&j| examples[batch[j]].label > 0.0).count();
+        if n_pos > 0 {
+            lists += 1;
+            let max = run.clone().map(|j| logits[j]).fold(f32::NEG_INFINITY, f32::max);
+            let z: f64 = run.clone().map(|j| ((logits[j] - max) as f64).exp()).sum();
+            let mut w_sum = 0.0f64;
+            for j in run.clone() {
+                let e = &examples[batch[j]];
+                if e.label > 0.0 {
+                    let w = e.weight as f64 / n_pos as f64;
+                    w_sum += w;
+                    loss -= w * ((logits[j] - max) as f64 - z.ln());
+                    grads[j] -= w as f32;
+                }
+            }
+            for j in run {
+                grads[j] += (w_sum * ((logits[j] - max) as f64).exp() / z) as f32;
+            }
+        }
+        start = end;
+    }
+    let total = lists.max(1) as f32;
+    grads.iter_mut().for_each(|g| *g /= total);
+    (loss, lists as f64, grads)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mining::Source;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn ex(user: u32, label: f32, weight: f32) -> Example {
+        Example { user, item: 0, label, weight, source: if label > 0.0 { Source::Positive } else { Source::Hard } }
+    }
+
+    /// Two lists: user 0 with logits [0, ln 3] (positive: the second), user 1 with no positive
+    /// (ignored). softmax = [1/4, 3/4]: loss = -ln(3/4), gradient = softmax - target.
+    #[test]
+    fn listwise_matches_a_hand_computed_case() {
+        let examples = [ex(0, 0.0, 1.0), ex(0, 1.0, 1.0), ex(1, 0.0, 1.0), ex(1, 0.0, 1.0)];
+        let (loss, weight, g) = RankLoss::Listwise.batch_loss(&examples, &[0, 1, 2, 3], &[0.0, 3f32.ln(), 5.0, 1.0]);
+        assert!((loss - -(0.75f64).ln()).abs() < 1e-6, "{loss}");
+        assert_eq!(weight, 1.0, "one list with a positive");
+        let want = [0.25, -0.25, 0.0, 0.0];
+        assert!(g.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{g:?}");
+        // Two positives of weights 1 and 3 in one list of three equal logits: each p = 1/3;
+        // loss = -(1/2)(1 + 3) ln(1/3); d/dlogit = 2 * 1/3 - w/2 for positives, 2/3 for the negative.
+        let examples = [ex(0, 1.0, 1.0), ex(0, 1.0, 3.0), ex(0, 0.0, 1.0)];
+        let (loss, _, g) = RankLoss::Listwise.batch_loss(&examples, &[0, 1, 2], &[0.0; 3]);
+        assert!((loss - 2.0 * 3f64.ln()).abs() < 1e-6, "{loss}");
+        let want = [2.0 / 3.0 - 0.5, 2.0 / 3.0 - 1.5, 2.0 / 3.0];
+        assert!(g.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-6), "{g:?}");
+    }
+
+    #[test]
+    fn listwise_batches_keep_lists_whole_and_cover_every_example() {
+        let examples: Vec<Example> = (0..50).map(|k| ex(k % 7, (k % 5 == 0) as u8 as f32, 1.0)).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let batches = RankLoss::Listwise.batches(&examples, 10, &mut rng);
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..50).collect::<Vec<_>>());
+        for b in &batches {
+            // A user's examples are contiguous and all in one batch.
+            let users: Vec<u32> = b.iter().map(|&k| examples[k].user).collect();
+            let mut runs = users.clone();
+            runs.dedup();
+            let mut distinct = runs.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(runs.len(), distinct.len(), "{users:?}");
+            for u in distinct {
+                assert_eq!(users.iter().filter(|&&x| x == u).count(), examples.iter().filter(|e| e.user == u).count());
+            }
+        }
+        let bce = RankLoss::Bce.batches(&examples, 10, &mut rng);
+        assert_eq!(bce.len(), 5);
+    }
 }

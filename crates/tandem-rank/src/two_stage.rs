@@ -18,6 +18,7 @@ use crate::din::{Din, DinParams};
 use crate::features::ItemFeatures;
 use crate::late_fusion::{LateFusion, LateFusionParams};
 use crate::mining::{mine, Example, MiningSpec, Source};
+use crate::parts::RankerWindow;
 use crate::ranker::{Candidates, Ranker};
 
 /// A ranker's parameters, tagged by `kind`.
@@ -42,6 +43,10 @@ fn default_candidates() -> usize {
 
 fn default_window() -> usize {
     5
+}
+
+fn default_windows() -> usize {
+    1
 }
 
 /// Where the ranker's training examples come from.
@@ -83,6 +88,11 @@ pub struct TwoStageSpec {
     /// Rows per user held out as labels in `window` training (default 5).
     #[serde(default = "default_window")]
     pub window: usize,
+    /// Successive windows the ranker learns from in `window` training (default 1): window 2
+    /// holds out the `window` rows (or days) before window 1 from the rows window 1 left, and
+    /// so on; each gets its own retriever fits. More windows, more examples, more fits.
+    #[serde(default = "default_windows")]
+    pub windows: usize,
     /// Hold out the last `window_days` days of training (a global time cut, as a time-window
     /// test split does) instead of each user's last `window` rows.
     #[serde(default)]
@@ -118,6 +128,13 @@ impl TwoStageSpec {
                 allowed: "1..=10000",
             });
         }
+        if !(1..=20).contains(&self.windows) {
+            return Err(ModelError::InvalidParameter {
+                name: "windows",
+                value: self.windows.to_string(),
+                allowed: "1..=20",
+            });
+        }
         if !(1..=100_000).contains(&self.candidates) {
             return Err(ModelError::InvalidParameter {
                 name: "candidates",
@@ -140,39 +157,55 @@ impl TwoStageSpec {
         let ranker = match self.training {
             RankerTraining::Train => {
                 let examples = mine(retrievers[0].as_ref(), train, &[], &self.mining)?;
-                self.fit_ranker(&examples, train, items, &retrievers, progress)?
+                let features = ItemFeatures::new(items, train);
+                let refs: Vec<&dyn Retriever> = retrievers.iter().map(|r| r.as_ref()).collect();
+                let window = RankerWindow { examples: &examples, train, features: &features, retrievers: &refs };
+                self.fit_ranker(&[window], progress)?
             }
             RankerTraining::Window => {
-                let (before, labels) = match self.window_days {
-                    Some(days) => hold_out_days(train, days),
-                    None => hold_out_last(train, self.window),
-                };
-                let early = self.fit_retrievers(&before, progress)?;
-                let staged = TwoStage::new(self.clone(), early, Box::new(NoRanker), latest_items(&before));
-                let examples = staged.labelled_candidates(&before, &labels);
-                if !examples.iter().any(|e| e.label > 0.0) {
+                // Each window: the rows before it, its labels, retrievers fitted on those rows,
+                // their labelled candidates.
+                let mut fitted: Vec<(TrainSet, ItemFeatures, TwoStage, Vec<Example>)> = Vec::new();
+                for _ in 0..self.windows {
+                    let rows = fitted.last().map_or(train, |f| &f.0);
+                    let (before, labels) = match self.window_days {
+                        Some(days) => hold_out_days(rows, days),
+                        None => hold_out_last(rows, self.window),
+                    };
+                    if labels.nnz() == 0 {
+                        break;
+                    }
+                    let early = self.fit_retrievers(&before, progress)?;
+                    let staged = TwoStage::new(self.clone(), early, Box::new(NoRanker), latest_items(&before));
+                    let examples = staged.labelled_candidates(&before, &labels);
+                    let features = ItemFeatures::new(items, &before);
+                    fitted.push((before, features, staged, examples));
+                }
+                if !fitted.iter().any(|f| f.3.iter().any(|e| e.label > 0.0)) {
                     return Err(ModelError::EmptyTrainingData { model: "two_stage (no held-out item is a candidate)" });
                 }
-                self.fit_ranker(&examples, &before, items, &staged.retrievers, progress)?
+                let refs: Vec<Vec<&dyn Retriever>> =
+                    fitted.iter().map(|f| f.2.retrievers.iter().map(|r| r.as_ref()).collect()).collect();
+                let windows: Vec<RankerWindow<'_>> = fitted
+                    .iter()
+                    .zip(&refs)
+                    .map(|((before, features, _, examples), refs)| RankerWindow {
+                        examples,
+                        train: before,
+                        features,
+                        retrievers: refs,
+                    })
+                    .collect();
+                self.fit_ranker(&windows, progress)?
             }
         };
         Ok(TwoStage::new(self.clone(), retrievers, ranker, latest_items(train)))
     }
 
-    fn fit_ranker(
-        &self,
-        examples: &[Example],
-        train: &TrainSet,
-        items: &[ItemInfo],
-        retrievers: &[Box<dyn Retriever>],
-        progress: &dyn Progress,
-    ) -> Result<Box<dyn Ranker>> {
-        let features = ItemFeatures::new(items, train);
-        let refs: Vec<&dyn Retriever> = retrievers.iter().map(|r| r.as_ref()).collect();
-        let embeddings = refs.iter().copied().find(|r| r.embeddings().is_some());
+    fn fit_ranker(&self, windows: &[RankerWindow<'_>], progress: &dyn Progress) -> Result<Box<dyn Ranker>> {
         Ok(match &self.ranker {
-            RankerSpec::LateFusion(p) => Box::new(p.fit(examples, train, &features, embeddings, &refs, progress)?),
-            RankerSpec::Din(p) => Box::new(p.fit(examples, train, &features, &refs, progress)?),
+            RankerSpec::LateFusion(p) => Box::new(p.fit(windows, progress)?),
+            RankerSpec::Din(p) => Box::new(p.fit(windows, progress)?),
         })
     }
 }
@@ -458,6 +491,13 @@ mod tests {
         let stages = m.stage_seconds();
         assert_eq!(stages.iter().map(|s| s.0).collect::<Vec<_>>(), ["retrieval", "ranking"]);
         assert!(stages.iter().all(|s| s.1 > 0.0), "timed: {stages:?}");
+        // Several windows, each ranker (listwise too).
+        let lw = LateFusionParams { loss: crate::RankLoss::Listwise, epochs: 5, batch_size: 16, ..Default::default() };
+        let m = TwoStageSpec { windows: 3, ranker: RankerSpec::LateFusion(lw), ..spec() }.fit(&t, &[], &NoProgress);
+        conformance_with(&m.unwrap(), &t, false, &PipelineSpec::from_artifact);
+        let din = RankerSpec::Din(DinParams { epochs: 2, batch_size: 16, ..Default::default() });
+        let m = TwoStageSpec { windows: 2, ranker: din, ..spec() }.fit(&t, &[], &NoProgress).unwrap();
+        conformance_with(&m, &t, false, &PipelineSpec::from_artifact);
     }
 
     #[test]
@@ -510,6 +550,8 @@ mod tests {
         assert!(e.contains("retrievers"), "{e}");
         let e = TwoStageSpec { candidates: 0, ..spec() }.fit(&t, &[], &NoProgress).err().unwrap().to_string();
         assert!(e.contains("candidates"), "{e}");
+        let e = TwoStageSpec { windows: 0, ..spec() }.fit(&t, &[], &NoProgress).err().unwrap().to_string();
+        assert!(e.contains("windows"), "{e}");
         let e =
             serde_json::from_value::<TwoStageSpec>(serde_json::json!({"retrievers": [], "ranker": {"kind": "gbdt"}}))
                 .unwrap_err()
