@@ -95,6 +95,13 @@ enum Command {
         /// popularity); printed and written to report.json
         #[arg(long, conflicts_with = "load")]
         diagnostics: bool,
+        /// With --diagnostics: a MovieLens ratings file (u.data, ratings.dat, ratings.csv or a
+        /// RecBole .inter) whose low ratings of the split's users are the explicit negatives
+        #[arg(long, value_name = "FILE", requires = "diagnostics")]
+        ratings: Option<PathBuf>,
+        /// Ratings at most this are explicit negatives
+        #[arg(long, value_name = "RATING", default_value_t = 2.0, requires = "ratings")]
+        explicit_threshold: f32,
     },
     /// Write a synthetic interaction log (CSV `user,item,timestamp`) with power-law item and
     /// user activity and latent communities, for benchmarks at any scale.
@@ -212,6 +219,8 @@ fn main() -> ExitCode {
             train_with_valid,
             items,
             diagnostics,
+            ratings,
+            explicit_threshold,
         } => {
             let opts = commands::SplitEval {
                 ks: &ks,
@@ -221,6 +230,8 @@ fn main() -> ExitCode {
                 train_with_valid,
                 items: items.as_deref(),
                 diagnostics,
+                ratings: ratings.as_deref(),
+                explicit_threshold,
             };
             commands::evaluate_split(&split_dir, &model, &params, &out, &opts, &bars)
         }

@@ -296,3 +296,21 @@ fn split_dirs_with_negatives() {
     assert!(negs.iter().all(|(_, n)| n.len() == 100));
     assert!(sd.valid_negatives.is_some());
 }
+
+/// Low ratings from the raw file become explicit negatives in the split's indices; none of
+/// them is a positive of the split (those are ratings >= 4).
+#[test]
+fn explicit_negatives_from_the_raw_ratings() {
+    let Some(data) = shared() else { return };
+    let sd = SplitDir::load(&data.join("ml-100k/splits/temporal"), &NoProgress).unwrap();
+    let inter = data.join("ml-100k/ml-100k.inter");
+    let low = sd.read_explicit_negatives(&inter, 2.0, &NoProgress).unwrap();
+    // ml-100k has 6,110 ratings of 1 and 11,370 of 2; a few name items the split never saw.
+    assert!(low.len() > 15_000 && low.len() <= 17_480, "{}", low.len());
+    let positives: std::collections::HashSet<(u32, u32)> =
+        sd.train.iter().chain(sd.test.iter()).map(|r| (r.user, r.item)).collect();
+    assert!(low.iter().all(|p| !positives.contains(p)));
+    assert!(sd.read_explicit_negatives(&inter, 0.5, &NoProgress).unwrap().is_empty());
+    let e = sd.read_explicit_negatives(&data.join("ml-100k/nothing.inter"), 2.0, &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("nothing.inter"), "{e}");
+}

@@ -63,10 +63,11 @@ fn diagnostics(
     train: &TrainSet,
     items: &[tandem_data::read::ItemInfo],
     test: &TestSet,
+    explicit: &[(u32, u32)],
     progress: &dyn Progress,
 ) -> Result<Value> {
     use tandem_rank::diagnostics::{cold_items, diagnose};
-    let d = diagnose(fitted, train, &test.users, &test.truth, &[], 42);
+    let d = diagnose(fitted, train, &test.users, &test.truth, explicit, 42);
     let show = |a: Option<f64>| a.map_or("n/a".to_string(), |v| format!("{v:.4}"));
     eprintln!(
         "ranker AUROC on test ({} positives among the candidates): vs hard negatives {}, random {}, explicit {}",
@@ -103,6 +104,10 @@ pub struct SplitEval<'a> {
     pub items: Option<&'a Path>,
     /// Run ranker diagnostics (two-stage models).
     pub diagnostics: bool,
+    /// A ratings file whose low ratings are the diagnostics' explicit negatives.
+    pub ratings: Option<&'a Path>,
+    /// Ratings at most this are explicit negatives.
+    pub explicit_threshold: f32,
 }
 
 /// Fits and evaluates one model on `split_dir`, writing `out/report.json` and `out/predictions.tsv`.
@@ -191,7 +196,13 @@ pub fn evaluate_split(
             let start = std::time::Instant::now();
             let fitted = two_stage.fit(&train, &data.item_info, progress).context("fitting model 'two_stage'")?;
             let fit_seconds = start.elapsed().as_secs_f64();
-            let found = diagnostics(two_stage, &fitted, &train, &data.item_info, &test, progress)?;
+            let explicit = match opts.ratings {
+                Some(path) => sd
+                    .read_explicit_negatives(path, opts.explicit_threshold, progress)
+                    .with_context(|| format!("--ratings {}", path.display()))?,
+                None => Vec::new(),
+            };
+            let found = diagnostics(two_stage, &fitted, &train, &data.item_info, &test, &explicit, progress)?;
             let mut done = evaluate_model(Box::new(fitted), fit_seconds, &train, &plan, progress);
             done.report.diagnostics = Some(found);
             (spec.kind().to_string(), done)

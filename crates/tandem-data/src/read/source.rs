@@ -393,6 +393,26 @@ impl SplitDir {
         ds.item_info.resize(ds.items.len(), Default::default());
         Ok(())
     }
+
+    /// The (user, item) pairs a MovieLens ratings file (`u.data`, `ratings.dat`, `ratings.csv`
+    /// or a RecBole `.inter`, by name) rates at most `threshold`: explicit negatives, in the
+    /// split's indices. Pairs whose user or item the split does not have are left out.
+    pub fn read_explicit_negatives(
+        &self,
+        path: &Path,
+        threshold: f32,
+        progress: &dyn Progress,
+    ) -> Result<Vec<(u32, u32)>> {
+        let (spec, _, _) = movielens(path)?;
+        let (mut users, mut items) = (IdMap::new(), IdMap::new());
+        let (log, _) = read_log(&spec, &mut users, &mut items, progress)?;
+        let ds = &self.dataset;
+        Ok(log
+            .iter()
+            .filter(|r| r.weight <= threshold)
+            .filter_map(|r| Some((ds.users.get(users.raw(r.user))?, ds.items.get(items.raw(r.item))?)))
+            .collect())
+    }
 }
 
 /// Reads a negatives file (`user<TAB>item,item,...` with a header); `None` if it does not exist.
