@@ -1,7 +1,6 @@
 //! `tandem`: a two-stage recommender system. `main` parses the command line; each subcommand
 //! is one library-backed function in [`commands`].
 
-mod artifact;
 mod commands;
 mod config;
 mod pipeline;

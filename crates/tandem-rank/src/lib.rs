@@ -21,6 +21,7 @@ mod din;
 pub mod features;
 mod late_fusion;
 pub mod mining;
+pub mod model_dir;
 mod parts;
 mod ranker;
 mod spec;

@@ -11,11 +11,11 @@ use tandem_eval::{write_lists, Protocol, ProtocolInfo, Report, SubmissionFormat,
 use tandem_models::TrainSet;
 use tandem_rank::PipelineSpec;
 
-use crate::artifact::check_same_data;
 use crate::config::{check_ks, check_metric, parse_value, typed};
 use crate::pipeline::{
     default_columns, evaluate_model, fit_and_evaluate, items_with_interactions, write_report, EvalPlan, Validation,
 };
+use tandem_rank::model_dir::check_same_data;
 
 /// Builds a model spec from a kind name and `KEY=VALUE` parameters.
 pub fn model_spec(model: &str, params: &[String]) -> Result<PipelineSpec> {
@@ -184,7 +184,7 @@ pub fn evaluate_split(
     let plan = EvalPlan { test: &test, protocol: &protocol, ks, keep: keep.min(100_000), validation };
     let (name, done) = match opts.load {
         Some(dir) => {
-            let loaded = crate::artifact::load(dir)?;
+            let loaded = tandem_rank::model_dir::load(dir)?;
             check_same_data(&loaded, &data.users, &data.items, &train.user_items)
                 .with_context(|| format!("evaluating {} on {}", dir.display(), split_dir.display()))?;
             (loaded.manifest.kind.clone(), evaluate_model(loaded.model, 0.0, &train, &plan, progress))
@@ -214,7 +214,7 @@ pub fn evaluate_split(
         }
     };
     if let Some(dir) = opts.save {
-        crate::artifact::save(dir, &name, &*done.model, &data.users, &data.items, &train.user_items)?;
+        tandem_rank::model_dir::save(dir, &name, &*done.model, &data.users, &data.items, &train.user_items)?;
     }
     let keep = done.evaluation.predictions.iter().map(|p| p.1.len()).max().unwrap_or(0);
     write_lists(

@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use tandem_models::Query;
 
-use crate::artifact::load;
+use tandem_rank::model_dir::load;
 
 /// Prints the top `k` items for `user` (raw id), or for an anonymous history of raw item ids.
 pub fn recommend(dir: &Path, user: Option<&str>, items: &[String], k: usize, include_seen: bool) -> Result<()> {

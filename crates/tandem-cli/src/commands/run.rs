@@ -68,7 +68,7 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
         }
         if cfg.output.save_models {
             let dir = out.join("models").join(name);
-            crate::artifact::save(&dir, name, &*done.model, &data.users, &data.items, &train.user_items)?;
+            tandem_rank::model_dir::save(&dir, name, &*done.model, &data.users, &data.items, &train.user_items)?;
         }
         models.insert(name.clone(), done.report);
     }

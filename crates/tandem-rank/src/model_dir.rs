@@ -1,0 +1,231 @@
+//! Model directories (SPEC §8): `manifest.json` (kind, parameters, data fingerprint, versions),
+//! `tensors.safetensors` (the model's state), `history.safetensors` (training histories, so
+//! history-based models can recommend), `users.txt` and `items.txt` (raw ids by index). The CLI
+//! writes and reads them; the server loads and reloads them.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tandem_data::{Csr, IdMap};
+use tandem_models::artifact::{put_csr, read_tensors, write_tensors, TensorReader, Tensors};
+use tandem_models::{ModelError, Retriever};
+
+use crate::PipelineSpec;
+
+/// The artifact layout this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What can go wrong with a model directory.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelDirError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The directory has no readable manifest.
+    #[error("{0} is not a Tandem model directory (no readable manifest.json)")]
+    NotAModelDir(PathBuf),
+    /// The manifest is not what this build writes.
+    #[error("{path}: {message}")]
+    BadManifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A part is inconsistent with the others.
+    #[error("{dir}: {message}")]
+    Inconsistent {
+        /// The model directory.
+        dir: PathBuf,
+        /// What does not match.
+        message: String,
+    },
+    /// A model meets data other than its training data.
+    #[error("{0}")]
+    OtherData(String),
+    /// The model's own state could not be read or written.
+    #[error("{dir}: {source}")]
+    Model {
+        /// The model directory.
+        dir: PathBuf,
+        /// The cause.
+        source: ModelError,
+    },
+}
+
+type Result<T> = std::result::Result<T, ModelDirError>;
+
+/// `manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Layout version; a different one is refused.
+    pub format_version: u32,
+    /// The Tandem that wrote it.
+    pub tandem_version: String,
+    /// The model name in the config.
+    pub name: String,
+    /// The model kind.
+    pub kind: String,
+    /// The model's parameters.
+    pub params: serde_json::Value,
+    /// What it was trained on.
+    pub data: DataInfo,
+}
+
+/// The training data's identity.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DataInfo {
+    /// FNV-1a over the id maps and the training matrix.
+    pub fingerprint: String,
+    /// Users known.
+    pub users: usize,
+    /// Items known.
+    pub items: usize,
+    /// Training interactions (distinct user-item pairs).
+    pub interactions: usize,
+}
+
+/// FNV-1a 64 over the raw ids and the training matrix' structure.
+pub fn fingerprint(users: &IdMap, items: &IdMap, history: &Csr) -> DataInfo {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for id in users.iter().chain(std::iter::once("\u{0}")).chain(items.iter()) {
+        eat(id.as_bytes());
+        eat(&[0]);
+    }
+    for &p in history.indptr() {
+        eat(&(p as u64).to_le_bytes());
+    }
+    for &i in history.indices() {
+        eat(&i.to_le_bytes());
+    }
+    DataInfo { fingerprint: format!("{h:016x}"), users: users.len(), items: items.len(), interactions: history.nnz() }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelDirError + '_ {
+    move |source| ModelDirError::Io { path: path.to_path_buf(), source }
+}
+
+fn model_err(dir: &Path) -> impl FnOnce(ModelError) -> ModelDirError + '_ {
+    move |source| ModelDirError::Model { dir: dir.to_path_buf(), source }
+}
+
+/// Writes `model` (named `name`, trained on `history`) to `dir`.
+pub fn save(dir: &Path, name: &str, model: &dyn Retriever, users: &IdMap, items: &IdMap, history: &Csr) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let art = model.artifact();
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        tandem_version: env!("CARGO_PKG_VERSION").to_string(),
+        name: name.to_string(),
+        kind: art.kind.to_string(),
+        params: art.params,
+        data: fingerprint(users, items, history),
+    };
+    write_tensors(&dir.join("tensors.safetensors"), &art.tensors).map_err(model_err(dir))?;
+    let mut h = Tensors::new();
+    put_csr(&mut h, "history", history);
+    write_tensors(&dir.join("history.safetensors"), &h).map_err(model_err(dir))?;
+    let ids = |m: &IdMap| m.iter().collect::<Vec<_>>().join("\n") + "\n";
+    for (file, map) in [("users.txt", users), ("items.txt", items)] {
+        let path = dir.join(file);
+        std::fs::write(&path, ids(map)).map_err(io(&path))?;
+    }
+    let path = dir.join("manifest.json");
+    let text = serde_json::to_string_pretty(&manifest).expect("a manifest serialises") + "\n";
+    std::fs::write(&path, text).map_err(io(&path))
+}
+
+/// A loaded model directory.
+pub struct Loaded {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// The model (a retriever or a whole pipeline).
+    pub model: Box<dyn Retriever>,
+    /// Raw user ids by index.
+    pub users: IdMap,
+    /// Raw item ids by index.
+    pub items: IdMap,
+    /// Training histories (users x items).
+    pub history: Csr,
+}
+
+fn read_ids(path: &Path) -> Result<IdMap> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let mut m = IdMap::new();
+    for (n, line) in text.lines().enumerate() {
+        if m.get_or_insert(line) as usize != n {
+            return Err(ModelDirError::BadManifest {
+                path: path.to_path_buf(),
+                message: format!("line {}: duplicate id '{line}'", n + 1),
+            });
+        }
+    }
+    Ok(m)
+}
+
+/// Loads a model directory, refusing other format versions and inconsistent parts.
+pub fn load(dir: &Path) -> Result<Loaded> {
+    let mpath = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&mpath).map_err(|_| ModelDirError::NotAModelDir(dir.to_path_buf()))?;
+    let bad = |message: String| ModelDirError::BadManifest { path: mpath.clone(), message };
+    let raw: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let version = raw.get("format_version").and_then(|v| v.as_u64());
+    if version != Some(FORMAT_VERSION as u64) {
+        return Err(bad(format!(
+            "model format version {} was written by Tandem {}; this Tandem {} reads version {FORMAT_VERSION} — retrain the model with this version",
+            version.map_or("unknown".to_string(), |v| v.to_string()),
+            raw.get("tandem_version").and_then(|v| v.as_str()).unwrap_or("unknown"),
+            env!("CARGO_PKG_VERSION"),
+        )));
+    }
+    let manifest: Manifest = serde_json::from_value(raw).map_err(|e| bad(format!("malformed manifest: {e}")))?;
+    let tensors = read_tensors(&dir.join("tensors.safetensors")).map_err(model_err(dir))?;
+    let model =
+        PipelineSpec::from_artifact(&manifest.kind, manifest.params.clone(), &tensors).map_err(model_err(dir))?;
+    let history = read_tensors(&dir.join("history.safetensors"))
+        .and_then(|t| TensorReader::new(&t, "history").csr("history"))
+        .map_err(model_err(dir))?;
+    let users = read_ids(&dir.join("users.txt"))?;
+    let items = read_ids(&dir.join("items.txt"))?;
+    let inconsistent = |message: String| ModelDirError::Inconsistent { dir: dir.to_path_buf(), message };
+    let found = fingerprint(&users, &items, &history);
+    if found != manifest.data {
+        return Err(inconsistent(format!(
+            "the id maps and histories do not match the data the model was trained on (fingerprint {} expected, {} found)",
+            manifest.data.fingerprint, found.fingerprint
+        )));
+    }
+    if model.n_items() != items.len() {
+        return Err(inconsistent(format!(
+            "the model scores {} items but items.txt lists {}",
+            model.n_items(),
+            items.len()
+        )));
+    }
+    Ok(Loaded { manifest, model, users, items, history })
+}
+
+/// Fails unless `loaded` was trained on data with this fingerprint.
+pub fn check_same_data(loaded: &Loaded, users: &IdMap, items: &IdMap, history: &Csr) -> Result<()> {
+    let here = fingerprint(users, items, history);
+    if here != loaded.manifest.data {
+        let (m, d) = (&loaded.manifest, &loaded.manifest.data);
+        return Err(ModelDirError::OtherData(format!(
+                "model '{}' was trained on other data (fingerprint {}, {} users, {} items, {} interactions); this data has fingerprint {} ({} users, {} items, {} interactions)",
+            m.name, d.fingerprint, d.users, d.items, d.interactions, here.fingerprint, here.users, here.items, here.interactions
+        )));
+    }
+    Ok(())
+}
