@@ -175,6 +175,35 @@ enum Command {
         #[arg(long)]
         include_seen: bool,
     },
+    /// Serve a saved model directory over HTTP/JSON: recommendations for users and anonymous
+    /// sessions, similar items, live interactions (logged and fsynced before the answer,
+    /// replayed on start), /health, /ready, /metrics, POST /admin/reload, /openapi.json and a
+    /// demo page at /. Stop with Ctrl-C.
+    Serve {
+        /// The model directory (written by `run` with `output.save_models` or
+        /// `evaluate-split --save`).
+        #[arg(long)]
+        model: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Interaction log: live interactions are appended here and replayed on start
+        /// (without one they last until the process ends).
+        #[arg(long, value_name = "FILE")]
+        wal: Option<PathBuf>,
+        /// Candidate index for models with item vectors: exact or hnsw.
+        #[arg(long, default_value = "exact", value_parser = ["exact", "hnsw"])]
+        index: String,
+        /// Largest k a request may ask for.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        max_k: u32,
+        /// Most items one request may carry.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        max_items: u32,
+        /// Largest request body, in bytes.
+        #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u32).range(256..))]
+        max_body: u32,
+    },
     /// Write the split a config describes as DIR/train.tsv, test.tsv (and valid.tsv): raw ids,
     /// header `user item timestamp`, so other libraries (and evaluate-split) use identical data.
     Split {
@@ -233,6 +262,13 @@ fn main() -> ExitCode {
                 explicit_threshold,
             };
             commands::evaluate_split(&split_dir, &model, &params, &out, &opts, &bars)
+        }
+        Command::Serve { model, addr, wal, index, max_k, max_items, max_body } => {
+            let mut o = tandem_serve::Options::new(model);
+            o.wal = wal;
+            o.index = if index == "hnsw" { tandem_serve::IndexKind::Hnsw } else { tandem_serve::IndexKind::Exact };
+            (o.max_k, o.max_items, o.max_body) = (max_k as usize, max_items as usize, max_body as usize);
+            commands::serve(o, addr)
         }
         Command::Inspect { config, set } => commands::inspect(&config, &set, &bars),
         Command::Split { config, set, out } => commands::split(&config, &set, &out, &bars),

@@ -60,6 +60,15 @@ pub trait Retriever: Send + Sync {
         None
     }
 
+    /// Scores like [`score`](Self::score) and returns the seconds each stage of this call
+    /// took: one `scoring` stage unless the model has several (a two-stage pipeline reports
+    /// `retrieval` and `ranking`). Servers report it per request.
+    fn score_timed(&self, query: &Query<'_>, out: &mut [f32]) -> Vec<(&'static str, f64)> {
+        let start = std::time::Instant::now();
+        self.score(query, out);
+        vec![("scoring", start.elapsed().as_secs_f64())]
+    }
+
     /// Seconds spent so far per stage (name, seconds), for models made of stages (two-stage
     /// pipelines); empty for single models.
     fn stage_seconds(&self) -> Vec<(&'static str, f64)> {

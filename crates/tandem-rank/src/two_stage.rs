@@ -351,7 +351,9 @@ impl TwoStage {
     /// retriever's score of each of them.
     pub fn candidates(&self, query: &Query<'_>) -> (Vec<u32>, Vec<Vec<f32>>) {
         let n = self.n_items();
-        let seen = query.items;
+        // An anonymous history comes in time order, not sorted.
+        let mut seen = query.items.to_vec();
+        seen.sort_unstable();
         let keep = |i: u32| !(self.spec.exclude_seen && seen.binary_search(&i).is_ok());
         let mut pool = Vec::new();
         let mut scores = Vec::with_capacity(self.retrievers.len());
@@ -436,6 +438,10 @@ impl Retriever for TwoStage {
 
     /// Candidates get the ranker's score, every other item `-inf`.
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {
+        self.score_timed(query, out);
+    }
+
+    fn score_timed(&self, query: &Query<'_>, out: &mut [f32]) -> Vec<(&'static str, f64)> {
         let start = Instant::now();
         let (items, retriever_scores) = self.candidates(query);
         let mid = Instant::now();
@@ -447,8 +453,10 @@ impl Retriever for TwoStage {
         for (&i, &v) in items.iter().zip(&s) {
             out[i as usize] = v;
         }
-        self.retrieval_nanos.fetch_add((mid - start).as_nanos() as u64, Ordering::Relaxed);
-        self.ranking_nanos.fetch_add(mid.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let (retrieval, ranking) = (mid - start, mid.elapsed());
+        self.retrieval_nanos.fetch_add(retrieval.as_nanos() as u64, Ordering::Relaxed);
+        self.ranking_nanos.fetch_add(ranking.as_nanos() as u64, Ordering::Relaxed);
+        vec![("retrieval", retrieval.as_secs_f64()), ("ranking", ranking.as_secs_f64())]
     }
 
     fn stage_seconds(&self) -> Vec<(&'static str, f64)> {

@@ -6,6 +6,7 @@ mod generate;
 mod inspect;
 mod recommend;
 mod run;
+mod serve;
 mod split;
 
 pub use assignment::assignment;
@@ -14,6 +15,7 @@ pub use generate::generate;
 pub use inspect::inspect;
 pub use recommend::recommend;
 pub use run::run;
+pub use serve::serve;
 pub use split::split;
 
 use anyhow::{Context, Result};

@@ -1,0 +1,257 @@
+//! What the service holds: the loaded model (swapped whole on reload), the live interactions
+//! recorded since the model was trained (by raw id, so they survive reloads), the log that
+//! keeps them, and the metrics.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::RwLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use indexmap::IndexMap;
+use serde::Serialize;
+use tandem_models::{top_k, Query, Scored};
+use tandem_rank::model_dir::{load, Loaded};
+
+use crate::error::ServeError;
+use crate::index::{IndexKind, ItemIndex};
+use crate::metrics::Metrics;
+use crate::wal::{Event, Wal};
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The model directory (reloads read it again unless given another).
+    pub model_dir: PathBuf,
+    /// The interaction log (none: live interactions are kept in memory only).
+    pub wal: Option<PathBuf>,
+    /// Candidate index for models with item vectors.
+    pub index: IndexKind,
+    /// Largest `k` a request may ask for (1000).
+    pub max_k: usize,
+    /// Most items an anonymous session or a single request may carry (1000).
+    pub max_items: usize,
+    /// Largest request body in bytes (64 KiB).
+    pub max_body: usize,
+}
+
+impl Options {
+    /// Defaults for a model directory.
+    pub fn new(model_dir: PathBuf) -> Self {
+        Options { model_dir, wal: None, index: IndexKind::Exact, max_k: 1000, max_items: 1000, max_body: 64 * 1024 }
+    }
+}
+
+/// A loaded model with what serving it needs.
+pub struct Served {
+    /// The model directory's contents.
+    pub loaded: Loaded,
+    /// Where it was loaded from.
+    pub dir: PathBuf,
+    /// Items by training count, most popular first (the fallback for unknown users).
+    pub popular: Vec<Scored>,
+    /// Candidate index over the model's item vectors, when it has them.
+    pub index: Option<ItemIndex>,
+    /// Unix seconds of the load.
+    pub loaded_at: u64,
+}
+
+impl Served {
+    /// Loads `dir` and builds the index of `kind` when the model has item vectors.
+    pub fn load(dir: &std::path::Path, kind: IndexKind) -> Result<Served, ServeError> {
+        let loaded = load(dir)?;
+        let mut counts = vec![0f32; loaded.items.len()];
+        for &i in loaded.history.indices() {
+            counts[i as usize] += 1.0;
+        }
+        let popular = top_k(&counts, counts.len(), |_| true);
+        let index = loaded.model.embeddings().map(|e| ItemIndex::build(kind, e.items));
+        let loaded_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        Ok(Served { loaded, dir: dir.to_path_buf(), popular, index, loaded_at })
+    }
+}
+
+/// The shared state of all requests.
+pub struct AppState {
+    /// The current model; a reload swaps it whole while requests in flight keep theirs.
+    pub served: ArcSwap<Served>,
+    /// Live interactions per raw user id, in arrival order.
+    pub live: RwLock<HashMap<String, Vec<Event>>>,
+    /// The interaction log.
+    pub wal: Option<Wal>,
+    /// Counters and histograms for /metrics.
+    pub metrics: Metrics,
+    /// How the service runs.
+    pub options: Options,
+    /// One reload at a time.
+    pub reloading: tokio::sync::Mutex<()>,
+}
+
+impl AppState {
+    /// Loads the model and replays the interaction log.
+    pub fn new(options: Options) -> Result<AppState, ServeError> {
+        let served = Served::load(&options.model_dir, options.index)?;
+        let (wal, events) = match &options.wal {
+            Some(p) => {
+                let (w, e) = Wal::open(p)?;
+                (Some(w), e)
+            }
+            None => (None, Vec::new()),
+        };
+        let mut live: HashMap<String, Vec<Event>> = HashMap::new();
+        for e in events {
+            live.entry(e.user.clone()).or_default().push(e);
+        }
+        let metrics = Metrics::new();
+        metrics.live_interactions.set(live.values().map(|v| v.len() as i64).sum());
+        Ok(AppState {
+            served: ArcSwap::from_pointee(served),
+            live: RwLock::new(live),
+            wal,
+            metrics,
+            options,
+            reloading: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The live events of `user`.
+    pub fn live_of(&self, user: &str) -> Vec<Event> {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).get(user).cloned().unwrap_or_default()
+    }
+
+    /// Records events: on disk first (when there is a log), then in memory.
+    pub fn record(&self, events: Vec<Event>) -> Result<(), ServeError> {
+        if let Some(w) = &self.wal {
+            w.append(&events)?;
+        }
+        let n = events.len() as i64;
+        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
+        for e in events {
+            live.entry(e.user.clone()).or_default().push(e);
+        }
+        self.metrics.live_interactions.inc_by(n);
+        Ok(())
+    }
+}
+
+/// One recommended item.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecItem {
+    /// Raw item id.
+    pub item: String,
+    /// The model's score.
+    pub score: f32,
+}
+
+/// A recommendation answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recommendation {
+    /// The raw user id, when the request named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Whether the model was trained with this user.
+    pub known_user: bool,
+    /// `popularity` when there was nothing to personalise from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<&'static str>,
+    /// Best first.
+    pub items: Vec<RecItem>,
+    /// The history the answer used (training items, then live ones), when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<String>>,
+    /// Request items the model does not know (left out of the history).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown_items: Vec<String>,
+    /// Milliseconds per stage, and in all.
+    pub timings_ms: IndexMap<String, f64>,
+}
+
+/// What to recommend for.
+pub struct Ask<'a> {
+    /// A raw user id (its training history and live interactions are used).
+    pub user: Option<&'a str>,
+    /// Live interactions of that user.
+    pub live: &'a [Event],
+    /// Extra items, oldest first (an anonymous session's).
+    pub items: &'a [String],
+    /// How many.
+    pub k: usize,
+    /// Leave out items of the history.
+    pub exclude_seen: bool,
+    /// Return the history used.
+    pub include_history: bool,
+}
+
+/// Recommends with `served` (CPU-bound: callers run it off the async workers).
+pub fn recommend(served: &Served, ask: &Ask<'_>) -> Recommendation {
+    let start = Instant::now();
+    let m = &served.loaded;
+    let known = ask.user.and_then(|u| m.users.get(u));
+    // The history in time order as far as it is known: training items, then live ones, then
+    // the request's own; a sequence model reads the last as the most recent.
+    let (mut items, mut weights): (Vec<u32>, Vec<f32>) = match known {
+        Some(u) => {
+            let (i, w) = m.history.row(u as usize);
+            (i.to_vec(), w.to_vec())
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    let mut unknown_items = Vec::new();
+    let extra = ask.live.iter().map(|e| (&e.item, e.weight)).chain(ask.items.iter().map(|i| (i, 1.0)));
+    let mut fresh = false;
+    for (raw, w) in extra {
+        match m.items.get(raw) {
+            Some(i) => {
+                items.push(i);
+                weights.push(w);
+                fresh = true;
+            }
+            None => unknown_items.push(raw.clone()),
+        }
+    }
+    let mut seen = items.clone();
+    seen.sort_unstable();
+    let keep = |i: u32| !(ask.exclude_seen && seen.binary_search(&i).is_ok());
+    let mut timings = IndexMap::new();
+    let (scored, fallback) = if items.is_empty() {
+        let t = Instant::now();
+        let top: Vec<Scored> = served.popular.iter().filter(|s| keep(s.item)).take(ask.k).copied().collect();
+        timings.insert("fallback".to_string(), ms(t));
+        (top, Some("popularity"))
+    } else {
+        // A known user without new items keeps the trained state; new items make it a new
+        // history, folded in by the model.
+        let query = Query { user: if fresh { None } else { known }, items: &items, weights: &weights };
+        match (&served.index, query.user, m.model.embeddings()) {
+            (Some(index), Some(u), Some(e)) => {
+                let t = Instant::now();
+                let top = index.top_k(e.users.row(u as usize), ask.k, &keep);
+                timings.insert(format!("retrieval ({:?} index)", index.kind()).to_lowercase(), ms(t));
+                (top, None)
+            }
+            _ => {
+                let mut scores = vec![0f32; m.model.n_items()];
+                let stages = m.model.score_timed(&query, &mut scores);
+                timings.extend(stages.into_iter().map(|(s, secs)| (s.to_string(), secs * 1e3)));
+                let t = Instant::now();
+                let top = top_k(&scores, ask.k, |i| scores[i as usize].is_finite() && keep(i));
+                timings.insert("top_k".to_string(), ms(t));
+                (top, None)
+            }
+        }
+    };
+    timings.insert("total".to_string(), ms(start));
+    Recommendation {
+        user: ask.user.map(str::to_string),
+        known_user: known.is_some(),
+        fallback,
+        items: scored.iter().map(|s| RecItem { item: m.items.raw(s.item).to_string(), score: s.score }).collect(),
+        history: ask.include_history.then(|| items.iter().map(|&i| m.items.raw(i).to_string()).collect()),
+        unknown_items,
+        timings_ms: timings,
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
