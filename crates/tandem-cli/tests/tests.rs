@@ -771,3 +771,155 @@ mod assignment {
         assert!(e.contains("device 'cuda'"), "{e}");
     }
 }
+
+mod serve {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::process::{Child, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// A `tandem serve` process, killed on drop.
+    struct Server {
+        child: Child,
+        addr: String,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// One raw HTTP/1.1 exchange: (status, body).
+    fn http(addr: &str, raw: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(raw.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (status, out.split_once("\r\n\r\n").map_or(String::new(), |x| x.1.to_string()))
+    }
+
+    fn get(addr: &str, path: &str) -> (u16, String) {
+        http(addr, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    }
+
+    fn start(model: &Path, wal: &Path) -> Server {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(["serve", "--model", model.to_str().unwrap(), "--addr", &addr, "--wal", wal.to_str().unwrap()])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Server { child, addr };
+        let start = Instant::now();
+        while TcpStream::connect(&server.addr).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(30), "the server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// A model with ml-100k's titles and genres, saved by evaluate-split.
+    fn model(dir: &Path) -> Option<PathBuf> {
+        let data = shared()?;
+        let m = dir.join("model");
+        let o = tandem(&[
+            "evaluate-split",
+            data.join("ml-100k/splits/temporal").to_str().unwrap(),
+            "--items",
+            data.join("ml-100k/ml-100k.item").to_str().unwrap(),
+            "--model",
+            "als",
+            "--save",
+            m.to_str().unwrap(),
+            "--out",
+            dir.join("eval").to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        Some(m)
+    }
+
+    /// The real binary on a real socket: hostile bytes do not bring it down, interactions
+    /// survive a restart (the log is replayed), and bad starts are refused with a reason.
+    #[test]
+    fn serves_survives_garbage_and_replays_its_log() {
+        let d = tempfile::tempdir().unwrap();
+        let Some(model) = model(d.path()) else { return };
+        let wal = d.path().join("live.wal");
+        let server = start(&model, &wal);
+        let a = server.addr.clone();
+        for junk in [
+            "\u{0}\u{1}garbage\r\n\r\n",
+            "GET /v1/recommend?user=1&k=99999999999999999999 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ] {
+            let _ = http(&a, junk);
+        }
+        let body = r#"{"user": "1", "items": ["50", "181"]}"#;
+        let (st, _) = http(
+            &a,
+            &format!("POST /v1/interactions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()),
+        );
+        assert_eq!(st, 201);
+        let (st, before) = get(&a, "/v1/recommend?user=1&k=5&include_history=true");
+        assert_eq!(st, 200, "{before}");
+        assert!(before.contains("\"Star Wars\"") || before.contains("\"50\""), "{before}");
+        drop(server);
+        let server = start(&model, &wal);
+        let (_, after) = get(&server.addr, "/v1/recommend?user=1&k=5&include_history=true");
+        let items = |s: &str| serde_json::from_str::<Value>(s).unwrap()["items"].clone();
+        assert_eq!(items(&after), items(&before), "replayed from the log");
+        assert_eq!(get(&server.addr, "/health").0, 200);
+        let (st, metrics) = get(&server.addr, "/metrics");
+        assert!(st == 200 && metrics.contains("tandem_live_interactions 2"), "{metrics}");
+        drop(server);
+        let o = tandem(&["serve", "--model", d.path().to_str().unwrap()]);
+        assert!(!o.status.success() && stderr(&o).contains("not a Tandem model directory"), "{}", stderr(&o));
+    }
+
+    /// The demo page in headless Chromium: it loads the model's users, recommends for a user
+    /// with titles, genres and timings, and clicking a search result starts a session.
+    /// Chromium (`chromium-headless-shell` or `chromium`) is installed by .ci/run, where
+    /// TANDEM_REQUIRE_BROWSER=1 makes its absence a failure; elsewhere the test says it skipped.
+    #[test]
+    fn demo_page_in_headless_chromium() {
+        let browser = ["chromium-headless-shell", "chromium", "chromium-browser"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()));
+        let Some(browser) = browser else {
+            assert!(std::env::var_os("TANDEM_REQUIRE_BROWSER").is_none(), "no headless Chromium found");
+            eprintln!("skipped: no headless Chromium (apt-get install chromium-headless-shell)");
+            return;
+        };
+        let d = tempfile::tempdir().unwrap();
+        let Some(model) = model(d.path()) else { return };
+        let server = start(&model, &d.path().join("live.wal"));
+        let dom = |query: &str| {
+            let o = Command::new(browser)
+                .args(["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000", "--dump-dom"])
+                .arg(format!("http://{}/{query}", server.addr))
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", stderr(&o));
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        let page = dom("?user=1");
+        assert!(page.contains("942 users"), "the model line: {page}");
+        assert!(page.contains("<option value=\"1\">"), "users to pick from");
+        let recs = page.split("id=\"recs\"").nth(1).unwrap().split("</ol>").next().unwrap();
+        assert_eq!(recs.matches("<li data-item=").count(), 10, "{recs}");
+        assert!(recs.contains("class=\"genres\""), "titles and genres: {recs}");
+        assert!(page.contains("For user 1") && page.contains("<td>total</td>"), "timings: {page}");
+        let page = dom("?search=star%20wars&click=0");
+        let session = page.split("id=\"session\"").nth(1).unwrap().split("</ol>").next().unwrap();
+        assert!(session.contains("Star Wars"), "the clicked item joins the session: {session}");
+        assert!(page.contains("For this session") && page.contains("Return of the Jedi"), "{page}");
+    }
+}

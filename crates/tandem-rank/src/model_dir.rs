@@ -1,11 +1,13 @@
 //! Model directories (SPEC §8): `manifest.json` (kind, parameters, data fingerprint, versions),
 //! `tensors.safetensors` (the model's state), `history.safetensors` (training histories, so
-//! history-based models can recommend), `users.txt` and `items.txt` (raw ids by index). The CLI
+//! history-based models can recommend), `users.txt` and `items.txt` (raw ids by index), and
+//! `item_info.json` (titles, years, genres by index) when the data had item metadata. The CLI
 //! writes and reads them; the server loads and reloads them.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use tandem_data::read::ItemInfo;
 use tandem_data::{Csr, IdMap};
 use tandem_models::artifact::{put_csr, read_tensors, write_tensors, TensorReader, Tensors};
 use tandem_models::{ModelError, Retriever};
@@ -121,8 +123,22 @@ fn model_err(dir: &Path) -> impl FnOnce(ModelError) -> ModelDirError + '_ {
     move |source| ModelDirError::Model { dir: dir.to_path_buf(), source }
 }
 
-/// Writes `model` (named `name`, trained on `history`) to `dir`.
-pub fn save(dir: &Path, name: &str, model: &dyn Retriever, users: &IdMap, items: &IdMap, history: &Csr) -> Result<()> {
+/// What a model directory describes besides the model: the id maps, the training histories
+/// and any item metadata (indexed like `items`; may be empty).
+pub struct DataParts<'a> {
+    /// Raw user ids by index.
+    pub users: &'a IdMap,
+    /// Raw item ids by index.
+    pub items: &'a IdMap,
+    /// Training histories (users x items).
+    pub history: &'a Csr,
+    /// Item metadata by index.
+    pub item_info: &'a [ItemInfo],
+}
+
+/// Writes `model` (named `name`) and its data's parts to `dir`.
+pub fn save(dir: &Path, name: &str, model: &dyn Retriever, data: &DataParts<'_>) -> Result<()> {
+    let DataParts { users, items, history, item_info } = *data;
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let art = model.artifact();
     let manifest = Manifest {
@@ -142,6 +158,13 @@ pub fn save(dir: &Path, name: &str, model: &dyn Retriever, users: &IdMap, items:
         let path = dir.join(file);
         std::fs::write(&path, ids(map)).map_err(io(&path))?;
     }
+    let info_path = dir.join("item_info.json");
+    if item_info.iter().any(|i| *i != ItemInfo::default()) {
+        let text = serde_json::to_string(&item_info[..item_info.len().min(items.len())]).expect("item info serialises");
+        std::fs::write(&info_path, text).map_err(io(&info_path))?;
+    } else if info_path.exists() {
+        std::fs::remove_file(&info_path).map_err(io(&info_path))?;
+    }
     let path = dir.join("manifest.json");
     let text = serde_json::to_string_pretty(&manifest).expect("a manifest serialises") + "\n";
     std::fs::write(&path, text).map_err(io(&path))
@@ -159,6 +182,8 @@ pub struct Loaded {
     pub items: IdMap,
     /// Training histories (users x items).
     pub history: Csr,
+    /// Item metadata by index (empty when the data had none).
+    pub item_info: Vec<ItemInfo>,
 }
 
 fn read_ids(path: &Path) -> Result<IdMap> {
@@ -214,7 +239,24 @@ pub fn load(dir: &Path) -> Result<Loaded> {
             items.len()
         )));
     }
-    Ok(Loaded { manifest, model, users, items, history })
+    let info_path = dir.join("item_info.json");
+    let item_info: Vec<ItemInfo> = if info_path.exists() {
+        let text = std::fs::read_to_string(&info_path).map_err(io(&info_path))?;
+        serde_json::from_str(&text).map_err(|e| ModelDirError::BadManifest {
+            path: info_path.clone(),
+            message: format!("malformed item metadata: {e}"),
+        })?
+    } else {
+        Vec::new()
+    };
+    if item_info.len() > items.len() {
+        return Err(inconsistent(format!(
+            "item_info.json describes {} items but items.txt lists {}",
+            item_info.len(),
+            items.len()
+        )));
+    }
+    Ok(Loaded { manifest, model, users, items, history, item_info })
 }
 
 /// Fails unless `loaded` was trained on data with this fingerprint.

@@ -33,6 +33,8 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/model", get(model_info))
         .route("/v1/recommend", get(recommend_get).post(recommend_post))
         .route("/v1/similar", get(similar))
+        .route("/v1/items", get(list_items))
+        .route("/v1/users", get(list_users))
         .route("/v1/interactions", post(interactions))
         .route("/admin/reload", post(reload))
         .fallback(not_found)
@@ -253,13 +255,71 @@ async fn similar(State(state): State<Shared>, q: Result<Query<SimilarParams>, Qu
             .similar_items(i, p.k)
             .into_iter()
             .filter(|s| s.score.is_finite())
-            .map(|s| json!({ "item": m.items.raw(s.item), "score": s.score }))
+            .map(|s| served.rec_item(s.item, s.score))
             .collect();
         let total = start.elapsed().as_secs_f64() * 1e3;
         Ok::<_, ServeError>(json!({ "item": p.item, "items": items, "timings_ms": { "total": total } }))
     })
     .await??;
     Ok(Json(out).into_response())
+}
+
+/// `GET /v1/items` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemsParams {
+    #[serde(default)]
+    query: String,
+    #[serde(default = "default_k")]
+    limit: usize,
+}
+
+/// Items whose id or title contains `query` (case-insensitive), most popular first.
+async fn list_items(State(state): State<Shared>, q: Result<Query<ItemsParams>, QueryRejection>) -> ApiResult {
+    let p = query_of(q)?;
+    check_k(&state, p.limit)?;
+    if p.query.len() > 256 {
+        return Err(ServeError::BadRequest("query must be at most 256 bytes".into()));
+    }
+    let out = on_model(&state, move |served| {
+        let needle = p.query.to_lowercase();
+        let m = &served.loaded;
+        let matches = |i: u32| {
+            needle.is_empty()
+                || m.items.raw(i).to_lowercase().contains(&needle)
+                || m.item_info
+                    .get(i as usize)
+                    .and_then(|x| x.title.as_ref())
+                    .is_some_and(|t| t.to_lowercase().contains(&needle))
+        };
+        let found: Vec<_> = served
+            .popular
+            .iter()
+            .filter(|s| matches(s.item))
+            .take(p.limit)
+            .map(|s| served.rec_item(s.item, s.score))
+            .collect();
+        json!({ "items": found })
+    })
+    .await?;
+    Ok(Json(out).into_response())
+}
+
+/// `GET /v1/users` parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersParams {
+    #[serde(default = "default_k")]
+    limit: usize,
+}
+
+/// The first `limit` users the model knows (to pick from).
+async fn list_users(State(state): State<Shared>, q: Result<Query<UsersParams>, QueryRejection>) -> ApiResult {
+    let p = query_of(q)?;
+    check_k(&state, p.limit)?;
+    let served = state.served.load();
+    let users: Vec<&str> = served.loaded.users.iter().take(p.limit).collect();
+    Ok(Json(json!({ "users": users, "total": served.loaded.users.len() })).into_response())
 }
 
 /// `POST /v1/interactions` body: one user's new interactions.

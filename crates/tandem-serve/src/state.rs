@@ -141,6 +141,25 @@ pub struct RecItem {
     pub item: String,
     /// The model's score.
     pub score: f32,
+    /// Title, when the model directory has item metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Genres, likewise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub genres: Vec<String>,
+}
+
+impl Served {
+    /// The answer entry of item index `i`.
+    pub fn rec_item(&self, i: u32, score: f32) -> RecItem {
+        let info = self.loaded.item_info.get(i as usize);
+        RecItem {
+            item: self.loaded.items.raw(i).to_string(),
+            score,
+            title: info.and_then(|x| x.title.clone()),
+            genres: info.map_or_else(Vec::new, |x| x.genres.clone()),
+        }
+    }
 }
 
 /// A recommendation answer.
@@ -245,7 +264,7 @@ pub fn recommend(served: &Served, ask: &Ask<'_>) -> Recommendation {
         user: ask.user.map(str::to_string),
         known_user: known.is_some(),
         fallback,
-        items: scored.iter().map(|s| RecItem { item: m.items.raw(s.item).to_string(), score: s.score }).collect(),
+        items: scored.iter().map(|s| served.rec_item(s.item, s.score)).collect(),
         history: ask.include_history.then(|| items.iter().map(|&i| m.items.raw(i).to_string()).collect()),
         unknown_items,
         timings_ms: timings,

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
+use tandem_data::read::ItemInfo;
 use tandem_data::{IdMap, NoProgress};
 use tandem_models::testing::checkerboard;
 use tandem_models::{AlsParams, Retriever, TrainSet};
-use tandem_rank::model_dir::save;
+use tandem_rank::model_dir::{save, DataParts};
 use tandem_serve::{router, AppState, IndexKind, Options};
 use tower::ServiceExt;
 
@@ -23,7 +24,15 @@ fn save_model(dir: &Path, name: &str, model: &dyn Retriever, t: &TrainSet) {
     (0..t.n_items()).for_each(|i| {
         items.get_or_insert(&format!("i{i}"));
     });
-    save(dir, name, model, &users, &items, &t.user_items).unwrap();
+    let info: Vec<ItemInfo> = (0..t.n_items())
+        .map(|i| ItemInfo {
+            title: Some(format!("Film {i}")),
+            genres: vec![["Even", "Odd"][i % 2].into()],
+            ..Default::default()
+        })
+        .collect();
+    save(dir, name, model, &DataParts { users: &users, items: &items, history: &t.user_items, item_info: &info })
+        .unwrap();
 }
 
 fn als_dir(dir: &Path) {

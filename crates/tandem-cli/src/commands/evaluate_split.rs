@@ -214,7 +214,13 @@ pub fn evaluate_split(
         }
     };
     if let Some(dir) = opts.save {
-        tandem_rank::model_dir::save(dir, &name, &*done.model, &data.users, &data.items, &train.user_items)?;
+        let parts = tandem_rank::model_dir::DataParts {
+            users: &data.users,
+            items: &data.items,
+            history: &train.user_items,
+            item_info: &data.item_info,
+        };
+        tandem_rank::model_dir::save(dir, &name, &*done.model, &parts)?;
     }
     let keep = done.evaluation.predictions.iter().map(|p| p.1.len()).max().unwrap_or(0);
     write_lists(

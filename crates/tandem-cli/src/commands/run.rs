@@ -68,7 +68,13 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
         }
         if cfg.output.save_models {
             let dir = out.join("models").join(name);
-            tandem_rank::model_dir::save(&dir, name, &*done.model, &data.users, &data.items, &train.user_items)?;
+            let parts = tandem_rank::model_dir::DataParts {
+                users: &data.users,
+                items: &data.items,
+                history: &train.user_items,
+                item_info: &data.item_info,
+            };
+            tandem_rank::model_dir::save(&dir, name, &*done.model, &parts)?;
         }
         models.insert(name.clone(), done.report);
     }

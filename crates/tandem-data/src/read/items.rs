@@ -11,7 +11,7 @@ use crate::progress::Progress;
 use crate::IdMap;
 
 /// What is known about one item beyond its id.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ItemInfo {
     /// A display title.
     pub title: Option<String>,
