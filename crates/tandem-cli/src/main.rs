@@ -191,9 +191,13 @@ enum Command {
         /// (without one they last until the process ends).
         #[arg(long, value_name = "FILE")]
         wal: Option<PathBuf>,
-        /// Candidate index for models with item vectors: exact or hnsw.
-        #[arg(long, default_value = "exact", value_parser = ["exact", "hnsw"])]
+        /// Candidate index for models with item vectors: exact (every item scored) or ivf
+        /// (k-means lists; the best-matching --ivf-probe share of them scanned).
+        #[arg(long, default_value = "exact", value_parser = ["exact", "ivf"])]
         index: String,
+        /// Share of the IVF lists a query scans (0 < share <= 1).
+        #[arg(long, default_value_t = tandem_serve::index::IVF_PROBE_SHARE)]
+        ivf_probe: f64,
         /// Largest k a request may ask for.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         max_k: u32,
@@ -263,10 +267,11 @@ fn main() -> ExitCode {
             };
             commands::evaluate_split(&split_dir, &model, &params, &out, &opts, &bars)
         }
-        Command::Serve { model, addr, wal, index, max_k, max_items, max_body } => {
+        Command::Serve { model, addr, wal, index, ivf_probe, max_k, max_items, max_body } => {
             let mut o = tandem_serve::Options::new(model);
             o.wal = wal;
-            o.index = if index == "hnsw" { tandem_serve::IndexKind::Hnsw } else { tandem_serve::IndexKind::Exact };
+            o.index = if index == "ivf" { tandem_serve::IndexKind::Ivf } else { tandem_serve::IndexKind::Exact };
+            o.ivf_probe = ivf_probe;
             (o.max_k, o.max_items, o.max_body) = (max_k as usize, max_items as usize, max_body as usize);
             commands::serve(o, addr)
         }

@@ -243,7 +243,9 @@ impl Profile {
         let (mut years, mut n_years) = (0f32, 0usize);
         for &i in history {
             for &g in f.genres.get(i as usize).map_or(&[][..], |v| &v[..]) {
-                genre_share[g as usize] += 1.0 / history.len() as f32;
+                if let Some(share) = genre_share.get_mut(g as usize) {
+                    *share += 1.0 / history.len() as f32;
+                }
             }
             match f.year_bucket.get(i as usize) {
                 Some(&b) if b > 0 => {
@@ -297,7 +299,8 @@ impl Profile {
     /// [mean share of the item's genres in the history, |item year bucket - history mean| / buckets].
     fn affinity(&self, item: usize, f: &ItemFeatures) -> [f32; 2] {
         let genres = f.genres.get(item).map_or(&[][..], |v| &v[..]);
-        let share = genres.iter().map(|&g| self.genre_share[g as usize]).sum::<f32>() / genres.len().max(1) as f32;
+        let share = genres.iter().map(|&g| self.genre_share.get(g as usize).copied().unwrap_or(0.0)).sum::<f32>()
+            / genres.len().max(1) as f32;
         let gap = match (f.year_bucket.get(item), self.year) {
             (Some(&b), Some(y)) if b > 0 => (b as f32 - y).abs() / f.n_year_buckets() as f32,
             _ => 0.0,

@@ -278,6 +278,8 @@ pub(crate) fn put_features(t: &mut Tensors, f: &ItemFeatures, stats: &[ScoreStat
     t.insert("log_pop_zero".into(), Tensor::f32(vec![f.log_pop_zero]));
     t.insert("counts".into(), Tensor::u32(f.counts.clone()));
     put_lists(t, "genres", &f.genres);
+    // Genre ids index per-genre tables; only their number matters after training.
+    t.insert("n_genres".into(), Tensor::u32(vec![f.genre_names.len() as u32]));
 }
 
 /// Reads what [`put_features`] wrote.
@@ -288,7 +290,7 @@ pub(crate) fn read_features(r: &TensorReader<'_>) -> tandem_models::Result<(Item
         year_bucket: r.u32("year_bucket")?,
         year_bounds: vec("year_bounds")?.iter().map(|&y| y as i32).collect(),
         genres: read_lists(r, "genres")?,
-        genre_names: Vec::new(),
+        genre_names: (0..r.u32("n_genres")?.first().copied().unwrap_or(0)).map(|g| format!("genre {g}")).collect(),
         log_pop: vec("log_pop")?,
         log_pop_zero: vec("log_pop_zero")?.first().copied().unwrap_or(0.0),
         counts: r.u32("counts")?,

@@ -508,6 +508,27 @@ mod tests {
         conformance_with(&m, &t, false, &PipelineSpec::from_artifact);
     }
 
+    /// Item metadata (years, genres) goes through save -> load with both rankers: a loaded
+    /// ranker once lost the number of genres and indexed past its tables.
+    #[test]
+    fn pipelines_with_item_metadata_round_trip() {
+        let t = checkerboard();
+        let info: Vec<ItemInfo> = (0..t.n_items())
+            .map(|i| ItemInfo {
+                year: Some(1990 + i as i32),
+                genres: vec![["Drama", "Comedy", "Horror"][i % 3].to_string(), "Film".into()],
+                ..Default::default()
+            })
+            .collect();
+        for ranker in [
+            RankerSpec::LateFusion(LateFusionParams { epochs: 3, batch_size: 16, ..Default::default() }),
+            RankerSpec::Din(DinParams { epochs: 2, batch_size: 16, ..Default::default() }),
+        ] {
+            let m = TwoStageSpec { ranker, ..spec() }.fit(&t, &info, &NoProgress).unwrap();
+            conformance_with(&m, &t, false, &PipelineSpec::from_artifact);
+        }
+    }
+
     #[test]
     fn only_candidates_are_scored_and_seen_items_stay_out() {
         let t = checkerboard();

@@ -380,9 +380,9 @@ async fn reload(State(state): State<Shared>, body: axum::body::Bytes) -> ApiResu
     };
     let _one = state.reloading.lock().await;
     let dir = b.model_dir.unwrap_or_else(|| state.served.load().dir.clone());
-    let kind = state.options.index;
+    let (kind, share) = (state.options.index, state.options.ivf_probe);
     let start = Instant::now();
-    let fresh = tokio::task::spawn_blocking(move || Served::load(&dir, kind))
+    let fresh = tokio::task::spawn_blocking(move || Served::load(&dir, kind, share))
         .await
         .map_err(|e| ServeError::Internal(e.to_string()))??;
     let info = json!({

@@ -14,7 +14,7 @@ use tandem_models::{top_k, Query, Scored};
 use tandem_rank::model_dir::{load, Loaded};
 
 use crate::error::ServeError;
-use crate::index::{IndexKind, ItemIndex};
+use crate::index::{IndexKind, ItemIndex, IVF_PROBE_SHARE};
 use crate::metrics::Metrics;
 use crate::wal::{Event, Wal};
 
@@ -27,6 +27,8 @@ pub struct Options {
     pub wal: Option<PathBuf>,
     /// Candidate index for models with item vectors.
     pub index: IndexKind,
+    /// Share of the IVF lists a query scans.
+    pub ivf_probe: f64,
     /// Largest `k` a request may ask for (1000).
     pub max_k: usize,
     /// Most items an anonymous session or a single request may carry (1000).
@@ -38,7 +40,15 @@ pub struct Options {
 impl Options {
     /// Defaults for a model directory.
     pub fn new(model_dir: PathBuf) -> Self {
-        Options { model_dir, wal: None, index: IndexKind::Exact, max_k: 1000, max_items: 1000, max_body: 64 * 1024 }
+        Options {
+            model_dir,
+            wal: None,
+            index: IndexKind::Exact,
+            ivf_probe: IVF_PROBE_SHARE,
+            max_k: 1000,
+            max_items: 1000,
+            max_body: 64 * 1024,
+        }
     }
 }
 
@@ -58,14 +68,14 @@ pub struct Served {
 
 impl Served {
     /// Loads `dir` and builds the index of `kind` when the model has item vectors.
-    pub fn load(dir: &std::path::Path, kind: IndexKind) -> Result<Served, ServeError> {
+    pub fn load(dir: &std::path::Path, kind: IndexKind, probe_share: f64) -> Result<Served, ServeError> {
         let loaded = load(dir)?;
         let mut counts = vec![0f32; loaded.items.len()];
         for &i in loaded.history.indices() {
             counts[i as usize] += 1.0;
         }
         let popular = top_k(&counts, counts.len(), |_| true);
-        let index = loaded.model.embeddings().map(|e| ItemIndex::build(kind, e.items));
+        let index = loaded.model.embeddings().map(|e| ItemIndex::build(kind, e.items, probe_share));
         let loaded_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         Ok(Served { loaded, dir: dir.to_path_buf(), popular, index, loaded_at })
     }
@@ -90,7 +100,10 @@ pub struct AppState {
 impl AppState {
     /// Loads the model and replays the interaction log.
     pub fn new(options: Options) -> Result<AppState, ServeError> {
-        let served = Served::load(&options.model_dir, options.index)?;
+        if !(options.ivf_probe > 0.0 && options.ivf_probe <= 1.0) {
+            return Err(ServeError::BadRequest(format!("ivf_probe must be in (0, 1] (got {})", options.ivf_probe)));
+        }
+        let served = Served::load(&options.model_dir, options.index, options.ivf_probe)?;
         let (wal, events) = match &options.wal {
             Some(p) => {
                 let (w, e) = Wal::open(p)?;

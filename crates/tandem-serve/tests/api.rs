@@ -96,7 +96,7 @@ const U0_SEEN: [&str; 4] = ["i2", "i4", "i6", "i8"];
 async fn users_sessions_and_unknown_users() {
     let dir = tempfile::tempdir().unwrap();
     als_dir(dir.path());
-    for index in [IndexKind::Exact, IndexKind::Hnsw] {
+    for index in [IndexKind::Exact, IndexKind::Ivf] {
         let s = Server::new(Options { index, ..Options::new(dir.path().to_path_buf()) });
         let (st, r) = s.get("/v1/recommend?user=u0&k=3&include_history=true").await;
         assert_eq!(st, StatusCode::OK, "{r}");
@@ -255,4 +255,34 @@ async fn bad_requests_get_json_errors() {
     // The failed reload left the model in place.
     assert_eq!(s.get("/ready").await.0, StatusCode::OK);
     assert_eq!(s.get("/v1/model").await.1["kind"], "als");
+}
+
+/// Every operation the OpenAPI description lists exists, and every route the router has is
+/// described.
+#[tokio::test]
+async fn the_openapi_description_matches_the_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    als_dir(dir.path());
+    let s = Server::new(Options::new(dir.path().to_path_buf()));
+    let (st, spec) = s.get("/openapi.json").await;
+    assert_eq!(st, StatusCode::OK);
+    let paths = spec["paths"].as_object().unwrap();
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let body = (method == "post").then_some("{}");
+            let (st, r) = s.call(&method.to_uppercase(), path, body).await;
+            assert!(
+                st != StatusCode::METHOD_NOT_ALLOWED && st != StatusCode::NOT_FOUND
+                    || r["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| !m.contains("no such route") && !m.contains("method not allowed")),
+                "{method} {path}: {st} {r}"
+            );
+        }
+    }
+    let source = include_str!("../src/routes.rs");
+    for line in source.lines().filter(|l| l.trim_start().starts_with(".route(\"")) {
+        let path = line.split('"').nth(1).unwrap();
+        assert!(paths.contains_key(path), "{path} is not described in openapi.json");
+    }
 }
