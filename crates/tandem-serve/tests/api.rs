@@ -286,3 +286,24 @@ async fn the_openapi_description_matches_the_routes() {
         assert!(paths.contains_key(path), "{path} is not described in openapi.json");
     }
 }
+
+/// A history-based model (item kNN) serves a new user from the interactions just recorded.
+#[tokio::test]
+async fn item_knn_uses_the_live_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = checkerboard();
+    let knn = tandem_models::KnnParams { weighting: tandem_models::Weighting::Cosine, ..Default::default() };
+    save_model(dir.path(), "knn", &knn.fit_item_knn(&t, &NoProgress).unwrap(), &t);
+    let s = Server::new(Options::new(dir.path().to_path_buf()));
+    let (_, r) = s.get("/v1/recommend?user=walker&k=4").await;
+    assert_eq!(r["fallback"], "popularity");
+    for (item, parity) in [("i1", 1), ("i2", 0)] {
+        let user = format!("walker{parity}");
+        let body = json!({ "user": user, "item": item }).to_string();
+        assert_eq!(s.post("/v1/interactions", &body).await.0, StatusCode::CREATED);
+        let (_, r) = s.get(&format!("/v1/recommend?user={user}&k=4")).await;
+        let got = items(&r);
+        assert!(r["fallback"].is_null() && got.len() == 4, "{r}");
+        assert!(got.iter().all(|i| i[1..].parse::<u32>().unwrap() % 2 == parity && i != item), "{item}: {got:?}");
+    }
+}
