@@ -207,6 +207,11 @@ enum Command {
         /// Largest request body, in bytes.
         #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u32).range(256..))]
         max_body: u32,
+        /// Require `Authorization: Bearer TOKEN` on POST /admin/reload (read from the
+        /// TANDEM_ADMIN_TOKEN environment variable when not given); without one, anyone who
+        /// reaches the address can reload, so bind it to loopback.
+        #[arg(long, env = "TANDEM_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
     },
     /// Write the split a config describes as DIR/train.tsv, test.tsv (and valid.tsv): raw ids,
     /// header `user item timestamp`, so other libraries (and evaluate-split) use identical data.
@@ -267,11 +272,12 @@ fn main() -> ExitCode {
             };
             commands::evaluate_split(&split_dir, &model, &params, &out, &opts, &bars)
         }
-        Command::Serve { model, addr, wal, index, ivf_probe, max_k, max_items, max_body } => {
+        Command::Serve { model, addr, wal, index, ivf_probe, max_k, max_items, max_body, admin_token } => {
             let mut o = tandem_serve::Options::new(model);
             o.wal = wal;
             o.index = if index == "ivf" { tandem_serve::IndexKind::Ivf } else { tandem_serve::IndexKind::Exact };
             o.ivf_probe = ivf_probe;
+            o.admin_token = admin_token;
             (o.max_k, o.max_items, o.max_body) = (max_k as usize, max_items as usize, max_body as usize);
             commands::serve(o, addr)
         }

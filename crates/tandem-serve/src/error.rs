@@ -38,6 +38,9 @@ pub enum ServeError {
         /// What is wrong.
         message: String,
     },
+    /// An admin request without the right token (401).
+    #[error("{0}")]
+    Unauthorized(String),
     /// A request rejected with a specific status (413 body too large, 415 not JSON).
     #[error("{1}")]
     Status(StatusCode, String),
@@ -52,6 +55,7 @@ impl ServeError {
         match self {
             ServeError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServeError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ServeError::Status(s, _) => *s,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }

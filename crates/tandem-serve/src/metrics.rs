@@ -53,7 +53,11 @@ impl Metrics {
         let (live_interactions, reloads) = (Gauge::default(), Counter::default());
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
         registry.register("http_request_duration_seconds", "Request latency by route", latency.clone());
-        registry.register("live_interactions", "Interactions recorded since training", live_interactions.clone());
+        registry.register(
+            "live_interactions",
+            "Interactions recorded since training (replayed from the log, then new)",
+            live_interactions.clone(),
+        );
         registry.register("model_reloads", "Successful model reloads", reloads.clone());
         Metrics { registry, requests, latency, live_interactions, reloads }
     }

@@ -372,7 +372,18 @@ struct ReloadBody {
     model_dir: Option<std::path::PathBuf>,
 }
 
-async fn reload(State(state): State<Shared>, body: axum::body::Bytes) -> ApiResult {
+async fn reload(State(state): State<Shared>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> ApiResult {
+    if let Some(token) = &state.options.admin_token {
+        let given =
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        // Compared in full whatever the prefix, so timing says little about the token.
+        let same = given.is_some_and(|g| {
+            g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
+        });
+        if !same {
+            return Err(ServeError::Unauthorized("reload needs `Authorization: Bearer <admin token>`".into()));
+        }
+    }
     let b: ReloadBody = if body.is_empty() {
         ReloadBody::default()
     } else {

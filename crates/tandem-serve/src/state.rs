@@ -35,6 +35,8 @@ pub struct Options {
     pub max_items: usize,
     /// Largest request body in bytes (64 KiB).
     pub max_body: usize,
+    /// When set, `POST /admin/reload` needs `Authorization: Bearer <token>`.
+    pub admin_token: Option<String>,
 }
 
 impl Options {
@@ -48,6 +50,7 @@ impl Options {
             max_k: 1000,
             max_items: 1000,
             max_body: 64 * 1024,
+            admin_token: None,
         }
     }
 }
@@ -85,7 +88,7 @@ impl Served {
 pub struct AppState {
     /// The current model; a reload swaps it whole while requests in flight keep theirs.
     pub served: ArcSwap<Served>,
-    /// Live interactions per raw user id, in arrival order.
+    /// Live interactions per raw user id, in arrival order (the latest `max_items` of each).
     pub live: RwLock<HashMap<String, Vec<Event>>>,
     /// The interaction log.
     pub wal: Option<Wal>,
@@ -111,12 +114,14 @@ impl AppState {
             }
             None => (None, Vec::new()),
         };
+        let replayed = events.len() as i64;
         let mut live: HashMap<String, Vec<Event>> = HashMap::new();
         for e in events {
             live.entry(e.user.clone()).or_default().push(e);
         }
+        live.values_mut().for_each(|v| keep_latest(v, options.max_items));
         let metrics = Metrics::new();
-        metrics.live_interactions.set(live.values().map(|v| v.len() as i64).sum());
+        metrics.live_interactions.set(replayed);
         Ok(AppState {
             served: ArcSwap::from_pointee(served),
             live: RwLock::new(live),
@@ -140,10 +145,20 @@ impl AppState {
         let n = events.len() as i64;
         let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
         for e in events {
-            live.entry(e.user.clone()).or_default().push(e);
+            let user = live.entry(e.user.clone()).or_default();
+            user.push(e);
+            keep_latest(user, self.options.max_items);
         }
         self.metrics.live_interactions.inc_by(n);
         Ok(())
+    }
+}
+
+/// Keeps a user's latest `max` live events in memory (the log keeps them all): a user's
+/// query never carries more than a request may.
+fn keep_latest(events: &mut Vec<Event>, max: usize) {
+    if events.len() > max {
+        events.drain(..events.len() - max);
     }
 }
 

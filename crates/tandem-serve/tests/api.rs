@@ -252,6 +252,12 @@ async fn bad_requests_get_json_errors() {
         assert_eq!(r["error"]["status"], status.as_u16());
         assert!(msg.contains(says), "{method} {uri}: {msg}");
     }
+    // With an admin token, reloads need it.
+    let guarded = Server::new(Options { admin_token: Some("s3cret".into()), ..Options::new(dir.path().to_path_buf()) });
+    let (st, r) = guarded.post("/admin/reload", "").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{r}");
+    let req = Request::post("/admin/reload").header("authorization", "Bearer s3cret").body(Body::empty()).unwrap();
+    assert_eq!(router(guarded.state.clone()).oneshot(req).await.unwrap().status(), StatusCode::OK);
     // The failed reload left the model in place.
     assert_eq!(s.get("/ready").await.0, StatusCode::OK);
     assert_eq!(s.get("/v1/model").await.1["kind"], "als");
@@ -306,4 +312,20 @@ async fn item_knn_uses_the_live_history() {
         assert!(r["fallback"].is_null() && got.len() == 4, "{r}");
         assert!(got.iter().all(|i| i[1..].parse::<u32>().unwrap() % 2 == parity && i != item), "{item}: {got:?}");
     }
+}
+
+/// A user's queries carry at most `max_items` live items (the latest); the log keeps them all.
+#[tokio::test]
+async fn live_histories_keep_the_latest_items() {
+    let dir = tempfile::tempdir().unwrap();
+    als_dir(dir.path());
+    let wal = dir.path().join("live.wal");
+    let options = Options { max_items: 3, wal: Some(wal.clone()), ..Options::new(dir.path().to_path_buf()) };
+    let s = Server::new(options);
+    for item in ["i1", "i3", "i5", "i7", "i9"] {
+        s.post("/v1/interactions", &json!({ "user": "new", "item": item }).to_string()).await;
+    }
+    let (_, r) = s.get("/v1/recommend?user=new&k=3&include_history=true").await;
+    assert_eq!(r["history"], json!(["i5", "i7", "i9"]));
+    assert_eq!(std::fs::read_to_string(&wal).unwrap().lines().count(), 5);
 }
