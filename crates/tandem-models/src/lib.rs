@@ -31,6 +31,7 @@ mod early_stop;
 mod ease;
 mod error;
 mod factors;
+pub mod index;
 pub mod knn;
 pub mod mf;
 pub mod optim;

@@ -60,6 +60,15 @@ pub trait Retriever: Send + Sync {
         None
     }
 
+    /// Builds candidate indexes of `kind` over the item vectors of the models inside this one
+    /// and retrieves through them from now on; `true` when it did (a two-stage pipeline does,
+    /// for its retrievers with vectors). A single model answers `false`: its caller indexes
+    /// it from [`embeddings`](Self::embeddings).
+    fn use_index(&mut self, kind: crate::index::IndexKind, probe_share: f64) -> bool {
+        let _ = (kind, probe_share);
+        false
+    }
+
     /// Scores like [`score`](Self::score) and returns the seconds each stage of this call
     /// took: one `scoring` stage unless the model has several (a two-stage pipeline reports
     /// `retrieval` and `ranking`). Servers report it per request.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tandem_data::read::ItemInfo;
 use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Loader, TensorReader, Tensors};
+use tandem_models::index::{IndexKind, ItemIndex};
 use tandem_models::{top_k, ModelError, Query, Result, Retriever, TrainSet};
 use tandem_neural::AnySpec;
 
@@ -313,6 +314,8 @@ pub struct TwoStage {
     ranker: Box<dyn Ranker>,
     /// Each training user's latest items, most recent first (at most [`RECENT`]).
     recent: Vec<Vec<u32>>,
+    /// Per retriever, a candidate index over its item vectors (see [`Retriever::use_index`]).
+    indexes: Vec<Option<ItemIndex>>,
     retrieval_nanos: AtomicU64,
     ranking_nanos: AtomicU64,
 }
@@ -325,7 +328,8 @@ impl TwoStage {
         recent: Vec<Vec<u32>>,
     ) -> Self {
         let (retrieval_nanos, ranking_nanos) = (AtomicU64::new(0), AtomicU64::new(0));
-        TwoStage { spec, retrievers, ranker, recent, retrieval_nanos, ranking_nanos }
+        let indexes = retrievers.iter().map(|_| None).collect();
+        TwoStage { spec, retrievers, ranker, recent, indexes, retrieval_nanos, ranking_nanos }
     }
 
     /// The latest items of the query's user, most recent first: from training for known users,
@@ -356,19 +360,35 @@ impl TwoStage {
         seen.sort_unstable();
         let keep = |i: u32| !(self.spec.exclude_seen && seen.binary_search(&i).is_ok());
         let mut pool = Vec::new();
-        let mut scores = Vec::with_capacity(self.retrievers.len());
-        for r in &self.retrievers {
+        // Per retriever, every item's score; `None` where an index found its top candidates.
+        let mut scores: Vec<Option<Vec<f32>>> = Vec::with_capacity(self.retrievers.len());
+        for (r, index) in self.retrievers.iter().zip(&self.indexes) {
+            let vectors = r.embeddings().zip(query.user).filter(|(e, u)| (*u as usize) < e.users.rows());
+            if let (Some(index), Some((e, u))) = (index, vectors) {
+                let top = index.top_k(e.users.row(u as usize), self.spec.candidates, &keep);
+                pool.extend(top.into_iter().map(|s| s.item));
+                scores.push(None);
+                continue;
+            }
             let m = r.n_items().min(n);
             let mut all = vec![0f32; m];
             r.score(query, &mut all);
             pool.extend(top_k(&all, self.spec.candidates, keep).into_iter().map(|s| s.item));
-            scores.push(all);
+            scores.push(Some(all));
         }
         pool.sort_unstable();
         pool.dedup();
         let per_candidate = scores
             .iter()
-            .map(|s| pool.iter().map(|&i| s.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY)).collect())
+            .zip(&self.retrievers)
+            .map(|(s, r)| match s {
+                Some(s) => pool.iter().map(|&i| s.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY)).collect(),
+                None => {
+                    let mut out = vec![0f32; pool.len()];
+                    r.score_items(query, &pool, &mut out);
+                    out
+                }
+            })
             .collect();
         (pool, per_candidate)
     }
@@ -459,6 +479,15 @@ impl Retriever for TwoStage {
         vec![("retrieval", retrieval.as_secs_f64()), ("ranking", ranking.as_secs_f64())]
     }
 
+    fn use_index(&mut self, kind: IndexKind, probe_share: f64) -> bool {
+        self.indexes = self
+            .retrievers
+            .iter()
+            .map(|r| r.embeddings().map(|e| ItemIndex::build(kind, e.items, probe_share)))
+            .collect();
+        true
+    }
+
     fn stage_seconds(&self) -> Vec<(&'static str, f64)> {
         vec![
             ("retrieval", self.retrieval_nanos.load(Ordering::Relaxed) as f64 * 1e-9),
@@ -527,6 +556,31 @@ mod tests {
             let m = TwoStageSpec { ranker, ..spec() }.fit(&t, &info, &NoProgress).unwrap();
             conformance_with(&m, &t, false, &PipelineSpec::from_artifact);
         }
+    }
+
+    /// Retrieving through an index that scans everything (exact, or IVF over all its lists)
+    /// changes nothing; a sparser IVF still gives every user a ranked list.
+    #[test]
+    fn indexed_retrieval_matches_full_scoring() {
+        let t = checkerboard();
+        let mut m = spec().fit(&t, &[], &NoProgress).unwrap();
+        let scores = |m: &TwoStage| {
+            (0..t.n_users() as u32)
+                .map(|u| {
+                    let mut out = vec![0f32; t.n_items()];
+                    m.score(&Query::from_row(&t.user_items, u), &mut out);
+                    out
+                })
+                .collect::<Vec<_>>()
+        };
+        let full = scores(&m);
+        for (kind, share) in [(IndexKind::Exact, 1.0), (IndexKind::Ivf, 1.0)] {
+            assert!(m.use_index(kind, share));
+            assert!(m.indexes[0].is_some() && m.indexes[1].is_none(), "ALS has vectors, popularity none");
+            assert_eq!(scores(&m), full, "{kind:?}");
+        }
+        m.use_index(IndexKind::Ivf, 0.3);
+        assert!(scores(&m).iter().all(|s| s.iter().any(|v| v.is_finite())));
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use tandem_data::synthetic::SyntheticSpec;
 use tandem_data::{Interaction, Interactions, NoProgress};
+use tandem_models::index::IVF_PROBE_SHARE;
 use tandem_models::{AlsParams, Retriever, TrainSet};
-use tandem_serve::index::IVF_PROBE_SHARE;
 use tandem_serve::{IndexKind, ItemIndex};
 
 const QUERIES: usize = 1000;

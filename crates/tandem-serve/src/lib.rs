@@ -21,13 +21,12 @@
 //! ```
 
 pub mod error;
-pub mod index;
 pub mod metrics;
 mod routes;
 pub mod state;
 pub mod wal;
 
 pub use error::ServeError;
-pub use index::{IndexKind, ItemIndex};
 pub use routes::router;
 pub use state::{AppState, Options};
+pub use tandem_models::index::{self, IndexKind, ItemIndex};

@@ -14,9 +14,9 @@ use tandem_models::{top_k, Query, Scored};
 use tandem_rank::model_dir::{load, Loaded};
 
 use crate::error::ServeError;
-use crate::index::{IndexKind, ItemIndex, IVF_PROBE_SHARE};
 use crate::metrics::Metrics;
 use crate::wal::{Event, Wal};
+use tandem_models::index::{IndexKind, ItemIndex, IVF_PROBE_SHARE};
 
 /// How the service runs.
 #[derive(Debug, Clone)]
@@ -72,13 +72,16 @@ pub struct Served {
 impl Served {
     /// Loads `dir` and builds the index of `kind` when the model has item vectors.
     pub fn load(dir: &std::path::Path, kind: IndexKind, probe_share: f64) -> Result<Served, ServeError> {
-        let loaded = load(dir)?;
+        let mut loaded = load(dir)?;
+        // A pipeline indexes its own retrievers; a single model is indexed here.
+        let inner = loaded.model.use_index(kind, probe_share);
         let mut counts = vec![0f32; loaded.items.len()];
         for &i in loaded.history.indices() {
             counts[i as usize] += 1.0;
         }
         let popular = top_k(&counts, counts.len(), |_| true);
-        let index = loaded.model.embeddings().map(|e| ItemIndex::build(kind, e.items, probe_share));
+        let index =
+            if inner { None } else { loaded.model.embeddings().map(|e| ItemIndex::build(kind, e.items, probe_share)) };
         let loaded_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         Ok(Served { loaded, dir: dir.to_path_buf(), popular, index, loaded_at })
     }

@@ -7,9 +7,10 @@
 //! with maximum inner product reduced to nearest neighbour by the usual extra coordinate,
 //! recalled 0.83 of the exact top 100 at 20k items while slower than the exact scan (0.31 vs
 //! 0.27 ms), and 0.69 at 100k items; IVF recalls 0.95 at a fifth of the exact scan's time
-//! (`bash bench/index.sh`).
+//! (`bash bench/index.sh`). The server uses them for single models, a two-stage pipeline for
+//! its retrievers ([`Retriever::use_index`](crate::Retriever::use_index)).
 
-use tandem_models::{top_k, Factors, Scored};
+use crate::{top_k, Factors, Scored};
 
 /// Which index serves candidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -156,15 +157,15 @@ impl Ivf {
     fn top_k(&self, query: &[f32], k: usize, keep: &dyn Fn(u32) -> bool) -> Option<Vec<Scored>> {
         let d = query.len();
         let mut bounds: Vec<(f32, usize)> =
-            self.centroids.chunks_exact(d).enumerate().map(|(l, c)| (tandem_models::dot(query, c), l)).collect();
+            self.centroids.chunks_exact(d).enumerate().map(|(l, c)| (crate::dot(query, c), l)).collect();
         bounds.select_nth_unstable_by(self.probe - 1, |x, y| y.0.total_cmp(&x.0));
-        let mut top = tandem_models::TopK::new(k);
+        let mut top = crate::TopK::new(k);
         let mut n = 0;
         for &(_, l) in &bounds[..self.probe] {
             let (a, b) = (self.offsets[l], self.offsets[l + 1]);
             for (&i, v) in self.members[a..b].iter().zip(self.vectors[a * d..b * d].chunks_exact(d)) {
                 if keep(i) {
-                    top.push(i, tandem_models::dot(query, v));
+                    top.push(i, crate::dot(query, v));
                     n += 1;
                 }
             }
@@ -195,7 +196,7 @@ mod tests {
             let keep = |i: u32| i % 7 != 0;
             let want = exact.top_k(&q, 100, &keep);
             let mut sorted: Vec<(u32, f32)> =
-                (0..2000u32).filter(|&i| keep(i)).map(|i| (i, tandem_models::dot(&q, items.row(i as usize)))).collect();
+                (0..2000u32).filter(|&i| keep(i)).map(|i| (i, crate::dot(&q, items.row(i as usize)))).collect();
             sorted.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             assert_eq!(
                 want.iter().map(|s| s.item).collect::<Vec<_>>(),
