@@ -71,5 +71,6 @@ run() { # NAME MODEL_DIR INDEX SCRIPT
   run "ALS" "$work/als" ivf users
   run "ALS" "$work/als" exact session
   run "two-stage (ALS + item kNN -> late fusion)" "$work/two_stage" exact users
+  run "two-stage (ALS + item kNN -> late fusion)" "$work/two_stage" ivf users
   run "two-stage (ALS + item kNN -> late fusion)" "$work/two_stage" exact session
 } | tee bench/results/load_test.md
