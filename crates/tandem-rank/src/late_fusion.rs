@@ -124,11 +124,11 @@ impl LateFusionParams {
             .map(|(w, u)| {
                 let (train, features) = (windows[w].train, windows[w].features);
                 if u >= train.n_users() {
-                    return Profile::of(&[], &[], &[], features);
+                    return Profile::of(&[], &[], &[], features, &vectors[w].1);
                 }
                 let (items, weights) = train.user_items.row(u);
                 let recent: Vec<u32> = sequences[w][u].iter().rev().copied().collect();
-                Profile::of(items, weights, &recent, features)
+                Profile::of(items, weights, &recent, features, &vectors[w].1)
             })
             .collect();
         let n_scores = pooled.n_scores;
@@ -228,17 +228,31 @@ struct Profile {
     items: Vec<u32>,
     weights: Vec<f32>,
     latest: HashMap<u32, usize>,
-    /// The latest items, most recent first (at most [`RECENT_SIMILARITY`]).
-    recent: Vec<u32>,
+    /// The unit mean vector of the latest [`RECENT_SIMILARITY`] items (empty without vectors).
+    recent_unit: Vec<f32>,
 }
 
 /// Latest items whose mean vector a candidate is compared with.
 const RECENT_SIMILARITY: usize = 5;
 
+/// The mean of `items`' vectors scaled to length 1 (empty when there is none or it is 0).
+fn unit_mean<'a>(items: impl Iterator<Item = &'a u32>, vectors: &Factors) -> Vec<f32> {
+    let mut mean = vec![0f32; vectors.dim()];
+    for &i in items.filter(|&&i| (i as usize) < vectors.rows()) {
+        mean.iter_mut().zip(vectors.row(i as usize)).for_each(|(m, v)| *m += v);
+    }
+    let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if norm <= 1e-12 {
+        return Vec::new();
+    }
+    mean.iter_mut().for_each(|m| *m /= norm);
+    mean
+}
+
 impl Profile {
     /// `history` / `weights`: the user's items (ascending) and summed weights; `recent`: its
-    /// items most recent first.
-    fn of(history: &[u32], weights: &[f32], recent: &[u32], f: &ItemFeatures) -> Profile {
+    /// items most recent first; `vectors`: the item vectors the ranker sees.
+    fn of(history: &[u32], weights: &[f32], recent: &[u32], f: &ItemFeatures, vectors: &Factors) -> Profile {
         let mut genre_share = vec![0f32; f.genre_names.len().max(1)];
         let (mut years, mut n_years) = (0f32, 0usize);
         for &i in history {
@@ -265,28 +279,18 @@ impl Profile {
             items: history.to_vec(),
             weights: weights.to_vec(),
             latest,
-            recent: recent.iter().take(RECENT_SIMILARITY).copied().collect(),
+            recent_unit: unit_mean(recent.iter().take(RECENT_SIMILARITY), vectors),
         }
     }
 
     /// Cosine between the item's vector and the mean vector of the user's latest items (0
     /// without vectors): what the user turned to lately, in the retriever's item space.
-    fn recent_similarity(&self, item: &[f32], items: &Factors) -> f32 {
-        let mut mean = vec![0f32; item.len()];
-        let mut n = 0;
-        for &r in &self.recent {
-            if (r as usize) < items.rows() {
-                mean.iter_mut().zip(items.row(r as usize)).for_each(|(m, v)| *m += v);
-                n += 1;
-            }
+    fn recent_similarity(&self, item: &[f32]) -> f32 {
+        let norm = item.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if self.recent_unit.is_empty() || norm <= 1e-12 {
+            return 0.0;
         }
-        let dot: f32 = mean.iter().zip(item).map(|(a, b)| a * b).sum();
-        let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt() * item.iter().map(|v| v * v).sum::<f32>().sqrt();
-        if n == 0 || norm <= 1e-12 {
-            0.0
-        } else {
-            dot / norm
-        }
+        self.recent_unit.iter().zip(item).map(|(a, b)| a * b).sum::<f32>() / norm
     }
 
     /// [ln(1 + the user's weight on the item), 1 / (1 + its latest position)]: 0 for new items.
@@ -369,7 +373,7 @@ impl Layout {
         if !unknown {
             row[3 * d + 4..3 * d + 6].copy_from_slice(&profile.repeat(item));
             if d > 0 {
-                row[3 * d + 6] = profile.recent_similarity(items.row(item as usize), items);
+                row[3 * d + 6] = profile.recent_similarity(items.row(item as usize));
             }
         }
         let yo = self.year_offset();
@@ -428,7 +432,7 @@ impl LateFusion {
     fn rows(&self, c: &Candidates<'_>, mask_ids: bool) -> Vec<f32> {
         let layout = self.layout();
         let user = users_row(&self.users, c.query.user);
-        let profile = Profile::of(c.query.items, c.query.weights, c.recent, &self.features);
+        let profile = Profile::of(c.query.items, c.query.weights, c.recent, &self.features, &self.items);
         let mut x = Vec::with_capacity(c.items.len() * layout.width());
         let read = |f: &Factors, r: usize, o: &mut [f32]| o.copy_from_slice(f.row(r.min(f.rows() - 1)));
         let z_all = score_features(&self.stats, c);

@@ -24,11 +24,7 @@ use crate::ranker::Candidates;
 /// user.
 fn example_scores(examples: &[Example], train: &TrainSet, retrievers: &[&dyn Retriever]) -> Vec<f32> {
     let r = retrievers.len();
-    let mut by_user: HashMap<u32, Vec<usize>> = HashMap::new();
-    for (k, e) in examples.iter().enumerate() {
-        by_user.entry(e.user).or_default().push(k);
-    }
-    let users: Vec<(u32, Vec<usize>)> = by_user.into_iter().collect();
+    let users: Vec<(u32, Vec<usize>)> = lists_by_user(examples).into_iter().collect();
     let parts: Vec<Vec<(usize, usize, f32)>> = users
         .par_iter()
         .map(|(u, ks)| {
@@ -156,11 +152,7 @@ fn list_features_by_user(examples: &[Example], raw: &[f32], r: usize) -> Vec<f32
     if r == 0 {
         return out;
     }
-    let mut by_user: HashMap<u32, Vec<usize>> = HashMap::new();
-    for (k, e) in examples.iter().enumerate() {
-        by_user.entry(e.user).or_default().push(k);
-    }
-    for ks in by_user.values() {
+    for ks in lists_by_user(examples).values() {
         for ri in 0..r {
             let scores: Vec<f32> = ks.iter().map(|&k| raw[k * r + ri]).collect();
             for (&k, f) in ks.iter().zip(list_features(&scores)) {

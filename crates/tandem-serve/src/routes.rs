@@ -283,15 +283,7 @@ async fn list_items(State(state): State<Shared>, q: Result<Query<ItemsParams>, Q
     }
     let out = on_model(&state, move |served| {
         let needle = p.query.to_lowercase();
-        let m = &served.loaded;
-        let matches = |i: u32| {
-            needle.is_empty()
-                || m.items.raw(i).to_lowercase().contains(&needle)
-                || m.item_info
-                    .get(i as usize)
-                    .and_then(|x| x.title.as_ref())
-                    .is_some_and(|t| t.to_lowercase().contains(&needle))
-        };
+        let matches = |i: u32| served.search_keys.get(i as usize).is_some_and(|k| k.contains(&needle));
         let found: Vec<_> = served
             .popular
             .iter()

@@ -67,6 +67,8 @@ pub struct Served {
     pub index: Option<ItemIndex>,
     /// Unix seconds of the load.
     pub loaded_at: u64,
+    /// Each item's id and title, lower-cased, for searches.
+    pub search_keys: Vec<String>,
 }
 
 impl Served {
@@ -83,7 +85,13 @@ impl Served {
         let index =
             if inner { None } else { loaded.model.embeddings().map(|e| ItemIndex::build(kind, e.items, probe_share)) };
         let loaded_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Ok(Served { loaded, dir: dir.to_path_buf(), popular, index, loaded_at })
+        let search_keys = (0..loaded.items.len())
+            .map(|i| {
+                let title = loaded.item_info.get(i).and_then(|x| x.title.as_deref()).unwrap_or("");
+                format!("{}\t{title}", loaded.items.raw(i as u32)).to_lowercase()
+            })
+            .collect();
+        Ok(Served { loaded, dir: dir.to_path_buf(), popular, index, loaded_at, search_keys })
     }
 }
 
