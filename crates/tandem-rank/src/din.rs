@@ -6,8 +6,6 @@
 //! `[interest, c, interest * c, log-popularity, retriever score features]` through
 //! `[linear -> batch norm -> ReLU -> dropout]` layers; weighted BCE.
 
-use std::time::Instant;
-
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -20,6 +18,7 @@ use tandem_neural::embedding::{Embedding, RowGrads};
 use tandem_neural::norm::NormMlp;
 
 use crate::features::ItemFeatures;
+use crate::parts::train_epochs;
 use crate::parts::{
     check_head, invalid, put_features, put_head, read_features, read_head, score_features, Pooled, RankLoss,
     RankerWindow, ScoreStats, SCORE_FEATURES,
@@ -122,44 +121,29 @@ impl DinParams {
         let sparse = Optimizer { kind: OptimizerKind::Adam, lr: self.learning_rate, weight_decay: 0.0 };
         let mut grads = [RowGrads::new(e), RowGrads::new(e), RowGrads::new(e), RowGrads::new(e)];
         let empty: Vec<u32> = Vec::new();
-        for epoch in 1..=self.epochs {
-            let start = Instant::now();
-            let batches = self.loss.batches(examples, self.batch_size, &mut rng);
-            let step = progress
-                .step(&format!("din epoch {epoch}/{}", self.epochs), batches.iter().map(|b| b.len() as u64).sum());
-            let (mut loss_sum, mut weight_sum) = (0.0, 0.0);
-            for batch in &batches {
-                let rows: Vec<Row<'_>> = batch
-                    .iter()
-                    .map(|&k| {
-                        let ex = &examples[k];
-                        let mut scores = vec![0f32; SCORE_FEATURES * n_scores];
-                        pooled.score_features(k, &mut scores);
-                        let history = histories.get(ex.user as usize).unwrap_or(&empty);
-                        Row { item: ex.item, history, scores }
-                    })
-                    .collect();
-                let pass = Pass::forward(&tables, &mut att, features, &rows, e);
-                let logits = head.forward_train(&pass.x, rows.len(), &mut rng);
-                let (loss, weight, dlogits) = self.loss.batch_loss(examples, batch, &logits);
-                loss_sum += loss;
-                weight_sum += weight;
-                let dx = head.backward(&dlogits);
-                head.step(&adam);
-                pass.backward(&dx, &mut att, features, &rows, &mut grads);
-                att.step(&adam, 1.0);
-                for (table, g) in tables.all().into_iter().zip(grads.iter_mut()) {
-                    table.apply(g, &sparse);
-                }
-                step.inc(batch.len() as u64);
+        train_epochs("din", self.epochs, self.loss, self.batch_size, examples, &mut rng, progress, |batch, rng| {
+            let rows: Vec<Row<'_>> = batch
+                .iter()
+                .map(|&k| {
+                    let ex = &examples[k];
+                    let mut scores = vec![0f32; SCORE_FEATURES * n_scores];
+                    pooled.score_features(k, &mut scores);
+                    let history = histories.get(ex.user as usize).unwrap_or(&empty);
+                    Row { item: ex.item, history, scores }
+                })
+                .collect();
+            let pass = Pass::forward(&tables, &mut att, features, &rows, e);
+            let logits = head.forward_train(&pass.x, rows.len(), rng);
+            let (loss, weight, dlogits) = self.loss.batch_loss(examples, batch, &logits);
+            let dx = head.backward(&dlogits);
+            head.step(&adam);
+            pass.backward(&dx, &mut att, features, &rows, &mut grads);
+            att.step(&adam, 1.0);
+            for (table, g) in tables.all().into_iter().zip(grads.iter_mut()) {
+                table.apply(g, &sparse);
             }
-            let loss = loss_sum / weight_sum.max(1e-12);
-            step.message(&format!("loss {loss:.4}  {:.1}s", start.elapsed().as_secs_f64()));
-            drop(step);
-            if !loss.is_finite() {
-                return Err(ModelError::Diverged { model: "din", hint: "lower learning_rate".into() });
-            }
-        }
+            (loss, weight)
+        })?;
         Ok(Din {
             params: self.clone(),
             item: tables.item.to_factors(),

@@ -7,7 +7,6 @@
 //! and a weighted BCE over the mined examples.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -21,6 +20,7 @@ use tandem_neural::embedding::{Embedding, RowGrads};
 use tandem_neural::norm::NormMlp;
 
 use crate::features::ItemFeatures;
+use crate::parts::train_epochs;
 use crate::parts::{
     check_head, invalid, put_features, put_head, read_features, read_head, score_features, Pooled, RankLoss,
     RankerWindow, ScoreStats, SCORE_FEATURES,
@@ -143,16 +143,15 @@ impl LateFusionParams {
         let sparse = Optimizer { kind: OptimizerKind::Adam, lr: self.learning_rate, weight_decay: 0.0 };
         let (mut x, mut z) = (Vec::new(), vec![0f32; SCORE_FEATURES * n_scores]);
         let mut unknown = Vec::new();
-        for epoch in 1..=self.epochs {
-            let start = Instant::now();
-            let batches = self.loss.batches(examples, self.batch_size, &mut rng);
-            let step = progress.step(
-                &format!("late_fusion epoch {epoch}/{}", self.epochs),
-                batches.iter().map(|b| b.len() as u64).sum(),
-            );
-            let mut loss_sum = 0.0;
-            let mut weight_sum = 0.0;
-            for batch in &batches {
+        train_epochs(
+            "late_fusion",
+            self.epochs,
+            self.loss,
+            self.batch_size,
+            examples,
+            &mut rng,
+            progress,
+            |batch, rng| {
                 x.clear();
                 unknown.clear();
                 for &k in batch {
@@ -177,10 +176,8 @@ impl LateFusionParams {
                         &|r, o| meta(&genre, r, o),
                     );
                 }
-                let logits = head.forward_train(&x, batch.len(), &mut rng);
+                let logits = head.forward_train(&x, batch.len(), rng);
                 let (loss, weight, dlogits) = self.loss.batch_loss(examples, batch, &logits);
-                loss_sum += loss;
-                weight_sum += weight;
                 let dx = head.backward(&dlogits);
                 head.step(&adam);
                 let w = layout.width();
@@ -196,15 +193,9 @@ impl LateFusionParams {
                 }
                 year.apply(&mut year_grads, &sparse);
                 genre.apply(&mut genre_grads, &sparse);
-                step.inc(batch.len() as u64);
-            }
-            let loss = loss_sum / weight_sum.max(1e-12);
-            step.message(&format!("loss {loss:.4}  {:.1}s", start.elapsed().as_secs_f64()));
-            drop(step);
-            if !loss.is_finite() {
-                return Err(ModelError::Diverged { model: "late_fusion", hint: "lower learning_rate".into() });
-            }
-        }
+                (loss, weight)
+            },
+        )?;
         let (users, items) = vectors.into_iter().next().expect("one window at least");
         Ok(LateFusion {
             params: self.clone(),

@@ -394,6 +394,42 @@ impl RankLoss {
     }
 }
 
+/// Trains a ranker's head for `epochs` epochs of `loss`'s batches over `examples`:
+/// `train_batch(batch, rng)` takes one step and returns the batch's summed loss and weight;
+/// each epoch shows progress and its mean loss, and a non-finite one stops with `Diverged`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn train_epochs(
+    model: &'static str,
+    epochs: usize,
+    loss: RankLoss,
+    batch_size: usize,
+    examples: &[Example],
+    rng: &mut rand_chacha::ChaCha8Rng,
+    progress: &dyn tandem_data::Progress,
+    mut train_batch: impl FnMut(&[usize], &mut rand_chacha::ChaCha8Rng) -> (f64, f64),
+) -> tandem_models::Result<()> {
+    for epoch in 1..=epochs {
+        let start = std::time::Instant::now();
+        let batches = loss.batches(examples, batch_size, rng);
+        let total = batches.iter().map(|b| b.len() as u64).sum();
+        let step = progress.step(&format!("{model} epoch {epoch}/{epochs}"), total);
+        let (mut loss_sum, mut weight_sum) = (0.0, 0.0);
+        for batch in &batches {
+            let (l, w) = train_batch(batch, rng);
+            loss_sum += l;
+            weight_sum += w;
+            step.inc(batch.len() as u64);
+        }
+        let mean = loss_sum / weight_sum.max(1e-12);
+        step.message(&format!("loss {mean:.4}  {:.1}s", start.elapsed().as_secs_f64()));
+        drop(step);
+        if !mean.is_finite() {
+            return Err(ModelError::Diverged { model, hint: "lower learning_rate".into() });
+        }
+    }
+    Ok(())
+}
+
 /// Each user's example indices.
 fn lists_by_user(examples: &[Example]) -> HashMap<u32, Vec<usize>> {
     let mut by_user: HashMap<u32, Vec<usize>> = HashMap::new();

@@ -108,40 +108,21 @@ pub struct TwoStageSpec {
 
 impl TwoStageSpec {
     fn check(&self) -> Result<()> {
+        use crate::parts::invalid;
         if self.retrievers.is_empty() {
-            return Err(ModelError::InvalidParameter {
-                name: "retrievers",
-                value: "[]".into(),
-                allowed: "one or more retriever specs",
-            });
+            return Err(invalid("retrievers", Vec::<String>::new(), "one or more retriever specs"));
         }
         if self.window_days.is_some_and(|d| !(1..=3650).contains(&d)) {
-            return Err(ModelError::InvalidParameter {
-                name: "window_days",
-                value: format!("{:?}", self.window_days),
-                allowed: "1..=3650",
-            });
+            return Err(invalid("window_days", self.window_days, "1..=3650"));
         }
-        if !(1..=10_000).contains(&self.window) {
-            return Err(ModelError::InvalidParameter {
-                name: "window",
-                value: self.window.to_string(),
-                allowed: "1..=10000",
-            });
-        }
-        if !(1..=20).contains(&self.windows) {
-            return Err(ModelError::InvalidParameter {
-                name: "windows",
-                value: self.windows.to_string(),
-                allowed: "1..=20",
-            });
-        }
-        if !(1..=100_000).contains(&self.candidates) {
-            return Err(ModelError::InvalidParameter {
-                name: "candidates",
-                value: self.candidates.to_string(),
-                allowed: "1..=100000",
-            });
+        for (name, value, max, allowed) in [
+            ("window", self.window, 10_000, "1..=10000"),
+            ("windows", self.windows, 20, "1..=20"),
+            ("candidates", self.candidates, 100_000, "1..=100000"),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(invalid(name, value, allowed));
+            }
         }
         Ok(self.mining.check()?)
     }
