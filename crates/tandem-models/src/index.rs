@@ -50,25 +50,17 @@ impl ItemIndex {
         }
     }
 
-    fn items(&self) -> &Factors {
-        match &self.0 {
-            Inner::Exact(items) => items,
-            Inner::Ivf(ivf) => &ivf.items,
-        }
-    }
-
     /// The `k` items of largest `query · item` that `keep` accepts, best first (ties by
-    /// index). IVF falls back to the exact scan when its lists hold fewer than `k` such items.
+    /// index). IVF scans every list when its probed ones hold fewer than `k` such items.
     pub fn top_k(&self, query: &[f32], k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {
-        if let Inner::Ivf(ivf) = &self.0 {
-            if let Some(found) = ivf.top_k(query, k, keep) {
-                return found;
+        match &self.0 {
+            Inner::Exact(items) => {
+                let mut scores = vec![0f32; items.rows()];
+                items.scores(query, &mut scores);
+                top_k(&scores, k, keep)
             }
+            Inner::Ivf(ivf) => ivf.top_k(query, k, keep),
         }
-        let items = self.items();
-        let mut scores = vec![0f32; items.rows()];
-        items.scores(query, &mut scores);
-        top_k(&scores, k, keep)
     }
 }
 
@@ -76,7 +68,6 @@ impl ItemIndex {
 /// about √n lists; a query scans the `probe` lists whose centroids have the largest inner
 /// product with it and scores their items exactly.
 pub struct Ivf {
-    items: Factors,
     /// Centroids (`lists x d`).
     centroids: Vec<f32>,
     /// Items of list `l`: `members[offsets[l]..offsets[l + 1]]`.
@@ -150,27 +141,34 @@ impl Ivf {
         }
         let probe = ((lists as f64 * probe_share).ceil() as usize).clamp(1, lists);
         let vectors = members.iter().flat_map(|&i| items.row(i as usize).iter().copied()).collect();
-        Ivf { items: items.clone(), centroids, offsets, members, vectors, probe }
+        Ivf { centroids, offsets, members, vectors, probe }
     }
 
-    /// The best `k` kept items of the probed lists; `None` when they hold fewer than `k`.
-    fn top_k(&self, query: &[f32], k: usize, keep: &dyn Fn(u32) -> bool) -> Option<Vec<Scored>> {
+    /// The best `k` kept items of the probed lists, or of all lists when those hold fewer
+    /// than `k` (then the answer is exact).
+    fn top_k(&self, query: &[f32], k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {
         let d = query.len();
-        let mut bounds: Vec<(f32, usize)> =
+        let mut by_score: Vec<(f32, usize)> =
             self.centroids.chunks_exact(d).enumerate().map(|(l, c)| (crate::dot(query, c), l)).collect();
-        bounds.select_nth_unstable_by(self.probe - 1, |x, y| y.0.total_cmp(&x.0));
-        let mut top = crate::TopK::new(k);
-        let mut n = 0;
-        for &(_, l) in &bounds[..self.probe] {
-            let (a, b) = (self.offsets[l], self.offsets[l + 1]);
-            for (&i, v) in self.members[a..b].iter().zip(self.vectors[a * d..b * d].chunks_exact(d)) {
-                if keep(i) {
-                    top.push(i, crate::dot(query, v));
-                    n += 1;
+        by_score.select_nth_unstable_by(self.probe - 1, |x, y| y.0.total_cmp(&x.0));
+        let scan = |lists: &mut dyn Iterator<Item = usize>| {
+            let (mut top, mut n) = (crate::TopK::new(k), 0);
+            for l in lists {
+                let (a, b) = (self.offsets[l], self.offsets[l + 1]);
+                for (&i, v) in self.members[a..b].iter().zip(self.vectors[a * d..b * d].chunks_exact(d)) {
+                    if keep(i) {
+                        top.push(i, crate::dot(query, v));
+                        n += 1;
+                    }
                 }
             }
+            (top, n)
+        };
+        let (top, n) = scan(&mut by_score[..self.probe].iter().map(|x| x.1));
+        if n >= k {
+            return top.into_sorted();
         }
-        (n >= k).then(|| top.into_sorted())
+        scan(&mut (0..self.offsets.len() - 1)).0.into_sorted()
     }
 }
 

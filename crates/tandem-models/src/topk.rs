@@ -27,9 +27,10 @@ fn clean(s: f32) -> f32 {
     }
 }
 
-/// Collects the best `k` of a stream pushed in ascending index order. Keeps a buffer of `2k`;
-/// when it fills, a selection sets a threshold and later items at or below it exit early
-/// (the approach of tantivy's `TopNComputer`).
+/// Collects the best `k` of a stream, in any index order. Keeps a buffer of `2k`; when it
+/// fills, a selection sets a threshold and later items below it exit early (the approach of
+/// tantivy's `TopNComputer`); items equal to it are kept for the final selection, which breaks
+/// ties by index, so the order of pushes does not matter.
 pub struct TopK {
     k: usize,
     buf: Vec<Scored>,
@@ -43,11 +44,11 @@ impl TopK {
         TopK { k, buf: Vec::with_capacity(k.saturating_mul(2).clamp(2, 4096)), threshold: None }
     }
 
-    /// Offers an item; items must arrive in ascending index order for the tie-break to hold.
+    /// Offers an item.
     #[inline]
     pub fn push(&mut self, item: u32, score: f32) {
         let score = clean(score);
-        if self.k == 0 || self.threshold.is_some_and(|t| score <= t) {
+        if self.k == 0 || self.threshold.is_some_and(|t| score < t) {
             return;
         }
         self.buf.push(Scored { item, score });
@@ -117,6 +118,22 @@ mod tests {
                     assert_eq!(g.item, w.item, "n={n} k={k}");
                 }
             }
+        }
+    }
+
+    /// Pushes in descending index order (an index's lists scan items out of order) give the
+    /// same result: ties at the threshold are kept until the final selection.
+    #[test]
+    fn push_order_does_not_matter() {
+        let scores: Vec<f32> = (0..500).map(|i| (i % 5) as f32).collect();
+        for k in [1, 3, 10, 120] {
+            let mut t = TopK::new(k);
+            for i in (0..scores.len()).rev() {
+                t.push(i as u32, scores[i]);
+            }
+            let got: Vec<u32> = t.into_sorted().iter().map(|s| s.item).collect();
+            let want: Vec<u32> = reference(&scores, k).iter().map(|s| s.item).collect();
+            assert_eq!(got, want, "k={k}");
         }
     }
 
