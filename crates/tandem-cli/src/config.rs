@@ -205,6 +205,12 @@ impl Config {
             apply_override(&mut value, o)?;
         }
         let mut cfg: Config = typed(value, &path.display().to_string())?;
+        // A pipeline's candidates leave out seen items as the evaluation does, unless it says.
+        for spec in cfg.models.values_mut() {
+            if let PipelineSpec::TwoStage(two_stage) = spec {
+                two_stage.exclude_seen.get_or_insert(cfg.evaluation.exclude_seen);
+            }
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.data.resolve_paths(base);
         cfg.check().with_context(|| format!("{}: invalid config", path.display()))?;

@@ -139,7 +139,8 @@ enum Command {
     /// The matrix-factorisation course assignment: read a course-format train.csv
     /// (`UserId,ItemId` with space-separated items), hold out validation as data.yaml says,
     /// train MF as the train config says (printing validation mAP@top_k every epoch, keeping the
-    /// best), and write OUT/submission.csv with every user's top_k unseen items.
+    /// best), and write the submission with every user's top_k unseen items: `-o FILE.csv`
+    /// writes that file (report.json beside it), `-o DIR` writes DIR/submission.csv.
     Assignment {
         /// The course's train.csv.
         #[arg(long, short, default_value = "train.csv")]
@@ -153,7 +154,7 @@ enum Command {
         /// The loss: bpr or bce.
         #[arg(long, default_value = "bpr", value_parser = ["bpr", "bce"])]
         loss: String,
-        /// Output directory.
+        /// The submission file (`.csv`) or a directory to write submission.csv into.
         #[arg(long, short)]
         out: PathBuf,
     },

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use tandem_data::read::ItemInfo;
-use tandem_data::{Csr, Progress};
+use tandem_data::{Csr, Interactions, Progress};
 use tandem_eval::{evaluate, EpochRecord, Evaluation, ModelReport, Protocol, Report, TestSet};
-use tandem_models::{Retriever, TrainSet};
+use tandem_models::{Histories, Retriever, TrainSet};
 use tandem_rank::PipelineSpec;
 
 /// An evaluated model's results.
@@ -20,6 +20,9 @@ pub struct Evaluated {
 /// How the models of one command are evaluated.
 pub struct EvalPlan<'a> {
     pub test: &'a TestSet,
+    /// Everything known of each user at test time (train + valid): their history, excluded
+    /// from full ranking.
+    pub history: &'a Csr,
     pub protocol: &'a Protocol,
     pub ks: &'a [usize],
     /// Predictions kept per user.
@@ -37,10 +40,10 @@ pub struct Validation<'a> {
 }
 
 impl Validation<'_> {
-    /// The metric's value for `model`, computed by the evaluator itself.
-    pub fn score(&self, model: &dyn Retriever, history: &Csr) -> Option<f64> {
+    /// The metric's value for `model` fitted on `train`, computed by the evaluator itself.
+    pub fn score(&self, model: &dyn Retriever, train: &Csr) -> Option<f64> {
         let k: usize = self.metric.split('@').nth(1)?.parse().ok()?;
-        let e = evaluate(model, history, self.set, self.protocol, &[k], 0, &tandem_data::NoProgress);
+        let e = evaluate(model, Histories::fitted(train), self.set, self.protocol, &[k], 0, &tandem_data::NoProgress);
         e.metrics.get(self.metric).copied()
     }
 }
@@ -89,7 +92,8 @@ pub fn evaluate_model(
     plan: &EvalPlan<'_>,
     progress: &dyn Progress,
 ) -> Evaluated {
-    let evaluation = evaluate(&*model, &train.user_items, plan.test, plan.protocol, plan.ks, plan.keep, progress);
+    let histories = Histories { fitted: &train.user_items, known: plan.history };
+    let evaluation = evaluate(&*model, histories, plan.test, plan.protocol, plan.ks, plan.keep, progress);
     let artifact = model.artifact();
     let report = ModelReport {
         kind: artifact.kind.to_string(),
@@ -98,11 +102,21 @@ pub fn evaluate_model(
         fit_seconds,
         eval_seconds: evaluation.seconds,
         users: evaluation.users,
+        new_users: evaluation.new_users,
         training: Vec::new(),
         stage_seconds: model.stage_seconds().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         diagnostics: None,
     };
     Evaluated { model, evaluation, report }
+}
+
+/// The user x item matrix of every row of `parts`.
+pub fn known_matrix(parts: &[&Interactions], n_users: usize, n_items: usize) -> Csr {
+    let mut all = Interactions::new();
+    for p in parts {
+        all.extend(p);
+    }
+    Csr::user_items(&all, n_users, n_items)
 }
 
 /// Items with at least one interaction in `m` (user x item).

@@ -105,6 +105,17 @@ impl Interactions {
         count_distinct(&self.item)
     }
 
+    /// Rows per item over `n_items` items (items beyond it are not counted).
+    pub fn item_counts(&self, n_items: usize) -> Vec<u32> {
+        let mut counts = vec![0u32; n_items];
+        for &i in &self.item {
+            if let Some(c) = counts.get_mut(i as usize) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+
     /// The latest timestamp, if any.
     pub fn max_time(&self) -> Option<i64> {
         self.time.iter().copied().max()

@@ -1,7 +1,9 @@
 //! Deterministic, seeded train / valid / test splits (SPEC §3).
 //!
 //! Every split keeps users with too few interactions wholly in train and reports how many.
-//! Per-user orders sort by (time, raw item id compared numerically when numeric).
+//! Per-user orders sort by (time, raw item id compared numerically when numeric), so a basket
+//! bought at one instant is cut in item-id order. Identical rows (same user, item and time)
+//! never straddle a cut: per-user splits count them as one row and move them together.
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -250,7 +252,18 @@ impl SplitSpec {
                 let n = rows.len();
                 let n_test = (test * n as f64).round() as usize;
                 let n_valid = (valid * n as f64).round() as usize;
-                let n_train = n - n_test - n_valid;
+                // Identical rows are adjacent here; a cut inside a run of them moves past it.
+                let same = |a: usize, b: usize| {
+                    log.time[a] == log.time[b] && log.user[a] == log.user[b] && log.item[a] == log.item[b]
+                };
+                let settle = |mut cut: usize| {
+                    while cut > 0 && cut < n && same(rows[cut - 1], rows[cut]) {
+                        cut += 1;
+                    }
+                    cut
+                };
+                let n_train = settle(n - n_test - n_valid);
+                let n_valid = settle((n - n_test).max(n_train)) - n_train;
                 let parts = [
                     rows[..n_train].to_vec(),
                     rows[n_train..n_train + n_valid].to_vec(),
@@ -273,6 +286,9 @@ fn sort_by_time(log: &Interactions, items: &IdMap, rows: &mut [usize]) {
 /// Runs `choose` on each user's rows (in user order, so seeded shuffles are reproducible).
 /// `choose` may reorder the rows and returns how many of the last ones go to (test, valid),
 /// or `None` to keep the user wholly in train.
+///
+/// Identical rows (same item at the same time) never straddle a cut: `choose` sees one of
+/// them (so they count once) and the others follow it into its part.
 fn per_user(
     log: &Interactions,
     n_users: usize,
@@ -280,14 +296,18 @@ fn per_user(
 ) -> Split {
     let mut parts = [Vec::new(), Vec::new(), Vec::new()];
     let mut kept = 0;
+    let mut copies: Vec<(usize, usize)> = Vec::new();
     for (u, mut rows) in log.rows_by_user(n_users).into_iter().enumerate() {
         if rows.is_empty() {
             continue;
         }
+        copies.clear();
+        collapse_copies(log, &mut rows, &mut copies);
+        let first = [parts[0].len(), parts[1].len(), parts[2].len()];
         match choose(&mut rows, u as u32) {
             None => {
                 kept += 1;
-                parts[0].extend(rows);
+                parts[0].extend_from_slice(&rows);
             }
             Some((t, v)) => {
                 let n = rows.len();
@@ -296,8 +316,30 @@ fn per_user(
                 parts[0].extend_from_slice(&rows[..n - t - v]);
             }
         }
+        for &(kept_row, copy) in &copies {
+            let part = (0..3).find(|&p| parts[p][first[p]..].contains(&kept_row)).expect("every row has a part");
+            parts[part].push(copy);
+        }
     }
     assemble(log, &parts, kept)
+}
+
+/// Removes from `rows` every row identical (item, time) to an earlier one, recording each as
+/// (the earlier row, the copy); the rest keep their order.
+fn collapse_copies(log: &Interactions, rows: &mut Vec<usize>, copies: &mut Vec<(usize, usize)>) {
+    let mut by_key = rows.clone();
+    by_key.sort_unstable_by_key(|&r| (log.item[r], log.time[r], r));
+    for w in by_key.windows(2) {
+        if log.item[w[0]] == log.item[w[1]] && log.time[w[0]] == log.time[w[1]] {
+            let first = copies.iter().rev().find(|c| c.1 == w[0]).map_or(w[0], |c| c.0);
+            copies.push((first, w[1]));
+        }
+    }
+    if !copies.is_empty() {
+        let mut dropped: Vec<usize> = copies.iter().map(|c| c.1).collect();
+        dropped.sort_unstable();
+        rows.retain(|r| dropped.binary_search(r).is_err());
+    }
 }
 
 fn assemble(log: &Interactions, parts: &[Vec<usize>; 3], kept: usize) -> Split {

@@ -54,49 +54,48 @@ impl Metric {
 /// Values of every metric at one K (indexed like [`Metric::ALL`]).
 pub type MetricValues = [f64; 6];
 
-/// Computes every metric at each K in `ks` for one user. `truth` must be sorted and free of
-/// duplicates. Returns `None` when `truth` is empty (such users are not averaged).
+/// Computes every metric at each K in `ks` for one user's ranked list. `truth` must be sorted
+/// and free of duplicates. Returns `None` when `truth` is empty (such users are not averaged).
 pub fn user_metrics(ranked: &[u32], truth: &[u32], ks: &[usize]) -> Option<Vec<MetricValues>> {
-    if truth.is_empty() {
+    let max_k = ks.iter().copied().max().unwrap_or(0);
+    let mut counted: Vec<u32> = Vec::new();
+    let mut hits = Vec::new();
+    for (idx, i) in ranked.iter().take(max_k).enumerate() {
+        if truth.binary_search(i).is_ok() && !counted.contains(i) {
+            counted.push(*i);
+            hits.push(idx + 1);
+        }
+    }
+    metrics_at_positions(&hits, truth.len(), ks)
+}
+
+/// Computes every metric at each K in `ks` from the 1-based positions (ascending, distinct) at
+/// which `n_truth` held-out items were ranked; items never ranked are simply absent. Returns
+/// `None` when `n_truth` is 0.
+pub fn metrics_at_positions(hits: &[usize], n_truth: usize, ks: &[usize]) -> Option<Vec<MetricValues>> {
+    if n_truth == 0 {
         return None;
     }
-    let max_k = ks.iter().copied().max().unwrap_or(0);
-    // hit[p-1]: whether position p is a (first-occurrence) hit.
-    let mut counted: Vec<u32> = Vec::new();
-    let hit: Vec<bool> = ranked
-        .iter()
-        .take(max_k)
-        .map(|i| {
-            if truth.binary_search(i).is_ok() && !counted.contains(i) {
-                counted.push(*i);
-                true
-            } else {
-                false
-            }
-        })
-        .collect();
-    let t = truth.len();
+    debug_assert!(hits.windows(2).all(|w| w[0] < w[1]) && hits.len() <= n_truth);
+    let t = n_truth;
     Some(
         ks.iter()
             .map(|&k| {
-                let (mut hits, mut dcg, mut first, mut ap) = (0usize, 0f64, None, 0f64);
-                for (idx, &h) in hit.iter().take(k).enumerate() {
-                    if h {
-                        let p = idx + 1;
-                        hits += 1;
-                        dcg += 1.0 / ((p + 1) as f64).log2();
-                        first.get_or_insert(p);
-                        ap += hits as f64 / p as f64;
-                    }
+                let (mut found, mut dcg, mut ap) = (0usize, 0f64, 0f64);
+                for &p in hits.iter().take_while(|&&p| p <= k) {
+                    found += 1;
+                    dcg += 1.0 / ((p + 1) as f64).log2();
+                    ap += found as f64 / p as f64;
                 }
+                let first = hits.first().filter(|&&p| p <= k);
                 let ideal = k.min(t);
                 let idcg: f64 = (1..=ideal).map(|p| 1.0 / ((p + 1) as f64).log2()).sum();
                 let mut v = [0f64; 6];
                 v[0] = if idcg > 0.0 { dcg / idcg } else { 0.0 };
-                v[1] = (hits > 0) as u8 as f64;
-                v[2] = if k > 0 { hits as f64 / k as f64 } else { 0.0 };
-                v[3] = hits as f64 / t as f64;
-                v[4] = first.map_or(0.0, |p| 1.0 / p as f64);
+                v[1] = (found > 0) as u8 as f64;
+                v[2] = if k > 0 { found as f64 / k as f64 } else { 0.0 };
+                v[3] = found as f64 / t as f64;
+                v[4] = first.map_or(0.0, |&p| 1.0 / p as f64);
                 v[5] = if ideal > 0 { ap / ideal as f64 } else { 0.0 };
                 v
             })

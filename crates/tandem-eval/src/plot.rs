@@ -167,6 +167,7 @@ mod tests {
             fit_seconds: 1.0,
             eval_seconds: 1.0,
             users: 3,
+            new_users: 0,
             training,
             stage_seconds: Default::default(),
             diagnostics: None,

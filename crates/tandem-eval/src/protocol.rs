@@ -3,10 +3,10 @@
 
 use rayon::prelude::*;
 use serde::Serialize;
-use tandem_data::{Csr, Interactions, Progress};
-use tandem_models::{rank_order, Query, Retriever, Scored};
+use tandem_data::{Interactions, Progress};
+use tandem_models::{rank_order, Histories, Retriever, Scored};
 
-use crate::metric::{user_metrics, Metric, MetricSums};
+use crate::metric::{metrics_at_positions, Metric, MetricSums};
 
 /// Held-out items per user: `users[k]`'s distinct held-out items are `truth[k]` (sorted).
 #[derive(Debug, Clone, Default)]
@@ -71,21 +71,56 @@ pub struct Evaluation {
     pub metrics: indexmap::IndexMap<String, f64>,
     /// Users averaged over.
     pub users: usize,
+    /// Of those, users without training rows, scored as new users.
+    pub new_users: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
-    /// Ranked list kept per test user (best first): the top `keep` in full ranking, every
-    /// candidate in sampled ranking.
+    /// Ranked list kept per test user (best first, in the model's own order: ties by item
+    /// index): the top `keep` in full ranking, every candidate in sampled ranking.
     #[serde(skip)]
     pub predictions: Vec<(u32, Vec<Scored>)>,
 }
 
-/// Evaluates `model`: each test user is scored from their row of `history` (the training
-/// matrix; users beyond it or with an empty row score as empty histories), ranked under
-/// `protocol`, and measured at each K of `ks`. Keeps the top `keep` per user as predictions.
-/// Users are processed in parallel.
+/// The 1-based positions of the held-out items `truth` (sorted) in the ranking of
+/// `candidates` (distinct items with their scores) by score, descending, where ties never
+/// favour a held-out item: one whose score equals other candidates' ranks after all of them
+/// (held-out items tied only with each other take consecutive positions, so their order
+/// does not matter). NaN counts as -inf. Held-out items that are not candidates are not ranked.
+pub fn held_out_positions<I>(candidates: I, truth: &[u32]) -> Vec<usize>
+where
+    I: Iterator<Item = (u32, f32)> + Clone,
+{
+    let clean = |s: f32| if s.is_nan() { f32::NEG_INFINITY } else { s };
+    let held_out = |i: &u32| truth.binary_search(i).is_ok();
+    let mut targets: Vec<f32> = candidates.clone().filter(|(i, _)| held_out(i)).map(|(_, s)| clean(s)).collect();
+    if targets.is_empty() {
+        return Vec::new();
+    }
+    targets.sort_by(|a, b| b.total_cmp(a));
+    // ahead[j]: other candidates scoring at least targets[j] (counted where the run starts).
+    let mut ahead = vec![0usize; targets.len() + 1];
+    for (i, s) in candidates {
+        if !held_out(&i) {
+            let s = clean(s);
+            ahead[targets.partition_point(|&t| t > s)] += 1;
+        }
+    }
+    let mut before = 0;
+    (0..targets.len())
+        .map(|j| {
+            before += ahead[j];
+            1 + j + before
+        })
+        .collect()
+}
+
+/// Evaluates `model`: each test user is scored from their query in `histories` (trained users
+/// by their trained state, users without training rows as new users), ranked under `protocol`
+/// with ties never favouring a held-out item, and measured at each K of `ks`. Keeps the top
+/// `keep` per user as predictions. Users are processed in parallel.
 pub fn evaluate(
     model: &dyn Retriever,
-    history: &Csr,
+    histories: Histories<'_>,
     test: &TestSet,
     protocol: &Protocol,
     ks: &[usize],
@@ -93,7 +128,6 @@ pub fn evaluate(
     progress: &dyn Progress,
 ) -> Evaluation {
     let start = std::time::Instant::now();
-    let max_k = ks.iter().copied().max().unwrap_or(0);
     let n_items = model.n_items();
     let step = progress.step("evaluating", test.len() as u64);
     let per_user: Vec<(u32, Vec<Scored>, Option<Vec<_>>)> = (0..test.len())
@@ -102,49 +136,47 @@ pub fn evaluate(
             || vec![0f32; n_items],
             |scores, k| {
                 let u = test.users[k];
-                let q = if (u as usize) < history.n_rows() {
-                    Query::from_row(history, u)
-                } else {
-                    Query { user: None, items: &[], weights: &[] }
-                };
-                let ranked = match protocol {
+                let q = histories.query(u);
+                let truth = &test.truth[k];
+                let (ranked, hits) = match protocol {
                     Protocol::Full { catalogue, exclude_seen } => {
                         model.score(&q, scores);
                         let seen = q.items;
-                        let keep_item = |i: u32| {
+                        let eligible = |i: u32| {
                             catalogue.get(i as usize).copied().unwrap_or(false)
                                 && !(*exclude_seen && seen.binary_search(&i).is_ok())
                         };
-                        tandem_models::top_k(scores, max_k.max(keep), keep_item)
+                        let cands =
+                            scores.iter().enumerate().map(|(i, &s)| (i as u32, s)).filter(|&(i, _)| eligible(i));
+                        let hits = held_out_positions(cands, truth);
+                        (tandem_models::top_k(scores, keep, eligible), hits)
                     }
                     Protocol::Sampled { negatives } => {
-                        let mut cands: Vec<u32> = test.truth[k].iter().chain(&negatives[k]).copied().collect();
+                        let mut cands: Vec<u32> = truth.iter().chain(&negatives[k]).copied().collect();
                         cands.sort_unstable();
                         cands.dedup();
                         let mut cand_scores = vec![0f32; cands.len()];
                         model.score_items(&q, &cands, &mut cand_scores);
+                        let hits = held_out_positions(cands.iter().copied().zip(cand_scores.iter().copied()), truth);
                         let mut ranked: Vec<Scored> =
                             cands.into_iter().zip(cand_scores).map(|(item, score)| Scored { item, score }).collect();
                         ranked.sort_by(rank_order);
-                        ranked
+                        (ranked, hits)
                     }
                 };
-                let items: Vec<u32> = ranked.iter().map(|s| s.item).collect();
-                let m = user_metrics(&items, &test.truth[k], ks);
+                let m = metrics_at_positions(&hits, truth.len(), ks);
                 step.inc(1);
-                let mut kept = ranked;
-                if matches!(protocol, Protocol::Full { .. }) {
-                    kept.truncate(keep);
-                }
-                (u, kept, m)
+                (u, ranked, m)
             },
         )
         .collect();
     let mut sums = MetricSums::new(ks.len());
     let mut predictions = Vec::with_capacity(per_user.len());
+    let mut new_users = 0;
     for (u, ranked, m) in per_user {
         if let Some(m) = m {
             sums.add(&m);
+            new_users += histories.is_new(u) as usize;
         }
         predictions.push((u, ranked));
     }
@@ -155,7 +187,7 @@ pub fn evaluate(
             metrics.insert(metric.at(k), means[ki][metric as usize]);
         }
     }
-    Evaluation { metrics, users: sums.users(), seconds: start.elapsed().as_secs_f64(), predictions }
+    Evaluation { metrics, users: sums.users(), new_users, seconds: start.elapsed().as_secs_f64(), predictions }
 }
 
 #[cfg(test)]
@@ -190,14 +222,14 @@ mod tests {
         let test = test_set(0, &[2]);
         // Excluding item 0 (seen): ranking 1, 2, 3, 4 -> the hit is at p = 2.
         let p = Protocol::Full { catalogue: catalogue.clone(), exclude_seen: true };
-        let e = evaluate(&*model, &train.user_items, &test, &p, &[1, 2], 10, &NoProgress);
+        let e = evaluate(&*model, Histories::fitted(&train.user_items), &test, &p, &[1, 2], 10, &NoProgress);
         assert_eq!(e.metrics["HR@1"], 0.0);
         assert_eq!(e.metrics["HR@2"], 1.0);
         assert!((e.metrics["NDCG@2"] - 1.0 / 3f64.log2()).abs() < 1e-12);
         assert_eq!(e.predictions[0].1.iter().map(|s| s.item).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
         // Without exclusion item 0 takes p = 1 and the hit moves to p = 3.
         let p = Protocol::Full { catalogue, exclude_seen: false };
-        let e = evaluate(&*model, &train.user_items, &test, &p, &[2, 3], 10, &NoProgress);
+        let e = evaluate(&*model, Histories::fitted(&train.user_items), &test, &p, &[2, 3], 10, &NoProgress);
         assert_eq!(e.metrics["HR@2"], 0.0);
         assert!((e.metrics["MRR@3"] - 1.0 / 3.0).abs() < 1e-12);
     }
@@ -208,7 +240,7 @@ mod tests {
         let test = test_set(0, &[3]);
         // Negatives 4 and 5 score below item 3; negative 1 above it.
         let p = Protocol::Sampled { negatives: vec![vec![4, 5, 1]] };
-        let e = evaluate(&*model, &train.user_items, &test, &p, &[1, 2], 10, &NoProgress);
+        let e = evaluate(&*model, Histories::fitted(&train.user_items), &test, &p, &[1, 2], 10, &NoProgress);
         assert_eq!(e.metrics["HR@1"], 0.0);
         assert_eq!(e.metrics["HR@2"], 1.0);
         assert_eq!(e.predictions[0].1.len(), 4, "every candidate is kept");
@@ -218,9 +250,96 @@ mod tests {
     fn unknown_test_users_score_as_empty_histories() {
         let (train, model) = setup();
         let p = Protocol::Full { catalogue: vec![true; 6], exclude_seen: true };
-        let e = evaluate(&*model, &train.user_items, &test_set(99, &[0]), &p, &[1], 5, &NoProgress);
+        let e = evaluate(&*model, Histories::fitted(&train.user_items), &test_set(99, &[0]), &p, &[1], 5, &NoProgress);
         assert_eq!(e.metrics["HR@1"], 1.0);
-        assert_eq!(e.users, 1);
+        assert_eq!((e.users, e.new_users), (1, 1));
+    }
+
+    /// Scores every item alike, except what a query's `user` field or history asks for: item
+    /// `trained` scores 1 for a trained user, item `anonymous` for a user-less query, and each
+    /// history item 0.5.
+    struct Spy {
+        n: usize,
+        trained: u32,
+        anonymous: u32,
+    }
+
+    impl Retriever for Spy {
+        fn kind(&self) -> &'static str {
+            "spy"
+        }
+        fn n_items(&self) -> usize {
+            self.n
+        }
+        fn artifact(&self) -> tandem_models::artifact::Artifact {
+            tandem_models::artifact::Artifact {
+                kind: "spy",
+                params: serde_json::json!({}),
+                tensors: Default::default(),
+            }
+        }
+        fn score(&self, query: &tandem_models::Query<'_>, out: &mut [f32]) {
+            out.fill(0.0);
+            for &i in query.items {
+                out[i as usize] = 0.5;
+            }
+            out[if query.user.is_some() { self.trained } else { self.anonymous } as usize] = 1.0;
+        }
+    }
+
+    #[test]
+    fn held_out_items_rank_after_every_candidate_they_tie_with() {
+        let scores = [3.0, 2.0, 2.0, 2.0, 1.0, f32::NAN];
+        let cands = || scores.iter().enumerate().map(|(i, &s)| (i as u32, s));
+        assert_eq!(held_out_positions(cands(), &[1]), vec![4]);
+        assert_eq!(held_out_positions(cands(), &[0, 2]), vec![1, 4]);
+        // Tied only with each other after the third candidate: positions 3 and 4.
+        assert_eq!(held_out_positions(cands(), &[1, 2]), vec![3, 4]);
+        // NaN ties with nothing above it: last.
+        assert_eq!(held_out_positions(cands(), &[5]), vec![6]);
+        assert_eq!(held_out_positions(cands(), &[9]), Vec::<usize>::new());
+        // -inf ties with NaN.
+        let low = [f32::NEG_INFINITY, f32::NAN, 0.0];
+        assert_eq!(held_out_positions(low.iter().enumerate().map(|(i, &s)| (i as u32, s)), &[0]), vec![3]);
+    }
+
+    #[test]
+    fn a_constant_scorer_never_hits_in_sampled_or_full_ranking() {
+        let spy = Spy { n: 200, trained: 0, anonymous: 0 };
+        let empty = tandem_data::Csr::from_triplets(1, 200, &[], &[], &[]);
+        // Every item but item 0 scores 0: the held-out item 7 ties with all its negatives
+        // (100..199), and with every other item in full ranking.
+        let test = test_set(0, &[7]);
+        let p = Protocol::Sampled { negatives: vec![(100..200).collect()] };
+        let e = evaluate(&spy, Histories::fitted(&empty), &test, &p, &[10, 100, 101], 0, &NoProgress);
+        assert_eq!(e.metrics["HR@10"], 0.0);
+        assert_eq!(e.metrics["HR@100"], 0.0);
+        assert_eq!(e.metrics["HR@101"], 1.0, "last of 101 candidates");
+        let p = Protocol::Full { catalogue: vec![true; 200], exclude_seen: true };
+        let e = evaluate(&spy, Histories::fitted(&empty), &test, &p, &[10, 198], 5, &NoProgress);
+        assert_eq!(e.metrics["HR@10"], 0.0);
+        assert_eq!(e.metrics["HR@198"], 0.0, "199 items, item 0 scores above: position 199");
+        // The kept predictions stay in the model's own order (ties by index).
+        let kept: Vec<u32> = e.predictions[0].1.iter().map(|s| s.item).collect();
+        assert_eq!(kept, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn users_without_training_rows_are_new_users_scored_from_their_known_history() {
+        // User 0 trained (row in `fitted`); user 1 only has a later (valid) row: item 3.
+        let fitted = tandem_data::Csr::from_triplets(2, 10, &[0], &[2], &[1.0]);
+        let known = tandem_data::Csr::from_triplets(2, 10, &[0, 0, 1], &[2, 4, 3], &[1.0; 3]);
+        let h = Histories { fitted: &fitted, known: &known };
+        let spy = Spy { n: 10, trained: 8, anonymous: 9 };
+        let test = TestSet { users: vec![0, 1], truth: vec![vec![8], vec![9]] };
+        let p = Protocol::Full { catalogue: vec![true; 10], exclude_seen: true };
+        let e = evaluate(&spy, h, &test, &p, &[1], 3, &NoProgress);
+        assert_eq!(e.metrics["HR@1"], 1.0, "user 0 by its trained state, user 1 as a new user");
+        assert_eq!((e.users, e.new_users), (2, 1));
+        // Known items after training (user 0's item 4, user 1's item 3) are history: excluded
+        // from the ranking, and fed to the model (they score 0.5 here).
+        let lists: Vec<Vec<u32>> = e.predictions.iter().map(|p| p.1.iter().map(|s| s.item).collect()).collect();
+        assert_eq!(lists, vec![vec![8, 0, 1], vec![9, 0, 1]]);
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct ModelReport {
     pub eval_seconds: f64,
     /// Users averaged over.
     pub users: usize,
+    /// Of those, users without training rows: new users to the model, scored from their
+    /// history alone (an empty one when they have none).
+    pub new_users: usize,
     /// Per-epoch training record of models trained in epochs (empty otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub training: Vec<EpochRecord>,
@@ -83,6 +86,17 @@ pub struct Report {
 }
 
 impl Report {
+    /// One line saying how the models were evaluated, for the terminal.
+    pub fn protocol_line(&self) -> String {
+        let p = &self.protocol;
+        let new = self.models.values().next().map_or(0, |m| m.new_users);
+        format!(
+            "protocol: {} ranking, {}; {} test users ({new} without training rows, scored as new users); \
+             held-out items rank after every candidate they tie with",
+            p.ranking, p.candidates, p.test_users
+        )
+    }
+
     /// A table of `columns` (metric names) per model, with fit seconds.
     pub fn table(&self, columns: &[String]) -> String {
         let name_w = self.models.keys().map(String::len).chain([5]).max().unwrap_or(5);

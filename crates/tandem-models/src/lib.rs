@@ -50,6 +50,6 @@ pub use knn::{ItemKnn, KnnParams, UserKnn, Weighting};
 pub use mf::{Loss, Mf, MfParams, NegativeMode};
 pub use optim::OptimizerKind;
 pub use popularity::{Popularity, PopularityMode, PopularityParams};
-pub use retriever::{Embeddings, Query, Retriever, TrainSet};
+pub use retriever::{Embeddings, Histories, Query, Retriever, TrainSet};
 pub use spec::{saved_spec, ModelSpec};
 pub use topk::{rank_order, top_k, Scored, TopK};

@@ -28,6 +28,41 @@ impl<'a> Query<'a> {
     }
 }
 
+/// What is known of each user at scoring time, and which users the model was trained on: the
+/// one rule every caller (evaluation, submissions, `recommend`, the server) builds queries by.
+///
+/// A user with a row in `fitted` is a trained user and keeps their trained state
+/// (`Query::user` is set); anyone else is a new user, scored from their history alone as an
+/// anonymous query, whatever the model does for new users. The history is the user's row of
+/// `known`, which at test time holds more than training (train + valid).
+#[derive(Debug, Clone, Copy)]
+pub struct Histories<'a> {
+    /// The user x item matrix the model was fitted on.
+    pub fitted: &'a Csr,
+    /// Every item known for each user when scoring (a superset of `fitted`'s rows).
+    pub known: &'a Csr,
+}
+
+impl<'a> Histories<'a> {
+    /// Histories where what is known is what the model was fitted on.
+    pub fn fitted(matrix: &'a Csr) -> Self {
+        Histories { fitted: matrix, known: matrix }
+    }
+
+    /// True when `user` has no row in the fitting data: a new user to the model.
+    pub fn is_new(&self, user: u32) -> bool {
+        let u = user as usize;
+        u >= self.fitted.n_rows() || self.fitted.row_len(u) == 0
+    }
+
+    /// The query for `user`: their known history, and their index when they were trained on.
+    pub fn query(&self, user: u32) -> Query<'a> {
+        let u = user as usize;
+        let (items, weights) = if u < self.known.n_rows() { self.known.row(u) } else { (&[][..], &[][..]) };
+        Query { user: (!self.is_new(user)).then_some(user), items, weights }
+    }
+}
+
 /// A model's user and item vectors (rows = user / item indices).
 #[derive(Debug, Clone, Copy)]
 pub struct Embeddings<'a> {

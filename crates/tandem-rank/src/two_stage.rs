@@ -65,10 +65,6 @@ pub enum RankerTraining {
     Train,
 }
 
-fn default_true() -> bool {
-    true
-}
-
 /// A two-stage pipeline as configs write it.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -79,10 +75,11 @@ pub struct TwoStageSpec {
     /// Candidates taken from each retriever (default 100).
     #[serde(default = "default_candidates")]
     pub candidates: usize,
-    /// Leave the user's training items out of the candidates (default true; retail, where
-    /// repeat purchases count, sets false).
-    #[serde(default = "default_true")]
-    pub exclude_seen: bool,
+    /// Leave the user's known items out of the candidates (retail, where repeat purchases
+    /// count, sets false). Unset, it follows `evaluation.exclude_seen` in `tandem run`, and is
+    /// true elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_seen: Option<bool>,
     /// Where the ranker's examples come from (default `window`).
     #[serde(default)]
     pub training: RankerTraining,
@@ -339,7 +336,8 @@ impl TwoStage {
         // An anonymous history comes in time order, not sorted.
         let mut seen = query.items.to_vec();
         seen.sort_unstable();
-        let keep = |i: u32| !(self.spec.exclude_seen && seen.binary_search(&i).is_ok());
+        let exclude = self.spec.exclude_seen.unwrap_or(true);
+        let keep = |i: u32| !(exclude && seen.binary_search(&i).is_ok());
         let mut pool = Vec::new();
         // Per retriever, every item's score; `None` where an index found its top candidates.
         let mut scores: Vec<Option<Vec<f32>>> = Vec::with_capacity(self.retrievers.len());

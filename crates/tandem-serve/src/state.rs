@@ -77,11 +77,7 @@ impl Served {
         let mut loaded = load(dir)?;
         // A pipeline indexes its own retrievers; a single model is indexed here.
         let inner = loaded.model.use_index(kind, probe_share);
-        let mut counts = vec![0f32; loaded.items.len()];
-        for &i in loaded.history.indices() {
-            counts[i as usize] += 1.0;
-        }
-        let popular = top_k(&counts, counts.len(), |_| true);
+        let popular = loaded.popular();
         let index =
             if inner { None } else { loaded.model.embeddings().map(|e| ItemIndex::build(kind, e.items, probe_share)) };
         let loaded_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());

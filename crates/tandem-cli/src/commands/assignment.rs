@@ -11,7 +11,7 @@ use serde_json::Value;
 use tandem_data::read::CourseSource;
 use tandem_data::{Progress, Source, SplitSpec};
 use tandem_eval::{evaluate, write_lists, Protocol, SubmissionFormat, TestSet};
-use tandem_models::{Loss, MfParams, NegativeMode, OptimizerKind, Query, Retriever, TrainSet};
+use tandem_models::{Histories, Loss, MfParams, NegativeMode, OptimizerKind, Retriever, TrainSet};
 
 use crate::config::typed;
 use crate::pipeline::items_with_interactions;
@@ -188,30 +188,37 @@ pub fn assignment(
     let mut history = Vec::new();
     let model = params
         .fit_with(&train, progress, &mut |r, m| {
-            let e = evaluate(m, &train.user_items, &valid, &protocol, &[k], 0, &tandem_data::NoProgress);
+            let e =
+                evaluate(m, Histories::fitted(&train.user_items), &valid, &protocol, &[k], 0, &tandem_data::NoProgress);
             let v = e.metrics[&metric];
             println!("epoch {:>3}  loss {:.5}  val mAP@{k} {v:.4}", r.epoch, r.loss);
             history.push(serde_json::json!({"epoch": r.epoch, "loss": r.loss, "val_map": v}));
             Some(v)
         })
         .with_context(|| format!("training with {}", train_config.display()))?;
-    let final_eval = evaluate(&model, &train.user_items, &valid, &protocol, &[k], 0, progress);
+    let final_eval = evaluate(&model, Histories::fitted(&train.user_items), &valid, &protocol, &[k], 0, progress);
     let val_map = final_eval.metrics[&metric];
     println!("best epoch: validation mAP@{k} = {val_map:.4} ({} users)", final_eval.users);
 
     // Every user's K best items they have not interacted with anywhere in train.csv.
     let all = TrainSet::new(data.interactions.clone(), data.n_users(), data.n_items());
+    let histories = Histories { fitted: &train.user_items, known: &all.user_items };
     let users: Vec<u32> = (0..data.n_users() as u32).collect();
     let lists: Vec<_> = users
         .par_iter()
         .map(|&u| {
-            let seen = all.user_items.row(u as usize).0;
-            let q = Query::from_row(&train.user_items, u);
-            (u, model.recommend(&q, k, &|i| seen.binary_search(&i).is_err()))
+            let q = histories.query(u);
+            (u, model.recommend(&q, k, &|i| q.items.binary_search(&i).is_err()))
         })
         .collect();
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let sub = out.join("submission.csv");
+    // `-o path/submission.csv` names the file (the course's usage); `-o DIR` writes DIR/submission.csv.
+    let (dir, sub) = match out.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+        true => (out.parent().unwrap_or(Path::new("")).to_path_buf(), out.to_path_buf()),
+        false => (out.to_path_buf(), out.join("submission.csv")),
+    };
+    if !dir.as_os_str().is_empty() {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     write_lists(&sub, SubmissionFormat::Course, &data.users, &data.items, &lists, k)?;
     let report = serde_json::json!({
         "loss": format!("{loss:?}").to_lowercase(),
@@ -221,8 +228,9 @@ pub fn assignment(
         "epochs": history,
         "params": params,
     });
-    std::fs::write(out.join("report.json"), serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("cannot write {}", out.join("report.json").display()))?;
+    let report_path = dir.join("report.json");
+    std::fs::write(&report_path, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("cannot write {}", report_path.display()))?;
     println!("wrote {} ({} users, {k} unseen items each)", sub.display(), lists.len());
     Ok(())
 }

@@ -6,14 +6,15 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use indexmap::IndexMap;
 use serde_json::Value;
-use tandem_data::{Progress, SplitDir};
+use tandem_data::{Csr, Progress, SplitDir};
 use tandem_eval::{write_lists, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet};
 use tandem_models::TrainSet;
 use tandem_rank::PipelineSpec;
 
 use crate::config::{check_ks, check_metric, parse_value, typed};
 use crate::pipeline::{
-    default_columns, evaluate_model, fit_and_evaluate, items_with_interactions, write_report, EvalPlan, Validation,
+    default_columns, evaluate_model, fit_and_evaluate, items_with_interactions, known_matrix, write_report, EvalPlan,
+    Validation,
 };
 use tandem_rank::model_dir::check_same_data;
 
@@ -32,27 +33,43 @@ pub fn model_spec(model: &str, params: &[String]) -> Result<PipelineSpec> {
     typed(Value::Object(map), &format!("--model {model} parameters"))
 }
 
-/// The negatives of each user of `set`, in its order; every user must have a line.
+/// The negatives of each user of `set`, in its order; every user must have a line. Items the
+/// user is known to have (`known`: every part of the split) are not negatives and are dropped;
+/// returns how many were.
 fn aligned_negatives(
     set: &TestSet,
     negs: &[(u32, Vec<u32>)],
+    known: &Csr,
     data: &tandem_data::Dataset,
     split_dir: &Path,
     part: &str,
-) -> Result<Vec<Vec<u32>>> {
+) -> Result<(Vec<Vec<u32>>, usize)> {
     let by_user: HashMap<u32, &Vec<u32>> = negs.iter().map(|(u, n)| (*u, n)).collect();
-    set.users
+    let mut dropped = 0;
+    let aligned = set
+        .users
         .iter()
-        .map(|u| {
-            by_user.get(u).map(|n| (*n).clone()).with_context(|| {
+        .map(|&u| {
+            let given = by_user.get(&u).with_context(|| {
                 format!(
                     "{}: {part} user '{}' has no line in {part}_negatives.tsv",
                     split_dir.display(),
-                    data.users.raw(*u)
+                    data.users.raw(u)
                 )
-            })
+            })?;
+            let mine = if (u as usize) < known.n_rows() { known.row(u as usize).0 } else { &[] };
+            let kept: Vec<u32> = given.iter().copied().filter(|i| mine.binary_search(i).is_err()).collect();
+            dropped += given.len() - kept.len();
+            Ok(kept)
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    if dropped > 0 {
+        eprintln!(
+            "{}: {dropped} of the given {part} negatives are items the user has in the split; they are not negatives and were dropped",
+            split_dir.display()
+        );
+    }
+    Ok((aligned, dropped))
 }
 
 /// The ranker's AUROCs and feature sensitivity on test, and the cold-item evaluation (10% of
@@ -140,19 +157,25 @@ pub fn evaluate_split(
         train_log.extend(&sd.valid);
     }
     let train = TrainSet::new(train_log, data.n_users(), data.n_items());
+    // At test time a user's history is train + valid (train already holds valid when refitted
+    // on it); given negatives may not be items the user has in any part.
+    let (n_users, n_items) = (data.n_users(), data.n_items());
+    let history = known_matrix(&[&sd.train, &sd.valid], n_users, n_items);
+    let everything = known_matrix(&[&sd.train, &sd.valid, &sd.test], n_users, n_items);
     let catalogue = items_with_interactions(&train.user_items);
     let test = TestSet::from_log(&sd.test);
     let n_catalogue = catalogue.iter().filter(|&&c| c).count();
     let fitted_on = if opts.train_with_valid { " (fit on train.tsv + valid.tsv)" } else { "" };
     let (protocol, info, keep) = match &sd.test_negatives {
         Some(negs) => {
-            let negatives = aligned_negatives(&test, negs, data, split_dir, "test")?;
+            let (negatives, dropped) = aligned_negatives(&test, negs, &everything, data, split_dir, "test")?;
             let per_user = negs.first().map_or(0, |n| n.1.len());
+            let dropped = if dropped > 0 { format!("; {dropped} known to their user dropped") } else { String::new() };
             let info = ProtocolInfo {
                 split: format!("pre-split directory {}{fitted_on}", split_dir.display()),
                 ranking: "sampled".into(),
                 exclude_seen: false,
-                candidates: format!("held-out items among the given negatives ({per_user} per user)"),
+                candidates: format!("held-out items among the given negatives ({per_user} per user{dropped})"),
                 sampling: Some("given: test_negatives.tsv".into()),
                 ks: ks.to_vec(),
                 test_users: test.len(),
@@ -164,7 +187,9 @@ pub fn evaluate_split(
                 split: format!("pre-split directory {}{fitted_on}", split_dir.display()),
                 ranking: "full".into(),
                 exclude_seen: true,
-                candidates: format!("all {n_catalogue} items of train.tsv, minus each user's train items"),
+                candidates: format!(
+                    "all {n_catalogue} items of train.tsv, minus each user's known items (train.tsv + valid.tsv)"
+                ),
                 sampling: None,
                 ks: ks.to_vec(),
                 test_users: test.len(),
@@ -175,13 +200,16 @@ pub fn evaluate_split(
     // valid.tsv (with valid_negatives.tsv when given) drives early stopping of epoch-trained models.
     let valid_set = TestSet::from_log(&sd.valid);
     let valid_protocol = match &sd.valid_negatives {
-        Some(negs) => Protocol::Sampled { negatives: aligned_negatives(&valid_set, negs, data, split_dir, "valid")? },
+        Some(negs) => Protocol::Sampled {
+            negatives: aligned_negatives(&valid_set, negs, &everything, data, split_dir, "valid")?.0,
+        },
         None => Protocol::Full { catalogue: items_with_interactions(&train.user_items), exclude_seen: true },
     };
     let validates = !valid_set.is_empty() && valid_metric != "none" && !opts.train_with_valid;
     let validation =
         validates.then_some(Validation { set: &valid_set, protocol: &valid_protocol, metric: valid_metric });
-    let plan = EvalPlan { test: &test, protocol: &protocol, ks, keep: keep.min(100_000), validation };
+    let plan =
+        EvalPlan { test: &test, history: &history, protocol: &protocol, ks, keep: keep.min(100_000), validation };
     let (name, done) = match opts.load {
         Some(dir) => {
             let loaded = tandem_rank::model_dir::load(dir)?;
@@ -246,11 +274,6 @@ pub fn evaluate_split(
     };
     write_report(out, &report, false, true)?;
     println!("{}", report.table(&default_columns(ks)));
-    println!(
-        "protocol: {} ranking, {}; {} test users",
-        report.protocol.ranking,
-        report.protocol.candidates,
-        test.len()
-    );
+    println!("{}", report.protocol_line());
     Ok(())
 }

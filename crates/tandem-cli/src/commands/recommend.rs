@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use tandem_models::Query;
+use tandem_models::{Histories, Query};
 
 use tandem_rank::model_dir::load;
 
@@ -18,10 +18,11 @@ pub fn recommend(dir: &Path, user: Option<&str>, items: &[String], k: usize, inc
             .users
             .get(raw)
             .with_context(|| format!("unknown user '{raw}' (the model knows {} users)", m.users.len()))?;
-        let (i, w) = m.history.row(u as usize);
-        history.extend_from_slice(i);
-        weights.extend_from_slice(w);
-        known_user = Some(u);
+        // A user without training rows is a new user: no trained state to use.
+        let q = Histories::fitted(&m.history).query(u);
+        history.extend_from_slice(q.items);
+        weights.extend_from_slice(q.weights);
+        known_user = q.user;
     }
     for raw in items {
         let i = m
@@ -33,7 +34,14 @@ pub fn recommend(dir: &Path, user: Option<&str>, items: &[String], k: usize, inc
     }
     // Extra items make this a new history: score it as an anonymous one.
     let q = Query { user: if items.is_empty() { known_user } else { None }, items: &history, weights: &weights };
-    let recs = m.model.recommend(&q, k, &|i| include_seen || !history.contains(&i));
+    let keep = |i: u32| include_seen || !history.contains(&i);
+    let recs = if history.is_empty() {
+        // Nothing to personalise from: the popularity fallback, as the service answers.
+        eprintln!("no history for this user: popular items");
+        m.popular().into_iter().filter(|s| keep(s.item)).take(k).collect()
+    } else {
+        m.model.recommend(&q, k, &keep)
+    };
     println!("rank\titem\tscore");
     for (r, s) in recs.iter().enumerate() {
         println!("{}\t{}\t{}", r + 1, m.items.raw(s.item), s.score);

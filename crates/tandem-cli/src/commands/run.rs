@@ -8,10 +8,12 @@ use indexmap::IndexMap;
 use rayon::prelude::*;
 use tandem_data::{Dataset, Interactions, Progress, Split};
 use tandem_eval::{sample_negatives, write_lists, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet};
-use tandem_models::{PopularityParams, Query, Retriever, TrainSet};
+use tandem_models::{Histories, PopularityParams, Retriever, TrainSet};
 
 use crate::config::{Config, FilterOrder, FitOn, Ranking, SubmissionSpec};
-use crate::pipeline::{default_columns, fit_and_evaluate, items_with_interactions, write_report, EvalPlan, Validation};
+use crate::pipeline::{
+    default_columns, fit_and_evaluate, items_with_interactions, known_matrix, write_report, EvalPlan, Validation,
+};
 
 /// Runs the pipeline of `config_path` and writes its outputs into `out`.
 pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn Progress) -> Result<()> {
@@ -31,21 +33,19 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
     let catalogue = items_with_interactions(&train.user_items);
     let test = TestSet::from_log(&split.test);
     let ev = &cfg.evaluation;
-    let (protocol, info) = protocol(&cfg, &split, &train, &catalogue, &test);
+    // At test time a user's history is train + valid; sampled negatives avoid every item the
+    // user is known to have, test items included (validation negatives too).
+    let history = known_matrix(&[&split.train, &split.valid], n_users, n_items);
+    let everything = known_matrix(&[&split.train, &split.valid, &split.test], n_users, n_items);
+    let item_counts = split.train.item_counts(n_items);
+    let draw =
+        |set: &TestSet, seed: u64| sample_negatives(set, &everything, &item_counts, ev.negatives, ev.sampling, seed);
+    let (protocol, info) = protocol(&cfg, &split, &catalogue, &test, &draw);
     // Models trained in epochs validate on the split's valid part, under the test protocol.
     let valid_set = TestSet::from_log(&split.valid);
     let valid_protocol = match &protocol {
         Protocol::Full { .. } => protocol.clone(),
-        Protocol::Sampled { .. } => Protocol::Sampled {
-            negatives: sample_negatives(
-                &valid_set,
-                &train.user_items,
-                &catalogue,
-                ev.negatives,
-                ev.sampling,
-                ev.seed + 1,
-            ),
-        },
+        Protocol::Sampled { .. } => Protocol::Sampled { negatives: draw(&valid_set, ev.seed + 1) },
     };
 
     let mut models = IndexMap::new();
@@ -56,7 +56,7 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
             protocol: &valid_protocol,
             metric: &ev.validation_metric,
         });
-        let plan = EvalPlan { test: &test, protocol: &protocol, ks: &ev.ks, keep, validation };
+        let plan = EvalPlan { test: &test, history: &history, protocol: &protocol, ks: &ev.ks, keep, validation };
         let done = fit_and_evaluate(name, spec, &train, &data.item_info, &plan, progress)?;
         eprintln!(
             "{name}: fitted in {:.2}s, evaluated {} users in {:.2}s",
@@ -92,10 +92,7 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
     }
     let columns = if ev.table.is_empty() { default_columns(&ev.ks) } else { ev.table.clone() };
     println!("\n{}", report.table(&columns));
-    println!(
-        "protocol: {} ranking, {}; {} test users",
-        report.protocol.ranking, report.protocol.candidates, report.protocol.test_users
-    );
+    println!("{}", report.protocol_line());
     println!("wrote {} in {:.1}s", out.join("report.json").display(), started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -142,9 +139,9 @@ pub(crate) fn split_data(cfg: &Config, data: &Dataset) -> Result<Split> {
 fn protocol(
     cfg: &Config,
     split: &Split,
-    train: &TrainSet,
     catalogue: &[bool],
     test: &TestSet,
+    draw: &dyn Fn(&TestSet, u64) -> Vec<Vec<u32>>,
 ) -> (Protocol, ProtocolInfo) {
     let ev = &cfg.evaluation;
     let n_catalogue = catalogue.iter().filter(|&&c| c).count();
@@ -162,7 +159,11 @@ fn protocol(
             info.ranking = "full".into();
             info.candidates = format!(
                 "all {n_catalogue} items with training interactions{}",
-                if ev.exclude_seen { ", minus each user's training items" } else { "; training items not excluded" }
+                if ev.exclude_seen {
+                    ", minus each user's known items (train + valid)"
+                } else {
+                    "; known items not excluded"
+                }
             );
             Protocol::Full { catalogue: catalogue.to_vec(), exclude_seen: ev.exclude_seen }
         }
@@ -171,10 +172,13 @@ fn protocol(
             info.exclude_seen = false;
             info.candidates = format!("held-out items among {} negatives per user", ev.negatives);
             info.sampling = Some(
-                format!("{:?} over items with training interactions, seed {}", ev.sampling, ev.seed).to_lowercase(),
+                format!(
+                    "{:?} over items with training interactions (by interaction count for popularity), none the user has in any part, seed {}",
+                    ev.sampling, ev.seed
+                )
+                .to_lowercase(),
             );
-            let negatives = sample_negatives(test, &train.user_items, catalogue, ev.negatives, ev.sampling, ev.seed);
-            Protocol::Sampled { negatives }
+            Protocol::Sampled { negatives: draw(test, ev.seed) }
         }
     };
     (protocol, info)
@@ -207,12 +211,13 @@ fn write_submission(
     // Users known only from metadata (e.g. H&M customers without purchases) have no history:
     // they get the global popularity list, as the service's unknown users do.
     let popular = PopularityParams::default().fit(&fit)?;
+    let histories = Histories::fitted(&fit.user_items);
     let users: Vec<u32> = (0..data.n_users() as u32).collect();
     let step = progress.step("writing submission", users.len() as u64);
     let lists: Vec<_> = users
         .par_iter()
         .map(|&u| {
-            let q = Query::from_row(&fit.user_items, u);
+            let q = histories.query(u);
             let keep = |i: u32| catalogue[i as usize] && !(sub.exclude_seen && q.items.binary_search(&i).is_ok());
             step.inc(1);
             let source: &dyn Retriever = if q.items.is_empty() { &popular } else { &*model };

@@ -158,3 +158,64 @@ fn bad_parameters_are_named() {
     let e = SplitSpec::LastN { test: 0, valid: 0, min_train: 1 }.split(&log, n, &items).unwrap_err();
     assert!(e.to_string().contains("split.test"), "{e}");
 }
+
+/// A user with rows a@1, b@2, c@3, c@3 (the same purchase logged twice) and 2 more users.
+fn with_copies() -> (Interactions, IdMap, usize) {
+    let mut items = IdMap::new();
+    for i in ["a", "b", "c", "d"] {
+        items.get_or_insert(i);
+    }
+    let mut log = Interactions::new();
+    for (user, item, time) in [(0, 0, 1), (0, 1, 2), (0, 2, 3), (0, 2, 3), (1, 3, 5), (1, 3, 5), (1, 0, 5), (2, 1, 9)] {
+        log.push(Interaction { user, item, time, weight: 1.0 });
+    }
+    (log, items, 3)
+}
+
+fn in_one_part(s: &Split, user: u32, item: u32, time: i64) -> bool {
+    let count = |x: &Interactions| x.iter().filter(|r| (r.user, r.item, r.time) == (user, item, time)).count();
+    let counts = [count(&s.train), count(&s.valid), count(&s.test)];
+    counts.iter().filter(|&&c| c > 0).count() == 1
+}
+
+#[test]
+fn identical_rows_never_straddle_a_cut() {
+    let (log, items, n) = with_copies();
+    let s = SplitSpec::LeaveOneOut.split(&log, n, &items).unwrap();
+    assert_partition(&log, &s);
+    // Both copies of c@3 are the test row; b the valid one; a stays in train.
+    assert_eq!(rows_of(&s.test), vec![(0, 2, 3), (0, 2, 3)]);
+    assert_eq!(rows_of(&s.valid), vec![(0, 1, 2)]);
+    // User 1 has two distinct rows (d@5 twice counts once): too few for leave-one-out.
+    assert_eq!(s.report.users_kept_in_train, 2);
+    let specs = [
+        SplitSpec::LastN { test: 1, valid: 0, min_train: 1 },
+        SplitSpec::Ratio { test: 0.5, valid: 0.0, seed: 3 },
+        SplitSpec::Fixed { test: 1, valid: 0, min_train: 1, seed: 5 },
+        SplitSpec::GlobalFraction { valid: 0.25, test: 0.25 },
+        SplitSpec::GlobalFraction { valid: 0.0, test: 0.4 },
+    ];
+    for spec in specs {
+        for seed_shift in 0..8u64 {
+            let spec = match spec.clone() {
+                SplitSpec::Ratio { test, valid, seed } => SplitSpec::Ratio { test, valid, seed: seed + seed_shift },
+                SplitSpec::Fixed { test, valid, min_train, seed } => {
+                    SplitSpec::Fixed { test, valid, min_train, seed: seed + seed_shift }
+                }
+                other => other,
+            };
+            let s = spec.split(&log, n, &items).unwrap();
+            assert_partition(&log, &s);
+            assert!(in_one_part(&s, 0, 2, 3) && in_one_part(&s, 1, 3, 5), "{spec:?}");
+        }
+    }
+}
+
+#[test]
+fn a_basket_at_one_instant_is_cut_in_item_order() {
+    // User 1 bought d and a at time 5 (and d twice): last-1 takes d, the larger raw id.
+    let (log, items, n) = with_copies();
+    let s = SplitSpec::LastN { test: 1, valid: 0, min_train: 1 }.split(&log, n, &items).unwrap();
+    let test: Vec<_> = rows_of(&s.test).into_iter().filter(|r| r.0 == 1).collect();
+    assert_eq!(test, vec![(1, 3, 5), (1, 3, 5)]);
+}
