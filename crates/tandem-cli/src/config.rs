@@ -222,6 +222,10 @@ impl Config {
         if self.models.is_empty() {
             bail!("models: at least one model is needed (kinds: {})", PipelineSpec::kinds().join(", "));
         }
+        // Every model's parameters, before anything is loaded or fitted.
+        for (name, spec) in &self.models {
+            spec.check().map_err(|e| anyhow::anyhow!("{}", e.at(&format!("models.{name}"))))?;
+        }
         let ev = &self.evaluation;
         check_ks(&ev.ks).context("evaluation.ks")?;
         check_metric(&ev.validation_metric).context("evaluation.validation_metric")?;

@@ -116,6 +116,33 @@ mod config_errors {
         assert!(e.contains("output.submission.model") && e.contains("nope"), "{e}");
     }
 
+    /// A bad value in the last model fails when the config loads, before any model is
+    /// fitted, naming its key path (nested ones too).
+    #[test]
+    fn parameters_are_checked_before_anything_runs() {
+        let config = CONFIG.replace(
+            "  users: {kind: user_knn}\n",
+            "  users: {kind: user_knn}\n  slow: {kind: mf, epochs: 500}\n  last: {kind: two_tower, learning_rate: -1}\n",
+        );
+        let e = run_err(&config, &[]);
+        assert!(e.contains("models.last.learning_rate") && e.contains("-1"), "{e}");
+        assert!(!e.contains("fitted") && !e.contains("loaded"), "nothing ran: {e}");
+        let nested = CONFIG.replace(
+            "  users: {kind: user_knn}\n",
+            "  users: {kind: user_knn}\n  ts: {kind: two_stage, retrievers: [{kind: popularity}, {kind: als, factors: 0}]}\n",
+        );
+        let e = run_err(&nested, &[]);
+        assert!(e.contains("models.ts.retrievers.1.factors"), "{e}");
+        let e = run_err(
+            &CONFIG.replace(
+                "  users: {kind: user_knn}\n",
+                "  ts: {kind: two_stage, retrievers: [{kind: popularity}], ranker: {kind: din, dropout: 2}}\n",
+            ),
+            &[],
+        );
+        assert!(e.contains("models.ts.ranker.dropout"), "{e}");
+    }
+
     #[test]
     fn unknown_model_kind_lists_the_kinds() {
         let e = run_err(&CONFIG.replace("kind: popularity", "kind: populrity"), &[]);
@@ -191,6 +218,9 @@ mod run {
         assert_eq!(r["data"]["stats"]["users"], 4_339);
         assert_eq!(r["data"]["stats"]["items"], 3_665);
         assert_eq!(r["models"].as_object().unwrap().len(), 10);
+        // 76 of the 868 test customers first bought in the test weeks: new users to every model.
+        assert_eq!(r["models"]["als"]["new_users"], 76);
+        assert_eq!(r["models"]["als"]["users"], 868);
         // Quality floors: personalised models beat global popularity on MAP@12.
         let pop = metric(&r, "popularity", "MAP@12");
         assert!(metric(&r, "item-knn", "MAP@12") > 2.0 * pop, "{r}");
@@ -351,6 +381,34 @@ mod generate_and_positives {
         // The customer without purchases gets the two most popular articles, ids as written.
         assert!(sub.lines().any(|l| l == "new,0001 0003"), "{sub}");
         assert_eq!(sub.lines().count(), 5);
+        // c bought only in the test week: a new user to the model, counted as such.
+        let r = report(&out);
+        assert_eq!(
+            (r["models"]["knn"]["users"].as_u64(), r["models"]["knn"]["new_users"].as_u64()),
+            (Some(3), Some(1))
+        );
+        assert!(String::from_utf8_lossy(&o.stdout).contains("3 test users (1 without training rows"));
+    }
+
+    /// A pipeline's candidates follow `evaluation.exclude_seen` unless the pipeline says.
+    #[test]
+    fn two_stage_exclude_seen_follows_the_evaluation() {
+        let d = tempfile::tempdir().unwrap();
+        let config = CONFIG
+            .replace("evaluation: {ks: [1, 5]}", "evaluation: {ks: [1, 5], exclude_seen: false}")
+            .replace(
+            "  users: {kind: user_knn}\n",
+            "  users: {kind: user_knn}\n  ts: {kind: two_stage, training: train, retrievers: [{kind: item_knn}]}\n  \
+             ts-own: {kind: two_stage, training: train, exclude_seen: true, retrievers: [{kind: item_knn}]}\n",
+        );
+        let cfg = fixture(d.path(), &config);
+        let out = d.path().join("out");
+        let o = tandem(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r = report(&out);
+        assert_eq!(r["protocol"]["exclude_seen"], false);
+        assert_eq!(r["models"]["ts"]["params"]["spec"]["exclude_seen"], false);
+        assert_eq!(r["models"]["ts-own"]["params"]["spec"]["exclude_seen"], true);
     }
 }
 
@@ -389,6 +447,48 @@ mod evaluate_split {
         assert_eq!(r["protocol"]["ranking"], "sampled");
         let hr = metric(&r, "popularity", "HR@10");
         assert!((hr - 0.314).abs() <= 0.01, "loo HR@10 {hr}");
+    }
+
+    /// A user's valid.tsv items are history at test time: never recommended back (with
+    /// exclusion), and counted as known in the protocol.
+    #[test]
+    fn valid_rows_are_history_at_test_time() {
+        let Some(data) = shared() else { return };
+        let d = tempfile::tempdir().unwrap();
+        let split = d.path().join("loo-full");
+        std::fs::create_dir_all(&split).unwrap();
+        for f in ["train.tsv", "valid.tsv", "test.tsv"] {
+            std::fs::copy(data.join("ml-100k/splits/loo").join(f), split.join(f)).unwrap();
+        }
+        let out = d.path().join("out");
+        let o = tandem(&[
+            "evaluate-split",
+            split.to_str().unwrap(),
+            "--model",
+            "popularity",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let valid: std::collections::HashSet<(String, String)> = std::fs::read_to_string(split.join("valid.tsv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f[0].to_string(), f[1].to_string())
+            })
+            .collect();
+        let preds = std::fs::read_to_string(out.join("predictions.tsv")).unwrap();
+        let mut rows = 0;
+        for l in preds.lines().skip(1) {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert!(!valid.contains(&(f[0].to_string(), f[1].to_string())), "valid item recommended: {l}");
+            rows += 1;
+        }
+        assert_eq!(rows, 943 * 100);
+        let r = report(&out);
+        assert!(r["protocol"]["candidates"].as_str().unwrap().contains("valid.tsv"), "{r}");
     }
 
     /// `implicit`'s BM25 item kNN scores 0.0985, its cosine kNN 0.0914.
@@ -679,6 +779,7 @@ mod assignment {
         let train_cfg = d.path().join("train_bpr.yaml");
         let text = std::fs::read_to_string(conf.join("train_bpr.yaml")).unwrap();
         std::fs::write(&train_cfg, text.replace("epochs: 40", "epochs: 4")).unwrap();
+        // The course's usage: -o names the submission file (report.json goes beside it).
         let out = d.path().join("out");
         let o = tandem(&[
             "assignment",
@@ -688,8 +789,8 @@ mod assignment {
             conf.join("data.yaml").to_str().unwrap(),
             "--train",
             train_cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
+            "-o",
+            out.join("my_submission.csv").to_str().unwrap(),
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
         let stdout = String::from_utf8_lossy(&o.stdout);
@@ -726,7 +827,8 @@ mod assignment {
                 (u, items.split(' ').collect())
             })
             .collect();
-        let sub = std::fs::read_to_string(out.join("submission.csv")).unwrap();
+        let sub = std::fs::read_to_string(out.join("my_submission.csv")).unwrap();
+        assert!(!out.join("submission.csv").exists());
         let mut lines = sub.lines();
         assert_eq!(lines.next(), Some("UserId,ItemId"));
         let mut users = 0;
@@ -739,6 +841,28 @@ mod assignment {
             users += 1;
         }
         assert_eq!(users, 943);
+    }
+
+    /// `-o DIR` writes DIR/submission.csv and DIR/report.json.
+    #[test]
+    fn a_directory_gets_submission_csv() {
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("train.csv");
+        let mut csv = String::from("UserId,ItemId\n");
+        for u in 0..20 {
+            csv += &format!("{u},{}\n", (0..8).map(|i| ((u + i * 3) % 15).to_string()).collect::<Vec<_>>().join(" "));
+        }
+        std::fs::write(&input, csv).unwrap();
+        let train = d.path().join("t.yaml");
+        std::fs::write(&train, "latent_factors: 4\nepochs: 1\nlr: 0.05\nbatch_size: 16\ntop_k: 3\n").unwrap();
+        let out = d.path().join("results");
+        let data = repo().join("configs/assignment/data.yaml");
+        let p = |x: &Path| x.to_str().unwrap().to_string();
+        let o = tandem(&["assignment", "-i", &p(&input), "--data", &p(&data), "--train", &p(&train), "-o", &p(&out)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let sub = std::fs::read_to_string(out.join("submission.csv")).unwrap();
+        assert_eq!(sub.lines().count(), 21);
+        assert!(out.join("report.json").exists());
     }
 
     #[test]

@@ -43,15 +43,17 @@ pub struct Ease {
 }
 
 impl EaseParams {
+    /// Checks the parameters' ranges.
+    pub fn check(&self) -> Result<()> {
+        if !(self.lambda > 0.0 && self.lambda.is_finite()) {
+            return Err(ModelError::invalid("lambda", self.lambda, "a finite number above 0"));
+        }
+        Ok(())
+    }
+
     /// Fits EASE on `train`'s user x item matrix (weights as given).
     pub fn fit(&self, train: &TrainSet, progress: &dyn Progress) -> Result<Ease> {
-        if !(self.lambda > 0.0 && self.lambda.is_finite()) {
-            return Err(ModelError::InvalidParameter {
-                name: "lambda",
-                value: self.lambda.to_string(),
-                allowed: "a finite number above 0",
-            });
-        }
+        self.check()?;
         let n = train.n_items();
         if n > EASE_MAX_ITEMS {
             return Err(ModelError::TooLarge {

@@ -7,8 +7,9 @@ pub enum ModelError {
     /// A parameter is outside its allowed range.
     #[error("invalid parameter {name} = {value}: {allowed}")]
     InvalidParameter {
-        /// The parameter's name.
-        name: &'static str,
+        /// The parameter's name, or its key path inside a pipeline or config
+        /// (`retrievers.0.learning_rate`).
+        name: String,
         /// The given value.
         value: String,
         /// The allowed range, in words.
@@ -46,6 +47,24 @@ pub enum ModelError {
         /// The model kind.
         model: &'static str,
     },
+}
+
+impl ModelError {
+    /// A parameter outside its allowed values.
+    pub fn invalid(name: &str, value: impl std::fmt::Debug, allowed: &'static str) -> Self {
+        ModelError::InvalidParameter { name: name.to_string(), value: format!("{value:?}"), allowed }
+    }
+
+    /// The same error with `prefix.` before a parameter's name: its key path from a
+    /// pipeline's or config's point of view. Other errors are returned as they are.
+    pub fn at(self, prefix: &str) -> Self {
+        match self {
+            ModelError::InvalidParameter { name, value, allowed } => {
+                ModelError::InvalidParameter { name: format!("{prefix}.{name}"), value, allowed }
+            }
+            other => other,
+        }
+    }
 }
 
 /// Result alias for models.

@@ -50,15 +50,17 @@ pub struct Popularity {
 }
 
 impl PopularityParams {
+    /// Checks the parameters' ranges.
+    pub fn check(&self) -> Result<()> {
+        if self.window_days == 0 {
+            return Err(ModelError::invalid("window_days", 0, "at least 1 day"));
+        }
+        Ok(())
+    }
+
     /// Counts the training log.
     pub fn fit(&self, train: &TrainSet) -> Result<Popularity> {
-        if self.window_days == 0 {
-            return Err(ModelError::InvalidParameter {
-                name: "window_days",
-                value: "0".into(),
-                allowed: "at least 1 day",
-            });
-        }
+        self.check()?;
         let log = &train.log;
         if log.is_empty() {
             return Err(ModelError::EmptyTrainingData { model: "popularity" });

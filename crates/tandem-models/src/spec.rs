@@ -40,6 +40,17 @@ impl ModelSpec {
     /// The kinds, as written in configs.
     pub const KINDS: [&'static str; 6] = ["popularity", "item_knn", "user_knn", "als", "ease", "mf"];
 
+    /// Checks the parameters' ranges without fitting anything.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            ModelSpec::Popularity(p) => p.check(),
+            ModelSpec::ItemKnn(p) | ModelSpec::UserKnn(p) => p.check(),
+            ModelSpec::Als(p) => p.check(),
+            ModelSpec::Ease(p) => p.check(),
+            ModelSpec::Mf(p) => p.check(),
+        }
+    }
+
     /// Fits the model on `train`.
     pub fn fit(&self, train: &TrainSet, progress: &dyn Progress) -> Result<Box<dyn Retriever>> {
         Ok(match self {

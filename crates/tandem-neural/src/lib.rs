@@ -56,7 +56,7 @@ pub(crate) fn invalid(
     value: impl std::fmt::Debug,
     allowed: &'static str,
 ) -> tandem_models::ModelError {
-    tandem_models::ModelError::InvalidParameter { name, value: format!("{value:?}"), allowed }
+    tandem_models::ModelError::invalid(name, value, allowed)
 }
 
 /// The bounds every neural model puts on its epochs and learning rate.

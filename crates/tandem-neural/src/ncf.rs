@@ -72,7 +72,8 @@ impl Default for NcfParams {
 }
 
 impl NcfParams {
-    fn check(&self) -> Result<()> {
+    /// Checks the parameters' ranges.
+    pub fn check(&self) -> Result<()> {
         if !(1..=1024).contains(&self.embedding) {
             return Err(invalid("embedding", self.embedding, "1..=1024"));
         }

@@ -120,7 +120,8 @@ impl Default for SoftmaxParams {
 }
 
 impl SoftmaxParams {
-    fn check(&self) -> Result<()> {
+    /// Checks the parameters' ranges.
+    pub fn check(&self) -> Result<()> {
         if !(1..=1024).contains(&self.factors) {
             return Err(invalid("factors", self.factors, "1..=1024"));
         }

@@ -37,6 +37,16 @@ impl NeuralSpec {
     /// The kinds, as written in configs.
     pub const KINDS: [&'static str; 7] = ["ncf", "neumf", "two_tower", "softmax", "hsoftmax", "tdm", "history"];
 
+    /// Checks the parameters' ranges without fitting anything.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            NeuralSpec::Ncf(p) | NeuralSpec::Neumf(p) => p.check(),
+            NeuralSpec::TwoTower(p) => p.check(),
+            NeuralSpec::Softmax(p) | NeuralSpec::Hsoftmax(p) | NeuralSpec::Tdm(p) => p.check(),
+            NeuralSpec::History(p) => p.check(),
+        }
+    }
+
     fn fit_inner(
         &self,
         train: &TrainSet,
@@ -131,6 +141,14 @@ impl AnySpec {
     /// Every model kind, classic first.
     pub fn kinds() -> Vec<&'static str> {
         ModelSpec::KINDS.iter().chain(NeuralSpec::KINDS.iter()).copied().collect()
+    }
+
+    /// Checks the parameters' ranges without fitting anything.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            AnySpec::Classic(s) => s.check(),
+            AnySpec::Neural(s) => s.check(),
+        }
     }
 
     /// Fits the model on `train`.

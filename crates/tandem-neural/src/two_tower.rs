@@ -89,7 +89,8 @@ impl Default for TwoTowerParams {
 }
 
 impl TwoTowerParams {
-    fn check(&self) -> Result<()> {
+    /// Checks the parameters' ranges.
+    pub fn check(&self) -> Result<()> {
         if !(1..=4096).contains(&self.embedding) {
             return Err(invalid("embedding", self.embedding, "1..=4096"));
         }

@@ -73,7 +73,8 @@ impl Default for DinParams {
 }
 
 impl DinParams {
-    fn check(&self) -> tandem_models::Result<()> {
+    /// Checks the parameters' ranges.
+    pub fn check(&self) -> tandem_models::Result<()> {
         if !(1..=1024).contains(&self.embedding) {
             return Err(invalid("embedding", self.embedding, "1..=1024"));
         }

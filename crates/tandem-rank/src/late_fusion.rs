@@ -80,7 +80,8 @@ impl Default for LateFusionParams {
 }
 
 impl LateFusionParams {
-    fn check(&self) -> tandem_models::Result<()> {
+    /// Checks the parameters' ranges.
+    pub fn check(&self) -> tandem_models::Result<()> {
         check_head(&self.hidden, self.dropout, self.epochs, self.batch_size, self.learning_rate)?;
         if !(0.0..=1.0).contains(&self.id_dropout) {
             return Err(invalid("id_dropout", self.id_dropout, "0 <= id_dropout <= 1"));

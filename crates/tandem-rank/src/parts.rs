@@ -292,7 +292,7 @@ pub(crate) fn read_features(r: &TensorReader<'_>) -> tandem_models::Result<(Item
 
 /// The error of a ranker parameter outside its allowed values.
 pub(crate) fn invalid(name: &'static str, value: impl std::fmt::Debug, allowed: &'static str) -> ModelError {
-    ModelError::InvalidParameter { name, value: format!("{value:?}"), allowed }
+    ModelError::invalid(name, value, allowed)
 }
 
 /// The bounds both rankers put on their head and schedule.

@@ -59,6 +59,14 @@ impl PipelineSpec {
         }
     }
 
+    /// Checks every parameter's range without fitting anything.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            PipelineSpec::Single(s) => s.check(),
+            PipelineSpec::TwoStage(s) => s.check(),
+        }
+    }
+
     /// Fits the model on `train` (`items`: item metadata by index, possibly empty), calling
     /// `validate` after each epoch of a single retriever trained in epochs; a pipeline fits its
     /// stages with their own settings.

@@ -104,8 +104,18 @@ pub struct TwoStageSpec {
 }
 
 impl TwoStageSpec {
-    fn check(&self) -> Result<()> {
+    /// Checks the parameters' ranges, the retrievers' and the ranker's included (their
+    /// errors name `retrievers.K.key` and `ranker.key`).
+    pub fn check(&self) -> Result<()> {
         use crate::parts::invalid;
+        for (k, r) in self.retrievers.iter().enumerate() {
+            r.check().map_err(|e| e.at(&format!("retrievers.{k}")))?;
+        }
+        match &self.ranker {
+            RankerSpec::LateFusion(p) => p.check(),
+            RankerSpec::Din(p) => p.check(),
+        }
+        .map_err(|e| e.at("ranker"))?;
         if self.retrievers.is_empty() {
             return Err(invalid("retrievers", Vec::<String>::new(), "one or more retriever specs"));
         }

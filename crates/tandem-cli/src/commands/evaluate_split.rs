@@ -30,7 +30,9 @@ pub fn model_spec(model: &str, params: &[String]) -> Result<PipelineSpec> {
         let (k, v) = p.split_once('=').with_context(|| format!("--param {p}: expected KEY=VALUE"))?;
         map.insert(k.trim().to_string(), parse_value(v));
     }
-    typed(Value::Object(map), &format!("--model {model} parameters"))
+    let spec: PipelineSpec = typed(Value::Object(map), &format!("--model {model} parameters"))?;
+    spec.check().map_err(|e| anyhow::anyhow!("--param: {e}"))?;
+    Ok(spec)
 }
 
 /// The negatives of each user of `set`, in its order; every user must have a line. Items the

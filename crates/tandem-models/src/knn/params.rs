@@ -45,8 +45,11 @@ impl Default for KnnParams {
 }
 
 impl KnnParams {
-    pub(crate) fn check(&self) -> Result<()> {
-        let bad = |name, value: String, allowed| Err(ModelError::InvalidParameter { name, value, allowed });
+    /// Checks the parameters' ranges.
+    pub fn check(&self) -> Result<()> {
+        let bad = |name: &str, value: String, allowed| {
+            Err(ModelError::InvalidParameter { name: name.into(), value, allowed })
+        };
         if self.neighbours == 0 {
             return bad("neighbours", "0".into(), "at least 1");
         }

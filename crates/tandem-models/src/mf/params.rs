@@ -144,8 +144,11 @@ impl Default for MfParams {
 }
 
 impl MfParams {
-    pub(crate) fn check(&self) -> Result<()> {
-        let bad = |name, value: String, allowed| Err(ModelError::InvalidParameter { name, value, allowed });
+    /// Checks the parameters' ranges.
+    pub fn check(&self) -> Result<()> {
+        let bad = |name: &str, value: String, allowed| {
+            Err(ModelError::InvalidParameter { name: name.into(), value, allowed })
+        };
         if !(1..=1024).contains(&self.factors) {
             return bad("factors", self.factors.to_string(), "between 1 and 1024");
         }

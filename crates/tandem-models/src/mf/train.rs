@@ -139,7 +139,7 @@ impl MfParams {
             0 => None,
             n => Some(rayon::ThreadPoolBuilder::new().num_threads(n).build().map_err(|e| {
                 ModelError::InvalidParameter {
-                    name: "threads",
+                    name: "threads".into(),
                     value: format!("{n} ({e})"),
                     allowed: "a thread count the system allows",
                 }
