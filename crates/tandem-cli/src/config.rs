@@ -11,7 +11,7 @@ use indexmap::IndexMap;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
 use tandem_data::{Source, SplitSpec};
-use tandem_eval::{NegativeSampling, SubmissionFormat};
+use tandem_eval::{MetricAt, NegativeSampling, SubmissionFormat};
 use tandem_rank::PipelineSpec;
 
 /// A whole pipeline.
@@ -114,15 +114,15 @@ pub struct EvaluationSpec {
     pub seed: u64,
     /// Metric columns of the terminal table (default NDCG@10, HR@10, Recall@K for the largest K).
     #[serde(default)]
-    pub table: Vec<String>,
+    pub table: Vec<MetricAt>,
     /// Metric on the valid part that picks the best epoch of models trained in epochs
     /// (default NDCG@10).
     #[serde(default = "default_valid_metric")]
-    pub validation_metric: String,
+    pub validation_metric: MetricAt,
 }
 
-fn default_valid_metric() -> String {
-    "NDCG@10".into()
+fn default_valid_metric() -> MetricAt {
+    MetricAt::new(tandem_eval::Metric::Ndcg, 10)
 }
 
 impl Default for EvaluationSpec {
@@ -228,7 +228,6 @@ impl Config {
         }
         let ev = &self.evaluation;
         check_ks(&ev.ks).context("evaluation.ks")?;
-        check_metric(&ev.validation_metric).context("evaluation.validation_metric")?;
         if ev.ranking == Ranking::Sampled && ev.negatives == 0 {
             bail!("evaluation.negatives: sampled ranking needs at least 1 negative");
         }
@@ -286,18 +285,6 @@ fn source<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Source,
 pub fn check_ks(ks: &[usize]) -> Result<()> {
     if ks.is_empty() || ks.iter().any(|&k| k == 0 || k > 100_000) {
         bail!("give one or more cut-offs, each from 1 to 100000 (got {ks:?})");
-    }
-    Ok(())
-}
-
-/// A metric name `NAME@K` with a known NAME and K in 1..=100000.
-pub fn check_metric(name: &str) -> Result<()> {
-    let names = tandem_eval::Metric::ALL.map(|m| m.name());
-    let ok = name
-        .split_once('@')
-        .is_some_and(|(n, k)| names.contains(&n) && k.parse::<usize>().is_ok_and(|k| (1..=100_000).contains(&k)));
-    if !ok {
-        bail!("'{name}' is not a metric: use NAME@K with NAME one of {}", names.join(", "));
     }
     Ok(())
 }

@@ -70,8 +70,8 @@ enum Command {
         ks: Vec<usize>,
         /// Metric on valid.tsv (when present) that picks the best epoch of epoch-trained models;
         /// `none` trains every epoch without validating.
-        #[arg(long, default_value = "NDCG@10")]
-        valid_metric: String,
+        #[arg(long, default_value = "NDCG@10", value_parser = valid_metric)]
+        valid_metric: Option<tandem_eval::MetricAt>,
         /// Save the fitted model to this directory.
         #[arg(long)]
         save: Option<PathBuf>,
@@ -262,7 +262,7 @@ fn main() -> ExitCode {
         } => {
             let opts = commands::SplitEval {
                 ks: &ks,
-                valid_metric: &valid_metric,
+                valid_metric,
                 save: save.as_deref(),
                 load: load.as_deref(),
                 train_with_valid,
@@ -323,5 +323,14 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// `--valid-metric`: `NAME@K`, or `none`.
+fn valid_metric(s: &str) -> Result<Option<tandem_eval::MetricAt>, String> {
+    if s == "none" {
+        Ok(None)
+    } else {
+        s.parse().map(Some)
     }
 }

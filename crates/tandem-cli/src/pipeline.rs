@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use tandem_data::read::ItemInfo;
 use tandem_data::{Csr, Interactions, Progress};
-use tandem_eval::{evaluate, EpochRecord, Evaluation, ModelReport, Protocol, Report, TestSet};
+use tandem_eval::{evaluate, EpochRecord, Evaluation, MetricAt, ModelReport, Protocol, Report, TestSet};
 use tandem_models::{Histories, Retriever, TrainSet};
 use tandem_rank::PipelineSpec;
 
@@ -35,16 +35,16 @@ pub struct EvalPlan<'a> {
 pub struct Validation<'a> {
     pub set: &'a TestSet,
     pub protocol: &'a Protocol,
-    /// `NAME@K`, e.g. `NDCG@10`.
-    pub metric: &'a str,
+    /// The metric epochs are compared on, e.g. `NDCG@10`.
+    pub metric: MetricAt,
 }
 
 impl Validation<'_> {
     /// The metric's value for `model` fitted on `train`, computed by the evaluator itself.
     pub fn score(&self, model: &dyn Retriever, train: &Csr) -> Option<f64> {
-        let k: usize = self.metric.split('@').nth(1)?.parse().ok()?;
+        let k = self.metric.k;
         let e = evaluate(model, Histories::fitted(train), self.set, self.protocol, &[k], 0, &tandem_data::NoProgress);
-        e.metrics.get(self.metric).copied()
+        e.metrics.get(&self.metric.to_string()).copied()
     }
 }
 
@@ -150,8 +150,11 @@ pub fn write_report(out: &Path, report: &Report, plot_metrics: bool, plot_traini
 
 /// The default table columns: NDCG@10 / HR@10 when 10 is a cut-off (else the smallest K), and
 /// Recall at the largest K.
-pub fn default_columns(ks: &[usize]) -> Vec<String> {
+pub fn default_columns(ks: &[usize]) -> Vec<MetricAt> {
+    use tandem_eval::Metric;
     let small = if ks.contains(&10) { 10 } else { *ks.iter().min().unwrap_or(&10) };
     let large = *ks.iter().max().unwrap_or(&100);
-    vec![format!("NDCG@{small}"), format!("HR@{small}"), format!("MAP@{small}"), format!("Recall@{large}")]
+    [(Metric::Ndcg, small), (Metric::Hr, small), (Metric::Map, small), (Metric::Recall, large)]
+        .map(|(m, k)| MetricAt::new(m, k))
+        .to_vec()
 }

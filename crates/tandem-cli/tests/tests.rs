@@ -112,6 +112,10 @@ mod config_errors {
         assert!(e.contains("neighbours") && e.contains("at least 1"), "{e}");
         let e = run_err(CONFIG, &["--set", "models.pop.mode=weekly"]);
         assert!(e.contains("models.pop") && e.contains("weekly"), "{e}");
+        let e = run_err(CONFIG, &["--set", "evaluation.table=[NDCG@10, AUC@10]"]);
+        assert!(e.contains("evaluation.table") && e.contains("'AUC@10' is not a metric"), "{e}");
+        let e = run_err(CONFIG, &["--set", "evaluation.validation_metric=NDCG@0"]);
+        assert!(e.contains("evaluation.validation_metric") && e.contains("NDCG@0"), "{e}");
         let e = run_err(CONFIG, &["--set", "output.submission.model=nope"]);
         assert!(e.contains("output.submission.model") && e.contains("nope"), "{e}");
     }

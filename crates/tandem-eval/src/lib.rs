@@ -27,7 +27,7 @@ mod protocol;
 mod report;
 
 pub use export::{write_lists, ExportError, SubmissionFormat};
-pub use metric::{Metric, MetricSums};
+pub use metric::{Metric, MetricAt, MetricSums};
 pub use negatives::{sample_negatives, NegativeSampling};
 pub use plot::{metrics_at_k_svg, training_curves_svg};
 pub use protocol::{evaluate, Evaluation, Protocol, TestSet};

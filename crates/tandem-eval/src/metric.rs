@@ -51,6 +51,57 @@ impl Metric {
     }
 }
 
+/// A metric at a cut-off, as configs, flags and reports write it (`NDCG@10`): parsed once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MetricAt {
+    /// The metric.
+    pub metric: Metric,
+    /// The cut-off K (1 to 100,000).
+    pub k: usize,
+}
+
+impl MetricAt {
+    /// `metric` at `k`.
+    pub fn new(metric: Metric, k: usize) -> Self {
+        MetricAt { metric, k }
+    }
+}
+
+impl std::fmt::Display for MetricAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.metric.name(), self.k)
+    }
+}
+
+impl std::str::FromStr for MetricAt {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let names = Metric::ALL.map(|m| m.name());
+        let parsed = s.split_once('@').and_then(|(n, k)| {
+            let metric = Metric::ALL.into_iter().find(|m| m.name().eq_ignore_ascii_case(n))?;
+            let k = k.parse::<usize>().ok().filter(|k| (1..=100_000).contains(k))?;
+            Some(MetricAt { metric, k })
+        });
+        parsed.ok_or_else(|| {
+            format!("'{s}' is not a metric: use NAME@K with NAME one of {} and K from 1 to 100000", names.join(", "))
+        })
+    }
+}
+
+impl Serialize for MetricAt {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MetricAt {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Values of every metric at one K (indexed like [`Metric::ALL`]).
 pub type MetricValues = [f64; 6];
 
@@ -216,6 +267,20 @@ mod tests {
         assert!(close(all[1][2], 1.0 / 5.0));
         assert!(close(all[1][0], 1.0 / (1.0 + 1.0 / 3f64.log2())));
         assert!(close(all[1][5], 1.0 / 2.0));
+    }
+
+    #[test]
+    fn metric_names_parse_once_and_round_trip() {
+        let m: MetricAt = "NDCG@10".parse().unwrap();
+        assert_eq!(m, MetricAt::new(Metric::Ndcg, 10));
+        assert_eq!(m.to_string(), "NDCG@10");
+        assert_eq!("map@12".parse::<MetricAt>().unwrap().to_string(), "MAP@12");
+        for bad in ["NDCG", "NDCG@0", "NDCG@x", "AUC@10", "@10", "NDCG@1000000"] {
+            let e = bad.parse::<MetricAt>().unwrap_err();
+            assert!(e.contains(bad) && e.contains("NDCG, HR"), "{e}");
+        }
+        let json: MetricAt = serde_json::from_str("\"Recall@100\"").unwrap();
+        assert_eq!(serde_json::to_string(&json).unwrap(), "\"Recall@100\"");
     }
 
     #[test]

@@ -98,7 +98,8 @@ impl Report {
     }
 
     /// A table of `columns` (metric names) per model, with fit seconds.
-    pub fn table(&self, columns: &[String]) -> String {
+    pub fn table(&self, columns: &[crate::MetricAt]) -> String {
+        let columns: Vec<String> = columns.iter().map(ToString::to_string).collect();
         let name_w = self.models.keys().map(String::len).chain([5]).max().unwrap_or(5);
         let col_w: Vec<usize> = columns.iter().map(|c| c.len().max(8)).collect();
         let mut s = format!("{:<name_w$}", "model");
@@ -111,7 +112,7 @@ impl Report {
         for (name, m) in &self.models {
             s += &format!("{name:<name_w$}");
             for (c, w) in columns.iter().zip(&col_w) {
-                match m.metrics.get(c) {
+                match m.metrics.get(c.as_str()) {
                     Some(v) => s += &format!("  {v:>w$.4}"),
                     None => s += &format!("  {:>w$}", "-"),
                 }

@@ -7,11 +7,11 @@ use anyhow::{bail, Context, Result};
 use indexmap::IndexMap;
 use serde_json::Value;
 use tandem_data::{Csr, Progress, SplitDir};
-use tandem_eval::{write_lists, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet};
+use tandem_eval::{write_lists, MetricAt, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet};
 use tandem_models::TrainSet;
 use tandem_rank::PipelineSpec;
 
-use crate::config::{check_ks, check_metric, parse_value, typed};
+use crate::config::{check_ks, parse_value, typed};
 use crate::pipeline::{
     default_columns, evaluate_model, fit_and_evaluate, items_with_interactions, known_matrix, write_report, EvalPlan,
     Validation,
@@ -111,8 +111,8 @@ fn diagnostics(
 pub struct SplitEval<'a> {
     /// Cut-offs.
     pub ks: &'a [usize],
-    /// The metric on valid.tsv that picks the best epoch.
-    pub valid_metric: &'a str,
+    /// The metric on valid.tsv that picks the best epoch (`None`: no validation).
+    pub valid_metric: Option<MetricAt>,
     /// Save the fitted model here.
     pub save: Option<&'a Path>,
     /// Evaluate this saved model instead of fitting.
@@ -138,12 +138,9 @@ pub fn evaluate_split(
     opts: &SplitEval<'_>,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let (ks, valid_metric) = (opts.ks, opts.valid_metric);
+    let ks = opts.ks;
     let spec = model_spec(model, params)?;
     check_ks(ks).context("--ks")?;
-    if valid_metric != "none" {
-        check_metric(valid_metric).context("--valid-metric")?;
-    }
     let mut sd =
         SplitDir::load(split_dir, progress).with_context(|| format!("loading split {}", split_dir.display()))?;
     if let Some(items) = opts.items {
@@ -207,9 +204,10 @@ pub fn evaluate_split(
         },
         None => Protocol::Full { catalogue: items_with_interactions(&train.user_items), exclude_seen: true },
     };
-    let validates = !valid_set.is_empty() && valid_metric != "none" && !opts.train_with_valid;
-    let validation =
-        validates.then_some(Validation { set: &valid_set, protocol: &valid_protocol, metric: valid_metric });
+    let validation = opts
+        .valid_metric
+        .filter(|_| !valid_set.is_empty() && !opts.train_with_valid)
+        .map(|metric| Validation { set: &valid_set, protocol: &valid_protocol, metric });
     let plan =
         EvalPlan { test: &test, history: &history, protocol: &protocol, ks, keep: keep.min(100_000), validation };
     let (name, done) = match opts.load {

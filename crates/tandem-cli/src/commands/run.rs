@@ -54,7 +54,7 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
         let validation = (!valid_set.is_empty()).then(|| Validation {
             set: &valid_set,
             protocol: &valid_protocol,
-            metric: &ev.validation_metric,
+            metric: ev.validation_metric,
         });
         let plan = EvalPlan { test: &test, history: &history, protocol: &protocol, ks: &ev.ks, keep, validation };
         let done = fit_and_evaluate(name, spec, &train, &data.item_info, &plan, progress)?;
