@@ -3,25 +3,27 @@
 # bench/results/readme_figures.md (one row per figure: the command's model and parameters, then
 # the metrics an evaluation reports). Run after anything that touches evaluation.
 #
-#   bash bench/readme_figures.sh [FILTER]     # FILTER: only rows whose label contains it
+#   bash bench/readme_figures.sh [REGEX]     # only rows whose "label split" matches REGEX
 #
 # Needs ../shared/data (MovieLens 100K splits). About 20 minutes on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
-tandem=target/release/tandem
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# A copy, so that rebuilding while this runs changes nothing.
+cp target/release/tandem "$work/tandem"
+tandem=$work/tandem
 data=${TANDEM_DATA:-../shared/data}/ml-100k
 splits=$data/splits
 filter=${1:-}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-out=bench/results/readme_figures.md
+out=${OUT:-bench/results/readme_figures.md}
 
 # row LABEL SPLIT ARGS...: evaluate-split on SPLIT with ARGS, print the README's columns.
 row() {
   local label=$1 split=$2
   shift 2
-  [[ -n $filter && $label != *"$filter"* ]] && return 0
+  [[ -n $filter && ! "$label $split" =~ $filter ]] && return 0
   local start=$SECONDS
   "$tandem" -q evaluate-split "$splits/$split" "$@" --out "$work/o" >"$work/log" 2>&1 || {
     echo "| $label | $split | failed: $(tail -1 "$work/log") |"

@@ -71,7 +71,7 @@ enum Command {
         /// Metric on valid.tsv (when present) that picks the best epoch of epoch-trained models;
         /// `none` trains every epoch without validating.
         #[arg(long, default_value = "NDCG@10", value_parser = valid_metric)]
-        valid_metric: Option<tandem_eval::MetricAt>,
+        valid_metric: ValidMetric,
         /// Save the fitted model to this directory.
         #[arg(long)]
         save: Option<PathBuf>,
@@ -262,7 +262,7 @@ fn main() -> ExitCode {
         } => {
             let opts = commands::SplitEval {
                 ks: &ks,
-                valid_metric,
+                valid_metric: valid_metric.0,
                 save: save.as_deref(),
                 load: load.as_deref(),
                 train_with_valid,
@@ -327,10 +327,13 @@ fn main() -> ExitCode {
 }
 
 /// `--valid-metric`: `NAME@K`, or `none`.
-fn valid_metric(s: &str) -> Result<Option<tandem_eval::MetricAt>, String> {
+#[derive(Debug, Clone, Copy)]
+struct ValidMetric(Option<tandem_eval::MetricAt>);
+
+fn valid_metric(s: &str) -> Result<ValidMetric, String> {
     if s == "none" {
-        Ok(None)
+        Ok(ValidMetric(None))
     } else {
-        s.parse().map(Some)
+        s.parse().map(|m| ValidMetric(Some(m)))
     }
 }

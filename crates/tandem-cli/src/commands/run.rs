@@ -51,7 +51,7 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
     let mut models = IndexMap::new();
     let keep = cfg.output.predictions;
     for (name, spec) in &cfg.models {
-        let validation = (!valid_set.is_empty()).then(|| Validation {
+        let validation = (!valid_set.is_empty()).then_some(Validation {
             set: &valid_set,
             protocol: &valid_protocol,
             metric: ev.validation_metric,
