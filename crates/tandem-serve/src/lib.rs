@@ -9,7 +9,8 @@
 //! - `/health`, `/ready`, `/metrics` (Prometheus), `POST /admin/reload` (the model swapped
 //!   atomically; requests in flight finish on the old one), `/openapi.json`, and a demo page at `/`.
 //!
-//! Models with item vectors retrieve through an exact or an HNSW index ([`index`]).
+//! Models with item vectors retrieve through an exact or an IVF index
+//! (`tandem_models::index`); a pipeline indexes its own retrievers.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
