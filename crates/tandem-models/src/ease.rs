@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn conformance_suite() {
         let t = checkerboard();
-        conformance(&EaseParams { lambda: 1.0 }.fit(&t, &NoProgress).unwrap(), &t, true);
+        conformance(&EaseParams { lambda: 1.0 }.fit(&t, &NoProgress).unwrap(), &t, 1.0);
     }
 
     #[test]

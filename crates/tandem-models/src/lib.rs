@@ -31,6 +31,7 @@ mod early_stop;
 mod ease;
 mod error;
 mod factors;
+pub mod fit;
 pub mod index;
 pub mod knn;
 pub mod mf;
@@ -42,7 +43,6 @@ pub mod testing;
 mod topk;
 
 pub use als::{Als, AlsParams};
-pub use early_stop::BestEpoch;
 pub use ease::{Ease, EaseParams, EASE_MAX_ITEMS};
 pub use error::{ModelError, Result};
 pub use factors::{axpy, dot, simd, solve_spd, Factors, Simd};

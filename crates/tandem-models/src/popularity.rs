@@ -167,7 +167,7 @@ mod tests {
         let t = crate::testing::checkerboard();
         for mode in [PopularityMode::Global, PopularityMode::Recent, PopularityMode::Decay] {
             let m = PopularityParams { mode, window_days: 7 }.fit(&t).unwrap();
-            crate::testing::conformance(&m, &t, false);
+            crate::testing::conformance(&m, &t, 0.0);
         }
     }
 

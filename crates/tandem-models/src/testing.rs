@@ -30,32 +30,41 @@ pub fn scrambled_checkerboard() -> TrainSet {
     TrainSet::new(log, t.n_users(), t.n_items())
 }
 
+/// The share of [`checkerboard`] users whose withheld item a model trained by stochastic
+/// gradients must rank first. Which few users such a small model gets wrong depends on the
+/// order of its examples (measured over 8 seeds: NCF, two-tower with history and the softmax
+/// family miss 0-5 of 20); a model that learned nothing gets about 1 in 6.
+pub const SGD_LEARNED: f64 = 0.7;
+
 /// Checks the behaviour every retriever must show on `train` (fitted from [`checkerboard`]):
-/// the withheld diagonal item ranks first among unseen items (for personalised models); k above the catalogue size
+/// for personalised models (`learned` > 0), the withheld diagonal item ranks first among unseen
+/// items for at least that share of users (1.0 for exact models, [`SGD_LEARNED`] for ones
+/// trained by stochastic gradients); k above the catalogue size
 /// returns every allowed item once; scores are non-increasing with ties by index; excluded
 /// items never appear; an empty history scores without panicking; identical scores after
 /// save -> load; Send + Sync.
-pub fn conformance(model: &dyn Retriever, train: &TrainSet, personalised: bool) {
-    conformance_with(model, train, personalised, &crate::ModelSpec::from_artifact)
+pub fn conformance(model: &dyn Retriever, train: &TrainSet, learned: f64) {
+    conformance_with(model, train, learned, &crate::ModelSpec::from_artifact)
 }
 
 pub use crate::artifact::Loader;
 
 /// [`conformance`] for models that `load` (rather than [`crate::ModelSpec::from_artifact`])
 /// rebuilds, such as the neural ones.
-pub fn conformance_with(model: &dyn Retriever, train: &TrainSet, personalised: bool, load: &Loader) {
+pub fn conformance_with(model: &dyn Retriever, train: &TrainSet, learned: f64, load: &Loader) {
     fn assert_send_sync<T: Send + Sync + ?Sized>(_: &T) {}
     assert_send_sync(model);
     let n = model.n_items();
     assert_eq!(n, train.n_items());
+    let mut missed = Vec::new();
     for u in 0..train.n_users() as u32 {
         let q = Query::from_row(&train.user_items, u);
         let seen = q.items;
         let recs = model.recommend(&q, n + 5, &|i| !seen.contains(&i));
         assert_eq!(recs.len(), n - seen.len(), "user {u}: every unseen item once");
         let expected = u % n as u32;
-        if personalised {
-            assert_eq!(recs[0].item, expected, "user {u}: withheld item first, got {recs:?}");
+        if recs[0].item != expected {
+            missed.push((u, recs[0].item));
         }
         for w in recs.windows(2) {
             assert!(
@@ -65,6 +74,11 @@ pub fn conformance_with(model: &dyn Retriever, train: &TrainSet, personalised: b
         }
         assert!(recs.iter().all(|r| !seen.contains(&r.item)));
     }
+    let share = 1.0 - missed.len() as f64 / train.n_users().max(1) as f64;
+    assert!(
+        share >= learned,
+        "withheld item first for {share:.2} of users (want {learned}); (user, first) missed: {missed:?}"
+    );
     let empty = Query { user: None, items: &[], weights: &[] };
     let mut out = vec![0.0; n];
     model.score(&empty, &mut out);

@@ -16,17 +16,14 @@
 //! is a softmax over the target plus random items up to `candidates`. Validation (the pipeline's)
 //! always ranks all items.
 
-use std::time::Instant;
-
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorData, TensorReader, Tensors};
-use tandem_models::mf::EpochReport;
+use tandem_models::fit::{self, EpochTrainer, Epochs};
 use tandem_models::optim::{Optimizer, OptimizerKind};
-use tandem_models::{BestEpoch, Factors, ModelError, Query, Result, Retriever, TrainSet};
+use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::dense::{bce_with_logit, gemm, softmax_row, Adam, Param};
 use crate::embedding::{Embedding, RowGrads};
@@ -142,13 +139,13 @@ impl HistoryParams {
         &self,
         train: &TrainSet,
         progress: &dyn Progress,
-        mut validate: Option<&mut Validate<'_>>,
+        validate: Option<&mut Validate<'_>>,
     ) -> Result<HistoryModel> {
         self.check()?;
-        let (n_users, n) = (train.n_users(), train.n_items());
+        let n = train.n_items();
         let sequences = train.sequences();
         // (user, position): the item at `position` with the items before it as history.
-        let mut examples: Vec<(u32, u32)> =
+        let examples: Vec<(u32, u32)> =
             sequences.iter().enumerate().flat_map(|(u, s)| (1..s.len() as u32).map(move |p| (u as u32, p))).collect();
         if examples.is_empty() {
             return Err(ModelError::EmptyTrainingData { model: "history" });
@@ -159,73 +156,25 @@ impl HistoryParams {
         for r in 0..n {
             init.row_mut(r)[d..].fill(0.0);
         }
-        let rows = Embedding::from_factors(&init);
-        // g starts at (1, 0, 1): the best recency-weighted cosine and repeats count from the start.
-        let mut globals = Param::new([1.0, 0.0, 1.0].into_iter().chain((0..l).map(|_| 1.0)).collect());
-        let mut grads = RowGrads::new(w);
-        let opt = Optimizer { kind: OptimizerKind::Adam, lr: self.learning_rate, weight_decay: 0.0 };
-        let adam = Adam { lr: self.learning_rate, weight_decay: 0.0, decoupled: false };
         let histories = last_items(&sequences, l);
-        let mut best = BestEpoch::new(self.patience);
-        let mut scratch = Scratch::default();
-        for epoch in 1..=self.epochs {
-            let start = Instant::now();
-            examples.shuffle(&mut rng);
-            let step = progress.step(&format!("history epoch {epoch}/{}", self.epochs), examples.len() as u64);
-            let mut loss_sum = 0.0;
-            for (b, batch) in examples.chunks(self.batch_size).enumerate() {
-                let scale = 1.0 / batch.len() as f32;
-                for &(u, p) in batch {
-                    let seq = &sequences[u as usize];
-                    let p = p as usize;
-                    let hist: Vec<u32> = seq[p.saturating_sub(l)..p].iter().rev().copied().collect();
-                    let target = seq[p];
-                    let candidates: Vec<u32> = match self.loss {
-                        HistoryLoss::Bce => (0..n as u32).collect(),
-                        HistoryLoss::SampledSoftmax => {
-                            let mut c = vec![target];
-                            while c.len() < self.candidates.min(n) {
-                                let i = rng.random_range(0..n as u32);
-                                if i != target {
-                                    c.push(i);
-                                }
-                            }
-                            c
-                        }
-                    };
-                    loss_sum +=
-                        self.example(&rows, &mut globals, &hist, &candidates, target, scale, &mut grads, &mut scratch);
-                }
-                rows.apply(&mut grads, &opt);
-                globals.step(&adam, 1.0);
-                step.inc(batch.len() as u64);
-                if b % 16 == 0 {
-                    let done = (b * self.batch_size + batch.len()) as f64;
-                    let rate = done / start.elapsed().as_secs_f64().max(1e-9);
-                    step.message(&format!("loss {:.4}  {rate:.0} examples/s", loss_sum / done));
-                }
-            }
-            drop(step);
-            let report = EpochReport {
-                epoch,
-                loss: loss_sum / examples.len() as f64,
-                examples: examples.len(),
-                seconds: start.elapsed().as_secs_f64(),
-            };
-            if !report.loss.is_finite() {
-                return Err(ModelError::Diverged { model: "history", hint: "lower learning_rate".into() });
-            }
-            let Some(validate) = validate.as_mut() else { continue };
-            let model =
-                HistoryModel::new(self.clone(), rows.to_factors(), globals.value.clone(), histories.clone(), n_users)?;
-            if best.observe(validate(&report, &model), model) {
-                break;
-            }
-        }
-        match best.into_best() {
-            Some(model) => Ok(model),
-            None => HistoryModel::new(self.clone(), rows.to_factors(), globals.value.clone(), histories, n_users),
-        }
+        let mut run = Run {
+            p: self,
+            rows: Embedding::from_factors(&init),
+            // g starts at (1, 0, 1): the best recency-weighted cosine and repeats count from the start.
+            globals: Param::new([1.0, 0.0, 1.0].into_iter().chain((0..l).map(|_| 1.0)).collect()),
+            grads: RowGrads::new(w),
+            opt: Optimizer { kind: OptimizerKind::Adam, lr: self.learning_rate, weight_decay: 0.0 },
+            adam: Adam { lr: self.learning_rate, weight_decay: 0.0, decoupled: false },
+            histories,
+            sequences,
+            examples,
+            scratch: Scratch::default(),
+            rng,
+            n_items: n,
+        };
+        let plan =
+            Epochs { patience: self.patience, ..Epochs::new("history", self.epochs, self.batch_size, self.seed) };
+        Ok(fit::train_retriever(&plan, &mut run, progress, validate)?.model)
     }
 
     /// Loss of one example; adds `scale` times its gradients to `grads` (rows) and
@@ -445,6 +394,72 @@ pub struct HistoryModel {
     unit: Vec<f32>,
 }
 
+/// One history-model fit as the training driver sees it: each (user, position) example is the
+/// item at that position with the items before it as history.
+struct Run<'a> {
+    p: &'a HistoryParams,
+    rows: Embedding,
+    globals: Param,
+    grads: RowGrads,
+    opt: Optimizer,
+    adam: Adam,
+    /// Each user's last items (the scored model's histories).
+    histories: Vec<u32>,
+    sequences: Vec<Vec<u32>>,
+    examples: Vec<(u32, u32)>,
+    scratch: Scratch,
+    rng: ChaCha8Rng,
+    n_items: usize,
+}
+
+impl EpochTrainer for Run<'_> {
+    type Unit = (u32, u32);
+    type Model = HistoryModel;
+
+    fn units(&mut self, _epoch: usize) -> Vec<(u32, u32)> {
+        self.examples.clone()
+    }
+
+    fn step(&mut self, batch: &[(u32, u32)]) -> (f64, f64) {
+        let (p, n, l) = (self.p, self.n_items, self.p.history);
+        let scale = 1.0 / batch.len() as f32;
+        let mut loss = 0.0;
+        for &(u, pos) in batch {
+            let seq = &self.sequences[u as usize];
+            let pos = pos as usize;
+            let hist: Vec<u32> = seq[pos.saturating_sub(l)..pos].iter().rev().copied().collect();
+            let target = seq[pos];
+            let candidates: Vec<u32> = match p.loss {
+                HistoryLoss::Bce => (0..n as u32).collect(),
+                HistoryLoss::SampledSoftmax => {
+                    let mut c = vec![target];
+                    while c.len() < p.candidates.min(n) {
+                        let i = self.rng.random_range(0..n as u32);
+                        if i != target {
+                            c.push(i);
+                        }
+                    }
+                    c
+                }
+            };
+            let (rows, globals, grads, scratch) = (&self.rows, &mut self.globals, &mut self.grads, &mut self.scratch);
+            loss += p.example(rows, globals, &hist, &candidates, target, scale, grads, scratch);
+        }
+        self.rows.apply(&mut self.grads, &self.opt);
+        self.globals.step(&self.adam, 1.0);
+        (loss, batch.len() as f64)
+    }
+
+    fn snapshot(&self) -> HistoryModel {
+        HistoryModel::assemble(
+            self.p.clone(),
+            self.rows.to_factors(),
+            self.globals.value.clone(),
+            self.histories.clone(),
+        )
+    }
+}
+
 impl HistoryModel {
     fn new(
         params: HistoryParams,
@@ -465,8 +480,13 @@ impl HistoryModel {
         {
             return Err(bad("user histories are malformed".into()));
         }
+        Ok(HistoryModel::assemble(params, rows, globals, histories))
+    }
+
+    /// A model of parts known to fit together (as training makes them).
+    fn assemble(params: HistoryParams, rows: Factors, globals: Vec<f32>, histories: Vec<u32>) -> Self {
         let (unit, _) = normalised(rows.as_slice(), params.width(), params.factors);
-        Ok(HistoryModel { params, rows, globals, histories, unit })
+        HistoryModel { params, rows, globals, histories, unit }
     }
 
     /// Rebuilds a saved model.
@@ -538,7 +558,7 @@ mod tests {
     use super::*;
     use crate::AnySpec;
     use tandem_data::NoProgress;
-    use tandem_models::testing::{checkerboard, conformance_with, scrambled_checkerboard};
+    use tandem_models::testing::{checkerboard, conformance_with, scrambled_checkerboard, SGD_LEARNED};
 
     fn small(loss: HistoryLoss) -> HistoryParams {
         HistoryParams {
@@ -558,7 +578,7 @@ mod tests {
         let t = scrambled_checkerboard();
         for loss in [HistoryLoss::Bce, HistoryLoss::SampledSoftmax] {
             let m = small(loss).fit(&t, &NoProgress).unwrap();
-            conformance_with(&m, &t, true, &AnySpec::from_artifact);
+            conformance_with(&m, &t, SGD_LEARNED, &AnySpec::from_artifact);
         }
     }
 

@@ -43,12 +43,9 @@ pub use spec::{AnySpec, NeuralSpec};
 pub use tree::ItemTree;
 pub use two_tower::{TwoTower, TwoTowerParams};
 
-use tandem_models::mf::EpochReport;
-use tandem_models::Retriever;
-
 /// Called after every epoch with the model as it stands; returns a validation score (higher is
 /// better) or `None` when there is nothing to validate on.
-pub type Validate<'a> = dyn FnMut(&EpochReport, &dyn Retriever) -> Option<f64> + 'a;
+pub type Validate<'a> = tandem_models::fit::ValidateRetriever<'a>;
 
 /// The error of a parameter outside its allowed values, shared by every model's checks.
 pub(crate) fn invalid(

@@ -3,18 +3,14 @@
 //! NCF regime of SPEC §4). NeuMF adds a GMF branch — the element-wise product of a second pair
 //! of embeddings — next to the MLP's last layer before the output unit. No pre-training.
 
-use std::time::Instant;
-
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tandem_data::sample::pointwise_epoch;
 use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorReader, Tensors};
-use tandem_models::mf::EpochReport;
+use tandem_models::fit::{self, EpochTrainer, Epochs};
 use tandem_models::optim::{Optimizer, OptimizerKind};
-use tandem_models::BestEpoch;
 use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::dense::{bce_with_logit, Adam, Linear, Mlp};
@@ -127,7 +123,7 @@ impl NcfParams {
         gmf: bool,
         train: &TrainSet,
         progress: &dyn Progress,
-        mut validate: Option<&mut Validate<'_>>,
+        validate: Option<&mut Validate<'_>>,
     ) -> Result<Ncf> {
         self.check()?;
         let kind = if gmf { "neumf" } else { "ncf" };
@@ -136,7 +132,7 @@ impl NcfParams {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let (nu, ni, e, gf) = (train.n_users(), train.n_items(), self.embedding, self.gmf_factors);
-        let mut net = Net {
+        let net = Net {
             user_mlp: Embedding::normal(nu, e, self.init_std, &mut rng),
             item_mlp: Embedding::normal(ni, e, self.init_std, &mut rng),
             gmf: gmf.then(|| {
@@ -146,39 +142,36 @@ impl NcfParams {
             out: Linear::new(self.layers.last().copied().unwrap_or(1) + if gmf { gf } else { 0 }, 1, &mut rng),
             grads: [RowGrads::new(e), RowGrads::new(e), RowGrads::new(gf), RowGrads::new(gf)],
         };
-        let mut best = BestEpoch::new(self.patience);
-        for epoch in 1..=self.epochs {
-            let start = Instant::now();
-            let mut examples = pointwise_epoch(&train.user_items, self.negatives, self.seed, epoch as u64);
-            examples.shuffle(&mut ChaCha8Rng::seed_from_u64(self.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9)));
-            let step = progress.step(&format!("{kind} epoch {epoch}/{}", self.epochs), examples.len() as u64);
-            let mut loss_sum = 0.0;
-            for (b, batch) in examples.chunks(self.batch_size).enumerate() {
-                loss_sum += net.train_batch(batch, self, &mut rng);
-                step.inc(batch.len() as u64);
-                if b % 64 == 0 {
-                    let done = (b * self.batch_size + batch.len()) as f64;
-                    let rate = done / start.elapsed().as_secs_f64().max(1e-9);
-                    step.message(&format!("loss {:.4}  {:.0} examples/s", loss_sum / done, rate));
-                }
-            }
-            drop(step);
-            let report = EpochReport {
-                epoch,
-                loss: loss_sum / examples.len().max(1) as f64,
-                examples: examples.len(),
-                seconds: start.elapsed().as_secs_f64(),
-            };
-            if !report.loss.is_finite() {
-                return Err(ModelError::Diverged { model: kind, hint: "lower learning_rate".into() });
-            }
-            let Some(validate) = validate.as_mut() else { continue };
-            let model = net.snapshot(self, gmf);
-            if best.observe(validate(&report, &model), model) {
-                break;
-            }
-        }
-        Ok(best.into_best().unwrap_or_else(|| net.snapshot(self, gmf)))
+        let plan = Epochs { patience: self.patience, ..Epochs::new(kind, self.epochs, self.batch_size, self.seed) };
+        let mut run = Run { p: self, gmf, m: &train.user_items, net, rng };
+        Ok(fit::train_retriever(&plan, &mut run, progress, validate)?.model)
+    }
+}
+
+/// One NCF fit as the training driver sees it: (user, item, label) examples with negatives
+/// resampled every epoch.
+struct Run<'a> {
+    p: &'a NcfParams,
+    gmf: bool,
+    m: &'a tandem_data::Csr,
+    net: Net,
+    rng: ChaCha8Rng,
+}
+
+impl EpochTrainer for Run<'_> {
+    type Unit = (u32, u32, f32);
+    type Model = Ncf;
+
+    fn units(&mut self, epoch: usize) -> Vec<(u32, u32, f32)> {
+        pointwise_epoch(self.m, self.p.negatives, self.p.seed, epoch as u64)
+    }
+
+    fn step(&mut self, batch: &[(u32, u32, f32)]) -> (f64, f64) {
+        (self.net.train_batch(batch, self.p, &mut self.rng), batch.len() as f64)
+    }
+
+    fn snapshot(&self) -> Ncf {
+        self.net.snapshot(self.p, self.gmf)
     }
 }
 
@@ -467,16 +460,19 @@ mod tests {
     use super::*;
     use crate::AnySpec;
     use tandem_data::NoProgress;
-    use tandem_models::testing::{checkerboard, conformance_with};
+    use tandem_models::testing::{checkerboard, conformance_with, SGD_LEARNED};
 
     fn small() -> NcfParams {
         NcfParams {
             embedding: 8,
             layers: vec![16, 8],
             gmf_factors: 4,
-            epochs: 100,
+            // A slower rate from wider initial weights: at 0.01 from the default 0.01 spread,
+            // some example orders leave the MLP's ReLUs dead (2 of 8 seeds measured).
+            epochs: 200,
             batch_size: 32,
-            learning_rate: 0.01,
+            learning_rate: 0.003,
+            init_std: 0.1,
             dropout: 0.0,
             ..Default::default()
         }
@@ -488,7 +484,7 @@ mod tests {
         for gmf in [false, true] {
             let m = small().fit(gmf, &t, &NoProgress).unwrap();
             assert_eq!(m.is_neumf(), gmf);
-            conformance_with(&m, &t, true, &AnySpec::from_artifact);
+            conformance_with(&m, &t, SGD_LEARNED, &AnySpec::from_artifact);
         }
     }
 

@@ -20,17 +20,14 @@
 //! restart as the mean of their items', and training continues on it. The model keeps the tree it
 //! was trained on, and retrieval walks that same tree.
 
-use std::time::Instant;
-
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tandem_data::{NoProgress, Progress};
 use tandem_models::artifact::{Artifact, Tensor, TensorData, TensorReader, Tensors};
-use tandem_models::mf::EpochReport;
+use tandem_models::fit::{self, EpochTrainer, Epochs};
 use tandem_models::optim::{Optimizer, OptimizerKind};
-use tandem_models::{AlsParams, BestEpoch, Factors, ModelError, Query, Result, Retriever, TrainSet};
+use tandem_models::{AlsParams, Factors, ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::dense::{gemm, Adam, Param};
 use crate::embedding::{Embedding, RowGrads};
@@ -169,7 +166,7 @@ impl SoftmaxParams {
         structure: Structure,
         train: &TrainSet,
         progress: &dyn Progress,
-        mut validate: Option<&mut Validate<'_>>,
+        validate: Option<&mut Validate<'_>>,
     ) -> Result<SoftmaxModel> {
         self.check()?;
         let m = &train.user_items;
@@ -177,59 +174,61 @@ impl SoftmaxParams {
             return Err(ModelError::EmptyTrainingData { model: structure.kind() });
         }
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let mut trainer = Trainer::new(self, structure, train, &mut rng)?;
-        let mut pairs: Vec<(u32, u32)> =
+        let trainer = Trainer::new(self, structure, train, &mut rng)?;
+        let pairs: Vec<(u32, u32)> =
             (0..m.n_rows() as u32).flat_map(|u| m.row(u as usize).0.iter().map(move |&i| (u, i))).collect();
+        let mut run = Run { trainer, pairs, rng };
+        // Tree models re-learn their tree between rounds; the best validated epoch of any round wins.
         let rounds = if structure == Structure::Full { 1 } else { 1 + self.relearn };
         let mut overall: Option<(f64, SoftmaxModel)> = None;
-        let mut epoch_no = 0;
+        let mut validate = validate;
         for round in 0..rounds {
             if round > 0 {
-                trainer.relearn(self.seed.wrapping_add(round as u64));
+                run.trainer.relearn(self.seed.wrapping_add(round as u64));
             }
-            let mut best = BestEpoch::new(self.patience);
-            for epoch in 1..=self.epochs {
-                epoch_no += 1;
-                let start = Instant::now();
-                pairs.shuffle(&mut rng);
-                let what = match rounds {
-                    1 => format!("{} epoch {epoch}/{}", structure.kind(), self.epochs),
-                    _ => format!("{} tree {}/{rounds} epoch {epoch}/{}", structure.kind(), round + 1, self.epochs),
-                };
-                let step = progress.step(&what, pairs.len() as u64);
-                let mut loss_sum = 0.0;
-                for (b, batch) in pairs.chunks(self.batch_size).enumerate() {
-                    loss_sum += trainer.step(batch, &mut rng) * batch.len() as f64;
-                    step.inc(batch.len() as u64);
-                    if b % 16 == 0 {
-                        let done = b * self.batch_size + batch.len();
-                        let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
-                        step.message(&format!("loss {:.4}  {rate:.0} examples/s", loss_sum / done as f64));
-                    }
-                }
-                drop(step);
-                let report = EpochReport {
-                    epoch: epoch_no,
-                    loss: loss_sum / pairs.len() as f64,
-                    examples: pairs.len(),
-                    seconds: start.elapsed().as_secs_f64(),
-                };
-                if !report.loss.is_finite() {
-                    return Err(ModelError::Diverged { model: structure.kind(), hint: "lower learning_rate".into() });
-                }
-                let Some(validate) = validate.as_mut() else { continue };
-                let model = trainer.model();
-                if best.observe(validate(&report, &model), model) {
-                    break;
-                }
-            }
-            if let Some(score) = best.best_score() {
+            let label = match rounds {
+                1 => String::new(),
+                _ => format!("{} tree {}/{rounds}", structure.kind(), round + 1),
+            };
+            let plan = Epochs {
+                label,
+                patience: self.patience,
+                first_epoch: round * self.epochs,
+                ..Epochs::new(structure.kind(), self.epochs, self.batch_size, self.seed)
+            };
+            let trained = fit::train_retriever(&plan, &mut run, progress, validate.as_deref_mut())?;
+            if let Some(score) = trained.best {
                 if overall.as_ref().is_none_or(|(s, _)| score > *s) {
-                    overall = best.into_best().map(|model| (score, model));
+                    overall = Some((score, trained.model));
                 }
             }
         }
-        Ok(overall.map(|(_, model)| model).unwrap_or_else(|| trainer.model()))
+        Ok(overall.map(|(_, model)| model).unwrap_or_else(|| run.trainer.model()))
+    }
+}
+
+/// One softmax-family fit as the training driver sees it: every (user, item) pair once per
+/// epoch.
+struct Run<'p> {
+    trainer: Trainer<'p>,
+    pairs: Vec<(u32, u32)>,
+    rng: ChaCha8Rng,
+}
+
+impl EpochTrainer for Run<'_> {
+    type Unit = (u32, u32);
+    type Model = SoftmaxModel;
+
+    fn units(&mut self, _epoch: usize) -> Vec<(u32, u32)> {
+        self.pairs.clone()
+    }
+
+    fn step(&mut self, batch: &[(u32, u32)]) -> (f64, f64) {
+        (self.trainer.step(batch, &mut self.rng) * batch.len() as f64, batch.len() as f64)
+    }
+
+    fn snapshot(&self) -> SoftmaxModel {
+        self.trainer.model()
     }
 }
 
@@ -693,7 +692,7 @@ fn log_softmax(v: &mut [f32]) {
 mod tests {
     use super::*;
     use crate::AnySpec;
-    use tandem_models::testing::{checkerboard, conformance_with};
+    use tandem_models::testing::{checkerboard, conformance_with, SGD_LEARNED};
 
     fn small() -> SoftmaxParams {
         SoftmaxParams {
@@ -712,7 +711,7 @@ mod tests {
         for s in [Structure::Full, Structure::Hierarchical, Structure::Tdm] {
             for init in [TreeInit::Als, TreeInit::Random] {
                 let m = SoftmaxParams { tree_init: init, ..small() }.fit(s, &t, &NoProgress).unwrap();
-                conformance_with(&m, &t, true, &AnySpec::from_artifact);
+                conformance_with(&m, &t, SGD_LEARNED, &AnySpec::from_artifact);
             }
         }
     }

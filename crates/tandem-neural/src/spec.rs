@@ -3,7 +3,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use tandem_data::Progress;
 use tandem_models::artifact::Tensors;
-use tandem_models::mf::EpochReport;
+use tandem_models::fit::EpochReport;
 use tandem_models::{ModelSpec, Result, Retriever, TrainSet};
 
 use crate::history::HistoryParams;

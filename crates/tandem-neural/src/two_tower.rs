@@ -10,17 +10,14 @@
 //! The towers of a batch run in parallel (rayon::join), one per core.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorReader, Tensors};
-use tandem_models::mf::EpochReport;
+use tandem_models::fit::{self, EpochTrainer, Epochs};
 use tandem_models::optim::{Optimizer, OptimizerKind};
-use tandem_models::BestEpoch;
 use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::dense::{gemm, softmax_row, Adam, Mlp};
@@ -145,7 +142,7 @@ impl TwoTowerParams {
         &self,
         train: &TrainSet,
         progress: &dyn Progress,
-        mut validate: Option<&mut Validate<'_>>,
+        validate: Option<&mut Validate<'_>>,
     ) -> Result<TwoTower> {
         self.check()?;
         let m = &train.user_items;
@@ -154,7 +151,7 @@ impl TwoTowerParams {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let mut user = Tower::new(self, train.n_users(), &mut rng);
-        let mut item = Tower::new(self, train.n_items(), &mut rng);
+        let item = Tower::new(self, train.n_items(), &mut rng);
         let sequences = if self.history > 0 {
             // Zeros: an item never seen before a target (one that is always last) adds nothing.
             user.history = Some(Embedding::from_factors(&Factors::zeros(train.n_items(), self.embedding)));
@@ -169,7 +166,7 @@ impl TwoTowerParams {
         }
         let total: f64 = counts.iter().sum();
         let logq: Vec<f32> = counts.iter().map(|c| (c / total).ln() as f32).collect();
-        let mut pairs: Vec<Pair> = if self.history > 0 {
+        let pairs: Vec<Pair> = if self.history > 0 {
             let at = |(u, s): (usize, &Vec<u32>)| {
                 s.iter().enumerate().map(move |(p, &i)| (u as u32, i, p as u32)).collect::<Vec<_>>()
             };
@@ -177,57 +174,60 @@ impl TwoTowerParams {
         } else {
             (0..m.n_rows() as u32).flat_map(|u| m.row(u as usize).0.iter().map(move |&i| (u, i, 0))).collect()
         };
+        let hint = "lower learning_rate or raise temperature";
+        let plan = Epochs {
+            patience: self.patience,
+            hint,
+            min_batch: 2,
+            ..Epochs::new("two_tower", self.epochs, self.batch_size, self.seed)
+        };
+        let mut run = Run { p: self, user, item, pairs, sequences, logq, rng, steps: 0 };
+        Ok(fit::train_retriever(&plan, &mut run, progress, validate)?.model)
+    }
+}
+
+/// One two-tower fit as the training driver sees it: every (user, item) pair once per epoch.
+struct Run<'a> {
+    p: &'a TwoTowerParams,
+    user: Tower,
+    item: Tower,
+    pairs: Vec<Pair>,
+    /// Each user's training items in time order (with `history`).
+    sequences: Vec<Vec<u32>>,
+    logq: Vec<f32>,
+    rng: ChaCha8Rng,
+    /// Steps taken, for the warm-up.
+    steps: usize,
+}
+
+impl EpochTrainer for Run<'_> {
+    type Unit = Pair;
+    type Model = TwoTower;
+
+    fn units(&mut self, _epoch: usize) -> Vec<Pair> {
+        self.pairs.clone()
+    }
+
+    fn step(&mut self, batch: &[Pair]) -> (f64, f64) {
+        self.steps += 1;
+        let lr_scale = (self.steps as f32 / self.p.warmup_steps.max(1) as f32).min(1.0);
+        let mut seeds = [self.rng.random::<u64>(), self.rng.random::<u64>()];
+        // Each pair sees only the items before it.
         let before = |&(u, _, p): &Pair| -> &[u32] {
-            match sequences.get(u as usize) {
-                Some(s) => &s[(p as usize).saturating_sub(self.history)..p as usize],
+            match self.sequences.get(u as usize) {
+                Some(s) => &s[(p as usize).saturating_sub(self.p.history)..p as usize],
                 None => &[],
             }
         };
-        let last: Vec<&[u32]> = sequences.iter().map(|s| &s[s.len().saturating_sub(self.history)..]).collect();
-        let mut best = BestEpoch::new(self.patience);
-        let mut steps = 0usize;
-        for epoch in 1..=self.epochs {
-            let start = Instant::now();
-            pairs.shuffle(&mut rng);
-            let step = progress.step(&format!("two_tower epoch {epoch}/{}", self.epochs), pairs.len() as u64);
-            let mut loss_sum = 0.0;
-            let mut batches = 0;
-            for (b, batch) in pairs.chunks(self.batch_size).enumerate() {
-                if batch.len() < 2 {
-                    continue;
-                }
-                steps += 1;
-                let lr_scale = (steps as f32 / self.warmup_steps.max(1) as f32).min(1.0);
-                let mut seeds = [rng.random::<u64>(), rng.random::<u64>()];
-                let histories: Vec<&[u32]> = batch.iter().map(before).collect();
-                loss_sum += train_step(self, &mut user, &mut item, (batch, &histories), &logq, lr_scale, &mut seeds);
-                batches += 1;
-                step.inc(batch.len() as u64);
-                if b % 8 == 0 {
-                    let rate = (b * self.batch_size + batch.len()) as f64 / start.elapsed().as_secs_f64().max(1e-9);
-                    step.message(&format!("loss {:.4}  {rate:.0} examples/s", loss_sum / batches as f64));
-                }
-            }
-            drop(step);
-            let report = EpochReport {
-                epoch,
-                loss: loss_sum / batches.max(1) as f64,
-                examples: pairs.len(),
-                seconds: start.elapsed().as_secs_f64(),
-            };
-            if !report.loss.is_finite() {
-                return Err(ModelError::Diverged {
-                    model: "two_tower",
-                    hint: "lower learning_rate or raise temperature".into(),
-                });
-            }
-            let Some(validate) = validate.as_mut() else { continue };
-            let model = TwoTower::from_towers(self, &user, &item, &last);
-            if best.observe(validate(&report, &model), model) {
-                break;
-            }
-        }
-        Ok(best.into_best().unwrap_or_else(|| TwoTower::from_towers(self, &user, &item, &last)))
+        let histories: Vec<&[u32]> = batch.iter().map(before).collect();
+        let (user, item) = (&mut self.user, &mut self.item);
+        let loss = train_step(self.p, user, item, (batch, &histories), &self.logq, lr_scale, &mut seeds);
+        (loss * batch.len() as f64, batch.len() as f64)
+    }
+
+    fn snapshot(&self) -> TwoTower {
+        let last: Vec<&[u32]> = self.sequences.iter().map(|s| &s[s.len().saturating_sub(self.p.history)..]).collect();
+        TwoTower::from_towers(self.p, &self.user, &self.item, &last)
     }
 }
 
@@ -541,7 +541,7 @@ mod tests {
     use super::*;
     use crate::AnySpec;
     use tandem_data::NoProgress;
-    use tandem_models::testing::{checkerboard, conformance_with, scrambled_checkerboard};
+    use tandem_models::testing::{checkerboard, conformance_with, scrambled_checkerboard, SGD_LEARNED};
 
     fn small(layers: Vec<usize>) -> TwoTowerParams {
         TwoTowerParams {
@@ -565,7 +565,7 @@ mod tests {
                 let n: f32 = m.items.row(r).iter().map(|v| v * v).sum();
                 assert!((n - 1.0).abs() < 1e-4, "item vectors are unit length");
             }
-            conformance_with(&m, &t, true, &AnySpec::from_artifact);
+            conformance_with(&m, &t, SGD_LEARNED, &AnySpec::from_artifact);
         }
     }
 
@@ -612,7 +612,7 @@ mod tests {
         assert!(with > without, "history {with} vs id only {without}");
         let board = scrambled_checkerboard();
         let m = TwoTowerParams { history: 2, ..small(vec![8, 16, 8]) }.fit(&board, &NoProgress).unwrap();
-        conformance_with(&m, &board, true, &AnySpec::from_artifact);
+        conformance_with(&m, &board, SGD_LEARNED, &AnySpec::from_artifact);
     }
 
     #[test]

@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
-use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use rayon::prelude::*;
 use tandem_models::artifact::{Tensor, TensorReader, Tensors};
+use tandem_models::fit::{self, EpochTrainer, Epochs};
 use tandem_models::{Query, Retriever, TrainSet};
 use tandem_neural::dense::Linear;
 use tandem_neural::norm::{BatchNorm, NormMlp};
@@ -354,34 +354,24 @@ pub enum RankLoss {
 }
 
 impl RankLoss {
-    /// One epoch's batches of example indices, shuffled: `batch_size` examples each (`bce`), or
-    /// whole users' lists packed until a batch holds at least `batch_size` (`listwise`).
-    /// Batches of one example are dropped (batch norm needs two rows).
-    pub(crate) fn batches(self, examples: &[Example], batch_size: usize, rng: &mut impl Rng) -> Vec<Vec<usize>> {
-        let mut out = Vec::new();
+    /// What the training driver shuffles and packs into batches: example indices grouped
+    /// into units (ranges of the returned order) — each example alone (`bce`), or each user's
+    /// whole list (`listwise`), so that batches hold whole lists.
+    fn units(self, examples: &[Example]) -> (Vec<usize>, Vec<std::ops::Range<usize>>) {
         match self {
-            RankLoss::Bce => {
-                let mut order: Vec<usize> = (0..examples.len()).collect();
-                order.shuffle(rng);
-                out.extend(order.chunks(batch_size).map(|c| c.to_vec()));
-            }
+            RankLoss::Bce => ((0..examples.len()).collect(), (0..examples.len()).map(|k| k..k + 1).collect()),
             RankLoss::Listwise => {
                 let mut lists: Vec<Vec<usize>> = lists_by_user(examples).into_values().collect();
-                // HashMap order is arbitrary: sort before the seeded shuffle.
+                // HashMap order is arbitrary: a fixed order before the driver's seeded shuffle.
                 lists.sort_unstable_by_key(|l| l[0]);
-                lists.shuffle(rng);
-                let mut batch = Vec::new();
+                let (mut order, mut units) = (Vec::with_capacity(examples.len()), Vec::with_capacity(lists.len()));
                 for l in lists {
-                    batch.extend(l);
-                    if batch.len() >= batch_size {
-                        out.push(std::mem::take(&mut batch));
-                    }
+                    units.push(order.len()..order.len() + l.len());
+                    order.extend(l);
                 }
-                out.push(batch);
+                (order, units)
             }
         }
-        out.retain(|b| b.len() >= 2);
-        out
     }
 
     /// The batch's summed loss, its total weight (the loss's denominator), and the logits'
@@ -394,9 +384,45 @@ impl RankLoss {
     }
 }
 
-/// Trains a ranker's head for `epochs` epochs of `loss`'s batches over `examples`:
-/// `train_batch(batch, rng)` takes one step and returns the batch's summed loss and weight;
-/// each epoch shows progress and its mean loss, and a non-finite one stops with `Diverged`.
+/// A ranker's head as the training driver sees it: units of examples (see
+/// [`RankLoss::units`]) and the ranker's own batch step.
+struct Head<'a, F> {
+    order: Vec<usize>,
+    units: Vec<std::ops::Range<usize>>,
+    batch: Vec<usize>,
+    rng: &'a mut rand_chacha::ChaCha8Rng,
+    train_batch: F,
+}
+
+impl<F> EpochTrainer for Head<'_, F>
+where
+    F: FnMut(&[usize], &mut rand_chacha::ChaCha8Rng) -> (f64, f64),
+{
+    type Unit = std::ops::Range<usize>;
+    type Model = ();
+
+    fn units(&mut self, _epoch: usize) -> Vec<Self::Unit> {
+        self.units.clone()
+    }
+
+    fn unit_len(unit: &Self::Unit) -> usize {
+        unit.len()
+    }
+
+    fn step(&mut self, batch: &[Self::Unit]) -> (f64, f64) {
+        self.batch.clear();
+        for r in batch {
+            self.batch.extend_from_slice(&self.order[r.clone()]);
+        }
+        (self.train_batch)(&self.batch, self.rng)
+    }
+
+    fn snapshot(&self) {}
+}
+
+/// Trains a ranker's head for `epochs` epochs of `loss`'s batches over `examples` through the
+/// training driver: `train_batch(batch, rng)` takes one step and returns the batch's summed loss
+/// and weight. Batches of one example are skipped (batch norm needs two rows).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn train_epochs(
     model: &'static str,
@@ -406,27 +432,12 @@ pub(crate) fn train_epochs(
     examples: &[Example],
     rng: &mut rand_chacha::ChaCha8Rng,
     progress: &dyn tandem_data::Progress,
-    mut train_batch: impl FnMut(&[usize], &mut rand_chacha::ChaCha8Rng) -> (f64, f64),
+    train_batch: impl FnMut(&[usize], &mut rand_chacha::ChaCha8Rng) -> (f64, f64),
 ) -> tandem_models::Result<()> {
-    for epoch in 1..=epochs {
-        let start = std::time::Instant::now();
-        let batches = loss.batches(examples, batch_size, rng);
-        let total = batches.iter().map(|b| b.len() as u64).sum();
-        let step = progress.step(&format!("{model} epoch {epoch}/{epochs}"), total);
-        let (mut loss_sum, mut weight_sum) = (0.0, 0.0);
-        for batch in &batches {
-            let (l, w) = train_batch(batch, rng);
-            loss_sum += l;
-            weight_sum += w;
-            step.inc(batch.len() as u64);
-        }
-        let mean = loss_sum / weight_sum.max(1e-12);
-        step.message(&format!("loss {mean:.4}  {:.1}s", start.elapsed().as_secs_f64()));
-        drop(step);
-        if !mean.is_finite() {
-            return Err(ModelError::Diverged { model, hint: "lower learning_rate".into() });
-        }
-    }
+    let (order, units) = loss.units(examples);
+    let plan = Epochs { min_batch: 2, ..Epochs::new(model, epochs, batch_size, rng.random()) };
+    let mut head = Head { order, units, batch: Vec::new(), rng, train_batch };
+    fit::train(&plan, &mut head, progress, None)?;
     Ok(())
 }
 
@@ -510,11 +521,17 @@ mod tests {
     fn listwise_batches_keep_lists_whole_and_cover_every_example() {
         let examples: Vec<Example> = (0..50).map(|k| ex(k % 7, (k % 5 == 0) as u8 as f32, 1.0)).collect();
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let batches = RankLoss::Listwise.batches(&examples, 10, &mut rng);
+        let mut batches: Vec<Vec<usize>> = Vec::new();
+        let record = |b: &[usize], _: &mut ChaCha8Rng| {
+            batches.push(b.to_vec());
+            (0.0, 1.0)
+        };
+        train_epochs("t", 1, RankLoss::Listwise, 10, &examples, &mut rng, &tandem_data::NoProgress, record).unwrap();
         let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
         seen.sort_unstable();
         assert_eq!(seen, (0..50).collect::<Vec<_>>());
         for b in &batches {
+            assert!(b.len() >= 10 || b == batches.last().unwrap(), "lists packed up to the batch size");
             // A user's examples are contiguous and all in one batch.
             let users: Vec<u32> = b.iter().map(|&k| examples[k].user).collect();
             let mut runs = users.clone();
@@ -527,7 +544,12 @@ mod tests {
                 assert_eq!(users.iter().filter(|&&x| x == u).count(), examples.iter().filter(|e| e.user == u).count());
             }
         }
-        let bce = RankLoss::Bce.batches(&examples, 10, &mut rng);
-        assert_eq!(bce.len(), 5);
+        let mut bce = 0;
+        let count = |_: &[usize], _: &mut ChaCha8Rng| {
+            bce += 1;
+            (0.0, 1.0)
+        };
+        train_epochs("t", 1, RankLoss::Bce, 10, &examples, &mut rng, &tandem_data::NoProgress, count).unwrap();
+        assert_eq!(bce, 5);
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use tandem_data::read::ItemInfo;
 use tandem_data::Progress;
 use tandem_models::artifact::Tensors;
-use tandem_models::mf::EpochReport;
+use tandem_models::fit::EpochReport;
 use tandem_models::{Result, Retriever, TrainSet};
 use tandem_neural::AnySpec;
 

@@ -508,22 +508,22 @@ mod tests {
         let t = checkerboard();
         // Both ways of training the ranker make a working pipeline.
         let m = TwoStageSpec { training: RankerTraining::Train, ..spec() }.fit(&t, &[], &NoProgress).unwrap();
-        conformance_with(&m, &t, false, &PipelineSpec::from_artifact);
+        conformance_with(&m, &t, 0.0, &PipelineSpec::from_artifact);
         let din = RankerSpec::Din(DinParams { epochs: 3, batch_size: 16, ..Default::default() });
         let m = TwoStageSpec { ranker: din, ..spec() }.fit(&t, &[], &NoProgress).unwrap();
-        conformance_with(&m, &t, false, &PipelineSpec::from_artifact);
+        conformance_with(&m, &t, 0.0, &PipelineSpec::from_artifact);
         let m = spec().fit(&t, &[], &NoProgress).unwrap();
-        conformance_with(&m, &t, false, &PipelineSpec::from_artifact);
+        conformance_with(&m, &t, 0.0, &PipelineSpec::from_artifact);
         let stages = m.stage_seconds();
         assert_eq!(stages.iter().map(|s| s.0).collect::<Vec<_>>(), ["retrieval", "ranking"]);
         assert!(stages.iter().all(|s| s.1 > 0.0), "timed: {stages:?}");
         // Several windows, each ranker (listwise too).
         let lw = LateFusionParams { loss: crate::RankLoss::Listwise, epochs: 5, batch_size: 16, ..Default::default() };
         let m = TwoStageSpec { windows: 3, ranker: RankerSpec::LateFusion(lw), ..spec() }.fit(&t, &[], &NoProgress);
-        conformance_with(&m.unwrap(), &t, false, &PipelineSpec::from_artifact);
+        conformance_with(&m.unwrap(), &t, 0.0, &PipelineSpec::from_artifact);
         let din = RankerSpec::Din(DinParams { epochs: 2, batch_size: 16, ..Default::default() });
         let m = TwoStageSpec { windows: 2, ranker: din, ..spec() }.fit(&t, &[], &NoProgress).unwrap();
-        conformance_with(&m, &t, false, &PipelineSpec::from_artifact);
+        conformance_with(&m, &t, 0.0, &PipelineSpec::from_artifact);
     }
 
     /// Item metadata (years, genres) goes through save -> load with both rankers: a loaded
@@ -543,7 +543,7 @@ mod tests {
             RankerSpec::Din(DinParams { epochs: 2, batch_size: 16, ..Default::default() }),
         ] {
             let m = TwoStageSpec { ranker, ..spec() }.fit(&t, &info, &NoProgress).unwrap();
-            conformance_with(&m, &t, false, &PipelineSpec::from_artifact);
+            conformance_with(&m, &t, 0.0, &PipelineSpec::from_artifact);
         }
     }
 

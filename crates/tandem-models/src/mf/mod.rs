@@ -8,7 +8,7 @@ mod train;
 
 pub use model::Mf;
 pub use params::{Loss, MfParams, NegativeMode};
-pub use train::{EpochReport, Validate};
+pub use train::Validate;
 
 #[cfg(test)]
 mod tests;

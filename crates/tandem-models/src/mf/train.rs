@@ -1,10 +1,6 @@
-//! The MF epoch loop: build the epoch's examples (with negatives), shuffle, and apply per-example
-//! updates, one thread bit-reproducibly or many threads Hogwild.
+//! MF training: each epoch's examples (with negatives) and their per-example updates, one
+//! thread bit-reproducibly or many threads Hogwild; the epochs run in [`crate::fit`].
 
-use std::time::Instant;
-
-use rand::rngs::SmallRng;
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -17,27 +13,9 @@ use crate::error::{ModelError, Result};
 #[cfg(target_arch = "x86_64")]
 use crate::factors::Avx2;
 use crate::factors::{dot, simd, Factors, Kernels, Portable, Simd};
+use crate::fit::{self, EpochTrainer, Epochs};
 use crate::optim::{Grad, Optimizer, OptimizerKind, ParamTable};
 use crate::retriever::TrainSet;
-use crate::BestEpoch;
-
-/// What one epoch did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EpochReport {
-    /// 1-based epoch number.
-    pub epoch: usize,
-    /// Mean loss per example, estimated on every 8th example (the loss's logarithm costs as
-    /// much as a tenth of an update; the gradient does not need it).
-    pub loss: f64,
-    /// Examples trained on.
-    pub examples: usize,
-    /// Wall-clock seconds of the epoch.
-    pub seconds: f64,
-}
-
-/// Called after every epoch with the model as it stands; returns a validation score (higher
-/// is better) or `None` when there is nothing to validate on.
-pub type Validate<'a> = dyn FnMut(&EpochReport, &Mf) -> Option<f64> + 'a;
 
 /// One training example: user, positive or labelled item, and a negative or label.
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +81,45 @@ impl Tables {
     }
 }
 
+/// Called after every epoch with the model as it stands (see [`fit::train`]).
+pub type Validate<'a> = fit::Validate<'a, Mf>;
+
+/// One MF fit as the training driver sees it.
+struct Run<'a> {
+    p: &'a MfParams,
+    m: &'a Csr,
+    t: Tables,
+    opt: Optimizer,
+    pool: Option<rayon::ThreadPool>,
+    /// Static negatives: the same examples every epoch.
+    fixed: Option<Vec<Example>>,
+}
+
+impl EpochTrainer for Run<'_> {
+    type Unit = Example;
+    type Model = Mf;
+
+    fn units(&mut self, epoch: usize) -> Vec<Example> {
+        match &self.fixed {
+            Some(ex) => ex.clone(),
+            None => self.p.examples(self.m, &self.t, epoch as u64),
+        }
+    }
+
+    fn step(&mut self, batch: &[Example]) -> (f64, f64) {
+        let run = || self.p.train_epoch(batch, &self.t, &self.opt);
+        let (loss, n) = match &self.pool {
+            Some(p) => p.install(run),
+            None => run(),
+        };
+        (loss, n as f64)
+    }
+
+    fn snapshot(&self) -> Mf {
+        self.t.snapshot(self.p)
+    }
+}
+
 impl MfParams {
     /// Fits MF on `train` without validation.
     pub fn fit(&self, train: &TrainSet, progress: &dyn Progress) -> Result<Mf> {
@@ -117,12 +134,7 @@ impl MfParams {
     }
 
     /// Without a validator no epoch's weights are copied out: the model is read once at the end.
-    fn fit_inner(
-        &self,
-        train: &TrainSet,
-        progress: &dyn Progress,
-        mut validate: Option<&mut Validate<'_>>,
-    ) -> Result<Mf> {
+    fn fit_inner(&self, train: &TrainSet, progress: &dyn Progress, validate: Option<&mut Validate<'_>>) -> Result<Mf> {
         self.check()?;
         let m = &train.user_items;
         if m.nnz() == 0 {
@@ -145,47 +157,18 @@ impl MfParams {
                 }
             })?),
         };
-        let static_negatives = match self.negative_mode {
+        let fixed = match self.negative_mode {
             NegativeMode::Fixed | NegativeMode::Even => Some(self.examples(m, &t, u64::MAX)),
             _ => None,
         };
-        let mut best = BestEpoch::new(self.patience);
-        let step = progress.step("MF epochs", self.epochs as u64);
-        for epoch in 1..=self.epochs {
-            let start = Instant::now();
-            let mut examples = match &static_negatives {
-                Some(ex) => ex.clone(),
-                None => self.examples(m, &t, epoch as u64),
-            };
-            // A small fast generator for the order: ChaCha's cost showed in this sequential step.
-            examples.shuffle(&mut SmallRng::seed_from_u64(self.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9)));
-            let run = || self.train_epoch(&examples, &t, &opt);
-            let loss_sum = match &pool {
-                Some(p) => p.install(run),
-                None => run(),
-            };
-            let report = EpochReport {
-                epoch,
-                loss: loss_sum.0 / loss_sum.1.max(1) as f64,
-                examples: examples.len(),
-                seconds: start.elapsed().as_secs_f64(),
-            };
-            step.inc(1);
-            if !report.loss.is_finite() {
-                return Err(ModelError::Diverged {
-                    model: "mf",
-                    hint: "lower learning_rate or raise weight_decay".into(),
-                });
-            }
-            let Some(validate) = validate.as_mut() else { continue };
-            let model = t.snapshot(self);
-            if best.observe(validate(&report, &model), model) {
-                break;
-            }
-        }
-        let model = best.into_best().unwrap_or_else(|| t.snapshot(self));
+        const HINT: &str = "lower learning_rate or raise weight_decay";
+        // One step is a whole epoch: `train_epoch` splits it into Hogwild chunks itself.
+        let plan =
+            Epochs { patience: self.patience, hint: HINT, ..Epochs::new("mf", self.epochs, usize::MAX, self.seed) };
+        let mut run = Run { p: self, m, t, opt, pool, fixed };
+        let model = fit::train(&plan, &mut run, progress, validate)?.model;
         if !model.users.is_finite() || !model.items.is_finite() {
-            return Err(ModelError::Diverged { model: "mf", hint: "lower learning_rate or raise weight_decay".into() });
+            return Err(ModelError::Diverged { model: "mf", hint: HINT.into() });
         }
         Ok(model)
     }
