@@ -1,6 +1,8 @@
 //! `tandem`: a two-stage recommender system. `main` parses the command line; each subcommand
 //! is one library-backed function in [`commands`].
 
+#![forbid(unsafe_code)]
+
 mod commands;
 mod config;
 mod pipeline;

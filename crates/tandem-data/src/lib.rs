@@ -25,6 +25,8 @@
 //! assert_eq!(items.raw(split.test.item[0]), "c");
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod csr;
 mod dataset;
 mod error;

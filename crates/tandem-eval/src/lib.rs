@@ -19,6 +19,8 @@
 //! assert_eq!(v[4], 0.5); // MRR@3
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod export;
 pub mod metric;
 mod negatives;

@@ -25,6 +25,9 @@
 //! assert_eq!(recs[0].item, 1);
 //! ```
 
+// The unsafe here is SIMD kernels, the Hogwild tables and foreign calls: each block says why.
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod als;
 pub mod artifact;
 mod early_stop;
@@ -39,6 +42,7 @@ pub mod optim;
 mod popularity;
 mod retriever;
 mod spec;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod topk;
 

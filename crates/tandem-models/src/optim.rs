@@ -172,6 +172,12 @@ impl ParamTable {
 
     /// A raw pointer to row `r`'s `dim` values (bounds-checked), for fused kernels that update
     /// rows in place; writing through it is the Hogwild race of the module docs.
+    ///
+    /// Contract: a kernel that holds several row pointers of one table at once must be given
+    /// distinct rows. The same row through two pointers would alias inside one thread, where
+    /// the kernel's reads and writes would no longer be a stale-or-lost update but a wrong one.
+    /// MF's BPR kernel relies on it: a positive and its negative are never the same item, as
+    /// negatives are drawn among the items the user does not have.
     #[inline(always)]
     pub fn row_ptr(&self, r: usize) -> *mut f32 {
         self.values.ptr(r * self.dim, self.dim)

@@ -101,10 +101,11 @@ pub(crate) mod cuda {
     }
 
     pub(super) fn enable(ordinal: usize) -> Result<(), String> {
-        // SAFETY: both only try to open the shared libraries (no CUDA call is made).
+        // SAFETY: only tries to open the shared library (no CUDA call is made).
         if !unsafe { cudarc::driver::sys::is_culib_present() } {
             return Err("the CUDA driver library (libcuda) was not found".into());
         }
+        // SAFETY: as above, for cuBLAS.
         if !unsafe { cudarc::cublas::sys::is_culib_present() } {
             return Err("the cuBLAS library (libcublas) was not found".into());
         }

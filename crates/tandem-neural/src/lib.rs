@@ -25,6 +25,9 @@
 //! Every model implements `tandem_models::Retriever`, so evaluation, artifacts and serving
 //! treat them like the classic ones.
 
+// The unsafe here is SIMD kernels, the Hogwild tables and foreign calls: each block says why.
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod dense;
 pub mod device;
 pub mod embedding;

@@ -16,6 +16,8 @@
 //!   one per positive), uniform random negatives subsampled by a ratio and explicit negatives
 //!   (low ratings), each source with its own weight (SPEC §4, nanoRecSys).
 
+#![forbid(unsafe_code)]
+
 pub mod diagnostics;
 mod din;
 pub mod features;

@@ -21,6 +21,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod error;
 pub mod metrics;
 mod routes;

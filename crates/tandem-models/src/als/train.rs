@@ -78,6 +78,7 @@ impl AlsParams {
                     #[cfg(target_arch = "x86_64")]
                     Simd::Avx512 => unsafe { cg_solve_avx512(&yty, y, cols, vals, a, s, xu, buf) },
                     #[cfg(target_arch = "x86_64")]
+                    // SAFETY: simd() found AVX2 and FMA on this CPU.
                     Simd::Avx2 => unsafe { cg_solve_avx2(&yty, y, cols, vals, a, s, xu, buf) },
                     _ => cg_solve::<Portable>(&yty, y, cols, vals, a, s, xu, buf),
                 }

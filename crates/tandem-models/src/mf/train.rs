@@ -285,6 +285,7 @@ impl MfParams {
                 #[cfg(target_arch = "x86_64")]
                 Simd::Avx512 => unsafe { self.chunk_avx512(chunk, t, opt, &mut buf) },
                 #[cfg(target_arch = "x86_64")]
+                // SAFETY: simd() found AVX2 and FMA on this CPU.
                 Simd::Avx2 => unsafe { self.chunk_avx2(chunk, t, opt, &mut buf) },
                 _ => self.chunk::<Portable>(chunk, t, opt, &mut buf),
             }
@@ -337,6 +338,8 @@ impl MfParams {
                 let bias = if self.biases { t.item_bias.get(i, 0) - t.item_bias.get(j, 0) } else { 0.0 };
                 if opt.kind == OptimizerKind::Sgd {
                     // One fused pass in place over the three rows: no copies through buffers.
+                    // Distinct rows (`row_ptr`'s contract): negatives are never the user's items.
+                    debug_assert_ne!(i, j, "a BPR negative equal to its positive");
                     let (p, q, r) = (t.users.row_ptr(u), t.items.row_ptr(i), t.items.row_ptr(j));
                     // SAFETY: row_ptr checked that each row's `f` values are in bounds.
                     let x = bias + unsafe { K::dot_diff(p, q, r, t.f) } - self.margin;
