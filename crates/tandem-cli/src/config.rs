@@ -12,7 +12,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
 use tandem_data::{Source, SplitSpec};
 use tandem_eval::{MetricAt, NegativeSampling, SubmissionFormat};
-use tandem_rank::PipelineSpec;
+use tandem_rank::{registry, Spec, TwoStageSpec};
 
 /// A whole pipeline.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,7 +31,7 @@ pub struct Config {
     #[serde(default)]
     pub evaluation: EvaluationSpec,
     /// Models to fit and compare, by name (`kind: popularity | item_knn | user_knn`).
-    pub models: IndexMap<String, PipelineSpec>,
+    pub models: IndexMap<String, Spec>,
     /// What to write besides `report.json`.
     #[serde(default)]
     pub output: OutputSpec,
@@ -207,7 +207,7 @@ impl Config {
         let mut cfg: Config = typed(value, &path.display().to_string())?;
         // A pipeline's candidates leave out seen items as the evaluation does, unless it says.
         for spec in cfg.models.values_mut() {
-            if let PipelineSpec::TwoStage(two_stage) = spec {
+            if let Some(two_stage) = spec.get_mut::<TwoStageSpec>() {
                 two_stage.exclude_seen.get_or_insert(cfg.evaluation.exclude_seen);
             }
         }
@@ -220,7 +220,7 @@ impl Config {
     fn check(&self) -> Result<()> {
         self.split.check()?;
         if self.models.is_empty() {
-            bail!("models: at least one model is needed (kinds: {})", PipelineSpec::kinds().join(", "));
+            bail!("models: at least one model is needed (kinds: {})", registry::kinds().join(", "));
         }
         // Every model's parameters, before anything is loaded or fitted.
         for (name, spec) in &self.models {

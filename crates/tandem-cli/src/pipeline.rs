@@ -8,7 +8,7 @@ use tandem_data::read::ItemInfo;
 use tandem_data::{Csr, Interactions, Progress};
 use tandem_eval::{evaluate, EpochRecord, Evaluation, MetricAt, ModelReport, Protocol, Report, TestSet};
 use tandem_models::{Histories, Retriever, TrainSet};
-use tandem_rank::PipelineSpec;
+use tandem_rank::Spec;
 
 /// An evaluated model's results.
 pub struct Evaluated {
@@ -51,7 +51,7 @@ impl Validation<'_> {
 /// Fits `spec` on `train` and evaluates it under `plan`.
 pub fn fit_and_evaluate(
     name: &str,
-    spec: &PipelineSpec,
+    spec: &Spec,
     train: &TrainSet,
     items: &[ItemInfo],
     plan: &EvalPlan<'_>,

@@ -2,7 +2,7 @@
 //!
 //! A model hands out its parameters as JSON and its state as named tensors
 //! ([`Retriever::artifact`]); [`write_tensors`] / [`read_tensors`] store tensors in the
-//! safetensors format; [`crate::ModelSpec::from_artifact`] rebuilds the model. The binary adds
+//! safetensors format; [`crate::kind::ModelParams::load`] rebuilds the model. The binary adds
 //! the manifest, id maps and data fingerprint around them.
 
 use std::collections::BTreeMap;
@@ -53,7 +53,7 @@ impl Tensor {
 /// What a fitted model saves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Artifact {
-    /// The model kind (a [`crate::ModelSpec`] tag).
+    /// The model kind (its registry name).
     pub kind: &'static str,
     /// Its parameters, as the config would write them (without `kind`).
     pub params: serde_json::Value,

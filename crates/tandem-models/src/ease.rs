@@ -7,7 +7,10 @@ use faer::{Mat, Side};
 use serde::{Deserialize, Serialize};
 use tandem_data::Progress;
 
+use crate::artifact::{TensorReader, Tensors};
 use crate::error::{ModelError, Result};
+use crate::fit::ValidateRetriever;
+use crate::kind::{saved_params, Dim, FitData, ModelParams};
 use crate::retriever::{Query, Retriever, TrainSet};
 
 // Chosen on validation splits of ml-100k train (temporal, ratio and loo all pick 400).
@@ -143,6 +146,34 @@ impl Retriever for Ease {
     }
 }
 
+impl ModelParams for EaseParams {
+    fn check(&self) -> Result<()> {
+        EaseParams::check(self)
+    }
+
+    fn fit(
+        &self,
+        _: &str,
+        data: &FitData<'_>,
+        progress: &dyn Progress,
+        _: Option<&mut ValidateRetriever<'_>>,
+    ) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(EaseParams::fit(self, data.train, progress)?))
+    }
+
+    fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
+        let w = TensorReader::new(tensors, "ease").matrix("weights")?;
+        if w.rows() != w.dim() {
+            return Err(ModelError::Artifact { path: "ease model".into(), message: "weights are not square".into() });
+        }
+        Ok(Box::new(Ease::from_weights(saved_params(kind, params)?, w.rows(), w.as_slice().to_vec())))
+    }
+
+    fn space() -> Vec<Dim> {
+        vec![Dim::float("lambda", 1.0, 10_000.0, true)]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,7 +196,7 @@ mod tests {
     #[test]
     fn conformance_suite() {
         let t = checkerboard();
-        conformance(&EaseParams { lambda: 1.0 }.fit(&t, &NoProgress).unwrap(), &t, 1.0);
+        conformance::<EaseParams>(&EaseParams { lambda: 1.0 }.fit(&t, &NoProgress).unwrap(), &t, 1.0);
     }
 
     #[test]

@@ -8,18 +8,19 @@
 //! - [`TrainSet`]: what models are fitted on.
 //! - The baselines: [`Popularity`] (global, recent window, time-decayed) and neighbourhood
 //!   models [`ItemKnn`] / [`UserKnn`] (cosine, TF-IDF or BM25; exact top-k; rayon).
-//! - [`ModelSpec`]: parameters tagged by `kind`, as configs write them, fitted into a
-//!   `Box<dyn Retriever>`.
+//! - [`kind::ModelParams`]: the contract of a model kind — parameters with defaults, checks,
+//!   fitting into a `Box<dyn Retriever>`, loading and search space — in each model's own file.
+//! - [`fit`]: the one training driver of models trained in epochs.
 //!
 //! ```
-//! use tandem_models::{ModelSpec, Query, Retriever, TrainSet, KnnParams};
+//! use tandem_models::{Query, Retriever, TrainSet, KnnParams};
 //! use tandem_data::{Interaction, Interactions, NoProgress};
 //! let mut log = Interactions::new();
 //! for (user, item) in [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)] {
 //!     log.push(Interaction { user, item, time: 0, weight: 1.0 });
 //! }
 //! let train = TrainSet::new(log, 3, 2);
-//! let model = ModelSpec::ItemKnn(KnnParams::default()).fit(&train, &NoProgress).unwrap();
+//! let model = KnnParams::default().fit_item_knn(&train, &NoProgress).unwrap();
 //! // User 2 bought item 0; people who bought item 0 bought item 1.
 //! let recs = model.recommend(&Query::from_row(&train.user_items, 2), 1, &|i| i != 0);
 //! assert_eq!(recs[0].item, 1);
@@ -36,12 +37,13 @@ mod error;
 mod factors;
 pub mod fit;
 pub mod index;
+pub mod kind;
 pub mod knn;
 pub mod mf;
 pub mod optim;
 mod popularity;
+mod random;
 mod retriever;
-mod spec;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod topk;
@@ -54,6 +56,6 @@ pub use knn::{ItemKnn, KnnParams, UserKnn, Weighting};
 pub use mf::{Loss, Mf, MfParams, NegativeMode};
 pub use optim::OptimizerKind;
 pub use popularity::{Popularity, PopularityMode, PopularityParams};
+pub use random::{Random, RandomParams};
 pub use retriever::{Embeddings, Histories, Query, Retriever, TrainSet};
-pub use spec::{saved_spec, ModelSpec};
 pub use topk::{rank_order, top_k, Scored, TopK};

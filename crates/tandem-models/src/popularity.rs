@@ -2,8 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::artifact::{TensorReader, Tensors};
 use crate::error::{ModelError, Result};
+use crate::fit::ValidateRetriever;
+use crate::kind::{saved_params, FitData, ModelParams};
 use crate::retriever::{Query, Retriever, TrainSet};
+use tandem_data::Progress;
 
 const DAY: i64 = 86_400;
 
@@ -132,6 +136,27 @@ impl Retriever for Popularity {
     }
 }
 
+impl ModelParams for PopularityParams {
+    fn check(&self) -> Result<()> {
+        PopularityParams::check(self)
+    }
+
+    fn fit(
+        &self,
+        _: &str,
+        data: &FitData<'_>,
+        _: &dyn Progress,
+        _: Option<&mut ValidateRetriever<'_>>,
+    ) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(PopularityParams::fit(self, data.train)?))
+    }
+
+    fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
+        let p = saved_params(kind, params)?;
+        Ok(Box::new(Popularity::from_scores(p, TensorReader::new(tensors, "popularity").f32("scores")?.1)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,7 +192,7 @@ mod tests {
         let t = crate::testing::checkerboard();
         for mode in [PopularityMode::Global, PopularityMode::Recent, PopularityMode::Decay] {
             let m = PopularityParams { mode, window_days: 7 }.fit(&t).unwrap();
-            crate::testing::conformance(&m, &t, 0.0);
+            crate::testing::conformance::<PopularityParams>(&m, &t, 0.0);
         }
     }
 

@@ -43,14 +43,13 @@ pub const SGD_LEARNED: f64 = 0.7;
 /// returns every allowed item once; scores are non-increasing with ties by index; excluded
 /// items never appear; an empty history scores without panicking; identical scores after
 /// save -> load; Send + Sync.
-pub fn conformance(model: &dyn Retriever, train: &TrainSet, learned: f64) {
-    conformance_with(model, train, learned, &crate::ModelSpec::from_artifact)
+pub fn conformance<P: crate::kind::ModelParams>(model: &dyn Retriever, train: &TrainSet, learned: f64) {
+    conformance_with(model, train, learned, &P::load)
 }
 
 pub use crate::artifact::Loader;
 
-/// [`conformance`] for models that `load` (rather than [`crate::ModelSpec::from_artifact`])
-/// rebuilds, such as the neural ones.
+/// [`conformance`] with a loader of its own (a pipeline's, which loads its parts).
 pub fn conformance_with(model: &dyn Retriever, train: &TrainSet, learned: f64, load: &Loader) {
     fn assert_send_sync<T: Send + Sync + ?Sized>(_: &T) {}
     assert_send_sync(model);

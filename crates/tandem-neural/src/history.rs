@@ -28,6 +28,7 @@ use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
 use crate::dense::{bce_with_logit, gemm, softmax_row, Adam, Param};
 use crate::embedding::{Embedding, RowGrads};
 use crate::{invalid, Validate};
+use tandem_models::kind::{saved_params, Dim, FitData, ModelParams};
 
 /// Similarity features per candidate.
 const FEATURES: usize = 3;
@@ -553,10 +554,37 @@ impl Retriever for HistoryModel {
     }
 }
 
+impl ModelParams for HistoryParams {
+    fn check(&self) -> Result<()> {
+        HistoryParams::check(self)
+    }
+
+    fn fit(
+        &self,
+        _: &str,
+        data: &FitData<'_>,
+        progress: &dyn Progress,
+        validate: Option<&mut Validate<'_>>,
+    ) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(self.fit_inner(data.train, progress, validate)?))
+    }
+
+    fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(HistoryModel::from_tensors(saved_params(kind, params)?, tensors)?))
+    }
+
+    fn space() -> Vec<Dim> {
+        vec![
+            Dim::int("history", 4, 32, true),
+            Dim::float("learning_rate", 1e-3, 2e-2, true),
+            Dim::choice("loss", &["bce", "sampled_softmax"]),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::AnySpec;
     use tandem_data::NoProgress;
     use tandem_models::testing::{checkerboard, conformance_with, scrambled_checkerboard, SGD_LEARNED};
 
@@ -578,7 +606,7 @@ mod tests {
         let t = scrambled_checkerboard();
         for loss in [HistoryLoss::Bce, HistoryLoss::SampledSoftmax] {
             let m = small(loss).fit(&t, &NoProgress).unwrap();
-            conformance_with(&m, &t, SGD_LEARNED, &AnySpec::from_artifact);
+            conformance_with(&m, &t, SGD_LEARNED, &<HistoryParams as ModelParams>::load);
         }
     }
 

@@ -20,7 +20,6 @@
 //! - [`HistoryModel`]: the H&M history baseline — recency-weighted cosine to the user's last
 //!   items, a per-item bias and per-item feature weights; BCE over all items (+ dice) or a
 //!   sampled softmax.
-//! - [`AnySpec`]: a classic or neural model's parameters tagged by `kind`, as configs write them.
 //!
 //! Every model implements `tandem_models::Retriever`, so evaluation, artifacts and serving
 //! treat them like the classic ones.
@@ -35,14 +34,12 @@ mod history;
 mod ncf;
 pub mod norm;
 mod softmax;
-mod spec;
 mod tree;
 mod two_tower;
 
 pub use history::{HistoryLoss, HistoryModel, HistoryParams};
 pub use ncf::{Ncf, NcfParams};
 pub use softmax::{SoftmaxModel, SoftmaxParams, Structure, TreeInit};
-pub use spec::{AnySpec, NeuralSpec};
 pub use tree::ItemTree;
 pub use two_tower::{TwoTower, TwoTowerParams};
 

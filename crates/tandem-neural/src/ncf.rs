@@ -16,6 +16,7 @@ use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
 use crate::dense::{bce_with_logit, Adam, Linear, Mlp};
 use crate::embedding::{Embedding, RowGrads};
 use crate::{invalid, Validate};
+use tandem_models::kind::{saved_params, Dim, FitData, ModelParams};
 
 /// NCF / NeuMF hyper-parameters (defaults: the paper's and RecBole's).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -455,10 +456,39 @@ impl Ncf {
     }
 }
 
+impl ModelParams for NcfParams {
+    fn check(&self) -> Result<()> {
+        NcfParams::check(self)
+    }
+
+    /// `ncf`, or `neumf` (with the GMF branch).
+    fn fit(
+        &self,
+        kind: &str,
+        data: &FitData<'_>,
+        progress: &dyn Progress,
+        validate: Option<&mut Validate<'_>>,
+    ) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(self.fit_inner(kind == "neumf", data.train, progress, validate)?))
+    }
+
+    fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(Ncf::from_tensors(saved_params(kind, params)?, kind == "neumf", tensors)?))
+    }
+
+    fn space() -> Vec<Dim> {
+        vec![
+            Dim::int("embedding", 8, 128, true),
+            Dim::float("learning_rate", 1e-4, 1e-2, true),
+            Dim::float("dropout", 0.0, 0.5, false),
+            Dim::int("negatives", 1, 8, false),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::AnySpec;
     use tandem_data::NoProgress;
     use tandem_models::testing::{checkerboard, conformance_with, SGD_LEARNED};
 
@@ -484,7 +514,7 @@ mod tests {
         for gmf in [false, true] {
             let m = small().fit(gmf, &t, &NoProgress).unwrap();
             assert_eq!(m.is_neumf(), gmf);
-            conformance_with(&m, &t, SGD_LEARNED, &AnySpec::from_artifact);
+            conformance_with(&m, &t, SGD_LEARNED, &<NcfParams as ModelParams>::load);
         }
     }
 

@@ -33,6 +33,7 @@ use crate::dense::{gemm, Adam, Param};
 use crate::embedding::{Embedding, RowGrads};
 use crate::tree::ItemTree;
 use crate::{invalid, Validate};
+use tandem_models::kind::{saved_params, Dim, FitData, ModelParams};
 
 /// Which output layer a [`SoftmaxModel`] has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,16 @@ pub enum Structure {
 }
 
 impl Structure {
+    /// The structure of kind `kind` (`softmax`, `hsoftmax`, `tdm`; anything else is the full
+    /// softmax).
+    pub fn of(kind: &str) -> Structure {
+        match kind {
+            "hsoftmax" => Structure::Hierarchical,
+            "tdm" => Structure::Tdm,
+            _ => Structure::Full,
+        }
+    }
+
     /// The model kind.
     pub fn kind(self) -> &'static str {
         match self {
@@ -688,10 +699,34 @@ fn log_softmax(v: &mut [f32]) {
     }
 }
 
+impl ModelParams for SoftmaxParams {
+    fn check(&self) -> Result<()> {
+        SoftmaxParams::check(self)
+    }
+
+    /// `softmax`, `hsoftmax` or `tdm`.
+    fn fit(
+        &self,
+        kind: &str,
+        data: &FitData<'_>,
+        progress: &dyn Progress,
+        validate: Option<&mut Validate<'_>>,
+    ) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(self.fit_inner(Structure::of(kind), data.train, progress, validate)?))
+    }
+
+    fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(SoftmaxModel::from_tensors(Structure::of(kind), saved_params(kind, params)?, tensors)?))
+    }
+
+    fn space() -> Vec<Dim> {
+        vec![Dim::int("factors", 16, 128, true), Dim::float("learning_rate", 1e-3, 1e-1, true)]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::AnySpec;
     use tandem_models::testing::{checkerboard, conformance_with, SGD_LEARNED};
 
     fn small() -> SoftmaxParams {
@@ -711,7 +746,7 @@ mod tests {
         for s in [Structure::Full, Structure::Hierarchical, Structure::Tdm] {
             for init in [TreeInit::Als, TreeInit::Random] {
                 let m = SoftmaxParams { tree_init: init, ..small() }.fit(s, &t, &NoProgress).unwrap();
-                conformance_with(&m, &t, SGD_LEARNED, &AnySpec::from_artifact);
+                conformance_with(&m, &t, SGD_LEARNED, &<SoftmaxParams as ModelParams>::load);
             }
         }
     }

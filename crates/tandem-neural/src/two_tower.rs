@@ -23,6 +23,7 @@ use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
 use crate::dense::{gemm, softmax_row, Adam, Mlp};
 use crate::embedding::{Embedding, RowGrads};
 use crate::{invalid, Validate};
+use tandem_models::kind::{saved_params, Dim, FitData, ModelParams};
 
 /// A training pair: (user, item, the item's position in the user's time-ordered sequence; read
 /// only with history).
@@ -536,10 +537,38 @@ impl Retriever for TwoTower {
     }
 }
 
+impl ModelParams for TwoTowerParams {
+    fn check(&self) -> Result<()> {
+        TwoTowerParams::check(self)
+    }
+
+    fn fit(
+        &self,
+        _: &str,
+        data: &FitData<'_>,
+        progress: &dyn Progress,
+        validate: Option<&mut Validate<'_>>,
+    ) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(self.fit_inner(data.train, progress, validate)?))
+    }
+
+    fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(TwoTower::from_tensors(saved_params(kind, params)?, tensors)?))
+    }
+
+    fn space() -> Vec<Dim> {
+        vec![
+            Dim::float("temperature", 0.02, 0.5, true),
+            Dim::float("learning_rate", 1e-4, 1e-2, true),
+            Dim::int("epochs", 5, 60, true),
+            Dim::int("history", 0, 16, false),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::AnySpec;
     use tandem_data::NoProgress;
     use tandem_models::testing::{checkerboard, conformance_with, scrambled_checkerboard, SGD_LEARNED};
 
@@ -565,7 +594,7 @@ mod tests {
                 let n: f32 = m.items.row(r).iter().map(|v| v * v).sum();
                 assert!((n - 1.0).abs() < 1e-4, "item vectors are unit length");
             }
-            conformance_with(&m, &t, SGD_LEARNED, &AnySpec::from_artifact);
+            conformance_with(&m, &t, SGD_LEARNED, &<TwoTowerParams as ModelParams>::load);
         }
     }
 
@@ -612,7 +641,7 @@ mod tests {
         assert!(with > without, "history {with} vs id only {without}");
         let board = scrambled_checkerboard();
         let m = TwoTowerParams { history: 2, ..small(vec![8, 16, 8]) }.fit(&board, &NoProgress).unwrap();
-        conformance_with(&m, &board, SGD_LEARNED, &AnySpec::from_artifact);
+        conformance_with(&m, &board, SGD_LEARNED, &<TwoTowerParams as ModelParams>::load);
     }
 
     #[test]

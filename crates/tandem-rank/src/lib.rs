@@ -10,7 +10,8 @@
 //!   over the user's latest items (H&M).
 //! - [`TwoStage`]: retrievers -> the union of their top N -> a ranker, itself a `Retriever`
 //!   with per-stage timings; [`TwoStageSpec`] is how configs write one.
-//! - [`PipelineSpec`]: a config's model entry — one retriever or a two-stage pipeline.
+//! - [`registry`]: the one table of model kinds ([`registry::KINDS`]) and [`Spec`], a kind with
+//!   its parameters — a config's model entry, one retriever or a two-stage pipeline.
 //! - [`mining`]: a ranker's training examples — the user's positives, hard negatives mined
 //!   from any trained retriever (its top k minus the user's positives, the first s skipped,
 //!   one per positive), uniform random negatives subsampled by a ratio and explicit negatives
@@ -26,7 +27,7 @@ pub mod mining;
 pub mod model_dir;
 mod parts;
 mod ranker;
-mod spec;
+pub mod registry;
 mod two_stage;
 
 pub use din::{Din, DinParams};
@@ -34,5 +35,5 @@ pub use late_fusion::{LateFusion, LateFusionParams};
 pub use mining::{explicit_negatives, mine, Example, InvalidMining, MiningSpec, Source};
 pub use parts::{RankLoss, RankerWindow};
 pub use ranker::{Candidates, FeatureRanker, Ranker};
-pub use spec::PipelineSpec;
+pub use registry::Spec;
 pub use two_stage::{RankerSpec, TwoStage, TwoStageSpec};

@@ -12,8 +12,6 @@ use tandem_data::{Csr, IdMap};
 use tandem_models::artifact::{put_csr, read_tensors, write_tensors, TensorReader, Tensors};
 use tandem_models::{ModelError, Retriever};
 
-use crate::PipelineSpec;
-
 /// The artifact layout this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -231,8 +229,7 @@ pub fn load(dir: &Path) -> Result<Loaded> {
     }
     let manifest: Manifest = serde_json::from_value(raw).map_err(|e| bad(format!("malformed manifest: {e}")))?;
     let tensors = read_tensors(&dir.join("tensors.safetensors")).map_err(model_err(dir))?;
-    let model =
-        PipelineSpec::from_artifact(&manifest.kind, manifest.params.clone(), &tensors).map_err(model_err(dir))?;
+    let model = crate::registry::load(&manifest.kind, manifest.params.clone(), &tensors).map_err(model_err(dir))?;
     let history = read_tensors(&dir.join("history.safetensors"))
         .and_then(|t| TensorReader::new(&t, "history").csr("history"))
         .map_err(model_err(dir))?;

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use tandem_data::read::ItemInfo;
 use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Loader, TensorReader, Tensors};
+use tandem_models::fit::ValidateRetriever;
 use tandem_models::index::{IndexKind, ItemIndex};
+use tandem_models::kind::{FitData, ModelParams};
 use tandem_models::{top_k, ModelError, Query, Result, Retriever, TrainSet};
-use tandem_neural::AnySpec;
 
 use crate::din::{Din, DinParams};
 use crate::features::ItemFeatures;
@@ -21,6 +22,7 @@ use crate::late_fusion::{LateFusion, LateFusionParams};
 use crate::mining::{mine, Example, MiningSpec, Source};
 use crate::parts::RankerWindow;
 use crate::ranker::{Candidates, Ranker};
+use crate::registry::Spec;
 
 /// A ranker's parameters, tagged by `kind`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -71,7 +73,7 @@ pub enum RankerTraining {
 pub struct TwoStageSpec {
     /// The retrievers whose top `candidates` are pooled. The first also mines the ranker's hard
     /// negatives; the first with user and item vectors (ALS, MF, two-tower) lends them to it.
-    pub retrievers: Vec<AnySpec>,
+    pub retrievers: Vec<Spec>,
     /// Candidates taken from each retriever (default 100).
     #[serde(default = "default_candidates")]
     pub candidates: usize,
@@ -101,6 +103,43 @@ pub struct TwoStageSpec {
     /// The ranker (default: late fusion).
     #[serde(default)]
     pub ranker: RankerSpec,
+}
+
+impl Default for TwoStageSpec {
+    /// Every key's default, no retrievers yet (a pipeline needs one or more).
+    fn default() -> Self {
+        TwoStageSpec {
+            retrievers: Vec::new(),
+            candidates: default_candidates(),
+            exclude_seen: None,
+            training: RankerTraining::default(),
+            window: default_window(),
+            windows: default_windows(),
+            window_days: None,
+            mining: MiningSpec::default(),
+            ranker: RankerSpec::default(),
+        }
+    }
+}
+
+impl ModelParams for TwoStageSpec {
+    fn check(&self) -> Result<()> {
+        TwoStageSpec::check(self)
+    }
+
+    fn fit(
+        &self,
+        _: &str,
+        data: &FitData<'_>,
+        progress: &dyn Progress,
+        _: Option<&mut ValidateRetriever<'_>>,
+    ) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(TwoStageSpec::fit(self, data.train, data.items, progress)?))
+    }
+
+    fn load(_: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(TwoStage::from_artifact(params, tensors, &crate::registry::load)?))
+    }
 }
 
 impl TwoStageSpec {
@@ -135,7 +174,7 @@ impl TwoStageSpec {
     }
 
     fn fit_retrievers(&self, train: &TrainSet, progress: &dyn Progress) -> Result<Vec<Box<dyn Retriever>>> {
-        self.retrievers.iter().map(|s| s.fit(train, progress)).collect()
+        self.retrievers.iter().map(|s| s.fit(train, &[], progress)).collect()
     }
 
     /// Fits the retrievers and the ranker on `train` (see [`RankerTraining`]). `items[i]` is
@@ -488,7 +527,6 @@ impl Retriever for TwoStage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::PipelineSpec;
     use tandem_data::NoProgress;
     use tandem_models::testing::{checkerboard, conformance_with};
 
@@ -508,22 +546,22 @@ mod tests {
         let t = checkerboard();
         // Both ways of training the ranker make a working pipeline.
         let m = TwoStageSpec { training: RankerTraining::Train, ..spec() }.fit(&t, &[], &NoProgress).unwrap();
-        conformance_with(&m, &t, 0.0, &PipelineSpec::from_artifact);
+        conformance_with(&m, &t, 0.0, &crate::registry::load);
         let din = RankerSpec::Din(DinParams { epochs: 3, batch_size: 16, ..Default::default() });
         let m = TwoStageSpec { ranker: din, ..spec() }.fit(&t, &[], &NoProgress).unwrap();
-        conformance_with(&m, &t, 0.0, &PipelineSpec::from_artifact);
+        conformance_with(&m, &t, 0.0, &crate::registry::load);
         let m = spec().fit(&t, &[], &NoProgress).unwrap();
-        conformance_with(&m, &t, 0.0, &PipelineSpec::from_artifact);
+        conformance_with(&m, &t, 0.0, &crate::registry::load);
         let stages = m.stage_seconds();
         assert_eq!(stages.iter().map(|s| s.0).collect::<Vec<_>>(), ["retrieval", "ranking"]);
         assert!(stages.iter().all(|s| s.1 > 0.0), "timed: {stages:?}");
         // Several windows, each ranker (listwise too).
         let lw = LateFusionParams { loss: crate::RankLoss::Listwise, epochs: 5, batch_size: 16, ..Default::default() };
         let m = TwoStageSpec { windows: 3, ranker: RankerSpec::LateFusion(lw), ..spec() }.fit(&t, &[], &NoProgress);
-        conformance_with(&m.unwrap(), &t, 0.0, &PipelineSpec::from_artifact);
+        conformance_with(&m.unwrap(), &t, 0.0, &crate::registry::load);
         let din = RankerSpec::Din(DinParams { epochs: 2, batch_size: 16, ..Default::default() });
         let m = TwoStageSpec { windows: 2, ranker: din, ..spec() }.fit(&t, &[], &NoProgress).unwrap();
-        conformance_with(&m, &t, 0.0, &PipelineSpec::from_artifact);
+        conformance_with(&m, &t, 0.0, &crate::registry::load);
     }
 
     /// Item metadata (years, genres) goes through save -> load with both rankers: a loaded
@@ -543,7 +581,7 @@ mod tests {
             RankerSpec::Din(DinParams { epochs: 2, batch_size: 16, ..Default::default() }),
         ] {
             let m = TwoStageSpec { ranker, ..spec() }.fit(&t, &info, &NoProgress).unwrap();
-            conformance_with(&m, &t, 0.0, &PipelineSpec::from_artifact);
+            conformance_with(&m, &t, 0.0, &crate::registry::load);
         }
     }
 

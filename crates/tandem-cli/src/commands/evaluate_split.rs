@@ -9,7 +9,7 @@ use serde_json::Value;
 use tandem_data::{Csr, Progress, SplitDir};
 use tandem_eval::{write_lists, MetricAt, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet};
 use tandem_models::TrainSet;
-use tandem_rank::PipelineSpec;
+use tandem_rank::{registry, Spec};
 
 use crate::config::{check_ks, parse_value, typed};
 use crate::pipeline::{
@@ -19,10 +19,10 @@ use crate::pipeline::{
 use tandem_rank::model_dir::check_same_data;
 
 /// Builds a model spec from a kind name and `KEY=VALUE` parameters.
-pub fn model_spec(model: &str, params: &[String]) -> Result<PipelineSpec> {
+pub fn model_spec(model: &str, params: &[String]) -> Result<Spec> {
     let kind = model.replace('-', "_");
-    if !PipelineSpec::kinds().contains(&kind.as_str()) {
-        bail!("--model {model}: unknown model (known: {})", PipelineSpec::kinds().join(", "));
+    if registry::kind(&kind).is_none() {
+        bail!("--model {model}: unknown model (known: {})", registry::kinds().join(", "));
     }
     let mut map = serde_json::Map::new();
     map.insert("kind".into(), Value::String(kind));
@@ -30,7 +30,7 @@ pub fn model_spec(model: &str, params: &[String]) -> Result<PipelineSpec> {
         let (k, v) = p.split_once('=').with_context(|| format!("--param {p}: expected KEY=VALUE"))?;
         map.insert(k.trim().to_string(), parse_value(v));
     }
-    let spec: PipelineSpec = typed(Value::Object(map), &format!("--model {model} parameters"))?;
+    let spec: Spec = typed(Value::Object(map), &format!("--model {model} parameters"))?;
     spec.check().map_err(|e| anyhow::anyhow!("--param: {e}"))?;
     Ok(spec)
 }
@@ -218,7 +218,7 @@ pub fn evaluate_split(
             (loaded.manifest.kind.clone(), evaluate_model(loaded.model, 0.0, &train, &plan, progress))
         }
         None if opts.diagnostics => {
-            let PipelineSpec::TwoStage(two_stage) = &spec else {
+            let Some(two_stage) = spec.get::<tandem_rank::TwoStageSpec>() else {
                 bail!("--diagnostics: only two_stage models have a ranker to diagnose (got {})", spec.kind());
             };
             let start = std::time::Instant::now();

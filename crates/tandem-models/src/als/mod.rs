@@ -25,7 +25,7 @@ mod tests {
         let t = checkerboard();
         // Two communities are rank 2; with more factors than that, ALS memorises 10-item rows.
         let p = AlsParams { factors: 2, iterations: 10, regularization: 0.01, alpha: 5.0, ..Default::default() };
-        conformance(&p.fit(&t, &NoProgress).unwrap(), &t, 1.0);
+        conformance::<AlsParams>(&p.fit(&t, &NoProgress).unwrap(), &t, 1.0);
     }
 
     #[test]

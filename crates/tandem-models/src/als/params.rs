@@ -2,7 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Als;
+use crate::artifact::{TensorReader, Tensors};
 use crate::error::{ModelError, Result};
+use crate::fit::ValidateRetriever;
+use crate::kind::{saved_params, Dim, FitData, ModelParams};
+use crate::retriever::Retriever;
+use tandem_data::Progress;
 
 fn factors() -> usize {
     64
@@ -93,5 +99,35 @@ impl AlsParams {
             return bad("cg_steps", "0".into(), "at least 1");
         }
         Ok(())
+    }
+}
+
+impl ModelParams for AlsParams {
+    fn check(&self) -> Result<()> {
+        AlsParams::check(self)
+    }
+
+    fn fit(
+        &self,
+        _: &str,
+        data: &FitData<'_>,
+        progress: &dyn Progress,
+        _: Option<&mut ValidateRetriever<'_>>,
+    ) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(AlsParams::fit(self, data.train, progress)?))
+    }
+
+    fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
+        let t = TensorReader::new(tensors, "als");
+        Ok(Box::new(Als::from_parts(saved_params(kind, params)?, t.matrix("user_factors")?, t.matrix("item_factors")?)))
+    }
+
+    fn space() -> Vec<Dim> {
+        vec![
+            Dim::int("factors", 16, 256, true),
+            Dim::float("regularization", 0.01, 100.0, true),
+            Dim::float("alpha", 0.0, 40.0, false),
+            Dim::int("iterations", 5, 30, false),
+        ]
     }
 }

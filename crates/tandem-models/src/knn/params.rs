@@ -3,7 +3,13 @@
 use serde::{Deserialize, Serialize};
 
 use super::weighting::Weighting;
+use super::{ItemKnn, UserKnn};
+use crate::artifact::{TensorReader, Tensors};
 use crate::error::{ModelError, Result};
+use crate::fit::ValidateRetriever;
+use crate::kind::{saved_params, Dim, FitData, ModelParams};
+use crate::retriever::Retriever;
+use tandem_data::Progress;
 
 // Defaults chosen on a validation split of ml-100k temporal train (bench/tune_knn.sh), never on test.
 fn neighbours() -> usize {
@@ -63,5 +69,41 @@ impl KnnParams {
             return bad("shrink", self.shrink.to_string(), "a finite number >= 0");
         }
         Ok(())
+    }
+}
+
+impl ModelParams for KnnParams {
+    fn check(&self) -> Result<()> {
+        KnnParams::check(self)
+    }
+
+    /// `item_knn` or `user_knn`.
+    fn fit(
+        &self,
+        kind: &str,
+        data: &FitData<'_>,
+        progress: &dyn Progress,
+        _: Option<&mut ValidateRetriever<'_>>,
+    ) -> Result<Box<dyn Retriever>> {
+        Ok(match kind {
+            "user_knn" => Box::new(self.fit_user_knn(data.train, progress)?),
+            _ => Box::new(self.fit_item_knn(data.train, progress)?),
+        })
+    }
+
+    fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
+        let p = saved_params(kind, params)?;
+        Ok(match kind {
+            "user_knn" => Box::new(UserKnn::from_matrix(p, TensorReader::new(tensors, "user_knn").csr("user_items")?)),
+            _ => Box::new(ItemKnn::from_neighbours(p, TensorReader::new(tensors, "item_knn").csr("neighbours")?)),
+        })
+    }
+
+    fn space() -> Vec<Dim> {
+        vec![
+            Dim::choice("weighting", &["bm25", "cosine", "tfidf", "none"]),
+            Dim::int("neighbours", 10, 1000, true),
+            Dim::float("shrink", 0.0, 100.0, false),
+        ]
     }
 }

@@ -71,7 +71,7 @@ fn conformance_suite() {
     for w in [Weighting::None, Weighting::Cosine, Weighting::Tfidf, Weighting::Bm25] {
         let p = KnnParams { weighting: w, neighbours: 20, ..Default::default() };
         let train = checkerboard();
-        conformance(&p.fit_item_knn(&train, &NoProgress).unwrap(), &train, 1.0);
-        conformance(&p.fit_user_knn(&train, &NoProgress).unwrap(), &train, 1.0);
+        conformance::<KnnParams>(&p.fit_item_knn(&train, &NoProgress).unwrap(), &train, 1.0);
+        conformance::<KnnParams>(&p.fit_user_knn(&train, &NoProgress).unwrap(), &train, 1.0);
     }
 }

@@ -2,8 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Mf;
+use crate::artifact::{TensorReader, Tensors};
 use crate::error::{ModelError, Result};
+use crate::fit::ValidateRetriever;
+use crate::kind::{saved_params, Dim, FitData, ModelParams};
 use crate::optim::OptimizerKind;
+use crate::retriever::Retriever;
+use tandem_data::Progress;
 
 /// The training loss.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -185,5 +191,45 @@ impl MfParams {
             }
         }
         Ok(())
+    }
+}
+
+impl ModelParams for MfParams {
+    fn check(&self) -> Result<()> {
+        MfParams::check(self)
+    }
+
+    fn fit(
+        &self,
+        _: &str,
+        data: &FitData<'_>,
+        progress: &dyn Progress,
+        validate: Option<&mut ValidateRetriever<'_>>,
+    ) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(match validate {
+            Some(v) => self.fit_with(data.train, progress, &mut |r, m| v(r, m))?,
+            None => MfParams::fit(self, data.train, progress)?,
+        }))
+    }
+
+    fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
+        let t = TensorReader::new(tensors, "mf");
+        let (users, items) = (t.matrix("user_factors")?, t.matrix("item_factors")?);
+        let (user_bias, item_bias) = (t.f32("user_bias")?.1, t.f32("item_bias")?.1);
+        let global = t.f32("global_bias")?.1.first().copied().unwrap_or(0.0);
+        if user_bias.len() != users.rows() || item_bias.len() != items.rows() || users.dim() != items.dim() {
+            return Err(ModelError::Artifact { path: "mf model".into(), message: "tensor shapes disagree".into() });
+        }
+        Ok(Box::new(Mf::from_parts(saved_params(kind, params)?, users, items, user_bias, item_bias, global)))
+    }
+
+    fn space() -> Vec<Dim> {
+        vec![
+            Dim::int("factors", 16, 256, true),
+            Dim::float("learning_rate", 0.001, 0.3, true),
+            Dim::float("weight_decay", 1e-6, 0.1, true),
+            Dim::int("epochs", 5, 100, true),
+            Dim::choice("negative_mode", &["uniform", "hard"]),
+        ]
     }
 }

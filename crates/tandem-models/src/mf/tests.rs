@@ -12,7 +12,7 @@ fn conformance_bpr_and_bce() {
     let t = checkerboard();
     for loss in [Loss::Bpr, Loss::Bce] {
         let m = small(loss).fit(&t, &NoProgress).unwrap();
-        conformance(&m, &t, 1.0);
+        conformance::<MfParams>(&m, &t, 1.0);
     }
 }
 
@@ -23,7 +23,7 @@ fn one_thread_is_bit_reproducible_and_many_threads_learn_the_same() {
     assert_eq!(p.fit(&t, &NoProgress).unwrap(), p.fit(&t, &NoProgress).unwrap());
     // Hogwild gives other bits but the same ranking on this easy problem.
     let hog = MfParams { threads: 0, batch_size: 8, ..p }.fit(&t, &NoProgress).unwrap();
-    conformance(&hog, &t, 1.0);
+    conformance::<MfParams>(&hog, &t, 1.0);
 }
 
 /// With zero-initialised factors and no biases nothing can move, so every example's loss is
