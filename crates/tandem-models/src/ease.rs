@@ -46,14 +46,6 @@ pub struct Ease {
 }
 
 impl EaseParams {
-    /// Checks the parameters' ranges.
-    pub fn check(&self) -> Result<()> {
-        if !(self.lambda > 0.0 && self.lambda.is_finite()) {
-            return Err(ModelError::invalid("lambda", self.lambda, "a finite number above 0"));
-        }
-        Ok(())
-    }
-
     /// Fits EASE on `train`'s user x item matrix (weights as given).
     pub fn fit(&self, train: &TrainSet, progress: &dyn Progress) -> Result<Ease> {
         self.check()?;
@@ -147,8 +139,12 @@ impl Retriever for Ease {
 }
 
 impl ModelParams for EaseParams {
+    /// Checks the parameters' ranges.
     fn check(&self) -> Result<()> {
-        EaseParams::check(self)
+        if !(self.lambda > 0.0 && self.lambda.is_finite()) {
+            return Err(ModelError::invalid("lambda", self.lambda, "a finite number above 0"));
+        }
+        Ok(())
     }
 
     fn fit(

@@ -54,14 +54,6 @@ pub struct Popularity {
 }
 
 impl PopularityParams {
-    /// Checks the parameters' ranges.
-    pub fn check(&self) -> Result<()> {
-        if self.window_days == 0 {
-            return Err(ModelError::invalid("window_days", 0, "at least 1 day"));
-        }
-        Ok(())
-    }
-
     /// Counts the training log.
     pub fn fit(&self, train: &TrainSet) -> Result<Popularity> {
         self.check()?;
@@ -137,8 +129,12 @@ impl Retriever for Popularity {
 }
 
 impl ModelParams for PopularityParams {
+    /// Checks the parameters' ranges.
     fn check(&self) -> Result<()> {
-        PopularityParams::check(self)
+        if self.window_days == 0 {
+            return Err(ModelError::invalid("window_days", 0, "at least 1 day"));
+        }
+        Ok(())
     }
 
     fn fit(

@@ -49,10 +49,15 @@ fn main() {
                     let mut seconds = None;
                     let start = Instant::now();
                     params
-                        .fit_with(s, &train, &NoProgress, &mut |report, _| {
-                            seconds = Some(report.seconds);
-                            None
-                        })
+                        .fit_with(
+                            s,
+                            &train,
+                            &NoProgress,
+                            Some(&mut |report, _| {
+                                seconds = Some(report.seconds);
+                                None
+                            }),
+                        )
                         .expect("fits");
                     seconds.unwrap_or(start.elapsed().as_secs_f64()) / n * 1e6
                 })

@@ -93,50 +93,18 @@ impl Default for HistoryParams {
 }
 
 impl HistoryParams {
-    /// Checks the parameters' ranges.
-    pub fn check(&self) -> Result<()> {
-        if !(1..=1024).contains(&self.factors) {
-            return Err(invalid("factors", self.factors, "1..=1024"));
-        }
-        if !(1..=256).contains(&self.history) {
-            return Err(invalid("history", self.history, "1..=256"));
-        }
-        if !(self.dice >= 0.0 && self.dice <= 100.0) {
-            return Err(invalid("dice", self.dice, "0 <= dice <= 100"));
-        }
-        if !(2..=1_000_000).contains(&self.candidates) {
-            return Err(invalid("candidates", self.candidates, "2..=1000000"));
-        }
-        crate::check_schedule(self.epochs, self.learning_rate)?;
-        if !(1..=65_536).contains(&self.batch_size) {
-            return Err(invalid("batch_size", self.batch_size, "1..=65536"));
-        }
-        if !(self.init_std > 0.0 && self.init_std <= 10.0) {
-            return Err(invalid("init_std", self.init_std, "0 < init_std <= 10"));
-        }
-        Ok(())
-    }
-
     fn width(&self) -> usize {
         self.factors + 1 + FEATURES
     }
 
     /// Fits the model.
     pub fn fit(&self, train: &TrainSet, progress: &dyn Progress) -> Result<HistoryModel> {
-        self.fit_inner(train, progress, None)
+        self.fit_with(train, progress, None)
     }
 
-    /// Fits with a validation callback after every epoch (best epoch kept, early stopping).
+    /// Fits, calling `validate` (when given) after every epoch: the best epoch is kept and
+    /// training stops after `patience` epochs without improvement.
     pub fn fit_with(
-        &self,
-        train: &TrainSet,
-        progress: &dyn Progress,
-        validate: &mut Validate<'_>,
-    ) -> Result<HistoryModel> {
-        self.fit_inner(train, progress, Some(validate))
-    }
-
-    fn fit_inner(
         &self,
         train: &TrainSet,
         progress: &dyn Progress,
@@ -555,8 +523,28 @@ impl Retriever for HistoryModel {
 }
 
 impl ModelParams for HistoryParams {
+    /// Checks the parameters' ranges.
     fn check(&self) -> Result<()> {
-        HistoryParams::check(self)
+        if !(1..=1024).contains(&self.factors) {
+            return Err(invalid("factors", self.factors, "1..=1024"));
+        }
+        if !(1..=256).contains(&self.history) {
+            return Err(invalid("history", self.history, "1..=256"));
+        }
+        if !(self.dice >= 0.0 && self.dice <= 100.0) {
+            return Err(invalid("dice", self.dice, "0 <= dice <= 100"));
+        }
+        if !(2..=1_000_000).contains(&self.candidates) {
+            return Err(invalid("candidates", self.candidates, "2..=1000000"));
+        }
+        crate::check_schedule(self.epochs, self.learning_rate)?;
+        if !(1..=65_536).contains(&self.batch_size) {
+            return Err(invalid("batch_size", self.batch_size, "1..=65536"));
+        }
+        if !(self.init_std > 0.0 && self.init_std <= 10.0) {
+            return Err(invalid("init_std", self.init_std, "0 < init_std <= 10"));
+        }
+        Ok(())
     }
 
     fn fit(
@@ -566,7 +554,7 @@ impl ModelParams for HistoryParams {
         progress: &dyn Progress,
         validate: Option<&mut Validate<'_>>,
     ) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(self.fit_inner(data.train, progress, validate)?))
+        Ok(Box::new(self.fit_with(data.train, progress, validate)?))
     }
 
     fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {

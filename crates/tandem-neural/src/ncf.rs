@@ -69,57 +69,14 @@ impl Default for NcfParams {
 }
 
 impl NcfParams {
-    /// Checks the parameters' ranges.
-    pub fn check(&self) -> Result<()> {
-        if !(1..=1024).contains(&self.embedding) {
-            return Err(invalid("embedding", self.embedding, "1..=1024"));
-        }
-        if self.layers.len() < 2
-            || self.layers[0] != 2 * self.embedding
-            || self.layers.iter().any(|&w| w == 0 || w > 4096)
-        {
-            return Err(invalid("layers", &self.layers, "at least two widths in 1..=4096, the first = 2 * embedding"));
-        }
-        if !(1..=1024).contains(&self.gmf_factors) {
-            return Err(invalid("gmf_factors", self.gmf_factors, "1..=1024"));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(invalid("dropout", self.dropout, "0 <= dropout < 1"));
-        }
-        if !(1..=1000).contains(&self.negatives) {
-            return Err(invalid("negatives", self.negatives, "1..=1000"));
-        }
-        crate::check_schedule(self.epochs, self.learning_rate)?;
-        if !(1..=1_000_000).contains(&self.batch_size) {
-            return Err(invalid("batch_size", self.batch_size, "1..=1000000"));
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return Err(invalid("weight_decay", self.weight_decay, ">= 0"));
-        }
-        if !(self.init_std >= 0.0 && self.init_std <= 10.0) {
-            return Err(invalid("init_std", self.init_std, "0..=10"));
-        }
-        Ok(())
-    }
-
     /// Fits plain NCF (`gmf: false`) or NeuMF (`gmf: true`).
     pub fn fit(&self, gmf: bool, train: &TrainSet, progress: &dyn Progress) -> Result<Ncf> {
-        self.fit_inner(gmf, train, progress, None)
+        self.fit_with(gmf, train, progress, None)
     }
 
-    /// Fits with a validation callback after every epoch; keeps the best epoch (a copy) and
-    /// stops after `patience` epochs without improvement.
+    /// Fits, calling `validate` (when given) after every epoch: the best epoch is kept and
+    /// training stops after `patience` epochs without improvement.
     pub fn fit_with(
-        &self,
-        gmf: bool,
-        train: &TrainSet,
-        progress: &dyn Progress,
-        validate: &mut Validate<'_>,
-    ) -> Result<Ncf> {
-        self.fit_inner(gmf, train, progress, Some(validate))
-    }
-
-    fn fit_inner(
         &self,
         gmf: bool,
         train: &TrainSet,
@@ -457,8 +414,37 @@ impl Ncf {
 }
 
 impl ModelParams for NcfParams {
+    /// Checks the parameters' ranges.
     fn check(&self) -> Result<()> {
-        NcfParams::check(self)
+        if !(1..=1024).contains(&self.embedding) {
+            return Err(invalid("embedding", self.embedding, "1..=1024"));
+        }
+        if self.layers.len() < 2
+            || self.layers[0] != 2 * self.embedding
+            || self.layers.iter().any(|&w| w == 0 || w > 4096)
+        {
+            return Err(invalid("layers", &self.layers, "at least two widths in 1..=4096, the first = 2 * embedding"));
+        }
+        if !(1..=1024).contains(&self.gmf_factors) {
+            return Err(invalid("gmf_factors", self.gmf_factors, "1..=1024"));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(invalid("dropout", self.dropout, "0 <= dropout < 1"));
+        }
+        if !(1..=1000).contains(&self.negatives) {
+            return Err(invalid("negatives", self.negatives, "1..=1000"));
+        }
+        crate::check_schedule(self.epochs, self.learning_rate)?;
+        if !(1..=1_000_000).contains(&self.batch_size) {
+            return Err(invalid("batch_size", self.batch_size, "1..=1000000"));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(invalid("weight_decay", self.weight_decay, ">= 0"));
+        }
+        if !(self.init_std >= 0.0 && self.init_std <= 10.0) {
+            return Err(invalid("init_std", self.init_std, "0..=10"));
+        }
+        Ok(())
     }
 
     /// `ncf`, or `neumf` (with the GMF branch).
@@ -469,7 +455,7 @@ impl ModelParams for NcfParams {
         progress: &dyn Progress,
         validate: Option<&mut Validate<'_>>,
     ) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(self.fit_inner(kind == "neumf", data.train, progress, validate)?))
+        Ok(Box::new(self.fit_with(kind == "neumf", data.train, progress, validate)?))
     }
 
     fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
@@ -535,12 +521,17 @@ mod tests {
         let scores = [0.1, 0.5, 0.3, 0.2, 0.9];
         let mut seen = Vec::new();
         let best = p
-            .fit_with(true, &t, &NoProgress, &mut |r, m| {
-                let mut s = vec![0.0; m.n_items()];
-                m.score(&Query::from_row(&t.user_items, 0), &mut s);
-                seen.push(s);
-                Some(scores[r.epoch - 1])
-            })
+            .fit_with(
+                true,
+                &t,
+                &NoProgress,
+                Some(&mut |r, m| {
+                    let mut s = vec![0.0; m.n_items()];
+                    m.score(&Query::from_row(&t.user_items, 0), &mut s);
+                    seen.push(s);
+                    Some(scores[r.epoch - 1])
+                }),
+            )
             .unwrap();
         assert_eq!(seen.len(), 4, "two epochs without improvement after epoch 2 stop training");
         let mut s = vec![0.0; best.n_items()];

@@ -128,51 +128,14 @@ impl Default for SoftmaxParams {
 }
 
 impl SoftmaxParams {
-    /// Checks the parameters' ranges.
-    pub fn check(&self) -> Result<()> {
-        if !(1..=1024).contains(&self.factors) {
-            return Err(invalid("factors", self.factors, "1..=1024"));
-        }
-        crate::check_schedule(self.epochs, self.learning_rate)?;
-        if !(1..=65_536).contains(&self.batch_size) {
-            return Err(invalid("batch_size", self.batch_size, "1..=65536"));
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay < 1.0) {
-            return Err(invalid("weight_decay", self.weight_decay, "0 <= weight_decay < 1"));
-        }
-        if !(self.init_std > 0.0 && self.init_std <= 10.0) {
-            return Err(invalid("init_std", self.init_std, "0 < init_std <= 10"));
-        }
-        if !(1..=10_000).contains(&self.negatives) {
-            return Err(invalid("negatives", self.negatives, "1..=10000"));
-        }
-        if !(1..=1_000_000).contains(&self.beam) {
-            return Err(invalid("beam", self.beam, "1..=1000000"));
-        }
-        if self.relearn > 10 {
-            return Err(invalid("relearn", self.relearn, "0..=10"));
-        }
-        Ok(())
-    }
-
     /// Fits a model of `structure`.
     pub fn fit(&self, structure: Structure, train: &TrainSet, progress: &dyn Progress) -> Result<SoftmaxModel> {
-        self.fit_inner(structure, train, progress, None)
+        self.fit_with(structure, train, progress, None)
     }
 
-    /// Fits with a validation callback after every epoch (best epoch kept over all rounds,
-    /// early stopping within a round).
+    /// Fits, calling `validate` (when given) after every epoch: the best epoch is kept and
+    /// training stops after `patience` epochs without improvement.
     pub fn fit_with(
-        &self,
-        structure: Structure,
-        train: &TrainSet,
-        progress: &dyn Progress,
-        validate: &mut Validate<'_>,
-    ) -> Result<SoftmaxModel> {
-        self.fit_inner(structure, train, progress, Some(validate))
-    }
-
-    fn fit_inner(
         &self,
         structure: Structure,
         train: &TrainSet,
@@ -700,8 +663,31 @@ fn log_softmax(v: &mut [f32]) {
 }
 
 impl ModelParams for SoftmaxParams {
+    /// Checks the parameters' ranges.
     fn check(&self) -> Result<()> {
-        SoftmaxParams::check(self)
+        if !(1..=1024).contains(&self.factors) {
+            return Err(invalid("factors", self.factors, "1..=1024"));
+        }
+        crate::check_schedule(self.epochs, self.learning_rate)?;
+        if !(1..=65_536).contains(&self.batch_size) {
+            return Err(invalid("batch_size", self.batch_size, "1..=65536"));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay < 1.0) {
+            return Err(invalid("weight_decay", self.weight_decay, "0 <= weight_decay < 1"));
+        }
+        if !(self.init_std > 0.0 && self.init_std <= 10.0) {
+            return Err(invalid("init_std", self.init_std, "0 < init_std <= 10"));
+        }
+        if !(1..=10_000).contains(&self.negatives) {
+            return Err(invalid("negatives", self.negatives, "1..=10000"));
+        }
+        if !(1..=1_000_000).contains(&self.beam) {
+            return Err(invalid("beam", self.beam, "1..=1000000"));
+        }
+        if self.relearn > 10 {
+            return Err(invalid("relearn", self.relearn, "0..=10"));
+        }
+        Ok(())
     }
 
     /// `softmax`, `hsoftmax` or `tdm`.
@@ -712,7 +698,7 @@ impl ModelParams for SoftmaxParams {
         progress: &dyn Progress,
         validate: Option<&mut Validate<'_>>,
     ) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(self.fit_inner(Structure::of(kind), data.train, progress, validate)?))
+        Ok(Box::new(self.fit_with(Structure::of(kind), data.train, progress, validate)?))
     }
 
     fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {

@@ -87,59 +87,18 @@ impl Default for TwoTowerParams {
 }
 
 impl TwoTowerParams {
-    /// Checks the parameters' ranges.
-    pub fn check(&self) -> Result<()> {
-        if !(1..=4096).contains(&self.embedding) {
-            return Err(invalid("embedding", self.embedding, "1..=4096"));
-        }
-        if !self.layers.is_empty()
-            && (self.layers.len() < 2
-                || self.layers[0] != self.embedding
-                || self.layers.iter().any(|&w| w == 0 || w > 8192))
-        {
-            return Err(invalid(
-                "layers",
-                &self.layers,
-                "[] or at least two widths in 1..=8192, the first = embedding",
-            ));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(invalid("dropout", self.dropout, "0 <= dropout < 1"));
-        }
-        if !(self.temperature > 0.0 && self.temperature <= 100.0) {
-            return Err(invalid("temperature", self.temperature, "0 < temperature <= 100"));
-        }
-        crate::check_schedule(self.epochs, self.learning_rate)?;
-        if !(2..=65_536).contains(&self.batch_size) {
-            return Err(invalid("batch_size", self.batch_size, "2..=65536"));
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay < 1.0) {
-            return Err(invalid("weight_decay", self.weight_decay, "0 <= weight_decay < 1"));
-        }
-        if !(self.init_std > 0.0 && self.init_std <= 10.0) {
-            return Err(invalid("init_std", self.init_std, "0 < init_std <= 10"));
-        }
-        if self.history > 1024 {
-            return Err(invalid("history", self.history, "0..=1024"));
-        }
-        Ok(())
-    }
-
     fn out_dim(&self) -> usize {
         self.layers.last().copied().unwrap_or(self.embedding)
     }
 
     /// Fits the model.
     pub fn fit(&self, train: &TrainSet, progress: &dyn Progress) -> Result<TwoTower> {
-        self.fit_inner(train, progress, None)
+        self.fit_with(train, progress, None)
     }
 
-    /// Fits with a validation callback after every epoch (best epoch kept, early stopping).
-    pub fn fit_with(&self, train: &TrainSet, progress: &dyn Progress, validate: &mut Validate<'_>) -> Result<TwoTower> {
-        self.fit_inner(train, progress, Some(validate))
-    }
-
-    fn fit_inner(
+    /// Fits, calling `validate` (when given) after every epoch: the best epoch is kept and
+    /// training stops after `patience` epochs without improvement.
+    pub fn fit_with(
         &self,
         train: &TrainSet,
         progress: &dyn Progress,
@@ -538,8 +497,42 @@ impl Retriever for TwoTower {
 }
 
 impl ModelParams for TwoTowerParams {
+    /// Checks the parameters' ranges.
     fn check(&self) -> Result<()> {
-        TwoTowerParams::check(self)
+        if !(1..=4096).contains(&self.embedding) {
+            return Err(invalid("embedding", self.embedding, "1..=4096"));
+        }
+        if !self.layers.is_empty()
+            && (self.layers.len() < 2
+                || self.layers[0] != self.embedding
+                || self.layers.iter().any(|&w| w == 0 || w > 8192))
+        {
+            return Err(invalid(
+                "layers",
+                &self.layers,
+                "[] or at least two widths in 1..=8192, the first = embedding",
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(invalid("dropout", self.dropout, "0 <= dropout < 1"));
+        }
+        if !(self.temperature > 0.0 && self.temperature <= 100.0) {
+            return Err(invalid("temperature", self.temperature, "0 < temperature <= 100"));
+        }
+        crate::check_schedule(self.epochs, self.learning_rate)?;
+        if !(2..=65_536).contains(&self.batch_size) {
+            return Err(invalid("batch_size", self.batch_size, "2..=65536"));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay < 1.0) {
+            return Err(invalid("weight_decay", self.weight_decay, "0 <= weight_decay < 1"));
+        }
+        if !(self.init_std > 0.0 && self.init_std <= 10.0) {
+            return Err(invalid("init_std", self.init_std, "0 < init_std <= 10"));
+        }
+        if self.history > 1024 {
+            return Err(invalid("history", self.history, "0..=1024"));
+        }
+        Ok(())
     }
 
     fn fit(
@@ -549,7 +542,7 @@ impl ModelParams for TwoTowerParams {
         progress: &dyn Progress,
         validate: Option<&mut Validate<'_>>,
     ) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(self.fit_inner(data.train, progress, validate)?))
+        Ok(Box::new(self.fit_with(data.train, progress, validate)?))
     }
 
     fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {

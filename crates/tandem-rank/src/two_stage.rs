@@ -123,29 +123,9 @@ impl Default for TwoStageSpec {
 }
 
 impl ModelParams for TwoStageSpec {
-    fn check(&self) -> Result<()> {
-        TwoStageSpec::check(self)
-    }
-
-    fn fit(
-        &self,
-        _: &str,
-        data: &FitData<'_>,
-        progress: &dyn Progress,
-        _: Option<&mut ValidateRetriever<'_>>,
-    ) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(TwoStageSpec::fit(self, data.train, data.items, progress)?))
-    }
-
-    fn load(_: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(TwoStage::from_artifact(params, tensors, &crate::registry::load)?))
-    }
-}
-
-impl TwoStageSpec {
     /// Checks the parameters' ranges, the retrievers' and the ranker's included (their
     /// errors name `retrievers.K.key` and `ranker.key`).
-    pub fn check(&self) -> Result<()> {
+    fn check(&self) -> Result<()> {
         use crate::parts::invalid;
         for (k, r) in self.retrievers.iter().enumerate() {
             r.check().map_err(|e| e.at(&format!("retrievers.{k}")))?;
@@ -173,6 +153,22 @@ impl TwoStageSpec {
         Ok(self.mining.check()?)
     }
 
+    fn fit(
+        &self,
+        _: &str,
+        data: &FitData<'_>,
+        progress: &dyn Progress,
+        _: Option<&mut ValidateRetriever<'_>>,
+    ) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(TwoStageSpec::fit(self, data.train, data.items, progress)?))
+    }
+
+    fn load(_: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(TwoStage::from_artifact(params, tensors, &crate::registry::load)?))
+    }
+}
+
+impl TwoStageSpec {
     fn fit_retrievers(&self, train: &TrainSet, progress: &dyn Progress) -> Result<Vec<Box<dyn Retriever>>> {
         self.retrievers.iter().map(|s| s.fit(train, &[], progress)).collect()
     }

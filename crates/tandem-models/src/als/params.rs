@@ -74,9 +74,9 @@ impl Default for AlsParams {
     }
 }
 
-impl AlsParams {
+impl ModelParams for AlsParams {
     /// Checks the parameters' ranges.
-    pub fn check(&self) -> Result<()> {
+    fn check(&self) -> Result<()> {
         let bad = |name: &str, value: String, allowed| {
             Err(ModelError::InvalidParameter { name: name.into(), value, allowed })
         };
@@ -99,12 +99,6 @@ impl AlsParams {
             return bad("cg_steps", "0".into(), "at least 1");
         }
         Ok(())
-    }
-}
-
-impl ModelParams for AlsParams {
-    fn check(&self) -> Result<()> {
-        AlsParams::check(self)
     }
 
     fn fit(

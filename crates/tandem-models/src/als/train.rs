@@ -13,6 +13,7 @@ use crate::error::{ModelError, Result};
 #[cfg(target_arch = "x86_64")]
 use crate::factors::Avx2;
 use crate::factors::{simd, Factors, Kernels, Portable, Simd};
+use crate::kind::ModelParams;
 use crate::retriever::TrainSet;
 
 impl AlsParams {

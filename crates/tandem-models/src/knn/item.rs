@@ -6,6 +6,7 @@ use tandem_data::{Csr, Progress};
 use super::params::KnnParams;
 use super::weighting::Weigher;
 use crate::error::{ModelError, Result};
+use crate::kind::ModelParams;
 use crate::retriever::{Query, Retriever, TrainSet};
 use crate::topk::TopK;
 

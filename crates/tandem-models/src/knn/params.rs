@@ -50,9 +50,9 @@ impl Default for KnnParams {
     }
 }
 
-impl KnnParams {
+impl ModelParams for KnnParams {
     /// Checks the parameters' ranges.
-    pub fn check(&self) -> Result<()> {
+    fn check(&self) -> Result<()> {
         let bad = |name: &str, value: String, allowed| {
             Err(ModelError::InvalidParameter { name: name.into(), value, allowed })
         };
@@ -69,12 +69,6 @@ impl KnnParams {
             return bad("shrink", self.shrink.to_string(), "a finite number >= 0");
         }
         Ok(())
-    }
-}
-
-impl ModelParams for KnnParams {
-    fn check(&self) -> Result<()> {
-        KnnParams::check(self)
     }
 
     /// `item_knn` or `user_knn`.

@@ -6,6 +6,7 @@ use super::item::Accumulator;
 use super::params::KnnParams;
 use super::weighting::Weigher;
 use crate::error::{ModelError, Result};
+use crate::kind::ModelParams;
 use crate::retriever::{Query, Retriever, TrainSet};
 
 /// User-user CF: the query's weighted vector finds its `neighbours` most similar training users

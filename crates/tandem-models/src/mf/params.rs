@@ -149,9 +149,9 @@ impl Default for MfParams {
     }
 }
 
-impl MfParams {
+impl ModelParams for MfParams {
     /// Checks the parameters' ranges.
-    pub fn check(&self) -> Result<()> {
+    fn check(&self) -> Result<()> {
         let bad = |name: &str, value: String, allowed| {
             Err(ModelError::InvalidParameter { name: name.into(), value, allowed })
         };
@@ -191,12 +191,6 @@ impl MfParams {
             }
         }
         Ok(())
-    }
-}
-
-impl ModelParams for MfParams {
-    fn check(&self) -> Result<()> {
-        MfParams::check(self)
     }
 
     fn fit(

@@ -14,6 +14,7 @@ use crate::error::{ModelError, Result};
 use crate::factors::Avx2;
 use crate::factors::{dot, simd, Factors, Kernels, Portable, Simd};
 use crate::fit::{self, EpochTrainer, Epochs};
+use crate::kind::ModelParams;
 use crate::optim::{Grad, Optimizer, OptimizerKind, ParamTable};
 use crate::retriever::TrainSet;
 
