@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use tandem_data::read::ItemInfo;
-use tandem_data::{Csr, Interactions, Progress};
+use tandem_data::{Csr, Progress};
 use tandem_eval::{evaluate, EpochRecord, Evaluation, MetricAt, ModelReport, Protocol, Report, TestSet};
 use tandem_models::{Histories, Retriever, TrainSet};
 use tandem_rank::Spec;
@@ -108,24 +108,6 @@ pub fn evaluate_model(
         diagnostics: None,
     };
     Evaluated { model, evaluation, report }
-}
-
-/// The user x item matrix of every row of `parts`.
-pub fn known_matrix(parts: &[&Interactions], n_users: usize, n_items: usize) -> Csr {
-    let mut all = Interactions::new();
-    for p in parts {
-        all.extend(p);
-    }
-    Csr::user_items(&all, n_users, n_items)
-}
-
-/// Items with at least one interaction in `m` (user x item).
-pub fn items_with_interactions(m: &Csr) -> Vec<bool> {
-    let mut seen = vec![false; m.n_cols()];
-    for &i in m.indices() {
-        seen[i as usize] = true;
-    }
-    seen
 }
 
 /// Writes `report.json` and, if asked, the plots: `metrics_at_k.svg`, and `training_curves.svg`

@@ -27,6 +27,7 @@ mod negatives;
 mod plot;
 mod protocol;
 mod report;
+pub mod setup;
 
 pub use export::{write_lists, ExportError, SubmissionFormat};
 pub use metric::{Metric, MetricAt, MetricSums};
@@ -34,3 +35,4 @@ pub use negatives::{sample_negatives, NegativeSampling};
 pub use plot::{metrics_at_k_svg, training_curves_svg};
 pub use protocol::{evaluate, Evaluation, Protocol, TestSet};
 pub use report::{EpochRecord, ModelReport, ProtocolInfo, Report};
+pub use setup::{items_with_interactions, setup, Candidates, Parts, Setup, SetupError};

@@ -63,6 +63,34 @@ impl<'a> Histories<'a> {
     }
 }
 
+/// Items by how many users have them in `m` (users x items), most first, ties by index: what
+/// a query with no trained user and no history gets.
+pub fn popular_items(m: &Csr) -> Vec<Scored> {
+    let mut counts = vec![0f32; m.n_cols()];
+    for &i in m.indices() {
+        counts[i as usize] += 1.0;
+    }
+    top_k(&counts, counts.len(), |_| true)
+}
+
+/// The best `k` items for `query` among those `keep` allows: from `model`, or from `popular`
+/// (best first, see [`popular_items`]) when the query has neither a trained user nor any
+/// history — the one fallback of submissions, `tandem recommend` and the server. The flag
+/// says whether the fallback answered.
+pub fn recommend_or_popular(
+    model: &dyn Retriever,
+    popular: &[Scored],
+    query: &Query<'_>,
+    k: usize,
+    keep: &dyn Fn(u32) -> bool,
+) -> (Vec<Scored>, bool) {
+    if query.user.is_none() && query.items.is_empty() {
+        (popular.iter().filter(|s| keep(s.item)).take(k).copied().collect(), true)
+    } else {
+        (model.recommend(query, k, keep), false)
+    }
+}
+
 /// A model's user and item vectors (rows = user / item indices).
 #[derive(Debug, Clone, Copy)]
 pub struct Embeddings<'a> {

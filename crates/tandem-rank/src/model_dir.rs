@@ -188,13 +188,7 @@ impl Loaded {
     /// Items by how many users have them in training, most first (ties by index): the
     /// fallback for users with no history at all.
     pub fn popular(&self) -> Vec<tandem_models::Scored> {
-        let mut counts = vec![0f32; self.items.len()];
-        for &i in self.history.indices() {
-            if let Some(c) = counts.get_mut(i as usize) {
-                *c += 1.0;
-            }
-        }
-        tandem_models::top_k(&counts, counts.len(), |_| true)
+        tandem_models::popular_items(&self.history)
     }
 }
 

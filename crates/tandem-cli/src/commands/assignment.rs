@@ -10,11 +10,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use tandem_data::read::CourseSource;
 use tandem_data::{Progress, Source, SplitSpec};
-use tandem_eval::{evaluate, write_lists, Protocol, SubmissionFormat, TestSet};
+use tandem_eval::{evaluate, items_with_interactions, write_lists, Protocol, SubmissionFormat, TestSet};
 use tandem_models::{Histories, Loss, MfParams, NegativeMode, OptimizerKind, Retriever, TrainSet};
 
 use crate::config::typed;
-use crate::pipeline::items_with_interactions;
 
 /// How validation is held out.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -1,21 +1,19 @@
 //! `tandem evaluate-split SPLIT_DIR --model NAME`: one model on a pre-split directory.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use indexmap::IndexMap;
 use serde_json::Value;
-use tandem_data::{Csr, Progress, SplitDir};
-use tandem_eval::{write_lists, MetricAt, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet};
+use tandem_data::{Progress, SplitDir};
+use tandem_eval::{
+    setup, write_lists, Candidates, MetricAt, Parts, Report, Setup, SetupError, SubmissionFormat, TestSet,
+};
 use tandem_models::TrainSet;
 use tandem_rank::{registry, Spec};
 
 use crate::config::{check_ks, parse_value, typed};
-use crate::pipeline::{
-    default_columns, evaluate_model, fit_and_evaluate, items_with_interactions, known_matrix, write_report, EvalPlan,
-    Validation,
-};
+use crate::pipeline::{default_columns, evaluate_model, fit_and_evaluate, write_report, EvalPlan, Validation};
 use tandem_rank::model_dir::check_same_data;
 
 /// Builds a model spec from a kind name and `KEY=VALUE` parameters.
@@ -33,45 +31,6 @@ pub fn model_spec(model: &str, params: &[String]) -> Result<Spec> {
     let spec: Spec = typed(Value::Object(map), &format!("--model {model} parameters"))?;
     spec.check().map_err(|e| anyhow::anyhow!("--param: {e}"))?;
     Ok(spec)
-}
-
-/// The negatives of each user of `set`, in its order; every user must have a line. Items the
-/// user is known to have (`known`: every part of the split) are not negatives and are dropped;
-/// returns how many were.
-fn aligned_negatives(
-    set: &TestSet,
-    negs: &[(u32, Vec<u32>)],
-    known: &Csr,
-    data: &tandem_data::Dataset,
-    split_dir: &Path,
-    part: &str,
-) -> Result<(Vec<Vec<u32>>, usize)> {
-    let by_user: HashMap<u32, &Vec<u32>> = negs.iter().map(|(u, n)| (*u, n)).collect();
-    let mut dropped = 0;
-    let aligned = set
-        .users
-        .iter()
-        .map(|&u| {
-            let given = by_user.get(&u).with_context(|| {
-                format!(
-                    "{}: {part} user '{}' has no line in {part}_negatives.tsv",
-                    split_dir.display(),
-                    data.users.raw(u)
-                )
-            })?;
-            let mine = if (u as usize) < known.n_rows() { known.row(u as usize).0 } else { &[] };
-            let kept: Vec<u32> = given.iter().copied().filter(|i| mine.binary_search(i).is_err()).collect();
-            dropped += given.len() - kept.len();
-            Ok(kept)
-        })
-        .collect::<Result<_>>()?;
-    if dropped > 0 {
-        eprintln!(
-            "{}: {dropped} of the given {part} negatives are items the user has in the split; they are not negatives and were dropped",
-            split_dir.display()
-        );
-    }
-    Ok((aligned, dropped))
 }
 
 /// The ranker's AUROCs and feature sensitivity on test, and the cold-item evaluation (10% of
@@ -156,54 +115,34 @@ pub fn evaluate_split(
         train_log.extend(&sd.valid);
     }
     let train = TrainSet::new(train_log, data.n_users(), data.n_items());
-    // At test time a user's history is train + valid (train already holds valid when refitted
-    // on it); given negatives may not be items the user has in any part.
-    let (n_users, n_items) = (data.n_users(), data.n_items());
-    let history = known_matrix(&[&sd.train, &sd.valid], n_users, n_items);
-    let everything = known_matrix(&[&sd.train, &sd.valid, &sd.test], n_users, n_items);
-    let catalogue = items_with_interactions(&train.user_items);
-    let test = TestSet::from_log(&sd.test);
-    let n_catalogue = catalogue.iter().filter(|&&c| c).count();
+    let parts = Parts {
+        fit: &train.log,
+        train: &sd.train,
+        valid: &sd.valid,
+        test: &sd.test,
+        n_users: data.n_users(),
+        n_items: data.n_items(),
+    };
+    let (candidates, keep) = match &sd.test_negatives {
+        Some(test) => (Candidates::Given { test, valid: sd.valid_negatives.as_deref() }, usize::MAX),
+        None => (Candidates::Full { exclude_seen: true }, 100),
+    };
     let fitted_on = if opts.train_with_valid { " (fit on train.tsv + valid.tsv)" } else { "" };
-    let (protocol, info, keep) = match &sd.test_negatives {
-        Some(negs) => {
-            let (negatives, dropped) = aligned_negatives(&test, negs, &everything, data, split_dir, "test")?;
-            let per_user = negs.first().map_or(0, |n| n.1.len());
-            let dropped = if dropped > 0 { format!("; {dropped} known to their user dropped") } else { String::new() };
-            let info = ProtocolInfo {
-                split: format!("pre-split directory {}{fitted_on}", split_dir.display()),
-                ranking: "sampled".into(),
-                exclude_seen: false,
-                candidates: format!("held-out items among the given negatives ({per_user} per user{dropped})"),
-                sampling: Some("given: test_negatives.tsv".into()),
-                ks: ks.to_vec(),
-                test_users: test.len(),
-            };
-            (Protocol::Sampled { negatives }, info, usize::MAX)
-        }
-        None => {
-            let info = ProtocolInfo {
-                split: format!("pre-split directory {}{fitted_on}", split_dir.display()),
-                ranking: "full".into(),
-                exclude_seen: true,
-                candidates: format!(
-                    "all {n_catalogue} items of train.tsv, minus each user's known items (train.tsv + valid.tsv)"
-                ),
-                sampling: None,
-                ks: ks.to_vec(),
-                test_users: test.len(),
-            };
-            (Protocol::Full { catalogue, exclude_seen: true }, info, 100)
-        }
-    };
-    // valid.tsv (with valid_negatives.tsv when given) drives early stopping of epoch-trained models.
-    let valid_set = TestSet::from_log(&sd.valid);
-    let valid_protocol = match &sd.valid_negatives {
-        Some(negs) => Protocol::Sampled {
-            negatives: aligned_negatives(&valid_set, negs, &everything, data, split_dir, "valid")?.0,
-        },
-        None => Protocol::Full { catalogue: items_with_interactions(&train.user_items), exclude_seen: true },
-    };
+    let split = format!("pre-split directory {}{fitted_on}", split_dir.display());
+    let Setup { history, test, protocol, valid: valid_set, valid_protocol, info, dropped } =
+        setup(&parts, candidates, split, ks).map_err(|e| match e {
+            SetupError::MissingNegatives { part, user } => anyhow::anyhow!(
+                "{}: {part} user '{}' has no line in {part}_negatives.tsv",
+                split_dir.display(),
+                data.users.raw(user)
+            ),
+        })?;
+    if dropped > 0 {
+        eprintln!(
+            "{}: {dropped} of the given negatives are items their user has in the split; they are not negatives and were dropped",
+            split_dir.display()
+        );
+    }
     let validation = opts
         .valid_metric
         .filter(|_| !valid_set.is_empty() && !opts.train_with_valid)

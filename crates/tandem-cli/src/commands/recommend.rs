@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use tandem_models::{Histories, Query};
+use tandem_models::{recommend_or_popular, Histories, Query};
 
 use tandem_rank::model_dir::load;
 
@@ -35,13 +35,10 @@ pub fn recommend(dir: &Path, user: Option<&str>, items: &[String], k: usize, inc
     // Extra items make this a new history: score it as an anonymous one.
     let q = Query { user: if items.is_empty() { known_user } else { None }, items: &history, weights: &weights };
     let keep = |i: u32| include_seen || !history.contains(&i);
-    let recs = if history.is_empty() {
-        // Nothing to personalise from: the popularity fallback, as the service answers.
+    let (recs, fallback) = recommend_or_popular(&*m.model, &m.popular(), &q, k, &keep);
+    if fallback {
         eprintln!("no history for this user: popular items");
-        m.popular().into_iter().filter(|s| keep(s.item)).take(k).collect()
-    } else {
-        m.model.recommend(&q, k, &keep)
-    };
+    }
     println!("rank\titem\tscore");
     for (r, s) in recs.iter().enumerate() {
         println!("{}\t{}\t{}", r + 1, m.items.raw(s.item), s.score);

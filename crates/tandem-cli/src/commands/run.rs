@@ -7,13 +7,11 @@ use anyhow::{Context, Result};
 use indexmap::IndexMap;
 use rayon::prelude::*;
 use tandem_data::{Dataset, Interactions, Progress, Split};
-use tandem_eval::{sample_negatives, write_lists, Protocol, ProtocolInfo, Report, SubmissionFormat, TestSet};
-use tandem_models::{Histories, PopularityParams, Retriever, TrainSet};
+use tandem_eval::{items_with_interactions, setup, write_lists, Candidates, Parts, Report, Setup, SubmissionFormat};
+use tandem_models::{popular_items, recommend_or_popular, Histories, TrainSet};
 
 use crate::config::{Config, FilterOrder, FitOn, Ranking, SubmissionSpec};
-use crate::pipeline::{
-    default_columns, fit_and_evaluate, items_with_interactions, known_matrix, write_report, EvalPlan, Validation,
-};
+use crate::pipeline::{default_columns, fit_and_evaluate, write_report, EvalPlan, Validation};
 
 /// Runs the pipeline of `config_path` and writes its outputs into `out`.
 pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn Progress) -> Result<()> {
@@ -30,23 +28,15 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
 
     let (n_users, n_items) = (data.n_users(), data.n_items());
     let train = TrainSet::new(split.train.clone(), n_users, n_items);
-    let catalogue = items_with_interactions(&train.user_items);
-    let test = TestSet::from_log(&split.test);
     let ev = &cfg.evaluation;
-    // At test time a user's history is train + valid; sampled negatives avoid every item the
-    // user is known to have, test items included (validation negatives too).
-    let history = known_matrix(&[&split.train, &split.valid], n_users, n_items);
-    let everything = known_matrix(&[&split.train, &split.valid, &split.test], n_users, n_items);
-    let item_counts = split.train.item_counts(n_items);
-    let draw =
-        |set: &TestSet, seed: u64| sample_negatives(set, &everything, &item_counts, ev.negatives, ev.sampling, seed);
-    let (protocol, info) = protocol(&cfg, &split, &catalogue, &test, &draw);
-    // Models trained in epochs validate on the split's valid part, under the test protocol.
-    let valid_set = TestSet::from_log(&split.valid);
-    let valid_protocol = match &protocol {
-        Protocol::Full { .. } => protocol.clone(),
-        Protocol::Sampled { .. } => Protocol::Sampled { negatives: draw(&valid_set, ev.seed + 1) },
+    let candidates = match ev.ranking {
+        Ranking::Full => Candidates::Full { exclude_seen: ev.exclude_seen },
+        Ranking::Sampled => Candidates::Drawn { n: ev.negatives, sampling: ev.sampling, seed: ev.seed },
     };
+    let parts =
+        Parts { fit: &split.train, train: &split.train, valid: &split.valid, test: &split.test, n_users, n_items };
+    let Setup { history, test, protocol, valid: valid_set, valid_protocol, info, .. } =
+        setup(&parts, candidates, split.report.method.clone(), &ev.ks)?;
 
     let mut models = IndexMap::new();
     let keep = cfg.output.predictions;
@@ -136,54 +126,6 @@ pub(crate) fn split_data(cfg: &Config, data: &Dataset) -> Result<Split> {
     Ok(split)
 }
 
-fn protocol(
-    cfg: &Config,
-    split: &Split,
-    catalogue: &[bool],
-    test: &TestSet,
-    draw: &dyn Fn(&TestSet, u64) -> Vec<Vec<u32>>,
-) -> (Protocol, ProtocolInfo) {
-    let ev = &cfg.evaluation;
-    let n_catalogue = catalogue.iter().filter(|&&c| c).count();
-    let mut info = ProtocolInfo {
-        split: split.report.method.clone(),
-        ranking: String::new(),
-        exclude_seen: ev.exclude_seen,
-        candidates: String::new(),
-        sampling: None,
-        ks: ev.ks.clone(),
-        test_users: test.len(),
-    };
-    let protocol = match ev.ranking {
-        Ranking::Full => {
-            info.ranking = "full".into();
-            info.candidates = format!(
-                "all {n_catalogue} items with training interactions{}",
-                if ev.exclude_seen {
-                    ", minus each user's known items (train + valid)"
-                } else {
-                    "; known items not excluded"
-                }
-            );
-            Protocol::Full { catalogue: catalogue.to_vec(), exclude_seen: ev.exclude_seen }
-        }
-        Ranking::Sampled => {
-            info.ranking = "sampled".into();
-            info.exclude_seen = false;
-            info.candidates = format!("held-out items among {} negatives per user", ev.negatives);
-            info.sampling = Some(
-                format!(
-                    "{:?} over items with training interactions (by interaction count for popularity), none the user has in any part, seed {}",
-                    ev.sampling, ev.seed
-                )
-                .to_lowercase(),
-            );
-            Protocol::Sampled { negatives: draw(test, ev.seed) }
-        }
-    };
-    (protocol, info)
-}
-
 fn write_submission(
     cfg: &Config,
     sub: &SubmissionSpec,
@@ -209,8 +151,8 @@ fn write_submission(
     let catalogue = items_with_interactions(&fit.user_items);
     let k = sub.k.unwrap_or(sub.format.default_k());
     // Users known only from metadata (e.g. H&M customers without purchases) have no history:
-    // they get the global popularity list, as the service's unknown users do.
-    let popular = PopularityParams::default().fit(&fit)?;
+    // they get the popular items, as the service's unknown users do.
+    let popular = popular_items(&fit.user_items);
     let histories = Histories::fitted(&fit.user_items);
     let users: Vec<u32> = (0..data.n_users() as u32).collect();
     let step = progress.step("writing submission", users.len() as u64);
@@ -220,12 +162,13 @@ fn write_submission(
             let q = histories.query(u);
             let keep = |i: u32| catalogue[i as usize] && !(sub.exclude_seen && q.items.binary_search(&i).is_ok());
             step.inc(1);
-            let source: &dyn Retriever = if q.items.is_empty() { &popular } else { &*model };
-            (u, source.recommend(&q, k, &keep))
+            let (list, fallback) = recommend_or_popular(&*model, &popular, &q, k, &keep);
+            (u, list, fallback)
         })
         .collect();
     drop(step);
-    let cold = users.iter().filter(|&&u| fit.user_items.row_len(u as usize) == 0).count();
+    let cold = lists.iter().filter(|l| l.2).count();
+    let lists: Vec<_> = lists.into_iter().map(|(u, list, _)| (u, list)).collect();
     let path = out.join(&sub.path);
     write_lists(&path, sub.format, &data.users, &data.items, &lists, k)?;
     eprintln!(
