@@ -94,10 +94,9 @@ pub fn evaluate_model(
 ) -> Evaluated {
     let histories = Histories { fitted: &train.user_items, known: plan.history };
     let evaluation = evaluate(&*model, histories, plan.test, plan.protocol, plan.ks, plan.keep, progress);
-    let artifact = model.artifact();
     let report = ModelReport {
-        kind: artifact.kind.to_string(),
-        params: artifact.params,
+        kind: model.kind().to_string(),
+        params: model.params(),
         metrics: evaluation.metrics.clone(),
         fit_seconds,
         eval_seconds: evaluation.seconds,

@@ -492,7 +492,7 @@ mod evaluate_split {
         }
         assert_eq!(rows, 943 * 100);
         let r = report(&out);
-        assert!(r["protocol"]["candidates"].as_str().unwrap().contains("valid.tsv"), "{r}");
+        assert!(r["protocol"]["candidates"].as_str().unwrap().contains("known items (train + valid)"), "{r}");
     }
 
     /// `implicit`'s BM25 item kNN scores 0.0985, its cosine kNN 0.0914.

@@ -120,10 +120,14 @@ impl Retriever for Ease {
         self.n
     }
 
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).expect("params serialise")
+    }
+
     fn artifact(&self) -> crate::artifact::Artifact {
         crate::artifact::Artifact {
             kind: "ease",
-            params: serde_json::to_value(&self.params).expect("params serialise"),
+            params: self.params(),
             tensors: [("weights".to_string(), crate::artifact::Tensor::matrix(self.n, self.n, self.b.clone()))].into(),
         }
     }

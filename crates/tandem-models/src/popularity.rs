@@ -115,10 +115,14 @@ impl Retriever for Popularity {
         self.scores.len()
     }
 
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).expect("params serialise")
+    }
+
     fn artifact(&self) -> crate::artifact::Artifact {
         crate::artifact::Artifact {
             kind: "popularity",
-            params: serde_json::to_value(&self.params).expect("params serialise"),
+            params: self.params(),
             tensors: [("scores".to_string(), crate::artifact::Tensor::f32(self.scores.clone()))].into(),
         }
     }

@@ -49,10 +49,14 @@ impl Retriever for Random {
         self.n_items
     }
 
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).expect("params serialise")
+    }
+
     fn artifact(&self) -> Artifact {
         Artifact {
             kind: "random",
-            params: serde_json::to_value(&self.params).expect("params serialise"),
+            params: self.params(),
             tensors: [("n_items".to_string(), Tensor::u32(vec![self.n_items as u32]))].into(),
         }
     }

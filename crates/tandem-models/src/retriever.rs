@@ -114,6 +114,13 @@ pub trait Retriever: Send + Sync {
     /// What the model saves: its parameters and state as named tensors.
     fn artifact(&self) -> crate::artifact::Artifact;
 
+    /// The model's parameters as a config writes them (what reports show), without copying
+    /// its state. The default reads them from [`artifact`](Self::artifact); models with large
+    /// state answer directly.
+    fn params(&self) -> serde_json::Value {
+        self.artifact().params
+    }
+
     /// Writes a score for every item into `out` (length [`Retriever::n_items`]); higher is better.
     fn score(&self, query: &Query<'_>, out: &mut [f32]);
 

@@ -84,6 +84,7 @@ pub fn conformance_with(model: &dyn Retriever, train: &TrainSet, learned: f64, l
     assert!(out.iter().all(|s| !s.is_nan()));
     // Save -> load gives identical scores.
     let art = model.artifact();
+    assert_eq!(model.params(), art.params, "{}: params() is what the artifact saves", art.kind);
     let dir = std::env::temp_dir().join(format!(
         "tandem-conformance-{}-{}-{:?}",
         art.kind,

@@ -478,11 +478,15 @@ impl Retriever for HistoryModel {
         self.rows.rows()
     }
 
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).expect("params serialise")
+    }
+
     fn artifact(&self) -> Artifact {
         let hist = Tensor { shape: vec![self.histories.len()], data: TensorData::U32(self.histories.clone()) };
         Artifact {
             kind: "history",
-            params: serde_json::to_value(&self.params).expect("params serialise"),
+            params: self.params(),
             tensors: [
                 ("rows".to_string(), Tensor::matrix(self.rows.rows(), self.rows.dim(), self.rows.as_slice().to_vec())),
                 ("globals".to_string(), Tensor::f32(self.globals.clone())),

@@ -339,6 +339,10 @@ impl Retriever for Ncf {
         self.item_mlp.rows()
     }
 
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).expect("params serialise")
+    }
+
     fn artifact(&self) -> Artifact {
         let m = |f: &Factors| Tensor::matrix(f.rows(), f.dim(), f.as_slice().to_vec());
         let mut tensors: Tensors =
@@ -353,7 +357,7 @@ impl Retriever for Ncf {
         }
         tensors.insert("out.weight".into(), Tensor::f32(self.out.w.value.clone()));
         tensors.insert("out.bias".into(), Tensor::f32(self.out.b.value.clone()));
-        Artifact { kind: self.kind(), params: serde_json::to_value(&self.params).expect("params serialise"), tensors }
+        Artifact { kind: self.kind(), params: self.params(), tensors }
     }
 
     /// Scores every item through the network. A query without a known user scores for the

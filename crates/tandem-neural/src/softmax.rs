@@ -614,6 +614,10 @@ impl Retriever for SoftmaxModel {
         }
     }
 
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).expect("params serialise")
+    }
+
     fn artifact(&self) -> Artifact {
         let m = |f: &Factors| Tensor::matrix(f.rows(), f.dim(), f.as_slice().to_vec());
         let mut tensors: Tensors = [("users".to_string(), m(&self.users)), ("rows".to_string(), m(&self.rows))].into();
@@ -621,11 +625,7 @@ impl Retriever for SoftmaxModel {
             let order = Tensor { shape: vec![t.n_items()], data: TensorData::U32(t.order().to_vec()) };
             tensors.insert("tree_order".into(), order);
         }
-        Artifact {
-            kind: self.structure.kind(),
-            params: serde_json::to_value(&self.params).expect("params serialise"),
-            tensors,
-        }
+        Artifact { kind: self.structure.kind(), params: self.params(), tensors }
     }
 
     /// softmax: logits; hsoftmax: log p(item | user) under the tree; tdm: beam-search logits.

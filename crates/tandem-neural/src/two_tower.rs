@@ -468,11 +468,15 @@ impl Retriever for TwoTower {
         self.items.rows()
     }
 
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).expect("params serialise")
+    }
+
     fn artifact(&self) -> Artifact {
         let m = |f: &Factors| Tensor::matrix(f.rows(), f.dim(), f.as_slice().to_vec());
         Artifact {
             kind: "two_tower",
-            params: serde_json::to_value(&self.params).expect("params serialise"),
+            params: self.params(),
             tensors: [("user_vectors".to_string(), m(&self.users)), ("item_vectors".to_string(), m(&self.items))]
                 .into(),
         }

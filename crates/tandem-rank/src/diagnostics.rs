@@ -267,12 +267,17 @@ pub fn cold_items(
         let fresh = |r: &[u32]| r.iter().copied().filter(|i| !seen(i)).collect::<Vec<u32>>();
         let q = query(&warm, u);
         let candidates = fresh(&cold);
-        let s = score_items(&pipeline, &q, &candidates);
-        let mut order: Vec<usize> = (0..candidates.len()).collect();
-        order.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
-        let ranked: Vec<u32> = order.iter().map(|&k| candidates[k]).collect();
+        let s: Vec<f32> = score_items(&pipeline, &q, &candidates)
+            .into_iter()
+            .map(|x| if x.is_nan() { f32::NEG_INFINITY } else { x })
+            .collect();
+        // Ties never count for a held-out item: the best one ranks after every other candidate
+        // scoring as much.
+        let is_wanted = |i: &u32| wanted.binary_search(i).is_ok();
+        let best = candidates.iter().zip(&s).filter(|(i, _)| is_wanted(i)).map(|(_, &x)| x).reduce(f32::max);
+        let ahead = |b: f32| candidates.iter().zip(&s).filter(|&(i, &x)| !is_wanted(i) && x >= b).count();
         n_users += 1;
-        ranker += usize::from(hits(&ranked, &wanted));
+        ranker += usize::from(best.is_some_and(|b| ahead(b) < 10));
         pop += usize::from(hits(&fresh(&popular), &wanted));
         full += usize::from(hits(&fresh(&full_popular), &wanted));
     }

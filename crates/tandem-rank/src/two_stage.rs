@@ -466,6 +466,12 @@ impl Retriever for TwoStage {
         self.retrievers[0].n_items()
     }
 
+    fn params(&self) -> serde_json::Value {
+        let parts =
+            self.retrievers.iter().map(|r| SavedPart { kind: r.kind().to_string(), params: r.params() }).collect();
+        serde_json::to_value(Saved { spec: self.spec.clone(), parts }).expect("params serialise")
+    }
+
     fn artifact(&self) -> Artifact {
         let mut tensors = Tensors::new();
         let mut parts = Vec::new();

@@ -82,11 +82,15 @@ impl Retriever for Als {
         self.items.rows()
     }
 
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).expect("params serialise")
+    }
+
     fn artifact(&self) -> crate::artifact::Artifact {
         let m = |f: &Factors| crate::artifact::Tensor::matrix(f.rows(), f.dim(), f.as_slice().to_vec());
         crate::artifact::Artifact {
             kind: "als",
-            params: serde_json::to_value(&self.params).expect("params serialise"),
+            params: Retriever::params(self),
             tensors: [("user_factors".to_string(), m(&self.users)), ("item_factors".to_string(), m(&self.items))]
                 .into(),
         }

@@ -124,14 +124,14 @@ impl Retriever for ItemKnn {
         self.neighbours.n_rows()
     }
 
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).expect("params serialise")
+    }
+
     fn artifact(&self) -> crate::artifact::Artifact {
         let mut tensors = crate::artifact::Tensors::new();
         crate::artifact::put_csr(&mut tensors, "neighbours", &self.neighbours);
-        crate::artifact::Artifact {
-            kind: "item_knn",
-            params: serde_json::to_value(&self.params).expect("params serialise"),
-            tensors,
-        }
+        crate::artifact::Artifact { kind: "item_knn", params: self.params(), tensors }
     }
 
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {

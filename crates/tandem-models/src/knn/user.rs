@@ -53,14 +53,14 @@ impl Retriever for UserKnn {
         self.user_items.n_cols()
     }
 
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).expect("params serialise")
+    }
+
     fn artifact(&self) -> crate::artifact::Artifact {
         let mut tensors = crate::artifact::Tensors::new();
         crate::artifact::put_csr(&mut tensors, "user_items", &self.user_items);
-        crate::artifact::Artifact {
-            kind: "user_knn",
-            params: serde_json::to_value(&self.params).expect("params serialise"),
-            tensors,
-        }
+        crate::artifact::Artifact { kind: "user_knn", params: self.params(), tensors }
     }
 
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {

@@ -79,12 +79,16 @@ impl Retriever for Mf {
         self.items.rows()
     }
 
+    fn params(&self) -> serde_json::Value {
+        serde_json::to_value(&self.params).expect("params serialise")
+    }
+
     fn artifact(&self) -> crate::artifact::Artifact {
         use crate::artifact::Tensor;
         let m = |f: &Factors| Tensor::matrix(f.rows(), f.dim(), f.as_slice().to_vec());
         crate::artifact::Artifact {
             kind: "mf",
-            params: serde_json::to_value(&self.params).expect("params serialise"),
+            params: Retriever::params(self),
             tensors: [
                 ("user_factors".to_string(), m(&self.users)),
                 ("item_factors".to_string(), m(&self.items)),
