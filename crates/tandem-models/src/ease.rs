@@ -9,8 +9,7 @@ use tandem_data::Progress;
 
 use crate::artifact::{TensorReader, Tensors};
 use crate::error::{ModelError, Result};
-use crate::fit::ValidateRetriever;
-use crate::kind::{saved_params, Dim, FitData, ModelParams};
+use crate::kind::{saved_params, Dim, Fit, ModelParams};
 use crate::retriever::{Query, Retriever, TrainSet};
 
 // Chosen on validation splits of ml-100k train (temporal, ratio and loo all pick 400).
@@ -151,14 +150,8 @@ impl ModelParams for EaseParams {
         Ok(())
     }
 
-    fn fit(
-        &self,
-        _: &str,
-        data: &FitData<'_>,
-        progress: &dyn Progress,
-        _: Option<&mut ValidateRetriever<'_>>,
-    ) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(EaseParams::fit(self, data.train, progress)?))
+    fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(EaseParams::fit(self, fit.train, fit.progress)?))
     }
 
     fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {

@@ -18,13 +18,19 @@ use crate::error::{ModelError, Result};
 use crate::fit::ValidateRetriever;
 use crate::retriever::{Retriever, TrainSet};
 
-/// What a model is fitted on.
-#[derive(Debug, Clone, Copy)]
-pub struct FitData<'a> {
+/// What fitting a model gets.
+pub struct Fit<'a> {
+    /// The kind being fitted (a parameter struct may serve several).
+    pub kind: &'a str,
     /// The training rows and matrix.
     pub train: &'a TrainSet,
     /// Item metadata by index (may be empty); rankers read it.
     pub items: &'a [ItemInfo],
+    /// Where progress goes.
+    pub progress: &'a dyn Progress,
+    /// For models trained in epochs: called after each epoch (the best is kept, training
+    /// stops early); the others ignore it.
+    pub validate: Option<&'a mut ValidateRetriever<'a>>,
 }
 
 /// One dimension of a kind's search space, as tuning samples it.
@@ -86,15 +92,8 @@ pub trait ModelParams:
     /// Checks every parameter's range, naming the key of the first that is out of it.
     fn check(&self) -> Result<()>;
 
-    /// Fits a model of `kind`. Models trained in epochs call `validate` after each epoch
-    /// (keeping the best, stopping early); the others ignore it.
-    fn fit(
-        &self,
-        kind: &str,
-        data: &FitData<'_>,
-        progress: &dyn Progress,
-        validate: Option<&mut ValidateRetriever<'_>>,
-    ) -> Result<Box<dyn Retriever>>;
+    /// Fits a model of `fit.kind` on `fit.train`.
+    fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>>;
 
     /// Rebuilds a saved model of `kind` from its artifact's parameters and tensors.
     fn load(kind: &str, params: Value, tensors: &Tensors) -> Result<Box<dyn Retriever>>;
@@ -122,13 +121,7 @@ pub trait DynParams: Debug + Send + Sync {
     /// [`ModelParams::check`].
     fn check(&self) -> Result<()>;
     /// [`ModelParams::fit`].
-    fn fit(
-        &self,
-        kind: &str,
-        data: &FitData<'_>,
-        progress: &dyn Progress,
-        validate: Option<&mut ValidateRetriever<'_>>,
-    ) -> Result<Box<dyn Retriever>>;
+    fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>>;
     /// A copy.
     fn clone_box(&self) -> Box<dyn DynParams>;
     /// For reading a kind's own parameters back (`downcast_ref`).
@@ -144,14 +137,8 @@ impl<P: ModelParams> DynParams for P {
     fn check(&self) -> Result<()> {
         ModelParams::check(self)
     }
-    fn fit(
-        &self,
-        kind: &str,
-        data: &FitData<'_>,
-        progress: &dyn Progress,
-        validate: Option<&mut ValidateRetriever<'_>>,
-    ) -> Result<Box<dyn Retriever>> {
-        ModelParams::fit(self, kind, data, progress, validate)
+    fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {
+        ModelParams::fit(self, fit)
     }
     fn clone_box(&self) -> Box<dyn DynParams> {
         Box::new(self.clone())

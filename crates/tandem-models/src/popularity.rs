@@ -4,10 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifact::{TensorReader, Tensors};
 use crate::error::{ModelError, Result};
-use crate::fit::ValidateRetriever;
-use crate::kind::{saved_params, FitData, ModelParams};
+use crate::kind::{saved_params, Fit, ModelParams};
 use crate::retriever::{Query, Retriever, TrainSet};
-use tandem_data::Progress;
 
 const DAY: i64 = 86_400;
 
@@ -141,14 +139,8 @@ impl ModelParams for PopularityParams {
         Ok(())
     }
 
-    fn fit(
-        &self,
-        _: &str,
-        data: &FitData<'_>,
-        _: &dyn Progress,
-        _: Option<&mut ValidateRetriever<'_>>,
-    ) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(PopularityParams::fit(self, data.train)?))
+    fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(PopularityParams::fit(self, fit.train)?))
     }
 
     fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {

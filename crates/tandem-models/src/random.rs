@@ -4,12 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tandem_data::Progress;
 
 use crate::artifact::{Artifact, Tensor, TensorReader, Tensors};
 use crate::error::Result;
-use crate::fit::ValidateRetriever;
-use crate::kind::{saved_params, FitData, ModelParams};
+use crate::kind::{saved_params, Fit, ModelParams};
 use crate::retriever::{Query, Retriever};
 
 /// Parameters of [`Random`].
@@ -78,14 +76,8 @@ impl ModelParams for RandomParams {
         Ok(())
     }
 
-    fn fit(
-        &self,
-        _: &str,
-        data: &FitData<'_>,
-        _: &dyn Progress,
-        _: Option<&mut ValidateRetriever<'_>>,
-    ) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(Random { params: self.clone(), n_items: data.train.n_items() }))
+    fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(Random { params: self.clone(), n_items: fit.train.n_items() }))
     }
 
     fn load(kind: &str, params: Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
@@ -103,8 +95,10 @@ mod tests {
     #[test]
     fn scores_are_seeded_per_user_and_round_trip() {
         let t = checkerboard();
-        let data = FitData { train: &t, items: &[] };
-        let m = RandomParams::default().fit("random", &data, &NoProgress, None).unwrap();
+        let fit = |p: RandomParams| {
+            p.fit(&mut Fit { kind: "random", train: &t, items: &[], progress: &NoProgress, validate: None })
+        };
+        let m = fit(RandomParams::default()).unwrap();
         conformance::<RandomParams>(&*m, &t, 0.0);
         let score = |m: &dyn Retriever, user| {
             let mut s = vec![0f32; t.n_items()];
@@ -114,7 +108,7 @@ mod tests {
         assert_eq!(score(&*m, 1), score(&*m, 1));
         assert_ne!(score(&*m, 1), score(&*m, 2));
         assert!(score(&*m, 3).iter().all(|s| (0.0..1.0).contains(s)));
-        let other = RandomParams { seed: 7 }.fit("random", &data, &NoProgress, None).unwrap();
+        let other = fit(RandomParams { seed: 7 }).unwrap();
         assert_ne!(score(&*m, 1), score(&*other, 1));
     }
 }

@@ -28,7 +28,7 @@ use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
 use crate::dense::{bce_with_logit, gemm, softmax_row, Adam, Param};
 use crate::embedding::{Embedding, RowGrads};
 use crate::{invalid, Validate};
-use tandem_models::kind::{saved_params, Dim, FitData, ModelParams};
+use tandem_models::kind::{saved_params, Dim, Fit, ModelParams};
 
 /// Similarity features per candidate.
 const FEATURES: usize = 3;
@@ -551,14 +551,8 @@ impl ModelParams for HistoryParams {
         Ok(())
     }
 
-    fn fit(
-        &self,
-        _: &str,
-        data: &FitData<'_>,
-        progress: &dyn Progress,
-        validate: Option<&mut Validate<'_>>,
-    ) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(self.fit_with(data.train, progress, validate)?))
+    fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(self.fit_with(fit.train, fit.progress, fit.validate.as_deref_mut())?))
     }
 
     fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {

@@ -16,7 +16,7 @@ use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
 use crate::dense::{bce_with_logit, Adam, Linear, Mlp};
 use crate::embedding::{Embedding, RowGrads};
 use crate::{invalid, Validate};
-use tandem_models::kind::{saved_params, Dim, FitData, ModelParams};
+use tandem_models::kind::{saved_params, Dim, Fit, ModelParams};
 
 /// NCF / NeuMF hyper-parameters (defaults: the paper's and RecBole's).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -452,14 +452,8 @@ impl ModelParams for NcfParams {
     }
 
     /// `ncf`, or `neumf` (with the GMF branch).
-    fn fit(
-        &self,
-        kind: &str,
-        data: &FitData<'_>,
-        progress: &dyn Progress,
-        validate: Option<&mut Validate<'_>>,
-    ) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(self.fit_with(kind == "neumf", data.train, progress, validate)?))
+    fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(self.fit_with(fit.kind == "neumf", fit.train, fit.progress, fit.validate.as_deref_mut())?))
     }
 
     fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {

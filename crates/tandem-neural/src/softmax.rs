@@ -33,7 +33,7 @@ use crate::dense::{gemm, Adam, Param};
 use crate::embedding::{Embedding, RowGrads};
 use crate::tree::ItemTree;
 use crate::{invalid, Validate};
-use tandem_models::kind::{saved_params, Dim, FitData, ModelParams};
+use tandem_models::kind::{saved_params, Dim, Fit, ModelParams};
 
 /// Which output layer a [`SoftmaxModel`] has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -691,14 +691,8 @@ impl ModelParams for SoftmaxParams {
     }
 
     /// `softmax`, `hsoftmax` or `tdm`.
-    fn fit(
-        &self,
-        kind: &str,
-        data: &FitData<'_>,
-        progress: &dyn Progress,
-        validate: Option<&mut Validate<'_>>,
-    ) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(self.fit_with(Structure::of(kind), data.train, progress, validate)?))
+    fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(self.fit_with(Structure::of(fit.kind), fit.train, fit.progress, fit.validate.as_deref_mut())?))
     }
 
     fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {

@@ -23,7 +23,7 @@ use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
 use crate::dense::{gemm, softmax_row, Adam, Mlp};
 use crate::embedding::{Embedding, RowGrads};
 use crate::{invalid, Validate};
-use tandem_models::kind::{saved_params, Dim, FitData, ModelParams};
+use tandem_models::kind::{saved_params, Dim, Fit, ModelParams};
 
 /// A training pair: (user, item, the item's position in the user's time-ordered sequence; read
 /// only with history).
@@ -539,14 +539,8 @@ impl ModelParams for TwoTowerParams {
         Ok(())
     }
 
-    fn fit(
-        &self,
-        _: &str,
-        data: &FitData<'_>,
-        progress: &dyn Progress,
-        validate: Option<&mut Validate<'_>>,
-    ) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(self.fit_with(data.train, progress, validate)?))
+    fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(self.fit_with(fit.train, fit.progress, fit.validate.as_deref_mut())?))
     }
 
     fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {

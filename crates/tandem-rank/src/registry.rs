@@ -13,7 +13,7 @@ use tandem_data::read::ItemInfo;
 use tandem_data::Progress;
 use tandem_models::artifact::Tensors;
 use tandem_models::fit::ValidateRetriever;
-use tandem_models::kind::{DynParams, FitData, Kind};
+use tandem_models::kind::{DynParams, Fit, Kind};
 use tandem_models::{AlsParams, EaseParams, KnnParams, MfParams, ModelError, PopularityParams, RandomParams};
 use tandem_models::{Result, Retriever, TrainSet};
 use tandem_neural::{HistoryParams, NcfParams, SoftmaxParams, TwoTowerParams};
@@ -115,12 +115,12 @@ impl Spec {
         progress: &dyn Progress,
         validate: &mut ValidateRetriever<'_>,
     ) -> Result<Box<dyn Retriever>> {
-        self.params.fit(self.kind.name, &FitData { train, items }, progress, Some(validate))
+        self.params.fit(&mut Fit { kind: self.kind.name, train, items, progress, validate: Some(validate) })
     }
 
     /// Fits the model on `train` without validation.
     pub fn fit(&self, train: &TrainSet, items: &[ItemInfo], progress: &dyn Progress) -> Result<Box<dyn Retriever>> {
-        self.params.fit(self.kind.name, &FitData { train, items }, progress, None)
+        self.params.fit(&mut Fit { kind: self.kind.name, train, items, progress, validate: None })
     }
 }
 

@@ -11,9 +11,8 @@ use serde::{Deserialize, Serialize};
 use tandem_data::read::ItemInfo;
 use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Loader, TensorReader, Tensors};
-use tandem_models::fit::ValidateRetriever;
 use tandem_models::index::{IndexKind, ItemIndex};
-use tandem_models::kind::{FitData, ModelParams};
+use tandem_models::kind::{Fit, ModelParams};
 use tandem_models::{top_k, ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::din::{Din, DinParams};
@@ -153,14 +152,8 @@ impl ModelParams for TwoStageSpec {
         Ok(self.mining.check()?)
     }
 
-    fn fit(
-        &self,
-        _: &str,
-        data: &FitData<'_>,
-        progress: &dyn Progress,
-        _: Option<&mut ValidateRetriever<'_>>,
-    ) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(TwoStageSpec::fit(self, data.train, data.items, progress)?))
+    fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(TwoStageSpec::fit(self, fit.train, fit.items, fit.progress)?))
     }
 
     fn load(_: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {

@@ -5,10 +5,8 @@ use serde::{Deserialize, Serialize};
 use super::Als;
 use crate::artifact::{TensorReader, Tensors};
 use crate::error::{ModelError, Result};
-use crate::fit::ValidateRetriever;
-use crate::kind::{saved_params, Dim, FitData, ModelParams};
+use crate::kind::{saved_params, Dim, Fit, ModelParams};
 use crate::retriever::Retriever;
-use tandem_data::Progress;
 
 fn factors() -> usize {
     64
@@ -101,14 +99,8 @@ impl ModelParams for AlsParams {
         Ok(())
     }
 
-    fn fit(
-        &self,
-        _: &str,
-        data: &FitData<'_>,
-        progress: &dyn Progress,
-        _: Option<&mut ValidateRetriever<'_>>,
-    ) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(AlsParams::fit(self, data.train, progress)?))
+    fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(AlsParams::fit(self, fit.train, fit.progress)?))
     }
 
     fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {

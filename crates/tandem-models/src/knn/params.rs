@@ -6,10 +6,8 @@ use super::weighting::Weighting;
 use super::{ItemKnn, UserKnn};
 use crate::artifact::{TensorReader, Tensors};
 use crate::error::{ModelError, Result};
-use crate::fit::ValidateRetriever;
-use crate::kind::{saved_params, Dim, FitData, ModelParams};
+use crate::kind::{saved_params, Dim, Fit, ModelParams};
 use crate::retriever::Retriever;
-use tandem_data::Progress;
 
 // Defaults chosen on a validation split of ml-100k temporal train (bench/tune_knn.sh), never on test.
 fn neighbours() -> usize {
@@ -72,16 +70,10 @@ impl ModelParams for KnnParams {
     }
 
     /// `item_knn` or `user_knn`.
-    fn fit(
-        &self,
-        kind: &str,
-        data: &FitData<'_>,
-        progress: &dyn Progress,
-        _: Option<&mut ValidateRetriever<'_>>,
-    ) -> Result<Box<dyn Retriever>> {
-        Ok(match kind {
-            "user_knn" => Box::new(self.fit_user_knn(data.train, progress)?),
-            _ => Box::new(self.fit_item_knn(data.train, progress)?),
+    fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {
+        Ok(match fit.kind {
+            "user_knn" => Box::new(self.fit_user_knn(fit.train, fit.progress)?),
+            _ => Box::new(self.fit_item_knn(fit.train, fit.progress)?),
         })
     }
 

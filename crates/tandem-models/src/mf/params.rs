@@ -5,11 +5,9 @@ use serde::{Deserialize, Serialize};
 use super::Mf;
 use crate::artifact::{TensorReader, Tensors};
 use crate::error::{ModelError, Result};
-use crate::fit::ValidateRetriever;
-use crate::kind::{saved_params, Dim, FitData, ModelParams};
+use crate::kind::{saved_params, Dim, Fit, ModelParams};
 use crate::optim::OptimizerKind;
 use crate::retriever::Retriever;
-use tandem_data::Progress;
 
 /// The training loss.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -193,16 +191,10 @@ impl ModelParams for MfParams {
         Ok(())
     }
 
-    fn fit(
-        &self,
-        _: &str,
-        data: &FitData<'_>,
-        progress: &dyn Progress,
-        validate: Option<&mut ValidateRetriever<'_>>,
-    ) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(match validate {
-            Some(v) => self.fit_with(data.train, progress, &mut |r, m| v(r, m))?,
-            None => MfParams::fit(self, data.train, progress)?,
+    fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {
+        Ok(Box::new(match fit.validate.as_deref_mut() {
+            Some(v) => self.fit_with(fit.train, fit.progress, &mut |r, m| v(r, m))?,
+            None => MfParams::fit(self, fit.train, fit.progress)?,
         }))
     }
 
