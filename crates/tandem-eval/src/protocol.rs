@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 use serde::Serialize;
 use tandem_data::{Interactions, Progress};
-use tandem_models::{rank_order, Histories, Retriever, Scored};
+use tandem_models::{rank_order, Histories, Query, Retriever, Scored};
 
 use crate::metric::{metrics_at_positions, Metric, MetricSums};
 
@@ -114,6 +114,24 @@ where
         .collect()
 }
 
+/// Test users scored at once in full ranking.
+const BATCH: usize = 32;
+
+/// Ranks `truth` among `negatives` by the model's scores of just those items: every candidate,
+/// best first, and the held-out items' positions.
+fn sampled(model: &dyn Retriever, q: &Query<'_>, truth: &[u32], negatives: &[u32]) -> (Vec<Scored>, Vec<usize>) {
+    let mut cands: Vec<u32> = truth.iter().chain(negatives).copied().collect();
+    cands.sort_unstable();
+    cands.dedup();
+    let mut cand_scores = vec![0f32; cands.len()];
+    model.score_items(q, &cands, &mut cand_scores);
+    let hits = held_out_positions(cands.iter().copied().zip(cand_scores.iter().copied()), truth);
+    let mut ranked: Vec<Scored> =
+        cands.into_iter().zip(cand_scores).map(|(item, score)| Scored { item, score }).collect();
+    ranked.sort_by(rank_order);
+    (ranked, hits)
+}
+
 /// Evaluates `model`: each test user is scored from their query in `histories` (trained users
 /// by their trained state, users without training rows as new users), ranked under `protocol`
 /// with ties never favouring a held-out item, and measured at each K of `ks`. Keeps the top
@@ -130,45 +148,42 @@ pub fn evaluate(
     let start = std::time::Instant::now();
     let n_items = model.n_items();
     let step = progress.step("evaluating", test.len() as u64);
-    let per_user: Vec<(u32, Vec<Scored>, Option<Vec<_>>)> = (0..test.len())
-        .into_par_iter()
-        .map_init(
-            || vec![0f32; n_items],
-            |scores, k| {
-                let u = test.users[k];
-                let q = histories.query(u);
-                let truth = &test.truth[k];
-                let (ranked, hits) = match protocol {
-                    Protocol::Full { catalogue, exclude_seen } => {
-                        model.score(&q, scores);
-                        let seen = q.items;
-                        let eligible = |i: u32| {
-                            catalogue.get(i as usize).copied().unwrap_or(false)
-                                && !(*exclude_seen && seen.binary_search(&i).is_ok())
-                        };
-                        let cands =
-                            scores.iter().enumerate().map(|(i, &s)| (i as u32, s)).filter(|&(i, _)| eligible(i));
-                        let hits = held_out_positions(cands, truth);
-                        (tandem_models::top_k(scores, keep, eligible), hits)
-                    }
-                    Protocol::Sampled { negatives } => {
-                        let mut cands: Vec<u32> = truth.iter().chain(&negatives[k]).copied().collect();
-                        cands.sort_unstable();
-                        cands.dedup();
-                        let mut cand_scores = vec![0f32; cands.len()];
-                        model.score_items(&q, &cands, &mut cand_scores);
-                        let hits = held_out_positions(cands.iter().copied().zip(cand_scores.iter().copied()), truth);
-                        let mut ranked: Vec<Scored> =
-                            cands.into_iter().zip(cand_scores).map(|(item, score)| Scored { item, score }).collect();
-                        ranked.sort_by(rank_order);
-                        (ranked, hits)
-                    }
-                };
-                let m = metrics_at_positions(&hits, truth.len(), ks);
-                step.inc(1);
-                (u, ranked, m)
-            },
-        )
+    // Users in batches: full ranking scores a batch at once (`Retriever::score_batch`).
+    let order: Vec<usize> = (0..test.len()).collect();
+    let per_user: Vec<(u32, Vec<Scored>, Option<Vec<_>>)> = order
+        .par_chunks(BATCH)
+        .flat_map_iter(|chunk| {
+            let queries: Vec<_> = chunk.iter().map(|&k| histories.query(test.users[k])).collect();
+            let mut scores = Vec::new();
+            if let Protocol::Full { .. } = protocol {
+                scores = vec![0f32; chunk.len() * n_items];
+                model.score_batch(&queries, &mut scores);
+            }
+            let rows: Vec<_> = chunk
+                .iter()
+                .zip(&queries)
+                .enumerate()
+                .map(|(j, (&k, q))| {
+                    let truth = &test.truth[k];
+                    let (ranked, hits) = match protocol {
+                        Protocol::Full { catalogue, exclude_seen } => {
+                            let scores = &scores[j * n_items..(j + 1) * n_items];
+                            let eligible = |i: u32| {
+                                catalogue.get(i as usize).copied().unwrap_or(false)
+                                    && !(*exclude_seen && q.items.binary_search(&i).is_ok())
+                            };
+                            let cands =
+                                scores.iter().enumerate().map(|(i, &s)| (i as u32, s)).filter(|&(i, _)| eligible(i));
+                            (tandem_models::top_k(scores, keep, eligible), held_out_positions(cands, truth))
+                        }
+                        Protocol::Sampled { negatives } => sampled(model, q, truth, &negatives[k]),
+                    };
+                    step.inc(1);
+                    (test.users[k], ranked, metrics_at_positions(&hits, truth.len(), ks))
+                })
+                .collect();
+            rows
+        })
         .collect();
     let mut sums = MetricSums::new(ks.len());
     let mut predictions = Vec::with_capacity(per_user.len());

@@ -124,6 +124,16 @@ pub trait Retriever: Send + Sync {
     /// Writes a score for every item into `out` (length [`Retriever::n_items`]); higher is better.
     fn score(&self, query: &Query<'_>, out: &mut [f32]);
 
+    /// Scores a batch of queries into `out`, row-major (`queries.len() x n_items`): what
+    /// evaluation and submissions call. The default scores one query at a time; models whose
+    /// scores are products of vectors answer a batch with blocked products.
+    fn score_batch(&self, queries: &[Query<'_>], out: &mut [f32]) {
+        let n = self.n_items();
+        for (q, row) in queries.iter().zip(out.chunks_mut(n.max(1))) {
+            self.score(q, row);
+        }
+    }
+
     /// The user and item vectors the model scores with, when it has them (ALS, MF, two-tower):
     /// what a ranker takes as frozen features.
     fn embeddings(&self) -> Option<Embeddings<'_>> {
