@@ -298,7 +298,7 @@ mod tests {
             for &i in query.items {
                 out[i as usize] = 0.5;
             }
-            out[if query.user.is_some() { self.trained } else { self.anonymous } as usize] = 1.0;
+            out[if query.trained.is_some() { self.trained } else { self.anonymous } as usize] = 1.0;
         }
     }
 

@@ -169,7 +169,7 @@ mod tests {
         let g = PopularityParams::default().fit(&t).unwrap();
         assert_eq!(g.scores(), &[3.0, 2.0, 1.0, 0.0]);
         let r = PopularityParams { mode: PopularityMode::Recent, window_days: 2 }.fit(&t).unwrap();
-        let order = r.recommend(&Query { user: None, items: &[], weights: &[] }, 4, &|_| true);
+        let order = r.recommend(&Query { trained: None, items: &[], weights: &[] }, 4, &|_| true);
         assert_eq!(order.iter().map(|s| s.item).collect::<Vec<_>>(), vec![1, 2, 0, 3]);
         let d = PopularityParams { mode: PopularityMode::Decay, window_days: 7 }.fit(&t).unwrap();
         // item 0: 2/11 + 1/10; item 1: 2/1; item 2: 1/2.

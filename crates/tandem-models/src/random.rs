@@ -60,7 +60,7 @@ impl Retriever for Random {
     }
 
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {
-        let who = match query.user {
+        let who = match query.trained {
             Some(u) => mix(u as u64),
             None => query.items.iter().fold(0x5EED, |h, &i| mix(h ^ i as u64)),
         };
@@ -102,7 +102,7 @@ mod tests {
         conformance::<RandomParams>(&*m, &t, 0.0);
         let score = |m: &dyn Retriever, user| {
             let mut s = vec![0f32; t.n_items()];
-            m.score(&Query { user: Some(user), items: &[], weights: &[] }, &mut s);
+            m.score(&Query { trained: Some(user), items: &[], weights: &[] }, &mut s);
             s
         };
         assert_eq!(score(&*m, 1), score(&*m, 1));

@@ -4,16 +4,19 @@ use tandem_data::{Csr, Interactions};
 
 use crate::topk::{top_k, Scored};
 
-/// A user as a retriever sees them: an optional known index and their history.
+/// A user as a retriever sees them: their history, and whether to score from their trained
+/// state.
 ///
-/// History-based models (popularity, kNN, EASE) score from the history the caller passes, so
-/// the same call serves anonymous sessions and users with live, newer interactions. Models with
-/// per-user state (ALS, MF) use the trained vector of a known `user`; to score a history that
-/// differs from training (new interactions), pass `user: None` and they fold the history in.
+/// History-based models (popularity, kNN, EASE) score from `items` either way, so the same call
+/// serves anonymous sessions and users with live, newer interactions. Models with per-user state
+/// (ALS, MF, the neural models) score from the trained row when `trained` names one, and fold
+/// `items` in when it is `None` — for new users, and for known users whose history has changed
+/// since training (the caller says which; nothing is inferred).
 #[derive(Debug, Clone, Copy)]
 pub struct Query<'a> {
-    /// Dense user index when the user was in training.
-    pub user: Option<u32>,
+    /// The user's row in the model's training, to score from its trained state; `None` folds in
+    /// `items` instead.
+    pub trained: Option<u32>,
     /// Items of the history (dense indices).
     pub items: &'a [u32],
     /// One weight per history item (1.0 for plain implicit feedback).
@@ -24,7 +27,7 @@ impl<'a> Query<'a> {
     /// The query for row `user` of a user x item matrix.
     pub fn from_row(matrix: &'a Csr, user: u32) -> Self {
         let (items, weights) = matrix.row(user as usize);
-        Query { user: Some(user), items, weights }
+        Query { trained: Some(user), items, weights }
     }
 }
 
@@ -59,7 +62,7 @@ impl<'a> Histories<'a> {
     pub fn query(&self, user: u32) -> Query<'a> {
         let u = user as usize;
         let (items, weights) = if u < self.known.n_rows() { self.known.row(u) } else { (&[][..], &[][..]) };
-        Query { user: (!self.is_new(user)).then_some(user), items, weights }
+        Query { trained: (!self.is_new(user)).then_some(user), items, weights }
     }
 }
 
@@ -84,7 +87,7 @@ pub fn recommend_or_popular(
     k: usize,
     keep: &dyn Fn(u32) -> bool,
 ) -> (Vec<Scored>, bool) {
-    if query.user.is_none() && query.items.is_empty() {
+    if query.trained.is_none() && query.items.is_empty() {
         (popular.iter().filter(|s| keep(s.item)).take(k).copied().collect(), true)
     } else {
         (model.recommend(query, k, keep), false)
@@ -185,7 +188,7 @@ pub trait Retriever: Send + Sync {
 
     /// Items most similar to `item` (the item itself excluded), scored as a one-item history.
     fn similar_items(&self, item: u32, k: usize) -> Vec<Scored> {
-        let q = Query { user: None, items: &[item], weights: &[1.0] };
+        let q = Query { trained: None, items: &[item], weights: &[1.0] };
         self.recommend(&q, k, &|i| i != item)
     }
 }

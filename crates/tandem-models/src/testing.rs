@@ -78,7 +78,7 @@ pub fn conformance_with(model: &dyn Retriever, train: &TrainSet, learned: f64, l
         share >= learned,
         "withheld item first for {share:.2} of users (want {learned}); (user, first) missed: {missed:?}"
     );
-    let empty = Query { user: None, items: &[], weights: &[] };
+    let empty = Query { trained: None, items: &[], weights: &[] };
     let mut out = vec![0.0; n];
     model.score(&empty, &mut out);
     assert!(out.iter().all(|s| !s.is_nan()));

@@ -501,7 +501,7 @@ impl Retriever for HistoryModel {
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {
         let (l, d) = (self.params.history, self.params.factors);
         let n = self.n_items();
-        let hist: Vec<u32> = match query.user.filter(|&u| ((u as usize) + 1) * l <= self.histories.len()) {
+        let hist: Vec<u32> = match query.trained.filter(|&u| ((u as usize) + 1) * l <= self.histories.len()) {
             Some(u) => self.histories[u as usize * l..(u as usize + 1) * l]
                 .iter()
                 .copied()
@@ -663,8 +663,8 @@ mod tests {
         let t = checkerboard();
         let m = small(HistoryLoss::Bce).fit(&t, &NoProgress).unwrap();
         let (mut a, mut b) = (vec![0f32; 10], vec![0f32; 10]);
-        m.score(&Query { user: None, items: &[0, 2, 4, 6, 8], weights: &[1.0; 5] }, &mut a);
-        m.score(&Query { user: None, items: &[9, 0, 2, 4, 6, 8], weights: &[1.0; 6] }, &mut b);
+        m.score(&Query { trained: None, items: &[0, 2, 4, 6, 8], weights: &[1.0; 5] }, &mut a);
+        m.score(&Query { trained: None, items: &[9, 0, 2, 4, 6, 8], weights: &[1.0; 6] }, &mut b);
         assert_eq!(a, b, "only the last `history` items count");
         let e = HistoryParams { candidates: 1, ..small(HistoryLoss::SampledSoftmax) }.fit(&t, &NoProgress).unwrap_err();
         assert!(e.to_string().contains("candidates"), "{e}");

@@ -376,7 +376,7 @@ impl Retriever for Ncf {
 impl Ncf {
     /// Scores the listed item rows (`None`: an unknown item, scored `-inf`) into `out`.
     fn score_rows(&self, query: &Query<'_>, items: impl Iterator<Item = Option<usize>> + Clone, out: &mut [f32]) {
-        let known = query.user.filter(|&u| (u as usize) < self.user_mlp.rows());
+        let known = query.trained.filter(|&u| (u as usize) < self.user_mlp.rows());
         let (u_mlp, u_gmf) = match known {
             Some(u) => (self.user_mlp.row(u as usize), self.gmf.as_ref().map_or(&[][..], |(g, _)| g.row(u as usize))),
             None => (&self.mean_user.0[..], &self.mean_user.1[..]),

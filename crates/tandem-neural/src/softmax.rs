@@ -551,7 +551,7 @@ impl SoftmaxModel {
     /// else the mean user.
     fn query_vector(&self, query: &Query<'_>) -> Vec<f32> {
         let d = self.params.factors;
-        let mut q = match query.user.filter(|&u| (u as usize) < self.users.rows()) {
+        let mut q = match query.trained.filter(|&u| (u as usize) < self.users.rows()) {
             Some(u) => self.users.row(u as usize).to_vec(),
             None => {
                 let known: Vec<u32> = query.items.iter().copied().filter(|&i| (i as usize) < self.n_items()).collect();

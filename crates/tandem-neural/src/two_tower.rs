@@ -484,7 +484,7 @@ impl Retriever for TwoTower {
 
     /// Known users use their tower's vector; others the mean of their history's item vectors.
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {
-        let q = match query.user.filter(|&u| (u as usize) < self.users.rows()) {
+        let q = match query.trained.filter(|&u| (u as usize) < self.users.rows()) {
             Some(u) => self.users.row(u as usize).to_vec(),
             None => {
                 let mut q = vec![0f32; self.items.dim()];
@@ -617,7 +617,7 @@ mod tests {
             let mut s = vec![0f32; t.n_items()];
             let mut hits = 0;
             for (u, &want) in next.iter().enumerate() {
-                m.score(&Query { user: Some(u as u32), items: &[], weights: &[] }, &mut s);
+                m.score(&Query { trained: Some(u as u32), items: &[], weights: &[] }, &mut s);
                 for &i in t.user_items.row(u).0 {
                     s[i as usize] = f32::NEG_INFINITY;
                 }

@@ -172,7 +172,7 @@ fn query(train: &TrainSet, u: u32) -> Query<'_> {
     if (u as usize) < train.n_users() {
         Query::from_row(&train.user_items, u)
     } else {
-        Query { user: None, items: &[], weights: &[] }
+        Query { trained: None, items: &[], weights: &[] }
     }
 }
 

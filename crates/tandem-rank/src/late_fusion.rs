@@ -423,7 +423,7 @@ impl LateFusion {
     /// The head's input rows for `c` (`items x width`).
     fn rows(&self, c: &Candidates<'_>, mask_ids: bool) -> Vec<f32> {
         let layout = self.layout();
-        let user = users_row(&self.users, c.query.user);
+        let user = users_row(&self.users, c.query.trained);
         let profile = Profile::of(c.query.items, c.query.weights, c.recent, &self.features, &self.items);
         let mut x = Vec::with_capacity(c.items.len() * layout.width());
         let read = |f: &Factors, r: usize, o: &mut [f32]| o.copy_from_slice(f.row(r.min(f.rows() - 1)));

@@ -351,7 +351,7 @@ impl TwoStage {
     /// The latest items of the query's user, most recent first: from training for known users,
     /// else the query's items with the last as the most recent.
     pub fn recent_items(&self, query: &Query<'_>) -> Vec<u32> {
-        match query.user.and_then(|u| self.recent.get(u as usize)) {
+        match query.trained.and_then(|u| self.recent.get(u as usize)) {
             Some(r) => r.clone(),
             None => query.items.iter().rev().take(RECENT).copied().collect(),
         }
@@ -380,7 +380,7 @@ impl TwoStage {
         // Per retriever, every item's score; `None` where an index found its top candidates.
         let mut scores: Vec<Option<Vec<f32>>> = Vec::with_capacity(self.retrievers.len());
         for (r, index) in self.retrievers.iter().zip(&self.indexes) {
-            let vectors = r.embeddings().zip(query.user).filter(|(e, u)| (*u as usize) < e.users.rows());
+            let vectors = r.embeddings().zip(query.trained).filter(|(e, u)| (*u as usize) < e.users.rows());
             if let (Some(index), Some((e, u))) = (index, vectors) {
                 let top = index.top_k(e.users.row(u as usize), self.spec.candidates, &keep);
                 pool.extend(top.into_iter().map(|s| s.item));

@@ -275,8 +275,8 @@ pub fn recommend(served: &Served, ask: &Ask<'_>) -> Recommendation {
     } else {
         // A known user without new items keeps the trained state; new items make it a new
         // history, folded in by the model.
-        let query = Query { user: if fresh { None } else { known }, items: &items, weights: &weights };
-        match (&served.index, query.user, m.model.embeddings()) {
+        let query = Query { trained: if fresh { None } else { known }, items: &items, weights: &weights };
+        match (&served.index, query.trained, m.model.embeddings()) {
             (Some(index), Some(u), Some(e)) => {
                 let t = Instant::now();
                 let top = index.top_k(e.users.row(u as usize), ask.k, &keep);

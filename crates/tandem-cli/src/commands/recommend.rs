@@ -22,7 +22,7 @@ pub fn recommend(dir: &Path, user: Option<&str>, items: &[String], k: usize, inc
         let q = Histories::fitted(&m.history).query(u);
         history.extend_from_slice(q.items);
         weights.extend_from_slice(q.weights);
-        known_user = q.user;
+        known_user = q.trained;
     }
     for raw in items {
         let i = m
@@ -33,7 +33,7 @@ pub fn recommend(dir: &Path, user: Option<&str>, items: &[String], k: usize, inc
         weights.push(1.0);
     }
     // Extra items make this a new history: score it as an anonymous one.
-    let q = Query { user: if items.is_empty() { known_user } else { None }, items: &history, weights: &weights };
+    let q = Query { trained: if items.is_empty() { known_user } else { None }, items: &history, weights: &weights };
     let keep = |i: u32| include_seen || !history.contains(&i);
     let (recs, fallback) = recommend_or_popular(&*m.model, &m.popular(), &q, k, &keep);
     if fallback {

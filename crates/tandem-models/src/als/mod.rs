@@ -65,7 +65,7 @@ mod tests {
         }
         // The anonymous path uses the exact solve and ranks like the trained user.
         let mut anon = vec![0.0; t.n_items()];
-        m.score(&Query { user: None, ..q }, &mut anon);
+        m.score(&Query { trained: None, ..q }, &mut anon);
         assert!(anon.iter().all(|s| s.is_finite()));
     }
 

@@ -98,7 +98,7 @@ impl Retriever for Als {
 
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {
         // Known users use their trained vector; anyone else is solved from the history.
-        match query.user.filter(|&u| (u as usize) < self.users.rows()) {
+        match query.trained.filter(|&u| (u as usize) < self.users.rows()) {
             Some(u) => self.items.scores(self.users.row(u as usize), out),
             None => self.items.scores(&self.solve_user(query.items, query.weights), out),
         }

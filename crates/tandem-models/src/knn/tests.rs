@@ -18,10 +18,10 @@ fn item_knn_without_weighting_counts_co_occurrences() {
     let m = p.fit_item_knn(&tiny(), &NoProgress).unwrap();
     let mut out = vec![0.0; 4];
     // History {0}: sim(0,0)=2, sim(0,1)=2, sim(0,2)=1, sim(0,3)=0.
-    m.score(&Query { user: None, items: &[0], weights: &[1.0] }, &mut out);
+    m.score(&Query { trained: None, items: &[0], weights: &[1.0] }, &mut out);
     assert_eq!(out, vec![2.0, 2.0, 1.0, 0.0]);
     // History {0, 3} with weight 2 on item 3: adds 2 * (sim(3,2)=1, sim(3,3)=1).
-    m.score(&Query { user: None, items: &[0, 3], weights: &[1.0, 2.0] }, &mut out);
+    m.score(&Query { trained: None, items: &[0, 3], weights: &[1.0, 2.0] }, &mut out);
     assert_eq!(out, vec![2.0, 2.0, 3.0, 2.0]);
 }
 
@@ -38,7 +38,7 @@ fn item_knn_cosine_similarity() {
     let p = KnnParams { weighting: Weighting::Cosine, neighbours: 10, ..Default::default() };
     let m = p.fit_item_knn(&tiny(), &NoProgress).unwrap();
     let mut out = vec![0.0; 4];
-    m.score(&Query { user: None, items: &[2], weights: &[1.0] }, &mut out);
+    m.score(&Query { trained: None, items: &[2], weights: &[1.0] }, &mut out);
     // item 2 = users {1,2}; item 3 = {2}: cos = 1/sqrt(2); item 0 = {0,1}: 1/2.
     assert!((out[3] - 0.5f32.sqrt()).abs() < 1e-6 && (out[0] - 0.5).abs() < 1e-6);
 }
@@ -54,7 +54,7 @@ fn user_knn_votes_with_neighbours() {
     assert_eq!(out, vec![2.0, 2.0, 2.0, 0.0]);
     // The same history as an anonymous query may pick user 0 itself too (not excluded); a tie
     // between users 0 and 1 at 2 goes to user 0.
-    m.score(&Query { user: None, items: &[0, 1], weights: &[1.0, 1.0] }, &mut out);
+    m.score(&Query { trained: None, items: &[0, 1], weights: &[1.0, 1.0] }, &mut out);
     assert_eq!(out, vec![2.0, 2.0, 0.0, 0.0]);
 }
 

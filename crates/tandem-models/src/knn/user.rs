@@ -67,9 +67,9 @@ impl Retriever for UserKnn {
         out.fill(0.0);
         // Known users whose query is their stored row use the stored weights; other histories
         // (anonymous, or live) are weighted the same way on the fly.
-        let stored = query.user.map(|u| self.user_items.row(u as usize));
+        let stored = query.trained.map(|u| self.user_items.row(u as usize));
         let owned;
-        let (cols, vals): (&[u32], &[f32]) = match (stored, query.user) {
+        let (cols, vals): (&[u32], &[f32]) = match (stored, query.trained) {
             (Some((c, v)), Some(u)) if c == query.items && v == query.weights => self.weighted.row(u as usize),
             _ => {
                 let mut v = query.weights.to_vec();
@@ -80,7 +80,7 @@ impl Retriever for UserKnn {
         };
         let mut acc = Accumulator::new(self.user_items.n_rows());
         acc.add(cols, vals, &self.item_users_w);
-        for nb in acc.drain_top(self.params.neighbours, self.params.shrink, query.user) {
+        for nb in acc.drain_top(self.params.neighbours, self.params.shrink, query.trained) {
             let (items, rs) = self.user_items.row(nb.item as usize);
             for (&i, &r) in items.iter().zip(rs) {
                 out[i as usize] += nb.score * r;

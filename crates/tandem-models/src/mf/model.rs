@@ -103,7 +103,7 @@ impl Retriever for Mf {
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {
         let f = self.items.dim();
         // Known users use their vector; others are folded in as the mean of their items' factors.
-        let (p, base) = match query.user.filter(|&u| (u as usize) < self.users.rows()) {
+        let (p, base) = match query.trained.filter(|&u| (u as usize) < self.users.rows()) {
             Some(u) => (self.users.row(u as usize).to_vec(), self.global_bias + self.user_bias[u as usize]),
             None => {
                 let mut p = vec![0f32; f];

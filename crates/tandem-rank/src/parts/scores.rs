@@ -21,7 +21,7 @@ fn example_scores(examples: &[Example], train: &TrainSet, retrievers: &[&dyn Ret
             let q = if (*u as usize) < train.n_users() {
                 Query::from_row(&train.user_items, *u)
             } else {
-                Query { user: Some(*u), items: &[], weights: &[] }
+                Query { trained: Some(*u), items: &[], weights: &[] }
             };
             let items: Vec<u32> = ks.iter().map(|&k| examples[k].item).collect();
             let mut out = Vec::with_capacity(ks.len() * r);
