@@ -103,7 +103,9 @@ pub fn evaluate_model(
         users: evaluation.users,
         new_users: evaluation.new_users,
         training: Vec::new(),
-        stage_seconds: model.stage_seconds().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        stage_seconds: tandem_rank::TwoStage::of(&*model)
+            .map(|p| p.stage_seconds().into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+            .unwrap_or_default(),
         diagnostics: None,
     };
     Evaluated { model, evaluation, report }

@@ -8,7 +8,7 @@
 //! recalled 0.83 of the exact top 100 at 20k items while slower than the exact scan (0.31 vs
 //! 0.27 ms), and 0.69 at 100k items; IVF recalls 0.95 at a fifth of the exact scan's time
 //! (`bash bench/index.sh`). The server uses them for single models, a two-stage pipeline for
-//! its retrievers ([`Retriever::use_index`](crate::Retriever::use_index)).
+//! its retrievers (`TwoStage::use_index` in tandem-rank).
 
 use crate::{top_k, Factors, Scored};
 

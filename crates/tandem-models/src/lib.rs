@@ -57,5 +57,5 @@ pub use mf::{Loss, Mf, MfParams, NegativeMode};
 pub use optim::OptimizerKind;
 pub use popularity::{Popularity, PopularityMode, PopularityParams};
 pub use random::{Random, RandomParams};
-pub use retriever::{popular_items, recommend_or_popular, Embeddings, Histories, Query, Retriever, TrainSet};
+pub use retriever::{popular_items, recommend_or_popular, AsAny, Embeddings, Histories, Query, Retriever, TrainSet};
 pub use topk::{rank_order, top_k, Scored, TopK};

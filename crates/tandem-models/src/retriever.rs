@@ -103,11 +103,29 @@ pub struct Embeddings<'a> {
     pub items: &'a crate::Factors,
 }
 
+/// Lets a caller that knows of a richer model reach it through `&dyn Retriever` (a server or a
+/// report reaches a pipeline's stages this way); implemented for every type.
+pub trait AsAny {
+    /// The model as `Any`, to downcast.
+    fn as_any(&self) -> &dyn std::any::Any;
+    /// The same, mutable.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+}
+
+impl<T: std::any::Any> AsAny for T {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
 /// A fitted candidate generator: scores every item for a user.
 ///
 /// Lifecycle: parameters are fitted into a model (`Params::fit`), the model scores queries.
 /// Models are immutable after fitting and `Send + Sync`, so callers score users in parallel.
-pub trait Retriever: Send + Sync {
+pub trait Retriever: AsAny + Send + Sync {
     /// The model kind, for reports.
     fn kind(&self) -> &'static str;
 
@@ -141,30 +159,6 @@ pub trait Retriever: Send + Sync {
     /// what a ranker takes as frozen features.
     fn embeddings(&self) -> Option<Embeddings<'_>> {
         None
-    }
-
-    /// Builds candidate indexes of `kind` over the item vectors of the models inside this one
-    /// and retrieves through them from now on; `true` when it did (a two-stage pipeline does,
-    /// for its retrievers with vectors). A single model answers `false`: its caller indexes
-    /// it from [`embeddings`](Self::embeddings).
-    fn use_index(&mut self, kind: crate::index::IndexKind, probe_share: f64) -> bool {
-        let _ = (kind, probe_share);
-        false
-    }
-
-    /// Scores like [`score`](Self::score) and returns the seconds each stage of this call
-    /// took: one `scoring` stage unless the model has several (a two-stage pipeline reports
-    /// `retrieval` and `ranking`). Servers report it per request.
-    fn score_timed(&self, query: &Query<'_>, out: &mut [f32]) -> Vec<(&'static str, f64)> {
-        let start = std::time::Instant::now();
-        self.score(query, out);
-        vec![("scoring", start.elapsed().as_secs_f64())]
-    }
-
-    /// Seconds spent so far per stage (name, seconds), for models made of stages (two-stage
-    /// pipelines); empty for single models.
-    fn stage_seconds(&self) -> Vec<(&'static str, f64)> {
-        Vec::new()
     }
 
     /// Writes the scores of `items` only into `out` (same length); items the model does not

@@ -330,7 +330,7 @@ pub struct TwoStage {
     ranker: Box<dyn Ranker>,
     /// Each training user's latest items, most recent first (at most [`RECENT`]).
     recent: Vec<Vec<u32>>,
-    /// Per retriever, a candidate index over its item vectors (see [`Retriever::use_index`]).
+    /// Per retriever, a candidate index over its item vectors (see [`TwoStage::use_index`]).
     indexes: Vec<Option<ItemIndex>>,
     retrieval_nanos: AtomicU64,
     ranking_nanos: AtomicU64,
@@ -450,6 +450,56 @@ struct SavedPart {
     params: serde_json::Value,
 }
 
+impl TwoStage {
+    /// The pipeline `model` is, if it is one: how a server and a report reach its stages.
+    pub fn of(model: &dyn Retriever) -> Option<&TwoStage> {
+        model.as_any().downcast_ref()
+    }
+
+    /// The same, to change (to index its retrievers).
+    pub fn of_mut(model: &mut dyn Retriever) -> Option<&mut TwoStage> {
+        model.as_any_mut().downcast_mut()
+    }
+
+    /// Scores like `score` and returns the seconds each stage of this call took (`retrieval`,
+    /// `ranking`): what a server reports per request.
+    pub fn score_timed(&self, query: &Query<'_>, out: &mut [f32]) -> Vec<(&'static str, f64)> {
+        let start = Instant::now();
+        let (items, retriever_scores) = self.candidates(query);
+        let mid = Instant::now();
+        let mut s = vec![0f32; items.len()];
+        let recent = self.recent_items(query);
+        let c = Candidates { query, recent: &recent, items: &items, retriever_scores: &retriever_scores };
+        self.ranker.score(&c, &mut s);
+        out.fill(f32::NEG_INFINITY);
+        for (&i, &v) in items.iter().zip(&s) {
+            out[i as usize] = v;
+        }
+        let (retrieval, ranking) = (mid - start, mid.elapsed());
+        self.retrieval_nanos.fetch_add(retrieval.as_nanos() as u64, Ordering::Relaxed);
+        self.ranking_nanos.fetch_add(ranking.as_nanos() as u64, Ordering::Relaxed);
+        vec![("retrieval", retrieval.as_secs_f64()), ("ranking", ranking.as_secs_f64())]
+    }
+
+    /// Builds candidate indexes of `kind` over the item vectors of the retrievers that have
+    /// them, and retrieves through them from now on.
+    pub fn use_index(&mut self, kind: IndexKind, probe_share: f64) {
+        self.indexes = self
+            .retrievers
+            .iter()
+            .map(|r| r.embeddings().map(|e| ItemIndex::build(kind, e.items, probe_share)))
+            .collect();
+    }
+
+    /// Seconds spent so far per stage, summed over threads: what reports show.
+    pub fn stage_seconds(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            ("retrieval", self.retrieval_nanos.load(Ordering::Relaxed) as f64 * 1e-9),
+            ("ranking", self.ranking_nanos.load(Ordering::Relaxed) as f64 * 1e-9),
+        ]
+    }
+}
+
 impl Retriever for TwoStage {
     fn kind(&self) -> &'static str {
         "two_stage"
@@ -482,40 +532,6 @@ impl Retriever for TwoStage {
     /// Candidates get the ranker's score, every other item `-inf`.
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {
         self.score_timed(query, out);
-    }
-
-    fn score_timed(&self, query: &Query<'_>, out: &mut [f32]) -> Vec<(&'static str, f64)> {
-        let start = Instant::now();
-        let (items, retriever_scores) = self.candidates(query);
-        let mid = Instant::now();
-        let mut s = vec![0f32; items.len()];
-        let recent = self.recent_items(query);
-        let c = Candidates { query, recent: &recent, items: &items, retriever_scores: &retriever_scores };
-        self.ranker.score(&c, &mut s);
-        out.fill(f32::NEG_INFINITY);
-        for (&i, &v) in items.iter().zip(&s) {
-            out[i as usize] = v;
-        }
-        let (retrieval, ranking) = (mid - start, mid.elapsed());
-        self.retrieval_nanos.fetch_add(retrieval.as_nanos() as u64, Ordering::Relaxed);
-        self.ranking_nanos.fetch_add(ranking.as_nanos() as u64, Ordering::Relaxed);
-        vec![("retrieval", retrieval.as_secs_f64()), ("ranking", ranking.as_secs_f64())]
-    }
-
-    fn use_index(&mut self, kind: IndexKind, probe_share: f64) -> bool {
-        self.indexes = self
-            .retrievers
-            .iter()
-            .map(|r| r.embeddings().map(|e| ItemIndex::build(kind, e.items, probe_share)))
-            .collect();
-        true
-    }
-
-    fn stage_seconds(&self) -> Vec<(&'static str, f64)> {
-        vec![
-            ("retrieval", self.retrieval_nanos.load(Ordering::Relaxed) as f64 * 1e-9),
-            ("ranking", self.ranking_nanos.load(Ordering::Relaxed) as f64 * 1e-9),
-        ]
     }
 }
 
@@ -597,7 +613,7 @@ mod tests {
         };
         let full = scores(&m);
         for (kind, share) in [(IndexKind::Exact, 1.0), (IndexKind::Ivf, 1.0)] {
-            assert!(m.use_index(kind, share));
+            m.use_index(kind, share);
             assert!(m.indexes[0].is_some() && m.indexes[1].is_none(), "ALS has vectors, popularity none");
             assert_eq!(scores(&m), full, "{kind:?}");
         }

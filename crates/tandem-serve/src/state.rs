@@ -12,6 +12,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use tandem_models::{top_k, Query, Scored};
 use tandem_rank::model_dir::{load, Loaded};
+use tandem_rank::TwoStage;
 
 use crate::error::ServeError;
 use crate::metrics::Metrics;
@@ -75,8 +76,14 @@ impl Served {
     /// Loads `dir` and builds the index of `kind` when the model has item vectors.
     pub fn load(dir: &std::path::Path, kind: IndexKind, probe_share: f64) -> Result<Served, ServeError> {
         let mut loaded = load(dir)?;
-        // A pipeline indexes its own retrievers; a single model is indexed here.
-        let inner = loaded.model.use_index(kind, probe_share);
+        // A pipeline indexes its own retrievers; a single model with vectors is indexed here.
+        let inner = match TwoStage::of_mut(&mut *loaded.model) {
+            Some(pipeline) => {
+                pipeline.use_index(kind, probe_share);
+                true
+            }
+            None => false,
+        };
         let popular = loaded.popular();
         let index =
             if inner { None } else { loaded.model.embeddings().map(|e| ItemIndex::build(kind, e.items, probe_share)) };
@@ -285,7 +292,14 @@ pub fn recommend(served: &Served, ask: &Ask<'_>) -> Recommendation {
             }
             _ => {
                 let mut scores = vec![0f32; m.model.n_items()];
-                let stages = m.model.score_timed(&query, &mut scores);
+                let stages = match TwoStage::of(&*m.model) {
+                    Some(pipeline) => pipeline.score_timed(&query, &mut scores),
+                    None => {
+                        let t = Instant::now();
+                        m.model.score(&query, &mut scores);
+                        vec![("scoring", t.elapsed().as_secs_f64())]
+                    }
+                };
                 timings.extend(stages.into_iter().map(|(s, secs)| (s.to_string(), secs * 1e3)));
                 let t = Instant::now();
                 let top = top_k(&scores, ask.k, |i| scores[i as usize].is_finite() && keep(i));
