@@ -238,7 +238,22 @@ enum Command {
     },
 }
 
+/// A closed standard output (`tandem ... | head`) ends the output, quietly, as in other Unix
+/// tools: `println!` panics on the broken pipe, and this hook turns that one panic into exit 0.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload.downcast_ref::<String>().map(String::as_str).or(payload.downcast_ref::<&str>().copied());
+        if message.is_some_and(|m| m.starts_with("failed printing to stdout") && m.contains("Broken pipe")) {
+            std::process::exit(0);
+        }
+        default(info)
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     let bars = progress::Bars::new(cli.quiet);
     if let Err(e) = tandem_neural::device::select(cli.device) {

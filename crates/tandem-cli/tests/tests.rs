@@ -71,6 +71,22 @@ output:
   submission: {model: knn, format: course, path: sub.csv, k: 3}
 ";
 
+/// `tandem ... | head`: a reader that goes away ends the output without a panic.
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    let model = repo().join("crates/tandem-rank/tests/fixtures/format-1/models/item_knn");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["recommend", "--model", model.to_str().unwrap(), "--user", "u3", "-k", "5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("panicked"), "{:?} {err}", out.status);
+}
+
 mod config_errors {
     use super::*;
 
