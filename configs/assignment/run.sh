@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The MF course assignment: ./configs/assignment/run.sh -o OUT_DIR [-bce] [-i train.csv]
+# The MF course assignment: ./configs/assignment/run.sh -o OUT_DIR|FILE.csv [-bce] [-i train.csv]
 # Trains BPR (default) or BCE on the course-format train.csv, prints validation mAP@50 per
-# epoch, and writes OUT_DIR/submission.csv (every user's 50 best unseen items).
+# epoch, and writes OUT_DIR/submission.csv or FILE.csv (every user's 50 best unseen items).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
