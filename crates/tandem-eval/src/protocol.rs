@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 use serde::Serialize;
 use tandem_data::{Interactions, Progress};
-use tandem_models::{rank_order, Histories, Query, Retriever, Scored};
+use tandem_models::{held_out_positions, rank_order, Histories, Query, Retriever, Scored};
 
 use crate::metric::{metrics_at_positions, Metric, MetricSums};
 
@@ -79,39 +79,6 @@ pub struct Evaluation {
     /// index): the top `keep` in full ranking, every candidate in sampled ranking.
     #[serde(skip)]
     pub predictions: Vec<(u32, Vec<Scored>)>,
-}
-
-/// The 1-based positions of the held-out items `truth` (sorted) in the ranking of
-/// `candidates` (distinct items with their scores) by score, descending, where ties never
-/// favour a held-out item: one whose score equals other candidates' ranks after all of them
-/// (held-out items tied only with each other take consecutive positions, so their order
-/// does not matter). NaN counts as -inf. Held-out items that are not candidates are not ranked.
-pub fn held_out_positions<I>(candidates: I, truth: &[u32]) -> Vec<usize>
-where
-    I: Iterator<Item = (u32, f32)> + Clone,
-{
-    let clean = |s: f32| if s.is_nan() { f32::NEG_INFINITY } else { s };
-    let held_out = |i: &u32| truth.binary_search(i).is_ok();
-    let mut targets: Vec<f32> = candidates.clone().filter(|(i, _)| held_out(i)).map(|(_, s)| clean(s)).collect();
-    if targets.is_empty() {
-        return Vec::new();
-    }
-    targets.sort_by(|a, b| b.total_cmp(a));
-    // ahead[j]: other candidates scoring at least targets[j] (counted where the run starts).
-    let mut ahead = vec![0usize; targets.len() + 1];
-    for (i, s) in candidates {
-        if !held_out(&i) {
-            let s = clean(s);
-            ahead[targets.partition_point(|&t| t > s)] += 1;
-        }
-    }
-    let mut before = 0;
-    (0..targets.len())
-        .map(|j| {
-            before += ahead[j];
-            1 + j + before
-        })
-        .collect()
 }
 
 /// Test users scored at once in full ranking.
@@ -300,22 +267,6 @@ mod tests {
             }
             out[if query.trained.is_some() { self.trained } else { self.anonymous } as usize] = 1.0;
         }
-    }
-
-    #[test]
-    fn held_out_items_rank_after_every_candidate_they_tie_with() {
-        let scores = [3.0, 2.0, 2.0, 2.0, 1.0, f32::NAN];
-        let cands = || scores.iter().enumerate().map(|(i, &s)| (i as u32, s));
-        assert_eq!(held_out_positions(cands(), &[1]), vec![4]);
-        assert_eq!(held_out_positions(cands(), &[0, 2]), vec![1, 4]);
-        // Tied only with each other after the third candidate: positions 3 and 4.
-        assert_eq!(held_out_positions(cands(), &[1, 2]), vec![3, 4]);
-        // NaN ties with nothing above it: last.
-        assert_eq!(held_out_positions(cands(), &[5]), vec![6]);
-        assert_eq!(held_out_positions(cands(), &[9]), Vec::<usize>::new());
-        // -inf ties with NaN.
-        let low = [f32::NEG_INFINITY, f32::NAN, 0.0];
-        assert_eq!(held_out_positions(low.iter().enumerate().map(|(i, &s)| (i as u32, s)), &[0]), vec![3]);
     }
 
     #[test]

@@ -58,4 +58,4 @@ pub use optim::OptimizerKind;
 pub use popularity::{Popularity, PopularityMode, PopularityParams};
 pub use random::{Random, RandomParams};
 pub use retriever::{popular_items, recommend_or_popular, AsAny, Embeddings, Histories, Query, Retriever, TrainSet};
-pub use topk::{rank_order, top_k, Scored, TopK};
+pub use topk::{held_out_positions, rank_order, top_k, Scored, TopK};

@@ -1,4 +1,5 @@
-//! Top-k selection shared by every model: highest score first, ties broken by ascending index.
+//! Top-k selection shared by every model: highest score first, ties broken by ascending index;
+//! and where held-out items rank when ties must never favour them (evaluation's rule).
 
 use std::cmp::Ordering;
 
@@ -84,6 +85,39 @@ pub fn top_k(scores: &[f32], k: usize, mut keep: impl FnMut(u32) -> bool) -> Vec
     t.into_sorted()
 }
 
+/// The 1-based positions of the held-out items `truth` (sorted) in the ranking of
+/// `candidates` (distinct items with their scores) by score, descending, where ties never
+/// favour a held-out item: one whose score equals other candidates' ranks after all of them
+/// (held-out items tied only with each other take consecutive positions, so their order
+/// does not matter). NaN counts as -inf. Held-out items that are not candidates are not ranked.
+pub fn held_out_positions<I>(candidates: I, truth: &[u32]) -> Vec<usize>
+where
+    I: Iterator<Item = (u32, f32)> + Clone,
+{
+    let clean = |s: f32| if s.is_nan() { f32::NEG_INFINITY } else { s };
+    let held_out = |i: &u32| truth.binary_search(i).is_ok();
+    let mut targets: Vec<f32> = candidates.clone().filter(|(i, _)| held_out(i)).map(|(_, s)| clean(s)).collect();
+    if targets.is_empty() {
+        return Vec::new();
+    }
+    targets.sort_by(|a, b| b.total_cmp(a));
+    // ahead[j]: other candidates scoring at least targets[j] (counted where the run starts).
+    let mut ahead = vec![0usize; targets.len() + 1];
+    for (i, s) in candidates {
+        if !held_out(&i) {
+            let s = clean(s);
+            ahead[targets.partition_point(|&t| t > s)] += 1;
+        }
+    }
+    let mut before = 0;
+    (0..targets.len())
+        .map(|j| {
+            before += ahead[j];
+            1 + j + before
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +181,21 @@ mod tests {
     fn skips_filtered_items() {
         let got = top_k(&[3.0, 2.0, 1.0], 2, |i| i != 0);
         assert_eq!(got.iter().map(|s| s.item).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn held_out_items_rank_after_every_candidate_they_tie_with() {
+        let scores = [3.0, 2.0, 2.0, 2.0, 1.0, f32::NAN];
+        let cands = || scores.iter().enumerate().map(|(i, &s)| (i as u32, s));
+        assert_eq!(held_out_positions(cands(), &[1]), vec![4]);
+        assert_eq!(held_out_positions(cands(), &[0, 2]), vec![1, 4]);
+        // Tied only with each other after the third candidate: positions 3 and 4.
+        assert_eq!(held_out_positions(cands(), &[1, 2]), vec![3, 4]);
+        // NaN ties with nothing above it: last.
+        assert_eq!(held_out_positions(cands(), &[5]), vec![6]);
+        assert_eq!(held_out_positions(cands(), &[9]), Vec::<usize>::new());
+        // -inf ties with NaN.
+        let low = [f32::NEG_INFINITY, f32::NAN, 0.0];
+        assert_eq!(held_out_positions(low.iter().enumerate().map(|(i, &s)| (i as u32, s)), &[0]), vec![3]);
     }
 }

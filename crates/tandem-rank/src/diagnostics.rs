@@ -13,7 +13,7 @@ use serde::Serialize;
 use tandem_data::read::ItemInfo;
 use tandem_data::sample::{user_rng, NegativeSampler};
 use tandem_data::{Interactions, Progress};
-use tandem_models::{Query, Result, TrainSet};
+use tandem_models::{held_out_positions, Query, Result, TrainSet};
 
 use crate::ranker::Candidates;
 use crate::two_stage::{TwoStage, TwoStageSpec};
@@ -267,17 +267,11 @@ pub fn cold_items(
         let fresh = |r: &[u32]| r.iter().copied().filter(|i| !seen(i)).collect::<Vec<u32>>();
         let q = query(&warm, u);
         let candidates = fresh(&cold);
-        let s: Vec<f32> = score_items(&pipeline, &q, &candidates)
-            .into_iter()
-            .map(|x| if x.is_nan() { f32::NEG_INFINITY } else { x })
-            .collect();
-        // Ties never count for a held-out item: the best one ranks after every other candidate
-        // scoring as much.
-        let is_wanted = |i: &u32| wanted.binary_search(i).is_ok();
-        let best = candidates.iter().zip(&s).filter(|(i, _)| is_wanted(i)).map(|(_, &x)| x).reduce(f32::max);
-        let ahead = |b: f32| candidates.iter().zip(&s).filter(|&(i, &x)| !is_wanted(i) && x >= b).count();
+        let s = score_items(&pipeline, &q, &candidates);
+        // Ties never count for a held-out item (evaluation's rule).
+        let first = held_out_positions(candidates.iter().copied().zip(s.iter().copied()), &wanted);
         n_users += 1;
-        ranker += usize::from(best.is_some_and(|b| ahead(b) < 10));
+        ranker += usize::from(first.first().is_some_and(|&p| p <= 10));
         pop += usize::from(hits(&fresh(&popular), &wanted));
         full += usize::from(hits(&fresh(&full_popular), &wanted));
     }
