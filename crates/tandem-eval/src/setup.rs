@@ -107,11 +107,12 @@ pub fn items_with_interactions(m: &Csr) -> Vec<bool> {
 /// cut-offs, for the report.
 pub fn setup(parts: &Parts<'_>, candidates: Candidates<'_>, split: String, ks: &[usize]) -> Result<Setup, SetupError> {
     let (n_users, n_items) = (parts.n_users, parts.n_items);
-    let fit = Csr::user_items(parts.fit, n_users, n_items);
-    let catalogue = items_with_interactions(&fit);
+    // The catalogue: items with training rows (their counts also weigh popularity negatives).
+    let counts = parts.fit.item_counts(n_items);
+    let catalogue: Vec<bool> = counts.iter().map(|&c| c > 0).collect();
     let history = known_matrix(&[parts.train, parts.valid], n_users, n_items);
     // Negatives avoid every item the user has in any part, test and validation alike.
-    let everything = known_matrix(&[parts.train, parts.valid, parts.test], n_users, n_items);
+    let everything = || known_matrix(&[parts.train, parts.valid, parts.test], n_users, n_items);
     let (test, valid) = (TestSet::from_log(parts.test), TestSet::from_log(parts.valid));
     let n_catalogue = catalogue.iter().filter(|&&c| c).count();
     let mut info = ProtocolInfo {
@@ -140,7 +141,7 @@ pub fn setup(parts: &Parts<'_>, candidates: Candidates<'_>, split: String, ks: &
             (p.clone(), p)
         }
         Candidates::Drawn { n, sampling, seed } => {
-            let counts = parts.fit.item_counts(n_items);
+            let everything = everything();
             let draw = |set: &TestSet, seed| sample_negatives(set, &everything, &counts, n, sampling, seed);
             info.candidates = format!("held-out items among {n} negatives per user");
             info.sampling = Some(
@@ -156,6 +157,7 @@ pub fn setup(parts: &Parts<'_>, candidates: Candidates<'_>, split: String, ks: &
             )
         }
         Candidates::Given { test: given, valid: given_valid } => {
+            let everything = everything();
             let negatives = aligned(&test, given, &everything, "test", &mut dropped)?;
             let per_user = given.first().map_or(0, |n| n.1.len());
             let note = if dropped > 0 { format!("; {dropped} known to their user dropped") } else { String::new() };
