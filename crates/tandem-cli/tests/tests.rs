@@ -125,7 +125,7 @@ mod config_errors {
     #[test]
     fn set_overrides_are_validated_too() {
         let e = run_err(CONFIG, &["--set", "models.knn.neighbours=0"]);
-        assert!(e.contains("neighbours") && e.contains("at least 1"), "{e}");
+        assert!(e.contains("neighbours") && e.contains("1 <= neighbours"), "{e}");
         let e = run_err(CONFIG, &["--set", "models.pop.mode=weekly"]);
         assert!(e.contains("models.pop") && e.contains("weekly"), "{e}");
         let e = run_err(CONFIG, &["--set", "evaluation.table=[NDCG@10, AUC@10]"]);

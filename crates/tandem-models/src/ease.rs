@@ -2,36 +2,34 @@
 //! `P = (XᵀX + λI)⁻¹` and a zero diagonal. Strong on catalogues up to ~30k items (the dense
 //! item x item inverse is the cost).
 
+use std::ops::Bound::{Excluded, Unbounded};
+
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, Side};
 use serde::{Deserialize, Serialize};
 use tandem_data::Progress;
 
 use crate::artifact::{TensorReader, Tensors};
-use crate::error::{ModelError, Result};
+use crate::error::{within, ModelError, Result};
 use crate::kind::{saved_params, Dim, Fit, ModelParams};
 use crate::retriever::{Query, Retriever, TrainSet};
 
 // Chosen on validation splits of ml-100k train (temporal, ratio and loo all pick 400).
-fn lambda() -> f32 {
-    400.0
-}
 
 /// The largest catalogue EASE accepts (its dense matrices need 12 bytes per item pair).
 pub const EASE_MAX_ITEMS: usize = 30_000;
 
 /// Parameters of [`Ease`].
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct EaseParams {
     /// L2 regularisation λ on the diagonal of the Gram matrix (default 400, > 0).
-    #[serde(default = "lambda")]
     pub lambda: f32,
 }
 
 impl Default for EaseParams {
     fn default() -> Self {
-        EaseParams { lambda: lambda() }
+        EaseParams { lambda: 400.0 }
     }
 }
 
@@ -111,17 +109,11 @@ impl Ease {
 }
 
 impl Retriever for Ease {
-    fn kind(&self) -> &'static str {
-        "ease"
-    }
-
     fn n_items(&self) -> usize {
         self.n
     }
 
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).expect("params serialise")
-    }
+    crate::kind_and_params!("ease");
 
     fn artifact(&self) -> crate::artifact::Artifact {
         crate::artifact::Artifact {
@@ -144,10 +136,7 @@ impl Retriever for Ease {
 impl ModelParams for EaseParams {
     /// Checks the parameters' ranges.
     fn check(&self) -> Result<()> {
-        if !(self.lambda > 0.0 && self.lambda.is_finite()) {
-            return Err(ModelError::invalid("lambda", self.lambda, "a finite number above 0"));
-        }
-        Ok(())
+        within("lambda", self.lambda, (Excluded(0.0), Unbounded))
     }
 
     fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {

@@ -1,4 +1,6 @@
-//! Errors of fitting and using models.
+//! Errors of fitting and using models, and the range check every parameter uses.
+
+use std::ops::{Bound, RangeBounds};
 
 /// What can go wrong when fitting a model.
 #[derive(Debug, thiserror::Error)]
@@ -13,7 +15,7 @@ pub enum ModelError {
         /// The given value.
         value: String,
         /// The allowed range, in words.
-        allowed: &'static str,
+        allowed: String,
     },
     /// Training produced non-finite values.
     #[error("{model} diverged (non-finite factors or loss): {hint}")]
@@ -51,8 +53,8 @@ pub enum ModelError {
 
 impl ModelError {
     /// A parameter outside its allowed values.
-    pub fn invalid(name: &str, value: impl std::fmt::Debug, allowed: &'static str) -> Self {
-        ModelError::InvalidParameter { name: name.to_string(), value: format!("{value:?}"), allowed }
+    pub fn invalid(name: &str, value: impl std::fmt::Debug, allowed: impl Into<String>) -> Self {
+        ModelError::InvalidParameter { name: name.to_string(), value: format!("{value:?}"), allowed: allowed.into() }
     }
 
     /// The same error with `prefix.` before a parameter's name: its key path from a
@@ -67,5 +69,62 @@ impl ModelError {
     }
 }
 
+/// A number a parameter can hold; floats must also be finite.
+pub trait Number: PartialOrd + std::fmt::Debug + Copy {
+    /// Whether the value is finite (always, for integers).
+    fn finite(self) -> bool {
+        true
+    }
+}
+impl Number for usize {}
+impl Number for u32 {}
+impl Number for u64 {}
+impl Number for f32 {
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+}
+
+/// `Ok` when the parameter `name` is finite and lies in `range`, else the error naming it and
+/// the range as `0.0 < name <= 10.0` (NaN lies in no range). Every model's `check` is a list of these.
+pub fn within<T: Number>(name: &str, value: T, range: impl RangeBounds<T>) -> Result<()> {
+    if value.finite() && range.contains(&value) {
+        return Ok(());
+    }
+    let lo = match range.start_bound() {
+        Bound::Included(v) => format!("{v:?} <= "),
+        Bound::Excluded(v) => format!("{v:?} < "),
+        Bound::Unbounded => String::new(),
+    };
+    let hi = match range.end_bound() {
+        Bound::Included(v) => format!(" <= {v:?}"),
+        Bound::Excluded(v) => format!(" < {v:?}"),
+        Bound::Unbounded if value.finite() => String::new(),
+        Bound::Unbounded => ", finite".into(),
+    };
+    Err(ModelError::invalid(name, value, format!("{lo}{name}{hi}")))
+}
+
 /// Result alias for models.
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ops::Bound::{Excluded, Included};
+
+    #[test]
+    fn ranges_are_named_as_inequalities_and_floats_must_be_finite() {
+        let msg = |r: Result<()>| r.unwrap_err().to_string();
+        assert!(within("factors", 64usize, 1..=1024).is_ok() && within("lr", 0.5f32, 0.0..1.0).is_ok());
+        assert_eq!(msg(within("factors", 0usize, 1..=1024)), "invalid parameter factors = 0: 1 <= factors <= 1024");
+        assert_eq!(
+            msg(within("lr", 0.0f32, (Excluded(0.0), Included(10.0)))),
+            "invalid parameter lr = 0.0: 0.0 < lr <= 10.0"
+        );
+        assert_eq!(msg(within("alpha", f32::INFINITY, 0.0..)), "invalid parameter alpha = inf: 0.0 <= alpha, finite");
+        assert_eq!(msg(within("p", 1.0f32, 0.0..1.0)), "invalid parameter p = 1.0: 0.0 <= p < 1.0");
+        assert!(within("m", f32::NAN, ..).is_err(), "NaN lies in no range");
+        assert_eq!(msg(within("k", 7usize, ..5)).rsplit(": ").next(), Some("k < 5"));
+    }
+}

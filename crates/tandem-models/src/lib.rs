@@ -50,7 +50,7 @@ mod topk;
 
 pub use als::{Als, AlsParams};
 pub use ease::{Ease, EaseParams, EASE_MAX_ITEMS};
-pub use error::{ModelError, Result};
+pub use error::{within, ModelError, Number, Result};
 pub use factors::{axpy, dot, simd, solve_spd, Factors, Simd};
 pub use knn::{ItemKnn, KnnParams, UserKnn, Weighting};
 pub use mf::{Loss, Mf, MfParams, NegativeMode};

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::{TensorReader, Tensors};
-use crate::error::{ModelError, Result};
+use crate::error::{within, ModelError, Result};
 use crate::kind::{saved_params, Fit, ModelParams};
 use crate::retriever::{Query, Retriever, TrainSet};
 
@@ -22,19 +22,13 @@ pub enum PopularityMode {
     Decay,
 }
 
-fn week() -> u32 {
-    7
-}
-
 /// Parameters of [`Popularity`].
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct PopularityParams {
     /// `global` (default), `recent` or `decay`.
-    #[serde(default)]
     pub mode: PopularityMode,
     /// Window of `recent`, in days (default 7, >= 1).
-    #[serde(default = "week")]
     pub window_days: u32,
 }
 
@@ -105,17 +99,11 @@ impl Popularity {
 }
 
 impl Retriever for Popularity {
-    fn kind(&self) -> &'static str {
-        "popularity"
-    }
-
     fn n_items(&self) -> usize {
         self.scores.len()
     }
 
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).expect("params serialise")
-    }
+    crate::kind_and_params!("popularity");
 
     fn artifact(&self) -> crate::artifact::Artifact {
         crate::artifact::Artifact {
@@ -133,10 +121,7 @@ impl Retriever for Popularity {
 impl ModelParams for PopularityParams {
     /// Checks the parameters' ranges.
     fn check(&self) -> Result<()> {
-        if self.window_days == 0 {
-            return Err(ModelError::invalid("window_days", 0, "at least 1 day"));
-        }
-        Ok(())
+        within("window_days", self.window_days, 1..)
     }
 
     fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {

@@ -39,17 +39,11 @@ fn mix(mut z: u64) -> u64 {
 }
 
 impl Retriever for Random {
-    fn kind(&self) -> &'static str {
-        "random"
-    }
-
     fn n_items(&self) -> usize {
         self.n_items
     }
 
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).expect("params serialise")
-    }
+    crate::kind_and_params!("random");
 
     fn artifact(&self) -> Artifact {
         Artifact {

@@ -187,6 +187,23 @@ pub trait Retriever: AsAny + Send + Sync {
     }
 }
 
+/// Writes [`Retriever::kind`] (given the kind's name) and [`Retriever::params`] (the model's
+/// `params` field as JSON) inside an `impl Retriever`: every model keeps its parameters so.
+#[macro_export]
+macro_rules! kind_and_params {
+    ($kind:literal) => {
+        fn kind(&self) -> &'static str {
+            $kind
+        }
+        $crate::kind_and_params!();
+    };
+    () => {
+        fn params(&self) -> serde_json::Value {
+            serde_json::to_value(&self.params).expect("parameters serialise")
+        }
+    };
+}
+
 /// What a model is fitted on: the training log and its user x item matrix.
 #[derive(Debug, Clone)]
 pub struct TrainSet {

@@ -16,6 +16,8 @@
 //! is a softmax over the target plus random items up to `candidates`. Validation (the pipeline's)
 //! always ranks all items.
 
+use std::ops::Bound::{Excluded, Included};
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -23,11 +25,11 @@ use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorData, TensorReader, Tensors};
 use tandem_models::fit::{self, EpochTrainer, Epochs};
 use tandem_models::optim::{Optimizer, OptimizerKind};
-use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
+use tandem_models::{within, Factors, ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::dense::{bce_with_logit, gemm, softmax_row, Adam, Param};
 use crate::embedding::{Embedding, RowGrads};
-use crate::{invalid, Validate};
+use crate::Validate;
 use tandem_models::kind::{saved_params, Dim, Fit, ModelParams};
 
 /// Similarity features per candidate.
@@ -470,17 +472,11 @@ impl HistoryModel {
 }
 
 impl Retriever for HistoryModel {
-    fn kind(&self) -> &'static str {
-        "history"
-    }
-
     fn n_items(&self) -> usize {
         self.rows.rows()
     }
 
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).expect("params serialise")
-    }
+    tandem_models::kind_and_params!("history");
 
     fn artifact(&self) -> Artifact {
         let hist = Tensor { shape: vec![self.histories.len()], data: TensorData::U32(self.histories.clone()) };
@@ -529,25 +525,13 @@ impl Retriever for HistoryModel {
 impl ModelParams for HistoryParams {
     /// Checks the parameters' ranges.
     fn check(&self) -> Result<()> {
-        if !(1..=1024).contains(&self.factors) {
-            return Err(invalid("factors", self.factors, "1..=1024"));
-        }
-        if !(1..=256).contains(&self.history) {
-            return Err(invalid("history", self.history, "1..=256"));
-        }
-        if !(self.dice >= 0.0 && self.dice <= 100.0) {
-            return Err(invalid("dice", self.dice, "0 <= dice <= 100"));
-        }
-        if !(2..=1_000_000).contains(&self.candidates) {
-            return Err(invalid("candidates", self.candidates, "2..=1000000"));
-        }
+        within("factors", self.factors, 1..=1024)?;
+        within("history", self.history, 1..=256)?;
+        within("dice", self.dice, 0.0..=100.0)?;
+        within("candidates", self.candidates, 2..=1_000_000)?;
         crate::check_schedule(self.epochs, self.learning_rate)?;
-        if !(1..=65_536).contains(&self.batch_size) {
-            return Err(invalid("batch_size", self.batch_size, "1..=65536"));
-        }
-        if !(self.init_std > 0.0 && self.init_std <= 10.0) {
-            return Err(invalid("init_std", self.init_std, "0 < init_std <= 10"));
-        }
+        within("batch_size", self.batch_size, 1..=65_536)?;
+        within("init_std", self.init_std, (Excluded(0.0), Included(10.0)))?;
         Ok(())
     }
 

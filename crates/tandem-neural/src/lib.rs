@@ -37,6 +37,9 @@ mod softmax;
 mod tree;
 mod two_tower;
 
+use std::ops::Bound::{Excluded, Included};
+use tandem_models::within;
+
 pub use history::{HistoryLoss, HistoryModel, HistoryParams};
 pub use ncf::{Ncf, NcfParams};
 pub use softmax::{SoftmaxModel, SoftmaxParams, Structure, TreeInit};
@@ -47,22 +50,8 @@ pub use two_tower::{TwoTower, TwoTowerParams};
 /// better) or `None` when there is nothing to validate on.
 pub type Validate<'a> = tandem_models::fit::ValidateRetriever<'a>;
 
-/// The error of a parameter outside its allowed values, shared by every model's checks.
-pub(crate) fn invalid(
-    name: &'static str,
-    value: impl std::fmt::Debug,
-    allowed: &'static str,
-) -> tandem_models::ModelError {
-    tandem_models::ModelError::invalid(name, value, allowed)
-}
-
 /// The bounds every neural model puts on its epochs and learning rate.
 pub(crate) fn check_schedule(epochs: usize, learning_rate: f32) -> tandem_models::Result<()> {
-    if !(1..=100_000).contains(&epochs) {
-        return Err(invalid("epochs", epochs, "1..=100000"));
-    }
-    if !(learning_rate > 0.0 && learning_rate <= 10.0) {
-        return Err(invalid("learning_rate", learning_rate, "0 < learning_rate <= 10"));
-    }
-    Ok(())
+    within("epochs", epochs, 1..=100_000)?;
+    within("learning_rate", learning_rate, (Excluded(0.0), Included(10.0)))
 }

@@ -11,11 +11,11 @@ use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorReader, Tensors};
 use tandem_models::fit::{self, EpochTrainer, Epochs};
 use tandem_models::optim::{Optimizer, OptimizerKind};
-use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
+use tandem_models::{within, Factors, ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::dense::{bce_with_logit, Adam, Linear, Mlp};
 use crate::embedding::{Embedding, RowGrads};
-use crate::{invalid, Validate};
+use crate::Validate;
 use tandem_models::kind::{saved_params, Dim, Fit, ModelParams};
 
 /// NCF / NeuMF hyper-parameters (defaults: the paper's and RecBole's).
@@ -339,9 +339,7 @@ impl Retriever for Ncf {
         self.item_mlp.rows()
     }
 
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).expect("params serialise")
-    }
+    tandem_models::kind_and_params!();
 
     fn artifact(&self) -> Artifact {
         let m = |f: &Factors| Tensor::matrix(f.rows(), f.dim(), f.as_slice().to_vec());
@@ -420,34 +418,24 @@ impl Ncf {
 impl ModelParams for NcfParams {
     /// Checks the parameters' ranges.
     fn check(&self) -> Result<()> {
-        if !(1..=1024).contains(&self.embedding) {
-            return Err(invalid("embedding", self.embedding, "1..=1024"));
-        }
+        within("embedding", self.embedding, 1..=1024)?;
         if self.layers.len() < 2
             || self.layers[0] != 2 * self.embedding
             || self.layers.iter().any(|&w| w == 0 || w > 4096)
         {
-            return Err(invalid("layers", &self.layers, "at least two widths in 1..=4096, the first = 2 * embedding"));
+            return Err(ModelError::invalid(
+                "layers",
+                &self.layers,
+                "at least two widths in 1..=4096, the first = 2 * embedding",
+            ));
         }
-        if !(1..=1024).contains(&self.gmf_factors) {
-            return Err(invalid("gmf_factors", self.gmf_factors, "1..=1024"));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(invalid("dropout", self.dropout, "0 <= dropout < 1"));
-        }
-        if !(1..=1000).contains(&self.negatives) {
-            return Err(invalid("negatives", self.negatives, "1..=1000"));
-        }
+        within("gmf_factors", self.gmf_factors, 1..=1024)?;
+        within("dropout", self.dropout, 0.0..1.0)?;
+        within("negatives", self.negatives, 1..=1000)?;
         crate::check_schedule(self.epochs, self.learning_rate)?;
-        if !(1..=1_000_000).contains(&self.batch_size) {
-            return Err(invalid("batch_size", self.batch_size, "1..=1000000"));
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return Err(invalid("weight_decay", self.weight_decay, ">= 0"));
-        }
-        if !(self.init_std >= 0.0 && self.init_std <= 10.0) {
-            return Err(invalid("init_std", self.init_std, "0..=10"));
-        }
+        within("batch_size", self.batch_size, 1..=1_000_000)?;
+        within("weight_decay", self.weight_decay, 0.0..)?;
+        within("init_std", self.init_std, 0.0..=10.0)?;
         Ok(())
     }
 

@@ -20,6 +20,8 @@
 //! restart as the mean of their items', and training continues on it. The model keeps the tree it
 //! was trained on, and retrieval walks that same tree.
 
+use std::ops::Bound::{Excluded, Included};
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -27,12 +29,12 @@ use tandem_data::{NoProgress, Progress};
 use tandem_models::artifact::{Artifact, Tensor, TensorData, TensorReader, Tensors};
 use tandem_models::fit::{self, EpochTrainer, Epochs};
 use tandem_models::optim::{Optimizer, OptimizerKind};
-use tandem_models::{AlsParams, Factors, ModelError, Query, Result, Retriever, TrainSet};
+use tandem_models::{within, AlsParams, Factors, ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::dense::{gemm, Adam, Param};
 use crate::embedding::{Embedding, RowGrads};
 use crate::tree::ItemTree;
-use crate::{invalid, Validate};
+use crate::Validate;
 use tandem_models::kind::{saved_params, Dim, Fit, ModelParams};
 
 /// Which output layer a [`SoftmaxModel`] has.
@@ -614,9 +616,7 @@ impl Retriever for SoftmaxModel {
         }
     }
 
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).expect("params serialise")
-    }
+    tandem_models::kind_and_params!();
 
     fn artifact(&self) -> Artifact {
         let m = |f: &Factors| Tensor::matrix(f.rows(), f.dim(), f.as_slice().to_vec());
@@ -665,28 +665,14 @@ fn log_softmax(v: &mut [f32]) {
 impl ModelParams for SoftmaxParams {
     /// Checks the parameters' ranges.
     fn check(&self) -> Result<()> {
-        if !(1..=1024).contains(&self.factors) {
-            return Err(invalid("factors", self.factors, "1..=1024"));
-        }
+        within("factors", self.factors, 1..=1024)?;
         crate::check_schedule(self.epochs, self.learning_rate)?;
-        if !(1..=65_536).contains(&self.batch_size) {
-            return Err(invalid("batch_size", self.batch_size, "1..=65536"));
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay < 1.0) {
-            return Err(invalid("weight_decay", self.weight_decay, "0 <= weight_decay < 1"));
-        }
-        if !(self.init_std > 0.0 && self.init_std <= 10.0) {
-            return Err(invalid("init_std", self.init_std, "0 < init_std <= 10"));
-        }
-        if !(1..=10_000).contains(&self.negatives) {
-            return Err(invalid("negatives", self.negatives, "1..=10000"));
-        }
-        if !(1..=1_000_000).contains(&self.beam) {
-            return Err(invalid("beam", self.beam, "1..=1000000"));
-        }
-        if self.relearn > 10 {
-            return Err(invalid("relearn", self.relearn, "0..=10"));
-        }
+        within("batch_size", self.batch_size, 1..=65_536)?;
+        within("weight_decay", self.weight_decay, 0.0..1.0)?;
+        within("init_std", self.init_std, (Excluded(0.0), Included(10.0)))?;
+        within("negatives", self.negatives, 1..=10_000)?;
+        within("beam", self.beam, 1..=1_000_000)?;
+        within("relearn", self.relearn, 0..=10)?;
         Ok(())
     }
 

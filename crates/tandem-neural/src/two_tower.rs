@@ -9,20 +9,20 @@
 //! training pair sees only the items before it, the exported user vector the last L of train.
 //! The towers of a batch run in parallel (rayon::join), one per core.
 
-use std::collections::HashMap;
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::ops::Bound::{Excluded, Included};
 use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorReader, Tensors};
 use tandem_models::fit::{self, EpochTrainer, Epochs};
 use tandem_models::optim::{Optimizer, OptimizerKind};
-use tandem_models::{Factors, ModelError, Query, Result, Retriever, TrainSet};
+use tandem_models::{within, Factors, ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::dense::{gemm, softmax_row, Adam, Mlp};
 use crate::embedding::{Embedding, RowGrads};
-use crate::{invalid, Validate};
+use crate::Validate;
 use tandem_models::kind::{saved_params, Dim, Fit, ModelParams};
 
 /// A training pair: (user, item, the item's position in the user's time-ordered sequence; read
@@ -460,17 +460,11 @@ impl Retriever for TwoTower {
         Some(tandem_models::Embeddings { users: &self.users, items: &self.items })
     }
 
-    fn kind(&self) -> &'static str {
-        "two_tower"
-    }
-
     fn n_items(&self) -> usize {
         self.items.rows()
     }
 
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).expect("params serialise")
-    }
+    tandem_models::kind_and_params!("two_tower");
 
     fn artifact(&self) -> Artifact {
         let m = |f: &Factors| Tensor::matrix(f.rows(), f.dim(), f.as_slice().to_vec());
@@ -503,39 +497,25 @@ impl Retriever for TwoTower {
 impl ModelParams for TwoTowerParams {
     /// Checks the parameters' ranges.
     fn check(&self) -> Result<()> {
-        if !(1..=4096).contains(&self.embedding) {
-            return Err(invalid("embedding", self.embedding, "1..=4096"));
-        }
+        within("embedding", self.embedding, 1..=4096)?;
         if !self.layers.is_empty()
             && (self.layers.len() < 2
                 || self.layers[0] != self.embedding
                 || self.layers.iter().any(|&w| w == 0 || w > 8192))
         {
-            return Err(invalid(
+            return Err(ModelError::invalid(
                 "layers",
                 &self.layers,
                 "[] or at least two widths in 1..=8192, the first = embedding",
             ));
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(invalid("dropout", self.dropout, "0 <= dropout < 1"));
-        }
-        if !(self.temperature > 0.0 && self.temperature <= 100.0) {
-            return Err(invalid("temperature", self.temperature, "0 < temperature <= 100"));
-        }
+        within("dropout", self.dropout, 0.0..1.0)?;
+        within("temperature", self.temperature, (Excluded(0.0), Included(100.0)))?;
         crate::check_schedule(self.epochs, self.learning_rate)?;
-        if !(2..=65_536).contains(&self.batch_size) {
-            return Err(invalid("batch_size", self.batch_size, "2..=65536"));
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay < 1.0) {
-            return Err(invalid("weight_decay", self.weight_decay, "0 <= weight_decay < 1"));
-        }
-        if !(self.init_std > 0.0 && self.init_std <= 10.0) {
-            return Err(invalid("init_std", self.init_std, "0 < init_std <= 10"));
-        }
-        if self.history > 1024 {
-            return Err(invalid("history", self.history, "0..=1024"));
-        }
+        within("batch_size", self.batch_size, 2..=65_536)?;
+        within("weight_decay", self.weight_decay, 0.0..1.0)?;
+        within("init_std", self.init_std, (Excluded(0.0), Included(10.0)))?;
+        within("history", self.history, 0..=1024)?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorReader, Tensors};
 use tandem_models::optim::{Optimizer, OptimizerKind};
+use tandem_models::within;
 use tandem_models::{Factors, ModelError};
 use tandem_neural::dense::{Adam, Linear, Mlp};
 use tandem_neural::embedding::{Embedding, RowGrads};
@@ -20,8 +21,8 @@ use tandem_neural::norm::NormMlp;
 use crate::features::ItemFeatures;
 use crate::parts::train_epochs;
 use crate::parts::{
-    check_head, invalid, put_features, put_head, read_features, read_head, score_features, Pooled, RankLoss,
-    RankerWindow, ScoreStats, SCORE_FEATURES,
+    check_head, put_features, put_head, read_features, read_head, score_features, Pooled, RankLoss, RankerWindow,
+    ScoreStats, SCORE_FEATURES,
 };
 use crate::ranker::{Candidates, Ranker};
 
@@ -75,15 +76,9 @@ impl Default for DinParams {
 impl DinParams {
     /// Checks the parameters' ranges.
     pub fn check(&self) -> tandem_models::Result<()> {
-        if !(1..=1024).contains(&self.embedding) {
-            return Err(invalid("embedding", self.embedding, "1..=1024"));
-        }
-        if !(1..=50).contains(&self.history) {
-            return Err(invalid("history", self.history, "1..=50"));
-        }
-        if !(1..=4096).contains(&self.attention) {
-            return Err(invalid("attention", self.attention, "1..=4096"));
-        }
+        within("embedding", self.embedding, 1..=1024)?;
+        within("history", self.history, 1..=50)?;
+        within("attention", self.attention, 1..=4096)?;
         check_head(&self.hidden, self.dropout, self.epochs, self.batch_size, self.learning_rate)
     }
 

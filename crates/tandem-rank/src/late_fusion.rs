@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorReader, Tensors};
 use tandem_models::optim::{Optimizer, OptimizerKind};
+use tandem_models::within;
 use tandem_models::{Factors, ModelError};
 use tandem_neural::dense::Adam;
 use tandem_neural::embedding::{Embedding, RowGrads};
@@ -22,8 +23,8 @@ use tandem_neural::norm::NormMlp;
 use crate::features::ItemFeatures;
 use crate::parts::train_epochs;
 use crate::parts::{
-    check_head, invalid, put_features, put_head, read_features, read_head, score_features, Pooled, RankLoss,
-    RankerWindow, ScoreStats, SCORE_FEATURES,
+    check_head, put_features, put_head, read_features, read_head, score_features, Pooled, RankLoss, RankerWindow,
+    ScoreStats, SCORE_FEATURES,
 };
 use crate::ranker::{Candidates, FeatureRanker, Ranker};
 
@@ -83,15 +84,9 @@ impl LateFusionParams {
     /// Checks the parameters' ranges.
     pub fn check(&self) -> tandem_models::Result<()> {
         check_head(&self.hidden, self.dropout, self.epochs, self.batch_size, self.learning_rate)?;
-        if !(0.0..=1.0).contains(&self.id_dropout) {
-            return Err(invalid("id_dropout", self.id_dropout, "0 <= id_dropout <= 1"));
-        }
-        if !(1..=1024).contains(&self.meta_dim) {
-            return Err(invalid("meta_dim", self.meta_dim, "1..=1024"));
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay < 1.0) {
-            return Err(invalid("weight_decay", self.weight_decay, "0 <= weight_decay < 1"));
-        }
+        within("id_dropout", self.id_dropout, 0.0..=1.0)?;
+        within("meta_dim", self.meta_dim, 1..=1024)?;
+        within("weight_decay", self.weight_decay, 0.0..1.0)?;
         Ok(())
     }
 
@@ -117,7 +112,11 @@ impl LateFusionParams {
             .collect();
         let d = vectors[0].0.dim();
         if vectors.iter().any(|(u, _)| u.dim() != d) {
-            return Err(invalid("embeddings", "vectors of different widths", "one retriever kind lending vectors"));
+            return Err(ModelError::invalid(
+                "embeddings",
+                "vectors of different widths",
+                "one retriever kind lending vectors",
+            ));
         }
         let sequences: Vec<Vec<Vec<u32>>> = windows.iter().map(|w| w.train.sequences()).collect();
         let profiles: Vec<Profile> = pooled

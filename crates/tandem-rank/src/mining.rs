@@ -97,7 +97,7 @@ pub struct InvalidMining {
 
 impl From<InvalidMining> for tandem_models::ModelError {
     fn from(e: InvalidMining) -> Self {
-        tandem_models::ModelError::InvalidParameter { name: e.name.into(), value: e.value, allowed: e.allowed }
+        tandem_models::ModelError::InvalidParameter { name: e.name.into(), value: e.value, allowed: e.allowed.into() }
     }
 }
 

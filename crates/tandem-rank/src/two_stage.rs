@@ -13,6 +13,7 @@ use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Loader, TensorReader, Tensors};
 use tandem_models::index::{IndexKind, ItemIndex};
 use tandem_models::kind::{Fit, ModelParams};
+use tandem_models::within;
 use tandem_models::{top_k, ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::din::{Din, DinParams};
@@ -125,7 +126,6 @@ impl ModelParams for TwoStageSpec {
     /// Checks the parameters' ranges, the retrievers' and the ranker's included (their
     /// errors name `retrievers.K.key` and `ranker.key`).
     fn check(&self) -> Result<()> {
-        use crate::parts::invalid;
         for (k, r) in self.retrievers.iter().enumerate() {
             r.check().map_err(|e| e.at(&format!("retrievers.{k}")))?;
         }
@@ -135,20 +135,12 @@ impl ModelParams for TwoStageSpec {
         }
         .map_err(|e| e.at("ranker"))?;
         if self.retrievers.is_empty() {
-            return Err(invalid("retrievers", Vec::<String>::new(), "one or more retriever specs"));
+            return Err(ModelError::invalid("retrievers", Vec::<String>::new(), "one or more retriever specs"));
         }
-        if self.window_days.is_some_and(|d| !(1..=3650).contains(&d)) {
-            return Err(invalid("window_days", self.window_days, "1..=3650"));
-        }
-        for (name, value, max, allowed) in [
-            ("window", self.window, 10_000, "1..=10000"),
-            ("windows", self.windows, 20, "1..=20"),
-            ("candidates", self.candidates, 100_000, "1..=100000"),
-        ] {
-            if !(1..=max).contains(&value) {
-                return Err(invalid(name, value, allowed));
-            }
-        }
+        self.window_days.map_or(Ok(()), |d| within("window_days", d, 1..=3650))?;
+        within("window", self.window, 1..=10_000)?;
+        within("windows", self.windows, 1..=20)?;
+        within("candidates", self.candidates, 1..=100_000)?;
         Ok(self.mining.check()?)
     }
 

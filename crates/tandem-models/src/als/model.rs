@@ -74,17 +74,11 @@ impl Retriever for Als {
         Some(crate::Embeddings { users: &self.users, items: &self.items })
     }
 
-    fn kind(&self) -> &'static str {
-        "als"
-    }
-
     fn n_items(&self) -> usize {
         self.items.rows()
     }
 
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).expect("params serialise")
-    }
+    crate::kind_and_params!("als");
 
     fn artifact(&self) -> crate::artifact::Artifact {
         let m = |f: &Factors| crate::artifact::Tensor::matrix(f.rows(), f.dim(), f.as_slice().to_vec());

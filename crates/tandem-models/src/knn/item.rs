@@ -116,17 +116,11 @@ impl ItemKnn {
 }
 
 impl Retriever for ItemKnn {
-    fn kind(&self) -> &'static str {
-        "item_knn"
-    }
-
     fn n_items(&self) -> usize {
         self.neighbours.n_rows()
     }
 
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).expect("params serialise")
-    }
+    crate::kind_and_params!("item_knn");
 
     fn artifact(&self) -> crate::artifact::Artifact {
         let mut tensors = crate::artifact::Tensors::new();

@@ -45,17 +45,11 @@ impl UserKnn {
 }
 
 impl Retriever for UserKnn {
-    fn kind(&self) -> &'static str {
-        "user_knn"
-    }
-
     fn n_items(&self) -> usize {
         self.user_items.n_cols()
     }
 
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).expect("params serialise")
-    }
+    crate::kind_and_params!("user_knn");
 
     fn artifact(&self) -> crate::artifact::Artifact {
         let mut tensors = crate::artifact::Tensors::new();

@@ -71,17 +71,11 @@ impl Retriever for Mf {
         Some(crate::Embeddings { users: self.user_factors(), items: self.item_factors() })
     }
 
-    fn kind(&self) -> &'static str {
-        "mf"
-    }
-
     fn n_items(&self) -> usize {
         self.items.rows()
     }
 
-    fn params(&self) -> serde_json::Value {
-        serde_json::to_value(&self.params).expect("params serialise")
-    }
+    crate::kind_and_params!("mf");
 
     fn artifact(&self) -> crate::artifact::Artifact {
         use crate::artifact::Tensor;

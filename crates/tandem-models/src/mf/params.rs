@@ -1,10 +1,12 @@
 //! MF hyper-parameters.
 
+use std::ops::Bound::{Excluded, Unbounded};
+
 use serde::{Deserialize, Serialize};
 
 use super::Mf;
 use crate::artifact::{TensorReader, Tensors};
-use crate::error::{ModelError, Result};
+use crate::error::{within, ModelError, Result};
 use crate::kind::{saved_params, Dim, Fit, ModelParams};
 use crate::optim::OptimizerKind;
 use crate::retriever::Retriever;
@@ -36,157 +38,92 @@ pub enum NegativeMode {
     Hard,
 }
 
-fn factors() -> usize {
-    64
-}
-// Defaults chosen on a validation split of ml-100k temporal train (bench/tune.sh), never test.
-fn lr() -> f32 {
-    0.1
-}
-fn epochs() -> usize {
-    40
-}
-fn weight_decay() -> f32 {
-    0.01
-}
-fn negatives() -> usize {
-    4
-}
-fn batch() -> usize {
-    1024
-}
-fn seed() -> u64 {
-    42
-}
-fn hard_candidates() -> usize {
-    10
-}
-fn hard_keep() -> usize {
-    3
-}
-fn hard_random() -> usize {
-    3
-}
-fn init_std() -> f32 {
-    0.01
-}
-fn patience() -> usize {
-    3
-}
-
 /// Parameters of [`super::Mf`].
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MfParams {
     /// Latent factors (default 64, 1..=1024).
-    #[serde(default = "factors")]
     pub factors: usize,
     /// `bpr` (default) or `bce`.
-    #[serde(default)]
     pub loss: Loss,
     /// BPR margin m in `-log σ(s_pos - s_neg - m)`; 0 is plain BPR (default 0).
-    #[serde(default)]
     pub margin: f32,
     /// `uniform` (default), `fixed`, `even` or `hard`.
-    #[serde(default)]
     pub negative_mode: NegativeMode,
     /// Negatives per positive (`uniform`, and `fixed` with BPR) or per user (`fixed` with BCE);
     /// default 4, >= 1.
-    #[serde(default = "negatives")]
     pub negatives: usize,
     /// `hard`: random candidates scored per positive (N, default 10).
-    #[serde(default = "hard_candidates")]
     pub hard_candidates: usize,
     /// `hard`: best-scored candidates kept (M, default 3, <= N).
-    #[serde(default = "hard_keep")]
     pub hard_keep: usize,
     /// `hard`: extra random negatives excluding the candidates (K, default 3).
-    #[serde(default = "hard_random")]
     pub hard_random: usize,
     /// `adagrad` (default), `adam` or `sgd`.
-    #[serde(default)]
     pub optimizer: OptimizerKind,
     /// Learning rate (default 0.1, > 0).
-    #[serde(default = "lr")]
     pub learning_rate: f32,
     /// L2 weight decay on every touched row (default 0.01, >= 0).
-    #[serde(default = "weight_decay")]
     pub weight_decay: f32,
     /// Epochs (default 40, >= 1).
-    #[serde(default = "epochs")]
     pub epochs: usize,
     /// Examples a worker takes at a time; each example's update is applied at once (Hogwild).
     /// Default 1024, >= 1.
-    #[serde(default = "batch")]
     pub batch_size: usize,
     /// Standard deviation of the initial factors, N(0, std) (default 0.01); biases start at 0.
-    #[serde(default = "init_std")]
     pub init_std: f32,
     /// Learn the global, user and item biases (default true).
-    #[serde(default = "yes")]
     pub biases: bool,
     /// Worker threads: 0 = rayon's pool (Hogwild); 1 = one thread, bit-reproducible (default 0).
-    #[serde(default)]
     pub threads: usize,
     /// Random seed (default 42).
-    #[serde(default = "seed")]
     pub seed: u64,
     /// With validation: stop after this many epochs without improvement and keep the best
     /// epoch's weights (default 3; 0 never stops early but still keeps the best).
-    #[serde(default = "patience")]
     pub patience: usize,
 }
 
-fn yes() -> bool {
-    true
-}
-
+// Defaults chosen on a validation split of ml-100k temporal train (bench/tune.sh), never test.
 impl Default for MfParams {
     fn default() -> Self {
-        serde_json::from_value(serde_json::Value::Object(Default::default())).expect("every field has a default")
+        MfParams {
+            factors: 64,
+            loss: Default::default(),
+            margin: Default::default(),
+            negative_mode: Default::default(),
+            negatives: 4,
+            hard_candidates: 10,
+            hard_keep: 3,
+            hard_random: 3,
+            optimizer: Default::default(),
+            learning_rate: 0.1,
+            weight_decay: 0.01,
+            epochs: 40,
+            batch_size: 1024,
+            init_std: 0.01,
+            biases: true,
+            threads: Default::default(),
+            seed: 42,
+            patience: 3,
+        }
     }
 }
 
 impl ModelParams for MfParams {
     /// Checks the parameters' ranges.
     fn check(&self) -> Result<()> {
-        let bad = |name: &str, value: String, allowed| {
-            Err(ModelError::InvalidParameter { name: name.into(), value, allowed })
-        };
-        if !(1..=1024).contains(&self.factors) {
-            return bad("factors", self.factors.to_string(), "between 1 and 1024");
-        }
-        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return bad("learning_rate", self.learning_rate.to_string(), "a finite number above 0");
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return bad("weight_decay", self.weight_decay.to_string(), "a finite number >= 0");
-        }
-        if !self.margin.is_finite() {
-            return bad("margin", self.margin.to_string(), "a finite number");
-        }
-        if !(self.init_std >= 0.0 && self.init_std.is_finite()) {
-            return bad("init_std", self.init_std.to_string(), "a finite number >= 0");
-        }
-        if self.epochs == 0 {
-            return bad("epochs", "0".into(), "at least 1");
-        }
-        if self.batch_size == 0 {
-            return bad("batch_size", "0".into(), "at least 1");
-        }
-        if self.negatives == 0 || self.negatives > 1000 {
-            return bad("negatives", self.negatives.to_string(), "between 1 and 1000");
-        }
+        within("factors", self.factors, 1..=1024)?;
+        within("learning_rate", self.learning_rate, (Excluded(0.0), Unbounded))?;
+        within("weight_decay", self.weight_decay, 0.0..)?;
+        within("margin", self.margin, ..)?;
+        within("init_std", self.init_std, 0.0..)?;
+        within("epochs", self.epochs, 1..)?;
+        within("batch_size", self.batch_size, 1..)?;
+        within("negatives", self.negatives, 1..=1000)?;
         if self.negative_mode == NegativeMode::Hard {
-            if self.hard_candidates == 0 || self.hard_candidates > 1000 {
-                return bad("hard_candidates", self.hard_candidates.to_string(), "between 1 and 1000");
-            }
-            if self.hard_keep > self.hard_candidates {
-                return bad("hard_keep", self.hard_keep.to_string(), "at most hard_candidates");
-            }
-            if self.hard_keep + self.hard_random == 0 || self.hard_random > 1000 {
-                return bad("hard_random", self.hard_random.to_string(), "0..=1000, with hard_keep + hard_random >= 1");
-            }
+            within("hard_candidates", self.hard_candidates, 1..=1000)?;
+            within("hard_keep", self.hard_keep, 0..=self.hard_candidates)?;
+            within("hard_random", self.hard_random, usize::from(self.hard_keep == 0)..=1000)?;
         }
         Ok(())
     }

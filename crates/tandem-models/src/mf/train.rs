@@ -148,16 +148,13 @@ impl MfParams {
         let kind = self.optimizer;
         let t = Tables::new(&users, &items, kind);
         let opt = Optimizer { kind, lr: self.learning_rate, weight_decay: self.weight_decay };
-        let pool = match self.threads {
-            0 => None,
-            n => Some(rayon::ThreadPoolBuilder::new().num_threads(n).build().map_err(|e| {
-                ModelError::InvalidParameter {
-                    name: "threads".into(),
-                    value: format!("{n} ({e})"),
-                    allowed: "a thread count the system allows",
-                }
-            })?),
-        };
+        let pool =
+            match self.threads {
+                0 => None,
+                n => Some(rayon::ThreadPoolBuilder::new().num_threads(n).build().map_err(|e| {
+                    ModelError::invalid("threads", n, format!("a thread count the system allows ({e})"))
+                })?),
+            };
         let fixed = match self.negative_mode {
             NegativeMode::Fixed | NegativeMode::Even => Some(self.examples(m, &t, u64::MAX)),
             _ => None,

@@ -2,19 +2,16 @@
 //! their epochs through the training driver.
 
 use std::collections::HashMap;
+use std::ops::Bound::{Excluded, Included};
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tandem_models::fit::{self, EpochTrainer, Epochs};
+use tandem_models::within;
 use tandem_models::ModelError;
 use tandem_neural::dense::bce_with_logit;
 
 use crate::mining::Example;
-
-/// The error of a ranker parameter outside its allowed values.
-pub(crate) fn invalid(name: &'static str, value: impl std::fmt::Debug, allowed: &'static str) -> ModelError {
-    ModelError::invalid(name, value, allowed)
-}
 
 /// The bounds both rankers put on their head and schedule.
 pub(crate) fn check_head(
@@ -25,21 +22,12 @@ pub(crate) fn check_head(
     learning_rate: f32,
 ) -> tandem_models::Result<()> {
     if hidden.is_empty() || hidden.iter().any(|&w| w == 0 || w > 8192) {
-        return Err(invalid("hidden", hidden, "one or more widths in 1..=8192"));
+        return Err(ModelError::invalid("hidden", hidden, "one or more widths in 1..=8192"));
     }
-    if !(0.0..1.0).contains(&dropout) {
-        return Err(invalid("dropout", dropout, "0 <= dropout < 1"));
-    }
-    if !(1..=10_000).contains(&epochs) {
-        return Err(invalid("epochs", epochs, "1..=10000"));
-    }
-    if !(2..=65_536).contains(&batch_size) {
-        return Err(invalid("batch_size", batch_size, "2..=65536 (batch norm needs two rows)"));
-    }
-    if !(learning_rate > 0.0 && learning_rate <= 10.0) {
-        return Err(invalid("learning_rate", learning_rate, "0 < learning_rate <= 10"));
-    }
-    Ok(())
+    within("dropout", dropout, 0.0..1.0)?;
+    within("epochs", epochs, 1..=10_000)?;
+    within("batch_size", batch_size, 2..=65_536)?; // batch norm needs two rows
+    within("learning_rate", learning_rate, (Excluded(0.0), Included(10.0)))
 }
 
 /// The weighted BCE of a batch (`logits[j]` for `examples[batch[j]]`): summed weighted loss,
