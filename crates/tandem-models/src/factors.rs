@@ -82,6 +82,17 @@ impl Factors {
         }
     }
 
+    /// The mean of the rows listed in `rows` (those in range), zeros when there are none: how
+    /// factor models fold a history into a vector.
+    pub fn mean_of(&self, rows: &[u32]) -> Vec<f32> {
+        let known: Vec<u32> = rows.iter().copied().filter(|&r| (r as usize) < self.rows).collect();
+        let mut mean = vec![0f32; self.dim];
+        for &r in &known {
+            axpy(1.0 / known.len() as f32, self.row(r as usize), &mut mean);
+        }
+        mean
+    }
+
     /// The Gram matrix `F^T F` (dim x dim, f64, row-major). Blocks of rows accumulate in f32
     /// with vectorisable row updates, in parallel; blocks are summed in f64.
     pub fn gram(&self) -> Vec<f64> {

@@ -41,6 +41,7 @@ pub mod kind;
 pub mod knn;
 pub mod mf;
 pub mod optim;
+pub mod panels;
 mod popularity;
 mod random;
 mod retriever;

@@ -6,6 +6,7 @@ use crate::artifact::{TensorReader, Tensors};
 use crate::error::{within, ModelError, Result};
 use crate::kind::{saved_params, Fit, ModelParams};
 use crate::retriever::{Query, Retriever, TrainSet};
+use crate::topk::{top_k, Scored};
 
 const DAY: i64 = 86_400;
 
@@ -43,6 +44,8 @@ impl Default for PopularityParams {
 pub struct Popularity {
     params: PopularityParams,
     scores: Vec<f32>,
+    /// Every item, best first: the one list every query walks.
+    order: Vec<Scored>,
 }
 
 impl PopularityParams {
@@ -82,14 +85,15 @@ impl PopularityParams {
                 decayed
             }
         };
-        Ok(Popularity { params: self.clone(), scores: scores.into_iter().map(|s| s as f32).collect() })
+        Ok(Popularity::from_scores(self.clone(), scores.into_iter().map(|s| s as f32).collect()))
     }
 }
 
 impl Popularity {
     /// Rebuilds a model from saved scores.
     pub fn from_scores(params: PopularityParams, scores: Vec<f32>) -> Self {
-        Popularity { params, scores }
+        let order = top_k(&scores, scores.len(), |_| true);
+        Popularity { params, scores, order }
     }
 
     /// The score of every item.
@@ -115,6 +119,10 @@ impl Retriever for Popularity {
 
     fn score(&self, _query: &Query<'_>, out: &mut [f32]) {
         out.copy_from_slice(&self.scores);
+    }
+
+    fn recommend(&self, _query: &Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {
+        self.order.iter().filter(|s| keep(s.item)).take(k).copied().collect()
     }
 }
 

@@ -180,6 +180,14 @@ pub trait Retriever: AsAny + Send + Sync {
         top_k(&scores, k, keep)
     }
 
+    /// The best `k` items for each of `queries` among those `keep(q, item)` allows for query
+    /// `q` (its index in `queries`): each list what [`recommend`](Self::recommend) gives. What
+    /// submissions call, a batch at a time; the default ranks each query alone, and models
+    /// whose scores are products of vectors fuse the selection into blocked products.
+    fn recommend_batch(&self, queries: &[Query<'_>], k: usize, keep: &dyn Fn(usize, u32) -> bool) -> Vec<Vec<Scored>> {
+        queries.iter().enumerate().map(|(q, query)| self.recommend(query, k, &|i| keep(q, i))).collect()
+    }
+
     /// Items most similar to `item` (the item itself excluded), scored as a one-item history.
     fn similar_items(&self, item: u32, k: usize) -> Vec<Scored> {
         let q = Query { trained: None, items: &[item], weights: &[1.0] };

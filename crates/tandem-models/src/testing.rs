@@ -124,4 +124,35 @@ pub fn conformance_with(model: &dyn Retriever, train: &TrainSet, learned: f64, l
     }
     let sim = model.similar_items(0, 3);
     assert!(sim.iter().all(|s| s.item != 0) && sim.len() <= 3);
+    let mut queries: Vec<Query<'_>> =
+        (0..train.n_users() as u32).map(|u| Query::from_row(&train.user_items, u)).collect();
+    queries.push(Query { trained: None, ..queries[1] });
+    queries.push(empty);
+    for k in [1, 3, n + 2] {
+        batch_matches_single(model, &queries, k);
+    }
+}
+
+/// The batch paths give exactly what the one-query paths give: every row of `score_batch` is
+/// `score`'s, and `recommend_batch` (seen items excluded) is `top_k` over `score` and
+/// `recommend`, list for list.
+pub fn batch_matches_single(model: &dyn Retriever, queries: &[Query<'_>], k: usize) {
+    let n = model.n_items();
+    let mut rows = vec![0f32; queries.len() * n];
+    model.score_batch(queries, &mut rows);
+    let keep = |q: usize, i: u32| queries[q].items.binary_search(&i).is_err();
+    let lists = model.recommend_batch(queries, k, &keep);
+    assert_eq!(lists.len(), queries.len());
+    let mut one = vec![0f32; n];
+    for (q, query) in queries.iter().enumerate() {
+        model.score(query, &mut one);
+        let kind = model.kind();
+        assert!(
+            one.iter().zip(&rows[q * n..(q + 1) * n]).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{kind}: score_batch row {q}"
+        );
+        let want = crate::top_k(&one, k, |i| keep(q, i));
+        assert_eq!(lists[q], want, "{kind}: recommend_batch list {q} is top_k over score");
+        assert_eq!(model.recommend(query, k, &|i| keep(q, i)), want, "{kind}: recommend {q}");
+    }
 }

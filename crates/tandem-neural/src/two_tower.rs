@@ -18,6 +18,7 @@ use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorReader, Tensors};
 use tandem_models::fit::{self, EpochTrainer, Epochs};
 use tandem_models::optim::{Optimizer, OptimizerKind};
+use tandem_models::panels::{DotScorer, ItemPanels};
 use tandem_models::{within, Factors, ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::dense::{gemm, softmax_row, Adam, Mlp};
@@ -421,13 +422,18 @@ pub struct TwoTower {
     params: TwoTowerParams,
     users: Factors,
     items: Factors,
+    panels: ItemPanels,
 }
 
 impl TwoTower {
     /// Every user's and item's vector; `last` holds each user's last items for the history input.
     fn from_towers(p: &TwoTowerParams, user: &Tower, item: &Tower, last: &[&[u32]]) -> Self {
         let (nu, ni) = (user.emb.to_factors().rows(), item.emb.to_factors().rows());
-        TwoTower { params: p.clone(), users: user.all_vectors(nu, last), items: item.all_vectors(ni, &[]) }
+        TwoTower::new(p.clone(), user.all_vectors(nu, last), item.all_vectors(ni, &[]))
+    }
+
+    fn new(params: TwoTowerParams, users: Factors, items: Factors) -> Self {
+        TwoTower { params, panels: ItemPanels::pack(&items), users, items }
     }
 
     /// User vectors (unit length), for serving.
@@ -451,7 +457,7 @@ impl TwoTower {
                 message: format!("vector widths {} / {} disagree with the parameters", users.dim(), items.dim()),
             });
         }
-        Ok(TwoTower { params, users, items })
+        Ok(TwoTower::new(params, users, items))
     }
 }
 
@@ -476,21 +482,20 @@ impl Retriever for TwoTower {
         }
     }
 
+    tandem_models::dot_scoring!();
+}
+
+impl DotScorer for TwoTower {
+    fn panels(&self) -> &ItemPanels {
+        &self.panels
+    }
+
     /// Known users use their tower's vector; others the mean of their history's item vectors.
-    fn score(&self, query: &Query<'_>, out: &mut [f32]) {
-        let q = match query.trained.filter(|&u| (u as usize) < self.users.rows()) {
+    fn query_vector(&self, query: &Query<'_>) -> Vec<f32> {
+        match query.trained.filter(|&u| (u as usize) < self.users.rows()) {
             Some(u) => self.users.row(u as usize).to_vec(),
-            None => {
-                let mut q = vec![0f32; self.items.dim()];
-                let known: Vec<u32> =
-                    query.items.iter().copied().filter(|&i| (i as usize) < self.items.rows()).collect();
-                for &i in &known {
-                    tandem_models::axpy(1.0 / known.len() as f32, self.items.row(i as usize), &mut q);
-                }
-                q
-            }
-        };
-        self.items.scores(&q, out);
+            None => self.items.mean_of(query.items),
+        }
     }
 }
 

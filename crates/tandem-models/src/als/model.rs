@@ -1,6 +1,7 @@
 //! A fitted ALS model.
 
 use crate::factors::{solve_spd, Factors};
+use crate::panels::{DotScorer, ItemPanels};
 use crate::retriever::{Query, Retriever};
 
 use super::params::AlsParams;
@@ -11,6 +12,8 @@ pub struct Als {
     params: AlsParams,
     users: Factors,
     items: Factors,
+    /// The item factors packed for blocked scoring.
+    panels: ItemPanels,
     /// YᵀY + λI, for solving new users exactly.
     yty: Vec<f64>,
 }
@@ -22,7 +25,7 @@ impl Als {
         for i in 0..f {
             yty[i * f + i] += params.regularization as f64;
         }
-        Als { params, users, items, yty }
+        Als { params, panels: ItemPanels::pack(&items), users, items, yty }
     }
 
     /// User factors.
@@ -90,11 +93,19 @@ impl Retriever for Als {
         }
     }
 
-    fn score(&self, query: &Query<'_>, out: &mut [f32]) {
-        // Known users use their trained vector; anyone else is solved from the history.
+    crate::dot_scoring!();
+}
+
+impl DotScorer for Als {
+    fn panels(&self) -> &ItemPanels {
+        &self.panels
+    }
+
+    /// Known users use their trained vector; anyone else is solved from the history.
+    fn query_vector(&self, query: &Query<'_>) -> Vec<f32> {
         match query.trained.filter(|&u| (u as usize) < self.users.rows()) {
-            Some(u) => self.items.scores(self.users.row(u as usize), out),
-            None => self.items.scores(&self.solve_user(query.items, query.weights), out),
+            Some(u) => self.users.row(u as usize).to_vec(),
+            None => self.solve_user(query.items, query.weights),
         }
     }
 }

@@ -8,7 +8,7 @@ use super::weighting::Weigher;
 use crate::error::{ModelError, Result};
 use crate::kind::ModelParams;
 use crate::retriever::{Query, Retriever, TrainSet};
-use crate::topk::TopK;
+use crate::topk::{Scored, TopK};
 
 /// Item-item CF: `score(i) = sum over history items j of w_j * sim(j, i)`, where each item
 /// keeps only its `neighbours` most similar items (itself included, as in `implicit`).
@@ -104,6 +104,18 @@ impl KnnParams {
 }
 
 impl ItemKnn {
+    /// Adds the query's weighted neighbour rows into `out`, calling `reach` on every item met.
+    #[inline]
+    fn accumulate(&self, query: &Query<'_>, out: &mut [f32], mut reach: impl FnMut(u32)) {
+        for (&j, &w) in query.items.iter().zip(query.weights) {
+            let (nb, sims) = self.neighbours.row(j as usize);
+            for (&i, &s) in nb.iter().zip(sims) {
+                out[i as usize] += w * s;
+                reach(i);
+            }
+        }
+    }
+
     /// Rebuilds a model from a saved neighbour matrix.
     pub fn from_neighbours(params: KnnParams, neighbours: Csr) -> Self {
         ItemKnn { params, neighbours }
@@ -130,11 +142,40 @@ impl Retriever for ItemKnn {
 
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {
         out.fill(0.0);
-        for (&j, &w) in query.items.iter().zip(query.weights) {
-            let (nb, sims) = self.neighbours.row(j as usize);
-            for (&i, &s) in nb.iter().zip(sims) {
-                out[i as usize] += w * s;
-            }
-        }
+        self.accumulate(query, out, |_| {});
+    }
+
+    fn recommend(&self, query: &Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {
+        self.recommend_batch(std::slice::from_ref(query), k, &|_, i| keep(i)).pop().unwrap_or_default()
+    }
+
+    /// Only the items a query's neighbours reach are scored (and reset after): the rest score 0
+    /// and are offered as the lowest-indexed `k` of them, which is all a top-k can take.
+    fn recommend_batch(&self, queries: &[Query<'_>], k: usize, keep: &dyn Fn(usize, u32) -> bool) -> Vec<Vec<Scored>> {
+        let n = self.n_items();
+        let (mut scores, mut reached, mut touched) = (vec![0f32; n], vec![false; n], Vec::new());
+        queries
+            .iter()
+            .enumerate()
+            .map(|(q, query)| {
+                self.accumulate(query, &mut scores, |i| {
+                    if !std::mem::replace(&mut reached[i as usize], true) {
+                        touched.push(i)
+                    }
+                });
+                let mut best = TopK::new(k);
+                for &i in &touched {
+                    if keep(q, i) {
+                        best.push(i, scores[i as usize]);
+                    }
+                }
+                let unreached = (0..n as u32).filter(|&i| !reached[i as usize] && keep(q, i));
+                unreached.take(k).for_each(|i| best.push(i, 0.0));
+                for i in touched.drain(..) {
+                    (scores[i as usize], reached[i as usize]) = (0.0, false);
+                }
+                best.into_sorted()
+            })
+            .collect()
     }
 }

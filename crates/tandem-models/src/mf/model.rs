@@ -1,6 +1,7 @@
 //! A fitted MF model.
 
-use crate::factors::{dot, Factors};
+use crate::factors::Factors;
+use crate::panels::{DotScorer, ItemPanels};
 use crate::retriever::{Query, Retriever};
 
 use super::params::MfParams;
@@ -14,6 +15,8 @@ pub struct Mf {
     pub(crate) user_bias: Vec<f32>,
     pub(crate) item_bias: Vec<f32>,
     pub(crate) global_bias: f32,
+    /// Rows `[q_i, b_i, 1]` packed for blocked scoring against `[p_u, 1, mu + b_u]`.
+    panels: ItemPanels,
 }
 
 impl Mf {
@@ -26,7 +29,10 @@ impl Mf {
         item_bias: Vec<f32>,
         global_bias: f32,
     ) -> Self {
-        Mf { params, users, items, user_bias, item_bias, global_bias }
+        let f = items.dim();
+        let rows = (0..items.rows()).flat_map(|i| items.row(i).iter().copied().chain([item_bias[i], 1.0]));
+        let panels = ItemPanels::pack(&Factors::from_vec(items.rows(), f + 2, rows.collect()));
+        Mf { params, users, items, user_bias, item_bias, global_bias, panels }
     }
 
     /// The parameters it was trained with.
@@ -58,12 +64,6 @@ impl Mf {
     pub fn global_bias(&self) -> f32 {
         self.global_bias
     }
-
-    /// The full score of one (user, item) pair.
-    pub fn predict(&self, user: u32, item: u32) -> f32 {
-        let (u, i) = (user as usize, item as usize);
-        self.global_bias + self.user_bias[u] + self.item_bias[i] + dot(self.users.row(u), self.items.row(i))
-    }
 }
 
 impl Retriever for Mf {
@@ -94,24 +94,21 @@ impl Retriever for Mf {
         }
     }
 
-    fn score(&self, query: &Query<'_>, out: &mut [f32]) {
-        let f = self.items.dim();
-        // Known users use their vector; others are folded in as the mean of their items' factors.
-        let (p, base) = match query.trained.filter(|&u| (u as usize) < self.users.rows()) {
+    crate::dot_scoring!();
+}
+
+impl DotScorer for Mf {
+    fn panels(&self) -> &ItemPanels {
+        &self.panels
+    }
+
+    /// Known users use their vector; others are folded in as the mean of their items' factors.
+    fn query_vector(&self, query: &Query<'_>) -> Vec<f32> {
+        let (mut p, base) = match query.trained.filter(|&u| (u as usize) < self.users.rows()) {
             Some(u) => (self.users.row(u as usize).to_vec(), self.global_bias + self.user_bias[u as usize]),
-            None => {
-                let mut p = vec![0f32; f];
-                let known: Vec<u32> =
-                    query.items.iter().copied().filter(|&i| (i as usize) < self.items.rows()).collect();
-                for &i in &known {
-                    crate::factors::axpy(1.0 / known.len() as f32, self.items.row(i as usize), &mut p);
-                }
-                (p, self.global_bias)
-            }
+            None => (self.items.mean_of(query.items), self.global_bias),
         };
-        self.items.scores(&p, out);
-        for (o, b) in out.iter_mut().zip(&self.item_bias) {
-            *o += base + b;
-        }
+        p.extend([1.0, base]);
+        p
     }
 }

@@ -39,14 +39,14 @@ pub(super) struct Tables {
 impl Tables {
     fn snapshot(&self, params: &MfParams) -> Mf {
         let (nu, ni) = (self.user_bias.snapshot().len(), self.item_bias.snapshot().len());
-        Mf {
-            params: params.clone(),
-            users: Factors::from_vec(nu, self.f, self.users.snapshot()),
-            items: Factors::from_vec(ni, self.f, self.items.snapshot()),
-            user_bias: self.user_bias.snapshot(),
-            item_bias: self.item_bias.snapshot(),
-            global_bias: self.global.get(0, 0),
-        }
+        Mf::from_parts(
+            params.clone(),
+            Factors::from_vec(nu, self.f, self.users.snapshot()),
+            Factors::from_vec(ni, self.f, self.items.snapshot()),
+            self.user_bias.snapshot(),
+            self.item_bias.snapshot(),
+            self.global.get(0, 0),
+        )
     }
 }
 
