@@ -87,6 +87,26 @@ fn a_closed_stdout_ends_the_output_quietly() {
     assert!(out.status.success() && !err.contains("panicked"), "{:?} {err}", out.status);
 }
 
+/// Without a terminal on stderr (a pipeline, CI) long steps log done/total, rate and ETA
+/// lines instead of drawing bars.
+#[test]
+fn progress_without_a_terminal_is_logged_in_lines() {
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["generate", "--out", d.path().join("g.csv").to_str().unwrap(), "--interactions", "1000000"])
+        .env("TANDEM_PROGRESS_SECONDS", "0.05")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with('[') && l.contains("generating: ")).collect();
+    assert!(lines.len() >= 2, "{err}");
+    assert!(lines.iter().any(|l| l.contains("/1000000 (") && l.contains("/s, ETA")), "{err}");
+    assert!(
+        lines.last().unwrap().contains("1000000/1000000 (100%)") && lines.last().unwrap().ends_with("done"),
+        "{err}"
+    );
+}
+
 mod config_errors {
     use super::*;
 

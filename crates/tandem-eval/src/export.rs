@@ -55,6 +55,63 @@ fn create(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, ExportError>
     Ok(std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?))
 }
 
+/// Writes ranked lists in `format` with raw ids as they are produced: the header when created,
+/// a user's rows per [`ListWriter::write`], so a submission for millions of users never sits in
+/// memory whole.
+pub struct ListWriter<'a> {
+    path: PathBuf,
+    format: SubmissionFormat,
+    users: &'a IdMap,
+    items: &'a IdMap,
+    k: usize,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+impl<'a> ListWriter<'a> {
+    /// Creates `path` (and its directory) and writes the format's header; lists are cut to `k`.
+    pub fn create(
+        path: &Path,
+        format: SubmissionFormat,
+        users: &'a IdMap,
+        items: &'a IdMap,
+        k: usize,
+    ) -> Result<Self, ExportError> {
+        let mut w = ListWriter { path: path.to_path_buf(), format, users, items, k, out: create(path)? };
+        let header = match format {
+            SubmissionFormat::Tsv => "user\titem\trank\tscore",
+            SubmissionFormat::Hm => "customer_id,prediction",
+            SubmissionFormat::Course => "UserId,ItemId",
+        };
+        writeln!(w.out, "{header}").map_err(|e| w.error(e))?;
+        Ok(w)
+    }
+
+    fn error(&self, error: std::io::Error) -> ExportError {
+        ExportError::Io { path: self.path.clone(), error }
+    }
+
+    /// Writes `user`'s list (best first).
+    pub fn write(&mut self, user: u32, list: &[Scored]) -> Result<(), ExportError> {
+        let (u, list) = (self.users.raw(user), &list[..list.len().min(self.k)]);
+        let written = match self.format {
+            SubmissionFormat::Tsv => list
+                .iter()
+                .enumerate()
+                .try_for_each(|(r, s)| writeln!(self.out, "{u}\t{}\t{}\t{}", self.items.raw(s.item), r + 1, s.score)),
+            SubmissionFormat::Hm | SubmissionFormat::Course => {
+                let ids: Vec<&str> = list.iter().map(|s| self.items.raw(s.item)).collect();
+                writeln!(self.out, "{u},{}", ids.join(" "))
+            }
+        };
+        written.map_err(|e| self.error(e))
+    }
+
+    /// Flushes the file.
+    pub fn finish(mut self) -> Result<(), ExportError> {
+        self.out.flush().map_err(|e| self.error(e))
+    }
+}
+
 /// Writes `lists` (each truncated to `k`) in `format`, with raw ids.
 pub fn write_lists(
     path: &Path,
@@ -64,27 +121,11 @@ pub fn write_lists(
     lists: &Lists,
     k: usize,
 ) -> Result<(), ExportError> {
-    let io = |error| ExportError::Io { path: path.to_path_buf(), error };
-    let mut w = create(path)?;
-    match format {
-        SubmissionFormat::Tsv => {
-            writeln!(w, "user\titem\trank\tscore").map_err(io)?;
-            for (u, list) in lists {
-                for (r, s) in list.iter().take(k).enumerate() {
-                    writeln!(w, "{}\t{}\t{}\t{}", users.raw(*u), items.raw(s.item), r + 1, s.score).map_err(io)?;
-                }
-            }
-        }
-        SubmissionFormat::Hm | SubmissionFormat::Course => {
-            let header = if format == SubmissionFormat::Hm { "customer_id,prediction" } else { "UserId,ItemId" };
-            writeln!(w, "{header}").map_err(io)?;
-            for (u, list) in lists {
-                let ids: Vec<&str> = list.iter().take(k).map(|s| items.raw(s.item)).collect();
-                writeln!(w, "{},{}", users.raw(*u), ids.join(" ")).map_err(io)?;
-            }
-        }
+    let mut w = ListWriter::create(path, format, users, items, k)?;
+    for (u, list) in lists {
+        w.write(*u, list)?;
     }
-    w.flush().map_err(io)
+    w.finish()
 }
 
 #[cfg(test)]

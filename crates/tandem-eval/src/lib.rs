@@ -29,7 +29,7 @@ mod protocol;
 mod report;
 pub mod setup;
 
-pub use export::{write_lists, ExportError, SubmissionFormat};
+pub use export::{write_lists, ExportError, ListWriter, SubmissionFormat};
 pub use metric::{Metric, MetricAt, MetricSums};
 pub use negatives::{sample_negatives, NegativeSampling};
 pub use plot::{metrics_at_k_svg, training_curves_svg};

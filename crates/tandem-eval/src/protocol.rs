@@ -121,10 +121,11 @@ pub fn evaluate(
         .par_chunks(BATCH)
         .flat_map_iter(|chunk| {
             let queries: Vec<_> = chunk.iter().map(|&k| histories.query(test.users[k])).collect();
-            let mut scores = Vec::new();
-            if let Protocol::Full { .. } = protocol {
+            let (mut scores, mut eligible) = (Vec::new(), Vec::new());
+            if let Protocol::Full { catalogue, .. } = protocol {
                 scores = vec![0f32; chunk.len() * n_items];
                 model.score_batch(&queries, &mut scores);
+                eligible = (0..n_items).map(|i| catalogue.get(i).copied().unwrap_or(false)).collect();
             }
             let rows: Vec<_> = chunk
                 .iter()
@@ -133,15 +134,18 @@ pub fn evaluate(
                 .map(|(j, (&k, q))| {
                     let truth = &test.truth[k];
                     let (ranked, hits) = match protocol {
-                        Protocol::Full { catalogue, exclude_seen } => {
+                        Protocol::Full { exclude_seen, .. } => {
                             let scores = &scores[j * n_items..(j + 1) * n_items];
-                            let eligible = |i: u32| {
-                                catalogue.get(i as usize).copied().unwrap_or(false)
-                                    && !(*exclude_seen && q.items.binary_search(&i).is_ok())
-                            };
-                            let cands =
-                                scores.iter().enumerate().map(|(i, &s)| (i as u32, s)).filter(|&(i, _)| eligible(i));
-                            (tandem_models::top_k(scores, keep, eligible), held_out_positions(cands, truth))
+                            // The catalogue less this user's seen items, as a mask: two passes
+                            // over every item per user must not search the history each time.
+                            let seen = q.items.iter().map(|&i| i as usize).filter(|&i| *exclude_seen && i < n_items);
+                            let seen: Vec<(usize, bool)> =
+                                seen.map(|i| (i, std::mem::replace(&mut eligible[i], false))).collect();
+                            let ok = |i: u32| eligible[i as usize];
+                            let cands = scores.iter().enumerate().map(|(i, &s)| (i as u32, s)).filter(|&(i, _)| ok(i));
+                            let ranked = (tandem_models::top_k(scores, keep, ok), held_out_positions(cands, truth));
+                            seen.into_iter().rev().for_each(|(i, was)| eligible[i] = was);
+                            ranked
                         }
                         Protocol::Sampled { negatives } => sampled(model, q, truth, &negatives[k]),
                     };

@@ -58,5 +58,7 @@ pub use mf::{Loss, Mf, MfParams, NegativeMode};
 pub use optim::OptimizerKind;
 pub use popularity::{Popularity, PopularityMode, PopularityParams};
 pub use random::{Random, RandomParams};
-pub use retriever::{popular_items, recommend_or_popular, AsAny, Embeddings, Histories, Query, Retriever, TrainSet};
+pub use retriever::{
+    popular_items, recommend_each, recommend_or_popular, AsAny, Embeddings, Histories, Query, Retriever, TrainSet,
+};
 pub use topk::{held_out_positions, rank_order, top_k, Scored, TopK};

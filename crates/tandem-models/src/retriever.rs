@@ -94,6 +94,50 @@ pub fn recommend_or_popular(
     }
 }
 
+/// Queries a [`Retriever::recommend_batch`] call takes in [`recommend_each`].
+const BATCH: usize = 256;
+/// Users whose lists are held at once in [`recommend_each`]: 64 batches, ~1 MB of lists at k = 12.
+const CHUNK: usize = 64 * BATCH;
+
+/// [`recommend_or_popular`] for every user of `users`, through the batch path: users in chunks,
+/// each chunk's batches ranked in parallel, the lists handed to `sink` in `users`' order (with
+/// whether popularity answered) before the next chunk starts, so memory holds one chunk's lists
+/// whatever the number of users. `keep(query, item)` says which items a user may get. What
+/// submissions and every all-users output call.
+pub fn recommend_each<E>(
+    model: &dyn Retriever,
+    popular: &[Scored],
+    histories: Histories<'_>,
+    users: &[u32],
+    k: usize,
+    keep: &(dyn Fn(&Query<'_>, u32) -> bool + Sync),
+    mut sink: impl FnMut(u32, Vec<Scored>, bool) -> Result<(), E>,
+) -> Result<(), E> {
+    use rayon::prelude::*;
+    for chunk in users.chunks(CHUNK) {
+        let lists: Vec<Vec<(Vec<Scored>, bool)>> = chunk
+            .par_chunks(BATCH)
+            .map(|batch| {
+                let queries: Vec<Query<'_>> = batch.iter().map(|&u| histories.query(u)).collect();
+                let cold = |q: &Query<'_>| q.trained.is_none() && q.items.is_empty();
+                let warm: Vec<Query<'_>> = queries.iter().copied().filter(|q| !cold(q)).collect();
+                let mut ranked = model.recommend_batch(&warm, k, &|j, i| keep(&warm[j], i)).into_iter();
+                queries
+                    .iter()
+                    .map(|q| match cold(q) {
+                        true => (popular.iter().filter(|s| keep(q, s.item)).take(k).copied().collect(), true),
+                        false => (ranked.next().unwrap_or_default(), false),
+                    })
+                    .collect()
+            })
+            .collect();
+        for (&u, (list, fallback)) in chunk.iter().zip(lists.into_iter().flatten()) {
+            sink(u, list, fallback)?;
+        }
+    }
+    Ok(())
+}
+
 /// A model's user and item vectors (rows = user / item indices).
 #[derive(Debug, Clone, Copy)]
 pub struct Embeddings<'a> {

@@ -5,13 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use rayon::prelude::*;
 use serde::Deserialize;
 use serde_json::Value;
 use tandem_data::read::CourseSource;
 use tandem_data::{Progress, Source, SplitSpec};
 use tandem_eval::{evaluate, items_with_interactions, write_lists, Protocol, SubmissionFormat, TestSet};
-use tandem_models::{Histories, Loss, MfParams, NegativeMode, OptimizerKind, Retriever, TrainSet};
+use tandem_models::{
+    popular_items, recommend_each, Histories, Loss, MfParams, NegativeMode, OptimizerKind, Query, TrainSet,
+};
 
 use crate::config::typed;
 
@@ -203,13 +204,13 @@ pub fn assignment(
     let all = TrainSet::new(data.interactions.clone(), data.n_users(), data.n_items());
     let histories = Histories { fitted: &train.user_items, known: &all.user_items };
     let users: Vec<u32> = (0..data.n_users() as u32).collect();
-    let lists: Vec<_> = users
-        .par_iter()
-        .map(|&u| {
-            let q = histories.query(u);
-            (u, model.recommend(&q, k, &|i| q.items.binary_search(&i).is_err()))
-        })
-        .collect();
+    let mut lists = Vec::with_capacity(users.len());
+    let unseen = |q: &Query<'_>, i: u32| q.items.binary_search(&i).is_err();
+    recommend_each(&model, &popular_items(&train.user_items), histories, &users, k, &unseen, |u, list, _| {
+        lists.push((u, list));
+        Ok::<_, std::convert::Infallible>(())
+    })
+    .unwrap_or_else(|never| match never {});
     // `-o path/submission.csv` names the file (the course's usage); `-o DIR` writes DIR/submission.csv.
     let (dir, sub) = match out.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
         true => (out.parent().unwrap_or(Path::new("")).to_path_buf(), out.to_path_buf()),

@@ -5,10 +5,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indexmap::IndexMap;
-use rayon::prelude::*;
 use tandem_data::{Dataset, Interactions, Progress, Split};
-use tandem_eval::{items_with_interactions, setup, write_lists, Candidates, Parts, Report, Setup, SubmissionFormat};
-use tandem_models::{popular_items, recommend_or_popular, Histories, TrainSet};
+use tandem_eval::{
+    items_with_interactions, setup, write_lists, Candidates, ListWriter, Parts, Report, Setup, SubmissionFormat,
+};
+use tandem_models::{popular_items, recommend_each, Histories, Query, TrainSet};
 
 use crate::config::{Config, FilterOrder, FitOn, Ranking, SubmissionSpec};
 use crate::pipeline::{default_columns, fit_and_evaluate, write_report, EvalPlan, Validation};
@@ -156,25 +157,22 @@ fn write_submission(
     let histories = Histories::fitted(&fit.user_items);
     let users: Vec<u32> = (0..data.n_users() as u32).collect();
     let step = progress.step("writing submission", users.len() as u64);
-    let lists: Vec<_> = users
-        .par_iter()
-        .map(|&u| {
-            let q = histories.query(u);
-            let keep = |i: u32| catalogue[i as usize] && !(sub.exclude_seen && q.items.binary_search(&i).is_ok());
-            step.inc(1);
-            let (list, fallback) = recommend_or_popular(&*model, &popular, &q, k, &keep);
-            (u, list, fallback)
-        })
-        .collect();
-    drop(step);
-    let cold = lists.iter().filter(|l| l.2).count();
-    let lists: Vec<_> = lists.into_iter().map(|(u, list, _)| (u, list)).collect();
+    let keep =
+        |q: &Query<'_>, i: u32| catalogue[i as usize] && !(sub.exclude_seen && q.items.binary_search(&i).is_ok());
     let path = out.join(&sub.path);
-    write_lists(&path, sub.format, &data.users, &data.items, &lists, k)?;
+    let mut file = ListWriter::create(&path, sub.format, &data.users, &data.items, k)?;
+    let mut cold = 0;
+    recommend_each(&*model, &popular, histories, &users, k, &keep, |u, list, fallback| {
+        cold += usize::from(fallback);
+        step.inc(1);
+        file.write(u, &list)
+    })?;
+    file.finish()?;
+    drop(step);
     eprintln!(
         "wrote {} ({} users, {k} items each, model '{}'; {cold} users without history got popularity)",
         path.display(),
-        lists.len(),
+        users.len(),
         sub.model
     );
     Ok(())
