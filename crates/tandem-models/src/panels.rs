@@ -10,7 +10,7 @@
 //! taken in blocks that stay in L2 while every tile of queries passes over them.
 
 use crate::factors::{simd, Factors, Simd};
-use crate::topk::{rank_order, Scored};
+use crate::topk::{Scored, TopK};
 use crate::Query;
 
 /// Items per panel: two AVX registers.
@@ -68,25 +68,25 @@ impl ItemPanels {
     /// allows, best first, ties by ascending item index (NaN as -inf): the lists
     /// [`top_k`](crate::top_k) gives over [`ItemPanels::scores`], without the score rows.
     pub fn top_k(&self, queries: &[f32], k: usize, keep: &dyn Fn(usize, u32) -> bool) -> Vec<Vec<Scored>> {
-        let mut best: Vec<Best> = (0..queries.len() / self.dim.max(1)).map(|_| Best::new(k)).collect();
+        let mut best: Vec<TopK> = (0..queries.len() / self.dim.max(1)).map(|_| TopK::new(k)).collect();
         let n = self.n_items;
         self.each_tile(queries, |q0, m, i0, tile| {
             let w = NR.min(n - i0);
             for (r, list) in best[q0..q0 + m].iter_mut().enumerate() {
                 let row = &tile[r * NR..r * NR + w];
-                // Most tiles hold nothing better than the list's worst: one vector compare.
-                if list.full() && !row.iter().fold(false, |any, &s| any | (s > list.worst())) {
+                // Most tiles hold nothing the list can take: one pass of compares.
+                if !row.iter().fold(false, |any, &s| any | list.admits(s)) {
                     continue;
                 }
                 for (j, &s) in row.iter().enumerate() {
                     let item = (i0 + j) as u32;
                     if list.admits(s) && keep(q0 + r, item) {
-                        list.insert(item, s);
+                        list.push(item, s);
                     }
                 }
             }
         });
-        best.into_iter().map(|b| b.list).collect()
+        best.into_iter().map(TopK::into_sorted).collect()
     }
 
     /// Calls `visit(first query, queries in tile, first item, tile)` for every register tile,
@@ -171,46 +171,6 @@ mod x86 {
                 _mm256_storeu_ps(out.as_mut_ptr().add(r * NR + 8), hi[r]);
             }
         }
-    }
-}
-
-/// A best-k list for items offered in ascending index order: sorted best first, so a newcomer
-/// that ties with the worst entry ranks after it and is not admitted.
-struct Best {
-    k: usize,
-    list: Vec<Scored>,
-}
-
-impl Best {
-    fn new(k: usize) -> Self {
-        Best { k, list: Vec::with_capacity(k.min(4096)) }
-    }
-
-    #[inline]
-    fn full(&self) -> bool {
-        self.list.len() >= self.k
-    }
-
-    #[inline]
-    fn worst(&self) -> f32 {
-        self.list.last().map_or(f32::NEG_INFINITY, |s| s.score)
-    }
-
-    #[inline]
-    fn admits(&self, score: f32) -> bool {
-        !self.full() || score > self.worst()
-    }
-
-    fn insert(&mut self, item: u32, score: f32) {
-        let s = Scored { item, score: if score.is_nan() { f32::NEG_INFINITY } else { score } };
-        if self.k == 0 {
-            return;
-        }
-        if self.full() {
-            self.list.pop();
-        }
-        let at = self.list.partition_point(|e| rank_order(e, &s).is_lt());
-        self.list.insert(at, s);
     }
 }
 

@@ -87,11 +87,21 @@ pub fn recommend_or_popular(
     k: usize,
     keep: &dyn Fn(u32) -> bool,
 ) -> (Vec<Scored>, bool) {
-    if query.trained.is_none() && query.items.is_empty() {
-        (popular.iter().filter(|s| keep(s.item)).take(k).copied().collect(), true)
+    if is_cold(query) {
+        (best_popular(popular, k, keep), true)
     } else {
         (model.recommend(query, k, keep), false)
     }
+}
+
+/// A query with neither a trained user nor any history: popularity answers it.
+fn is_cold(query: &Query<'_>) -> bool {
+    query.trained.is_none() && query.items.is_empty()
+}
+
+/// The first `k` items of `popular` that `keep` allows.
+fn best_popular(popular: &[Scored], k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {
+    popular.iter().filter(|s| keep(s.item)).take(k).copied().collect()
 }
 
 /// Queries a [`Retriever::recommend_batch`] call takes in [`recommend_each`].
@@ -119,13 +129,12 @@ pub fn recommend_each<E>(
             .par_chunks(BATCH)
             .map(|batch| {
                 let queries: Vec<Query<'_>> = batch.iter().map(|&u| histories.query(u)).collect();
-                let cold = |q: &Query<'_>| q.trained.is_none() && q.items.is_empty();
-                let warm: Vec<Query<'_>> = queries.iter().copied().filter(|q| !cold(q)).collect();
+                let warm: Vec<Query<'_>> = queries.iter().copied().filter(|q| !is_cold(q)).collect();
                 let mut ranked = model.recommend_batch(&warm, k, &|j, i| keep(&warm[j], i)).into_iter();
                 queries
                     .iter()
-                    .map(|q| match cold(q) {
-                        true => (popular.iter().filter(|s| keep(q, s.item)).take(k).copied().collect(), true),
+                    .map(|q| match is_cold(q) {
+                        true => (best_popular(popular, k, &|i| keep(q, i)), true),
                         false => (ranked.next().unwrap_or_default(), false),
                     })
                     .collect()

@@ -45,14 +45,20 @@ impl TopK {
         TopK { k, buf: Vec::with_capacity(k.saturating_mul(2).clamp(2, 4096)), threshold: None }
     }
 
+    /// Whether an item scoring `score` could still be among the best `k` (what a caller checks
+    /// before costlier tests of the item).
+    #[inline]
+    pub fn admits(&self, score: f32) -> bool {
+        self.k > 0 && !self.threshold.is_some_and(|t| clean(score) < t)
+    }
+
     /// Offers an item.
     #[inline]
     pub fn push(&mut self, item: u32, score: f32) {
-        let score = clean(score);
-        if self.k == 0 || self.threshold.is_some_and(|t| score < t) {
+        if !self.admits(score) {
             return;
         }
-        self.buf.push(Scored { item, score });
+        self.buf.push(Scored { item, score: clean(score) });
         if self.buf.len() == self.k.saturating_mul(2) {
             self.truncate();
         }
