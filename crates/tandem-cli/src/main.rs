@@ -107,9 +107,15 @@ enum Command {
     /// Write a synthetic interaction log (CSV `user,item,timestamp`) with power-law item and
     /// user activity and latent communities, for benchmarks at any scale.
     Generate {
-        /// Output file (`.gz` is not added; pipe through gzip if wanted).
+        /// Output file (`.gz` is not added; pipe through gzip if wanted); with `--layout hm`, a
+        /// directory.
         #[arg(long, short)]
         out: PathBuf,
+        /// `log`: one `user,item,timestamp` CSV. `hm`: the H&M Kaggle layout
+        /// (transactions_train.csv, articles.csv, customers.csv) with fading articles,
+        /// baskets, repurchases, product groups and age bands; read it with `format: hm`.
+        #[arg(long, default_value = "log", value_parser = ["log", "hm"])]
+        layout: String,
         /// Number of users.
         #[arg(long, default_value_t = 10_000)]
         users: u32,
@@ -310,6 +316,7 @@ fn main() -> ExitCode {
         }
         Command::Generate {
             out,
+            layout,
             users,
             items,
             interactions,
@@ -331,7 +338,7 @@ fn main() -> ExitCode {
                 days,
                 seed,
             };
-            commands::generate(&spec, &out, &bars)
+            commands::generate(&spec, &out, layout == "hm", &bars)
         }
     };
     match result {

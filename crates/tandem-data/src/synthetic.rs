@@ -9,6 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::{DataError, Result};
 use crate::progress::Progress;
 
+pub mod hm;
+
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyntheticSpec {

@@ -81,8 +81,8 @@ pub struct Evaluation {
     pub predictions: Vec<(u32, Vec<Scored>)>,
 }
 
-/// Test users scored at once in full ranking.
-const BATCH: usize = 32;
+/// Test users ranked at once in full ranking (one [`Retriever::recommend_batch`] call).
+const BATCH: usize = 256;
 
 /// Ranks `truth` among `negatives` by the model's scores of just those items: every candidate,
 /// best first, and the held-out items' positions.
@@ -99,10 +99,52 @@ fn sampled(model: &dyn Retriever, q: &Query<'_>, truth: &[u32], negatives: &[u32
     (ranked, hits)
 }
 
+/// The held-out items' positions up to `list.len() - 1`, from a user's best `list.len()`
+/// eligible items (`list` shorter than asked for holds every eligible item): exact where they
+/// can be told from the list, `None` where they cannot.
+///
+/// Every item scoring above the last listed score is in the list, so a held-out item scoring
+/// above it has its exact position among the listed items alone; one scoring below it, or
+/// equal to it but unlisted, comes after every listed item but itself, past `len - 1`. A
+/// listed held-out item tied with the last score may tie with unlisted items too, which rank
+/// ahead of it: only scoring every item tells, so the caller does.
+fn positions_from_top(list: &[Scored], asked: usize, truth: &[u32]) -> Option<Vec<usize>> {
+    let listed = list.iter().map(|s| (s.item, s.score));
+    if list.len() < asked {
+        return Some(held_out_positions(listed, truth));
+    }
+    let last = list.last()?.score;
+    let held = |s: &&Scored| truth.binary_search(&s.item).is_ok();
+    if list.iter().filter(held).any(|s| s.score == last) {
+        return None;
+    }
+    Some(held_out_positions(listed, truth))
+}
+
+/// Full ranking for one user by scoring every item: the ranking kept and the held-out items'
+/// positions among the `eligible` items.
+fn full(
+    model: &dyn Retriever,
+    q: &Query<'_>,
+    truth: &[u32],
+    keep: usize,
+    eligible: &dyn Fn(u32) -> bool,
+) -> (Vec<Scored>, Vec<usize>) {
+    let mut scores = vec![0f32; model.n_items()];
+    model.score(q, &mut scores);
+    let cands = scores.iter().enumerate().map(|(i, &s)| (i as u32, s)).filter(|&(i, _)| eligible(i));
+    (tandem_models::top_k(&scores, keep, eligible), held_out_positions(cands, truth))
+}
+
 /// Evaluates `model`: each test user is scored from their query in `histories` (trained users
 /// by their trained state, users without training rows as new users), ranked under `protocol`
 /// with ties never favouring a held-out item, and measured at each K of `ks`. Keeps the top
 /// `keep` per user as predictions. Users are processed in parallel.
+///
+/// Full ranking asks the model for each user's best `max(ks, keep) + 1` items through
+/// [`Retriever::recommend_batch`] (fused top-k, no score rows) and places the held-out items
+/// from them; a user whose held-out item ties with the last listed score is ranked again by
+/// scoring every item, so the rule on ties holds exactly.
 pub fn evaluate(
     model: &dyn Retriever,
     histories: Histories<'_>,
@@ -113,47 +155,45 @@ pub fn evaluate(
     progress: &dyn Progress,
 ) -> Evaluation {
     let start = std::time::Instant::now();
-    let n_items = model.n_items();
     let step = progress.step("evaluating", test.len() as u64);
-    // Users in batches: full ranking scores a batch at once (`Retriever::score_batch`).
+    let depth = ks.iter().copied().max().unwrap_or(0).max(keep) + 1;
     let order: Vec<usize> = (0..test.len()).collect();
     let per_user: Vec<(u32, Vec<Scored>, Option<Vec<_>>)> = order
         .par_chunks(BATCH)
         .flat_map_iter(|chunk| {
             let queries: Vec<_> = chunk.iter().map(|&k| histories.query(test.users[k])).collect();
-            let (mut scores, mut eligible) = (Vec::new(), Vec::new());
-            if let Protocol::Full { catalogue, .. } = protocol {
-                scores = vec![0f32; chunk.len() * n_items];
-                model.score_batch(&queries, &mut scores);
-                eligible = (0..n_items).map(|i| catalogue.get(i).copied().unwrap_or(false)).collect();
-            }
-            let rows: Vec<_> = chunk
-                .iter()
-                .zip(&queries)
-                .enumerate()
-                .map(|(j, (&k, q))| {
-                    let truth = &test.truth[k];
-                    let (ranked, hits) = match protocol {
-                        Protocol::Full { exclude_seen, .. } => {
-                            let scores = &scores[j * n_items..(j + 1) * n_items];
-                            // The catalogue less this user's seen items, as a mask: two passes
-                            // over every item per user must not search the history each time.
-                            let seen = q.items.iter().map(|&i| i as usize).filter(|&i| *exclude_seen && i < n_items);
-                            let seen: Vec<(usize, bool)> =
-                                seen.map(|i| (i, std::mem::replace(&mut eligible[i], false))).collect();
-                            let ok = |i: u32| eligible[i as usize];
-                            let cands = scores.iter().enumerate().map(|(i, &s)| (i as u32, s)).filter(|&(i, _)| ok(i));
-                            let ranked = (tandem_models::top_k(scores, keep, ok), held_out_positions(cands, truth));
-                            seen.into_iter().rev().for_each(|(i, was)| eligible[i] = was);
-                            ranked
-                        }
-                        Protocol::Sampled { negatives } => sampled(model, q, truth, &negatives[k]),
+            let ranked: Vec<(Vec<Scored>, Vec<usize>)> = match protocol {
+                Protocol::Full { catalogue, exclude_seen } => {
+                    let eligible = |q: &Query<'_>, i: u32| {
+                        catalogue.get(i as usize).copied().unwrap_or(false)
+                            && !(*exclude_seen && q.items.binary_search(&i).is_ok())
                     };
-                    step.inc(1);
-                    (test.users[k], ranked, metrics_at_positions(&hits, truth.len(), ks))
+                    let lists = model.recommend_batch(&queries, depth, &|j, i| eligible(&queries[j], i));
+                    lists
+                        .into_iter()
+                        .zip(chunk.iter().zip(&queries))
+                        .map(|(mut list, (&k, q))| match positions_from_top(&list, depth, &test.truth[k]) {
+                            Some(hits) => {
+                                list.truncate(keep);
+                                (list, hits)
+                            }
+                            None => full(model, q, &test.truth[k], keep, &|i| eligible(q, i)),
+                        })
+                        .collect()
+                }
+                Protocol::Sampled { negatives } => {
+                    chunk.iter().zip(&queries).map(|(&k, q)| sampled(model, q, &test.truth[k], &negatives[k])).collect()
+                }
+            };
+            step.inc(chunk.len() as u64);
+            chunk
+                .iter()
+                .zip(ranked)
+                .map(|(&k, (list, hits))| {
+                    let truth = &test.truth[k];
+                    (test.users[k], list, metrics_at_positions(&hits, truth.len(), ks))
                 })
-                .collect();
-            rows
+                .collect::<Vec<_>>()
         })
         .collect();
     let mut sums = MetricSums::new(ks.len());
@@ -310,6 +350,84 @@ mod tests {
         // from the ranking, and fed to the model (they score 0.5 here).
         let lists: Vec<Vec<u32>> = e.predictions.iter().map(|p| p.1.iter().map(|s| s.item).collect()).collect();
         assert_eq!(lists, vec![vec![8, 0, 1], vec![9, 0, 1]]);
+    }
+
+    /// Scores from a table: row `q.trained` (small integers, so ties abound, and NaN).
+    struct Table {
+        n: usize,
+        rows: Vec<Vec<f32>>,
+    }
+
+    impl Retriever for Table {
+        fn kind(&self) -> &'static str {
+            "table"
+        }
+        fn n_items(&self) -> usize {
+            self.n
+        }
+        fn artifact(&self) -> tandem_models::artifact::Artifact {
+            tandem_models::artifact::Artifact {
+                kind: "table",
+                params: serde_json::json!({}),
+                tensors: Default::default(),
+            }
+        }
+        fn score(&self, query: &tandem_models::Query<'_>, out: &mut [f32]) {
+            out.copy_from_slice(&self.rows[query.trained.expect("trained users only") as usize]);
+        }
+    }
+
+    #[test]
+    fn full_ranking_from_top_lists_equals_ranking_every_item_under_ties() {
+        let (n_users, n_items) = (60u32, 40usize);
+        let mut state = 7u64;
+        let mut next = |m: u64| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) % m
+        };
+        let rows: Vec<Vec<f32>> = (0..n_users)
+            .map(|_| (0..n_items).map(|_| if next(20) == 0 { f32::NAN } else { next(4) as f32 }).collect())
+            .collect();
+        let (mut users, mut items) = (Vec::new(), Vec::new());
+        let mut test = TestSet::default();
+        for u in 0..n_users {
+            // At least one row each: every user is a trained user.
+            for _ in 0..1 + next(6) {
+                users.push(u);
+                items.push(next(n_items as u64) as u32);
+            }
+            let mut truth: Vec<u32> = (0..1 + next(4)).map(|_| next(n_items as u64) as u32).collect();
+            truth.sort_unstable();
+            truth.dedup();
+            test.users.push(u);
+            test.truth.push(truth);
+        }
+        let seen = tandem_data::Csr::from_triplets(n_users as usize, n_items, &users, &items, &vec![1.0; users.len()]);
+        let model = Table { n: n_items, rows };
+        let catalogue: Vec<bool> = (0..n_items).map(|i| i % 7 != 3).collect();
+        let ks = [1, 3, 5, 10];
+        for exclude_seen in [false, true] {
+            let p = Protocol::Full { catalogue: catalogue.clone(), exclude_seen };
+            let e = evaluate(&model, Histories::fitted(&seen), &test, &p, &ks, 4, &NoProgress);
+            // Every item scored, every eligible one ranked.
+            let mut sums = MetricSums::new(ks.len());
+            for (u, truth) in test.users.iter().zip(&test.truth) {
+                let q = Histories::fitted(&seen).query(*u);
+                let ok = |i: u32| catalogue[i as usize] && !(exclude_seen && q.items.contains(&i));
+                let cands = model.rows[*u as usize].iter().enumerate().map(|(i, &s)| (i as u32, s));
+                let hits = held_out_positions(cands.filter(|&(i, _)| ok(i)), truth);
+                sums.add(&metrics_at_positions(&hits, truth.len(), &ks).unwrap());
+                let kept = &e.predictions.iter().find(|p| p.0 == *u).unwrap().1;
+                assert_eq!(kept, &tandem_models::top_k(&model.rows[*u as usize], 4, ok), "user {u}");
+            }
+            let want = sums.means();
+            for metric in Metric::ALL {
+                for (ki, &k) in ks.iter().enumerate() {
+                    let got = e.metrics[&metric.at(k)];
+                    assert_eq!(got, want[ki][metric as usize], "{} exclude_seen={exclude_seen}", metric.at(k));
+                }
+            }
+        }
     }
 
     #[test]

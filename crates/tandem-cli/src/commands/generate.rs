@@ -7,11 +7,25 @@ use anyhow::{Context, Result};
 use tandem_data::synthetic::SyntheticSpec;
 use tandem_data::Progress;
 
-/// Writes the log `spec` describes to `out`.
-pub fn generate(spec: &SyntheticSpec, out: &Path, progress: &dyn Progress) -> Result<()> {
+/// Writes the log `spec` describes to `out`: one CSV file, or with `hm` the H&M layout in the
+/// directory `out`.
+pub fn generate(spec: &SyntheticSpec, out: &Path, hm: bool, progress: &dyn Progress) -> Result<()> {
     spec.check().context("generate")?;
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let dir = if hm { Some(out) } else { out.parent().filter(|d| !d.as_os_str().is_empty()) };
+    if let Some(dir) = dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if hm {
+        let n =
+            spec.write_hm(out, progress).with_context(|| format!("writing the H&M layout into {}", out.display()))?;
+        eprintln!(
+            "wrote {} (transactions_train.csv: {} rows; customers.csv: {}; articles.csv: {}); read it with format: hm",
+            out.display(),
+            n.transactions,
+            n.customers,
+            n.articles
+        );
+        return Ok(());
     }
     let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut w = std::io::BufWriter::new(file);
