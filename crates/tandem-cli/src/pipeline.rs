@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use tandem_data::read::ItemInfo;
+use tandem_data::Side;
 use tandem_data::{Csr, Progress};
 use tandem_eval::{evaluate, EpochRecord, Evaluation, MetricAt, ModelReport, Protocol, Report, TestSet};
 use tandem_models::{Histories, Retriever, TrainSet};
@@ -53,7 +53,7 @@ pub fn fit_and_evaluate(
     name: &str,
     spec: &Spec,
     train: &TrainSet,
-    items: &[ItemInfo],
+    side: Side<'_>,
     plan: &EvalPlan<'_>,
     progress: &dyn Progress,
 ) -> Result<Evaluated> {
@@ -62,7 +62,7 @@ pub fn fit_and_evaluate(
     // it is also scored, which drives best-epoch keeping and early stopping.
     let mut training = Vec::new();
     let model = spec
-        .fit_validated(train, items, progress, &mut |report, model| {
+        .fit_validated(train, side, progress, &mut |report, model| {
             let valid = plan.validation.as_ref().and_then(|v| v.score(model, &train.user_items));
             if let (Some(s), Some(v)) = (valid, &plan.validation) {
                 eprintln!("{name}: epoch {:>3}  loss {:.5}  valid {} {s:.4}", report.epoch, report.loss, v.metric);

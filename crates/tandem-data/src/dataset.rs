@@ -20,6 +20,22 @@ pub struct Dataset {
     pub reports: Vec<LoadReport>,
 }
 
+/// Item and user metadata by dense index, as fitting reads them (either may be empty).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Side<'a> {
+    /// Metadata per item index.
+    pub items: &'a [ItemInfo],
+    /// Attributes per user index.
+    pub users: &'a [ItemInfo],
+}
+
+impl<'a> Side<'a> {
+    /// Item metadata only.
+    pub fn items(items: &'a [ItemInfo]) -> Self {
+        Side { items, users: &[] }
+    }
+}
+
 /// Counts that describe a data set.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DatasetStats {
@@ -44,6 +60,11 @@ pub struct DatasetStats {
 }
 
 impl Dataset {
+    /// The item and user metadata.
+    pub fn side(&self) -> Side<'_> {
+        Side { items: &self.item_info, users: &self.user_info }
+    }
+
     /// Number of user indices.
     pub fn n_users(&self) -> usize {
         self.users.len()

@@ -39,7 +39,7 @@ pub mod split;
 pub mod synthetic;
 
 pub use csr::Csr;
-pub use dataset::{Dataset, DatasetStats};
+pub use dataset::{Dataset, DatasetStats, Side};
 pub use error::{DataError, Location, Result};
 pub use idmap::{cmp_raw_ids, IdMap};
 pub use interactions::{Interaction, Interactions};

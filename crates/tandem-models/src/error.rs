@@ -84,6 +84,11 @@ impl Number for f32 {
         self.is_finite()
     }
 }
+impl Number for f64 {
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+}
 
 /// `Ok` when the parameter `name` is finite and lies in `range`, else the error naming it and
 /// the range as `0.0 < name <= 10.0` (NaN lies in no range). Every model's `check` is a list of these.

@@ -10,7 +10,7 @@ use std::fmt::Debug;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use tandem_data::read::ItemInfo;
+use tandem_data::Side;
 use tandem_data::Progress;
 
 use crate::artifact::Tensors;
@@ -24,8 +24,9 @@ pub struct Fit<'a> {
     pub kind: &'a str,
     /// The training rows and matrix.
     pub train: &'a TrainSet,
-    /// Item metadata by index (may be empty); rankers read it.
-    pub items: &'a [ItemInfo],
+    /// Item metadata and user attributes by index (may be empty): rankers, segment and
+    /// product-group sources read them.
+    pub side: Side<'a>,
     /// Where progress goes.
     pub progress: &'a dyn Progress,
     /// For models trained in epochs: called after each epoch (the best is kept, training

@@ -44,6 +44,9 @@ pub mod optim;
 pub mod panels;
 mod popularity;
 mod random;
+pub mod recent;
+mod repurchase;
+mod same_group;
 mod retriever;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -58,7 +61,9 @@ pub use mf::{Loss, Mf, MfParams, NegativeMode};
 pub use optim::OptimizerKind;
 pub use popularity::{Popularity, PopularityMode, PopularityParams};
 pub use random::{Random, RandomParams};
+pub use repurchase::{Repurchase, RepurchaseParams};
+pub use same_group::{SameGroup, SameGroupParams};
 pub use retriever::{
     popular_items, recommend_each, recommend_or_popular, AsAny, Embeddings, Histories, Query, Retriever, TrainSet,
 };
-pub use topk::{held_out_positions, rank_order, top_k, Scored, TopK};
+pub use topk::{held_out_positions, rank_order, top_k, top_k_sparse, Scored, TopK};

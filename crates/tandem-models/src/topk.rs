@@ -91,6 +91,29 @@ pub fn top_k(scores: &[f32], k: usize, mut keep: impl FnMut(u32) -> bool) -> Vec
     t.into_sorted()
 }
 
+/// The best `k` among `keep`'s items of `0..n` when only `scored` items (distinct, any order)
+/// have a score and every other item scores -inf: what [`top_k`] gives over the dense scores,
+/// without writing them. Sources that propose few items (repurchase, same group) rank so.
+pub fn top_k_sparse(scored: &[Scored], n: usize, k: usize, keep: impl Fn(u32) -> bool) -> Vec<Scored> {
+    if scored.iter().any(|s| !(s.score > f32::NEG_INFINITY)) {
+        // A scored item at -inf (or NaN) ties with the rest: the dense order decides.
+        let mut dense = vec![f32::NEG_INFINITY; n];
+        scored.iter().for_each(|s| dense[s.item as usize] = s.score);
+        return top_k(&dense, k, keep);
+    }
+    let mut t = TopK::new(k);
+    scored.iter().filter(|s| keep(s.item)).for_each(|s| t.push(s.item, s.score));
+    let mut best = t.into_sorted();
+    if best.len() < k {
+        // The rest tie at -inf: lowest indices first.
+        let mut listed: Vec<u32> = scored.iter().map(|s| s.item).collect();
+        listed.sort_unstable();
+        let rest = (0..n as u32).filter(|&i| keep(i) && listed.binary_search(&i).is_err());
+        best.extend(rest.take(k - best.len()).map(|item| Scored { item, score: f32::NEG_INFINITY }));
+    }
+    best
+}
+
 /// The 1-based positions of the held-out items `truth` (sorted) in the ranking of
 /// `candidates` (distinct items with their scores) by score, descending, where ties never
 /// favour a held-out item: one whose score equals other candidates' ranks after all of them
@@ -127,6 +150,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sparse_top_k_equals_dense_top_k_with_the_rest_at_minus_infinity() {
+        let n = 30;
+        for scored in [vec![(4, 1.0), (9, 3.0), (2, 1.0)], vec![(5, f32::NEG_INFINITY), (7, 2.0)], vec![]] {
+            let scored: Vec<Scored> = scored.into_iter().map(|(item, score)| Scored { item, score }).collect();
+            let mut dense = vec![f32::NEG_INFINITY; n];
+            scored.iter().for_each(|s| dense[s.item as usize] = s.score);
+            for k in [0, 1, 2, 5, 30, 40] {
+                let keep = |i: u32| i % 3 != 0;
+                assert_eq!(top_k_sparse(&scored, n, k, keep), top_k(&dense, k, keep), "k = {k}");
+            }
+        }
+    }
 
     /// Oracle: a full sort.
     fn reference(scores: &[f32], k: usize) -> Vec<Scored> {

@@ -242,7 +242,7 @@ pub fn cold_items(
         warm.push(r);
     }
     let warm = TrainSet::new(warm, train.n_users(), n);
-    let pipeline = spec.fit(&warm, items, progress)?;
+    let pipeline = spec.fit(&warm, tandem_data::Side::items(items), progress)?;
     let hits = |ranked: &[u32], wanted: &[u32]| ranked.iter().take(10).any(|i| wanted.binary_search(i).is_ok());
     // Ties in a random order: item indices follow first appearance in the files, which
     // correlates with popularity, so an index order would leak it.

@@ -9,12 +9,13 @@ use std::any::Any;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
-use tandem_data::read::ItemInfo;
+use tandem_data::Side;
 use tandem_data::Progress;
 use tandem_models::artifact::Tensors;
 use tandem_models::fit::ValidateRetriever;
 use tandem_models::kind::{DynParams, Fit, Kind};
 use tandem_models::{AlsParams, EaseParams, KnnParams, MfParams, ModelError, PopularityParams, RandomParams};
+use tandem_models::{RepurchaseParams, SameGroupParams};
 use tandem_models::{Result, Retriever, TrainSet};
 use tandem_neural::{HistoryParams, NcfParams, SoftmaxParams, TwoTowerParams};
 
@@ -24,6 +25,8 @@ use crate::two_stage::TwoStageSpec;
 pub static KINDS: &[Kind] = &[
     Kind::of::<PopularityParams>("popularity", "global, recent-window or time-decayed popularity"),
     Kind::of::<RandomParams>("random", "seeded random scores: the floor every model must clear"),
+    Kind::of::<RepurchaseParams>("repurchase", "the user's own past items by recency and frequency"),
+    Kind::of::<SameGroupParams>("same_group", "best sellers of the item groups the user bought from lately"),
     Kind::of::<KnnParams>("item_knn", "item-item collaborative filtering"),
     Kind::of::<KnnParams>("user_knn", "user-user collaborative filtering"),
     Kind::of::<AlsParams>("als", "implicit ALS, conjugate gradient"),
@@ -106,21 +109,21 @@ impl Spec {
         self.params.check()
     }
 
-    /// Fits the model on `train` (`items`: item metadata by index, possibly empty), calling
+    /// Fits the model on `train` (`side`: metadata by index, possibly empty), calling
     /// `validate` after each epoch of models trained in epochs.
     pub fn fit_validated(
         &self,
         train: &TrainSet,
-        items: &[ItemInfo],
+        side: Side<'_>,
         progress: &dyn Progress,
         validate: &mut ValidateRetriever<'_>,
     ) -> Result<Box<dyn Retriever>> {
-        self.params.fit(&mut Fit { kind: self.kind.name, train, items, progress, validate: Some(validate) })
+        self.params.fit(&mut Fit { kind: self.kind.name, train, side, progress, validate: Some(validate) })
     }
 
     /// Fits the model on `train` without validation.
-    pub fn fit(&self, train: &TrainSet, items: &[ItemInfo], progress: &dyn Progress) -> Result<Box<dyn Retriever>> {
-        self.params.fit(&mut Fit { kind: self.kind.name, train, items, progress, validate: None })
+    pub fn fit(&self, train: &TrainSet, side: Side<'_>, progress: &dyn Progress) -> Result<Box<dyn Retriever>> {
+        self.params.fit(&mut Fit { kind: self.kind.name, train, side, progress, validate: None })
     }
 }
 

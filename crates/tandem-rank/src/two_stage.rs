@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tandem_data::read::ItemInfo;
+use tandem_data::Side;
 use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Loader, TensorReader, Tensors};
 use tandem_models::index::{IndexKind, ItemIndex};
@@ -145,7 +145,7 @@ impl ModelParams for TwoStageSpec {
     }
 
     fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {
-        Ok(Box::new(TwoStageSpec::fit(self, fit.train, fit.items, fit.progress)?))
+        Ok(Box::new(TwoStageSpec::fit(self, fit.train, fit.side, fit.progress)?))
     }
 
     fn load(_: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
@@ -154,15 +154,16 @@ impl ModelParams for TwoStageSpec {
 }
 
 impl TwoStageSpec {
-    fn fit_retrievers(&self, train: &TrainSet, progress: &dyn Progress) -> Result<Vec<Box<dyn Retriever>>> {
-        self.retrievers.iter().map(|s| s.fit(train, &[], progress)).collect()
+    fn fit_retrievers(&self, train: &TrainSet, side: Side<'_>, progress: &dyn Progress) -> Result<Vec<Box<dyn Retriever>>> {
+        self.retrievers.iter().map(|s| s.fit(train, side, progress)).collect()
     }
 
-    /// Fits the retrievers and the ranker on `train` (see [`RankerTraining`]). `items[i]` is
-    /// item `i`'s metadata (may be empty).
-    pub fn fit(&self, train: &TrainSet, items: &[ItemInfo], progress: &dyn Progress) -> Result<TwoStage> {
+    /// Fits the retrievers and the ranker on `train` (see [`RankerTraining`]). `side` holds
+    /// the item and user metadata by index (may be empty).
+    pub fn fit(&self, train: &TrainSet, side: Side<'_>, progress: &dyn Progress) -> Result<TwoStage> {
         self.check()?;
-        let retrievers = self.fit_retrievers(train, progress)?;
+        let items = side.items;
+        let retrievers = self.fit_retrievers(train, side, progress)?;
         let ranker = match self.training {
             RankerTraining::Train => {
                 let examples = mine(retrievers[0].as_ref(), train, &[], &self.mining)?;
@@ -184,7 +185,7 @@ impl TwoStageSpec {
                     if labels.nnz() == 0 {
                         break;
                     }
-                    let early = self.fit_retrievers(&before, progress)?;
+                    let early = self.fit_retrievers(&before, side, progress)?;
                     let staged = TwoStage::new(self.clone(), early, Box::new(NoRanker), latest_items(&before));
                     let examples = staged.labelled_candidates(&before, &labels);
                     let features = ItemFeatures::new(items, &before);
@@ -548,22 +549,22 @@ mod tests {
     fn a_pipeline_is_a_retriever_and_round_trips() {
         let t = checkerboard();
         // Both ways of training the ranker make a working pipeline.
-        let m = TwoStageSpec { training: RankerTraining::Train, ..spec() }.fit(&t, &[], &NoProgress).unwrap();
+        let m = TwoStageSpec { training: RankerTraining::Train, ..spec() }.fit(&t, Side::default(), &NoProgress).unwrap();
         conformance_with(&m, &t, 0.0, &crate::registry::load);
         let din = RankerSpec::Din(DinParams { epochs: 3, batch_size: 16, ..Default::default() });
-        let m = TwoStageSpec { ranker: din, ..spec() }.fit(&t, &[], &NoProgress).unwrap();
+        let m = TwoStageSpec { ranker: din, ..spec() }.fit(&t, Side::default(), &NoProgress).unwrap();
         conformance_with(&m, &t, 0.0, &crate::registry::load);
-        let m = spec().fit(&t, &[], &NoProgress).unwrap();
+        let m = spec().fit(&t, Side::default(), &NoProgress).unwrap();
         conformance_with(&m, &t, 0.0, &crate::registry::load);
         let stages = m.stage_seconds();
         assert_eq!(stages.iter().map(|s| s.0).collect::<Vec<_>>(), ["retrieval", "ranking"]);
         assert!(stages.iter().all(|s| s.1 > 0.0), "timed: {stages:?}");
         // Several windows, each ranker (listwise too).
         let lw = LateFusionParams { loss: crate::RankLoss::Listwise, epochs: 5, batch_size: 16, ..Default::default() };
-        let m = TwoStageSpec { windows: 3, ranker: RankerSpec::LateFusion(lw), ..spec() }.fit(&t, &[], &NoProgress);
+        let m = TwoStageSpec { windows: 3, ranker: RankerSpec::LateFusion(lw), ..spec() }.fit(&t, Side::default(), &NoProgress);
         conformance_with(&m.unwrap(), &t, 0.0, &crate::registry::load);
         let din = RankerSpec::Din(DinParams { epochs: 2, batch_size: 16, ..Default::default() });
-        let m = TwoStageSpec { windows: 2, ranker: din, ..spec() }.fit(&t, &[], &NoProgress).unwrap();
+        let m = TwoStageSpec { windows: 2, ranker: din, ..spec() }.fit(&t, Side::default(), &NoProgress).unwrap();
         conformance_with(&m, &t, 0.0, &crate::registry::load);
     }
 
@@ -583,7 +584,7 @@ mod tests {
             RankerSpec::LateFusion(LateFusionParams { epochs: 3, batch_size: 16, ..Default::default() }),
             RankerSpec::Din(DinParams { epochs: 2, batch_size: 16, ..Default::default() }),
         ] {
-            let m = TwoStageSpec { ranker, ..spec() }.fit(&t, &info, &NoProgress).unwrap();
+            let m = TwoStageSpec { ranker, ..spec() }.fit(&t, Side::items(&info), &NoProgress).unwrap();
             conformance_with(&m, &t, 0.0, &crate::registry::load);
         }
     }
@@ -593,7 +594,7 @@ mod tests {
     #[test]
     fn indexed_retrieval_matches_full_scoring() {
         let t = checkerboard();
-        let mut m = spec().fit(&t, &[], &NoProgress).unwrap();
+        let mut m = spec().fit(&t, Side::default(), &NoProgress).unwrap();
         let scores = |m: &TwoStage| {
             (0..t.n_users() as u32)
                 .map(|u| {
@@ -616,7 +617,7 @@ mod tests {
     #[test]
     fn only_candidates_are_scored_and_seen_items_stay_out() {
         let t = checkerboard();
-        let m = spec().fit(&t, &[], &NoProgress).unwrap();
+        let m = spec().fit(&t, Side::default(), &NoProgress).unwrap();
         let q = Query::from_row(&t.user_items, 0);
         let (items, scores) = m.candidates(&q);
         assert!(items.iter().all(|i| !q.items.contains(i)), "seen items excluded");
@@ -659,11 +660,11 @@ mod tests {
     #[test]
     fn bad_specs_are_named() {
         let t = checkerboard();
-        let e = TwoStageSpec { retrievers: vec![], ..spec() }.fit(&t, &[], &NoProgress).err().unwrap().to_string();
+        let e = TwoStageSpec { retrievers: vec![], ..spec() }.fit(&t, Side::default(), &NoProgress).err().unwrap().to_string();
         assert!(e.contains("retrievers"), "{e}");
-        let e = TwoStageSpec { candidates: 0, ..spec() }.fit(&t, &[], &NoProgress).err().unwrap().to_string();
+        let e = TwoStageSpec { candidates: 0, ..spec() }.fit(&t, Side::default(), &NoProgress).err().unwrap().to_string();
         assert!(e.contains("candidates"), "{e}");
-        let e = TwoStageSpec { windows: 0, ..spec() }.fit(&t, &[], &NoProgress).err().unwrap().to_string();
+        let e = TwoStageSpec { windows: 0, ..spec() }.fit(&t, Side::default(), &NoProgress).err().unwrap().to_string();
         assert!(e.contains("windows"), "{e}");
         let e =
             serde_json::from_value::<TwoStageSpec>(serde_json::json!({"retrievers": [], "ranker": {"kind": "gbdt"}}))

@@ -31,7 +31,7 @@ fn batches_equal_the_per_user_path_on_ml_100k() {
         json!({"kind": "item_knn"}),
         json!({"kind": "ease"}),
     ] {
-        let model = Spec::from_json(spec.clone()).unwrap().fit(&train, &split.dataset.item_info, &NoProgress).unwrap();
+        let model = Spec::from_json(spec.clone()).unwrap().fit(&train, split.dataset.side(), &NoProgress).unwrap();
         for k in [12, 100] {
             batch_matches_single(&*model, &queries, k);
         }

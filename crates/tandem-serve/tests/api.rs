@@ -50,7 +50,7 @@ fn two_stage_dir(dir: &Path) {
         "ranker": {"kind": "late_fusion", "hidden": [8], "epochs": 3, "batch_size": 16}
     }))
     .unwrap();
-    save_model(dir, "pipeline", &spec.fit(&t, &[], &NoProgress).unwrap(), &t);
+    save_model(dir, "pipeline", &spec.fit(&t, tandem_data::Side::default(), &NoProgress).unwrap(), &t);
 }
 
 struct Server {

@@ -161,7 +161,7 @@ pub fn evaluate_split(
                 bail!("--diagnostics: only two_stage models have a ranker to diagnose (got {})", spec.kind());
             };
             let start = std::time::Instant::now();
-            let fitted = two_stage.fit(&train, &data.item_info, progress).context("fitting model 'two_stage'")?;
+            let fitted = two_stage.fit(&train, data.side(), progress).context("fitting model 'two_stage'")?;
             let fit_seconds = start.elapsed().as_secs_f64();
             let explicit = match opts.ratings {
                 Some(path) => sd
@@ -176,7 +176,7 @@ pub fn evaluate_split(
         }
         None => {
             let name = spec.kind().to_string();
-            let done = fit_and_evaluate(&name, &spec, &train, &data.item_info, &plan, progress)?;
+            let done = fit_and_evaluate(&name, &spec, &train, data.side(), &plan, progress)?;
             (name, done)
         }
     };

@@ -48,7 +48,7 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
             metric: ev.validation_metric,
         });
         let plan = EvalPlan { test: &test, history: &history, protocol: &protocol, ks: &ev.ks, keep, validation };
-        let done = fit_and_evaluate(name, spec, &train, &data.item_info, &plan, progress)?;
+        let done = fit_and_evaluate(name, spec, &train, data.side(), &plan, progress)?;
         eprintln!(
             "{name}: fitted in {:.2}s, evaluated {} users in {:.2}s",
             done.report.fit_seconds, done.report.users, done.report.eval_seconds
@@ -147,7 +147,7 @@ fn write_submission(
     let fit = TrainSet::new(log, data.n_users(), data.n_items());
     let spec = &cfg.models[&sub.model];
     let model = spec
-        .fit(&fit, &data.item_info, progress)
+        .fit(&fit, data.side(), progress)
         .with_context(|| format!("fitting '{}' for the submission", sub.model))?;
     let catalogue = items_with_interactions(&fit.user_items);
     let k = sub.k.unwrap_or(sub.format.default_k());

@@ -17,6 +17,8 @@ pub struct ItemKnn {
     params: KnnParams,
     /// Row j: j's neighbours and similarities.
     neighbours: Csr,
+    /// With `latest`: each user's latest items (users x items).
+    latest: Option<Csr>,
 }
 
 /// Accumulates sparse dot products of one row against all rows; reset by the touched list.
@@ -99,7 +101,8 @@ impl KnnParams {
                 v.push(s.score);
             }
         }
-        Ok(ItemKnn { params: self.clone(), neighbours: Csr::from_triplets(n_items, n_items, &r, &c, &v) })
+        let latest = (self.latest > 0).then(|| crate::recent::latest_items(train, self.latest));
+        Ok(ItemKnn { params: self.clone(), neighbours: Csr::from_triplets(n_items, n_items, &r, &c, &v), latest })
     }
 }
 
@@ -107,7 +110,13 @@ impl ItemKnn {
     /// Adds the query's weighted neighbour rows into `out`, calling `reach` on every item met.
     #[inline]
     fn accumulate(&self, query: &Query<'_>, out: &mut [f32], mut reach: impl FnMut(u32)) {
-        for (&j, &w) in query.items.iter().zip(query.weights) {
+        let latest = match (&self.latest, query.trained) {
+            (Some(l), Some(u)) if (u as usize) < l.n_rows() => Some(l.row(u as usize).0),
+            _ => None,
+        };
+        let items = latest.unwrap_or(query.items);
+        for (k, &j) in items.iter().enumerate() {
+            let w = if latest.is_some() { 1.0 } else { query.weights[k] };
             let (nb, sims) = self.neighbours.row(j as usize);
             for (&i, &s) in nb.iter().zip(sims) {
                 out[i as usize] += w * s;
@@ -116,9 +125,9 @@ impl ItemKnn {
         }
     }
 
-    /// Rebuilds a model from a saved neighbour matrix.
-    pub fn from_neighbours(params: KnnParams, neighbours: Csr) -> Self {
-        ItemKnn { params, neighbours }
+    /// Rebuilds a model from a saved neighbour matrix (and latest items, with `latest`).
+    pub fn from_neighbours(params: KnnParams, neighbours: Csr, latest: Option<Csr>) -> Self {
+        ItemKnn { params, neighbours, latest }
     }
 
     /// The neighbour matrix (row j: j's neighbours).
@@ -137,6 +146,9 @@ impl Retriever for ItemKnn {
     fn artifact(&self) -> crate::artifact::Artifact {
         let mut tensors = crate::artifact::Tensors::new();
         crate::artifact::put_csr(&mut tensors, "neighbours", &self.neighbours);
+        if let Some(l) = &self.latest {
+            crate::artifact::put_csr(&mut tensors, "latest", l);
+        }
         crate::artifact::Artifact { kind: "item_knn", params: self.params(), tensors }
     }
 

@@ -25,13 +25,17 @@ pub struct KnnParams {
     pub bm25_b: f32,
     /// Shrinkage: similarities are multiplied by n / (n + shrink), n = co-occurrences (default 0).
     pub shrink: f32,
+    /// Item kNN only: score a trained user from their `latest` most recently bought distinct
+    /// items, each weighing 1 (the H&M recipe's item-CF from the latest purchases); 0 (default)
+    /// scores from the whole history.
+    pub latest: usize,
 }
 
 // Defaults chosen on a validation split of ml-100k temporal train (bench/tune_knn.sh), never on test;
 // k1 as implicit's BM25Recommender (its bm25_weight defaults of 100 / 0.8 are meant for ALS).
 impl Default for KnnParams {
     fn default() -> Self {
-        KnnParams { weighting: Weighting::Bm25, neighbours: 200, bm25_k1: 1.2, bm25_b: 0.5, shrink: 0.0 }
+        KnnParams { weighting: Weighting::Bm25, neighbours: 200, bm25_k1: 1.2, bm25_b: 0.5, shrink: 0.0, latest: 0 }
     }
 }
 
@@ -41,12 +45,16 @@ impl ModelParams for KnnParams {
         within("neighbours", self.neighbours, 1..)?;
         within("bm25_k1", self.bm25_k1, (Excluded(0.0), Unbounded))?;
         within("bm25_b", self.bm25_b, 0.0..=1.0)?;
-        within("shrink", self.shrink, 0.0..)
+        within("shrink", self.shrink, 0.0..)?;
+        within("latest", self.latest, 0..=10_000)
     }
 
     /// `item_knn` or `user_knn`.
     fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {
         Ok(match fit.kind {
+            "user_knn" if self.latest > 0 => {
+                return Err(crate::ModelError::invalid("latest", self.latest, "0 for user_knn (item_knn scores from the latest items)"))
+            }
             "user_knn" => Box::new(self.fit_user_knn(fit.train, fit.progress)?),
             _ => Box::new(self.fit_item_knn(fit.train, fit.progress)?),
         })
@@ -56,7 +64,11 @@ impl ModelParams for KnnParams {
         let p = saved_params(kind, params)?;
         Ok(match kind {
             "user_knn" => Box::new(UserKnn::from_matrix(p, TensorReader::new(tensors, "user_knn").csr("user_items")?)),
-            _ => Box::new(ItemKnn::from_neighbours(p, TensorReader::new(tensors, "item_knn").csr("neighbours")?)),
+            _ => {
+                let r = TensorReader::new(tensors, "item_knn");
+                let latest = if tensors.contains_key("latest.indptr") { Some(r.csr("latest")?) } else { None };
+                Box::new(ItemKnn::from_neighbours(p, r.csr("neighbours")?, latest))
+            }
         })
     }
 

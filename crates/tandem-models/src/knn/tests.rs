@@ -75,3 +75,28 @@ fn conformance_suite() {
         conformance::<KnnParams>(&p.fit_user_knn(&train, &NoProgress).unwrap(), &train, 1.0);
     }
 }
+
+#[test]
+fn item_knn_from_the_latest_items_of_trained_users() {
+    // User 1 bought items 0, 1 then (latest) 2, each once at a later time.
+    let mut log = Interactions::new();
+    for (u, i, t) in [(0, 0, 0), (0, 1, 1), (1, 0, 2), (1, 1, 3), (1, 2, 4), (2, 2, 5), (2, 3, 6)] {
+        log.push(Interaction { user: u, item: i, time: t * 86_400, weight: 1.0 });
+    }
+    let t = TrainSet::new(log, 3, 4);
+    let p = KnnParams { weighting: Weighting::None, neighbours: 10, latest: 1, ..Default::default() };
+    let m = p.fit_item_knn(&t, &NoProgress).unwrap();
+    let mut out = vec![0.0; 4];
+    // Only item 2 counts for user 1: sim(2, .) = [1, 1, 2, 1].
+    m.score(&Query::from_row(&t.user_items, 1), &mut out);
+    assert_eq!(out, vec![1.0, 1.0, 2.0, 1.0]);
+    // A history without a trained row scores from all of it.
+    m.score(&Query { trained: None, items: &[0, 2], weights: &[1.0, 1.0] }, &mut out);
+    assert_eq!(out, vec![3.0, 3.0, 3.0, 1.0]);
+    conformance::<KnnParams>(&m, &t, 0.0);
+    let e = crate::kind::ModelParams::fit(
+        &p,
+        &mut crate::kind::Fit { kind: "user_knn", train: &t, side: Default::default(), progress: &NoProgress, validate: None },
+    );
+    assert!(e.err().unwrap().to_string().contains("0 for user_knn"));
+}

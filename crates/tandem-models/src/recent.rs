@@ -1,0 +1,79 @@
+//! What each user bought last: the recency every H&M candidate source starts from.
+
+use tandem_data::Csr;
+
+use crate::retriever::TrainSet;
+
+/// Seconds in a day.
+pub const DAY: i64 = 86_400;
+
+/// The last day of `train` (days since the epoch), or 0 for an empty log.
+pub fn last_day(train: &TrainSet) -> i64 {
+    train.log.max_time().unwrap_or(0).div_euclid(DAY)
+}
+
+/// Each user's `n` most recently bought distinct items (all of them for `n = 0`), as users x
+/// items with the days between the item's last purchase and the end of `train` as the value
+/// (0 = bought on the last day). Ties in time go to the later row.
+pub fn latest_items(train: &TrainSet, n: usize) -> Csr {
+    let log = &train.log;
+    let n_users = train.n_users();
+    // Rows grouped by user (counting sort), then each user's by time, latest first.
+    let mut start = vec![0usize; n_users + 1];
+    for &u in &log.user {
+        start[u as usize + 1] += 1;
+    }
+    for u in 0..n_users {
+        start[u + 1] += start[u];
+    }
+    let mut next = start.clone();
+    let mut order = vec![0u32; log.len()];
+    for (row, &u) in log.user.iter().enumerate() {
+        order[next[u as usize]] = row as u32;
+        next[u as usize] += 1;
+    }
+    let end = last_day(train);
+    let (mut users, mut items, mut days) = (Vec::new(), Vec::new(), Vec::new());
+    let mut picked: Vec<u32> = Vec::new();
+    for u in 0..n_users {
+        let rows = &mut order[start[u]..start[u + 1]];
+        rows.sort_unstable_by_key(|&r| std::cmp::Reverse((log.time[r as usize], r)));
+        picked.clear();
+        for &r in rows.iter() {
+            let item = log.item[r as usize];
+            // Users hold few distinct items next to n; a linear check beats a set.
+            if picked.contains(&item) {
+                continue;
+            }
+            picked.push(item);
+            users.push(u as u32);
+            items.push(item);
+            days.push((end - log.time[r as usize].div_euclid(DAY)) as f32);
+            if picked.len() == n {
+                break;
+            }
+        }
+    }
+    Csr::from_triplets(n_users, train.n_items(), &users, &items, &days)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_data::{Interaction, Interactions};
+
+    #[test]
+    fn latest_distinct_items_with_days_before_the_end() {
+        let mut log = Interactions::new();
+        // user 0: item 3 on day 1, item 5 on day 2, item 3 again on day 9, item 1 on day 4.
+        for (user, item, day) in [(0, 3, 1), (0, 5, 2), (0, 3, 9), (0, 1, 4), (1, 2, 10)] {
+            log.push(Interaction { user, item, time: day * DAY + 60, weight: 1.0 });
+        }
+        let t = TrainSet::new(log, 3, 6);
+        let two = latest_items(&t, 2);
+        assert_eq!(two.row(0), (&[1, 3][..], &[6.0, 1.0][..]), "item 3 (day 9) and item 1 (day 4)");
+        assert_eq!(two.row(1), (&[2][..], &[0.0][..]));
+        assert_eq!(two.row_len(2), 0);
+        assert_eq!(latest_items(&t, 0).row(0), (&[1, 3, 5][..], &[6.0, 1.0, 8.0][..]));
+    }
+}
