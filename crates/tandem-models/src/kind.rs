@@ -10,8 +10,8 @@ use std::fmt::Debug;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
-use tandem_data::Side;
 use tandem_data::Progress;
+use tandem_data::Side;
 
 use crate::artifact::Tensors;
 use crate::error::{ModelError, Result};

@@ -46,8 +46,8 @@ mod popularity;
 mod random;
 pub mod recent;
 mod repurchase;
-mod same_group;
 mod retriever;
+mod same_group;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod topk;
@@ -62,8 +62,8 @@ pub use optim::OptimizerKind;
 pub use popularity::{Popularity, PopularityMode, PopularityParams};
 pub use random::{Random, RandomParams};
 pub use repurchase::{Repurchase, RepurchaseParams};
-pub use same_group::{SameGroup, SameGroupParams};
 pub use retriever::{
     popular_items, recommend_each, recommend_or_popular, AsAny, Embeddings, Histories, Query, Retriever, TrainSet,
 };
-pub use topk::{held_out_positions, rank_order, top_k, top_k_sparse, Scored, TopK};
+pub use same_group::{SameGroup, SameGroupParams};
+pub use topk::{held_out_positions, rank_order, sparse_scores, top_k, top_k_sparse, Scored, TopK};

@@ -64,6 +64,27 @@ impl ItemPanels {
         });
     }
 
+    /// `out[j]` = the query's vector . item `items[j]`, with the very bits [`ItemPanels::scores`]
+    /// gives (one FMA chain over `k` in order, or the same separately rounded steps without
+    /// FMA); an item the panels do not hold scores -inf. What rankers read a few candidates by.
+    pub fn score_items(&self, query: &[f32], items: &[u32], out: &mut [f32]) {
+        let (d, fma) = (self.dim, simd() != Simd::Base);
+        for (o, &i) in out.iter_mut().zip(items) {
+            let i = i as usize;
+            if i >= self.n_items {
+                *o = f32::NEG_INFINITY;
+                continue;
+            }
+            let panel = &self.data[(i / NR) * d * NR..];
+            let column = (0..d).map(|k| panel[k * NR + i % NR]);
+            *o = if fma {
+                query.iter().zip(column).fold(0f32, |acc, (&u, y)| u.mul_add(y, acc))
+            } else {
+                query.iter().zip(column).fold(0f32, |acc, (&u, y)| acc + u * y)
+            };
+        }
+    }
+
     /// The best `k` items for each query (rows of `queries`) among those `keep(query, item)`
     /// allows, best first, ties by ascending item index (NaN as -inf): the lists
     /// [`top_k`](crate::top_k) gives over [`ItemPanels::scores`], without the score rows.
@@ -204,6 +225,11 @@ macro_rules! dot_scoring {
             self.panels().scores(&self.query_vectors(queries), out)
         }
 
+        fn score_items(&self, query: &$crate::Query<'_>, items: &[u32], out: &mut [f32]) {
+            use $crate::panels::DotScorer;
+            self.panels().score_items(&self.query_vector(query), items, out)
+        }
+
         fn recommend(&self, query: &$crate::Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<$crate::Scored> {
             use $crate::panels::DotScorer;
             self.panels().top_k(&self.query_vector(query), k, &|_, i| keep(i)).pop().unwrap_or_default()
@@ -242,6 +268,15 @@ mod tests {
                 let mut one = vec![0f32; n];
                 p.scores(users.row(u), &mut one);
                 assert_eq!(one, all[u * n..(u + 1) * n], "query {u} alone and in a batch of {q}");
+                let asked: Vec<u32> = (0..n as u32 + 2).rev().collect();
+                let mut some = vec![0f32; asked.len()];
+                p.score_items(users.row(u), &asked, &mut some);
+                let want: Vec<f32> =
+                    asked.iter().map(|&i| one.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY)).collect();
+                assert!(
+                    some.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "score_items: {some:?} vs {want:?}"
+                );
                 for (i, &got) in one.iter().enumerate() {
                     let plain: f32 = users.row(u).iter().zip(items.row(i)).map(|(a, b)| a * b).sum();
                     assert!((got - plain).abs() <= 1e-4 * (1.0 + plain.abs()), "{n}x{d}: {got} vs {plain}");

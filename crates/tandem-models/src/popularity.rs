@@ -192,6 +192,14 @@ impl Retriever for Popularity {
         out.copy_from_slice(&self.scores[list * n..(list + 1) * n]);
     }
 
+    fn score_items(&self, query: &Query<'_>, items: &[u32], out: &mut [f32]) {
+        let (n, list) = (self.n_items(), self.list(query));
+        let scores = &self.scores[list * n..(list + 1) * n];
+        for (o, &i) in out.iter_mut().zip(items) {
+            *o = scores.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY);
+        }
+    }
+
     fn recommend(&self, query: &Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {
         self.order[self.list(query)].iter().filter(|s| keep(s.item)).take(k).copied().collect()
     }
@@ -201,7 +209,8 @@ impl ModelParams for PopularityParams {
     /// Checks the parameters' ranges.
     fn check(&self) -> Result<()> {
         within("window_days", self.window_days, 1..)?;
-        self.bucket.map_or(Ok(()), |b| within("bucket", b, (std::ops::Bound::Excluded(0.0), std::ops::Bound::Unbounded)))
+        self.bucket
+            .map_or(Ok(()), |b| within("bucket", b, (std::ops::Bound::Excluded(0.0), std::ops::Bound::Unbounded)))
     }
 
     fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {
@@ -216,7 +225,10 @@ impl ModelParams for PopularityParams {
         let scores = r.f32("scores")?.1;
         let n_lists = lists.iter().copied().max().unwrap_or(0) as usize + 1;
         if scores.is_empty() || scores.len() % n_lists != 0 {
-            return Err(ModelError::Artifact { path: "popularity model".into(), message: "scores do not fit the segments".into() });
+            return Err(ModelError::Artifact {
+                path: "popularity model".into(),
+                message: "scores do not fit the segments".into(),
+            });
         }
         Ok(Box::new(Popularity::from_scores(p, scores, lists)))
     }
@@ -241,7 +253,8 @@ mod tests {
         let t = train();
         let g = PopularityParams::default().fit(&t).unwrap();
         assert_eq!(g.scores(), &[3.0, 2.0, 1.0, 0.0]);
-        let r = PopularityParams { mode: PopularityMode::Recent, window_days: 2, ..Default::default() }.fit(&t).unwrap();
+        let r =
+            PopularityParams { mode: PopularityMode::Recent, window_days: 2, ..Default::default() }.fit(&t).unwrap();
         let order = r.recommend(&Query { trained: None, items: &[], weights: &[] }, 4, &|_| true);
         assert_eq!(order.iter().map(|s| s.item).collect::<Vec<_>>(), vec![1, 2, 0, 3]);
         let d = PopularityParams { mode: PopularityMode::Decay, window_days: 7, ..Default::default() }.fit(&t).unwrap();
@@ -267,7 +280,9 @@ mod tests {
         let side = Side { items: &[], users: &users };
         let p = PopularityParams { segment: Some("age".into()), bucket: Some(10.0), ..Default::default() };
         let m = p.fit_segmented(&t, side).unwrap();
-        let first = |u: u32| m.recommend(&Query::from_row(&t.user_items, u), 3, &|_| true).iter().map(|s| s.item).collect::<Vec<_>>();
+        let first = |u: u32| {
+            m.recommend(&Query::from_row(&t.user_items, u), 3, &|_| true).iter().map(|s| s.item).collect::<Vec<_>>()
+        };
         assert_eq!(first(0), vec![2, 0, 1], "the twenties bought item 2; then the overall order");
         assert_eq!(first(2), vec![1, 0, 2]);
         assert_eq!(first(3), vec![0, 1, 2], "no age: overall (item 0: 3 rows, item 1 and 2: 2 each)");
@@ -285,7 +300,9 @@ mod tests {
         let users = vec![age("young"); 5];
         let e = text.fit_segmented(&t, Side { items: &[], users: &users }).unwrap_err().to_string();
         assert!(e.contains("'young' is not a number"), "{e}");
-        let e = PopularityParams { segment: Some("club".into()), ..Default::default() }.fit_segmented(&t, side).unwrap_err();
+        let e = PopularityParams { segment: Some("club".into()), ..Default::default() }
+            .fit_segmented(&t, side)
+            .unwrap_err();
         assert!(e.to_string().contains("no user has it"), "{e}");
     }
 
@@ -300,7 +317,9 @@ mod tests {
 
     #[test]
     fn rejects_a_zero_window() {
-        let e = PopularityParams { mode: PopularityMode::Recent, window_days: 0, ..Default::default() }.fit(&train()).unwrap_err();
+        let e = PopularityParams { mode: PopularityMode::Recent, window_days: 0, ..Default::default() }
+            .fit(&train())
+            .unwrap_err();
         assert!(e.to_string().contains("window_days"));
     }
 }

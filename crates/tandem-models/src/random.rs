@@ -90,7 +90,13 @@ mod tests {
     fn scores_are_seeded_per_user_and_round_trip() {
         let t = checkerboard();
         let fit = |p: RandomParams| {
-            p.fit(&mut Fit { kind: "random", train: &t, side: Default::default(), progress: &NoProgress, validate: None })
+            p.fit(&mut Fit {
+                kind: "random",
+                train: &t,
+                side: Default::default(),
+                progress: &NoProgress,
+                validate: None,
+            })
         };
         let m = fit(RandomParams::default()).unwrap();
         conformance::<RandomParams>(&*m, &t, 0.0);

@@ -97,6 +97,10 @@ impl Retriever for Repurchase {
         }
     }
 
+    fn score_items(&self, query: &Query<'_>, items: &[u32], out: &mut [f32]) {
+        crate::topk::sparse_scores(&self.scored(query), items, out);
+    }
+
     fn recommend(&self, query: &Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {
         top_k_sparse(&self.scored(query), self.n_items(), k, keep)
     }

@@ -77,7 +77,8 @@ impl SameGroupParams {
                 format!("an attribute of the item metadata: none of the {} items has it", train.n_items()),
             ));
         }
-        let recent = PopularityParams { mode: PopularityMode::Recent, window_days: self.window_days, ..Default::default() };
+        let recent =
+            PopularityParams { mode: PopularityMode::Recent, window_days: self.window_days, ..Default::default() };
         let popularity = recent.fit(train)?.scores().to_vec();
         Ok(SameGroup::new(self.clone(), group, popularity, latest_items(train, self.latest)))
     }
@@ -145,6 +146,10 @@ impl Retriever for SameGroup {
         }
     }
 
+    fn score_items(&self, query: &Query<'_>, items: &[u32], out: &mut [f32]) {
+        crate::topk::sparse_scores(&self.scored(query), items, out);
+    }
+
     fn recommend(&self, query: &Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {
         top_k_sparse(&self.scored(query), self.n_items(), k, keep)
     }
@@ -165,13 +170,20 @@ impl ModelParams for SameGroupParams {
         let r = TensorReader::new(tensors, "same_group");
         let (group, popularity, latest) = (r.u32("group")?, r.f32("popularity")?.1, r.csr("latest")?);
         if popularity.len() != group.len() || latest.n_cols() != group.len() {
-            return Err(ModelError::Artifact { path: "same_group model".into(), message: "tensor sizes differ".into() });
+            return Err(ModelError::Artifact {
+                path: "same_group model".into(),
+                message: "tensor sizes differ".into(),
+            });
         }
         Ok(Box::new(SameGroup::new(saved_params(kind, params)?, group, popularity, latest)))
     }
 
     fn space() -> Vec<Dim> {
-        vec![Dim::int("latest", 1, 50, true), Dim::int("window_days", 1, 60, true), Dim::int("per_group", 10, 500, true)]
+        vec![
+            Dim::int("latest", 1, 50, true),
+            Dim::int("window_days", 1, 60, true),
+            Dim::int("per_group", 10, 500, true),
+        ]
     }
 }
 
@@ -185,7 +197,10 @@ mod tests {
 
     fn info(groups: &[&str]) -> Vec<ItemInfo> {
         let attr = |g: &str| vec![("product_group_name".to_string(), g.to_string())];
-        groups.iter().map(|g| ItemInfo { attributes: if g.is_empty() { vec![] } else { attr(g) }, ..Default::default() }).collect()
+        groups
+            .iter()
+            .map(|g| ItemInfo { attributes: if g.is_empty() { vec![] } else { attr(g) }, ..Default::default() })
+            .collect()
     }
 
     #[test]

@@ -114,6 +114,16 @@ pub fn top_k_sparse(scored: &[Scored], n: usize, k: usize, keep: impl Fn(u32) ->
     best
 }
 
+/// `out[j]` = the score of `items[j]` among `scored` (distinct items), -inf for the rest: the
+/// `score_items` of sources that propose few items.
+pub fn sparse_scores(scored: &[Scored], items: &[u32], out: &mut [f32]) {
+    let mut sorted = scored.to_vec();
+    sorted.sort_unstable_by_key(|s| s.item);
+    for (o, i) in out.iter_mut().zip(items) {
+        *o = sorted.binary_search_by_key(i, |s| s.item).map_or(f32::NEG_INFINITY, |k| sorted[k].score);
+    }
+}
+
 /// The 1-based positions of the held-out items `truth` (sorted) in the ranking of
 /// `candidates` (distinct items with their scores) by score, descending, where ties never
 /// favour a held-out item: one whose score equals other candidates' ranks after all of them

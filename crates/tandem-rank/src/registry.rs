@@ -9,8 +9,8 @@ use std::any::Any;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
-use tandem_data::Side;
 use tandem_data::Progress;
+use tandem_data::Side;
 use tandem_models::artifact::Tensors;
 use tandem_models::fit::ValidateRetriever;
 use tandem_models::kind::{DynParams, Fit, Kind};

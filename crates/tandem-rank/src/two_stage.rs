@@ -8,13 +8,13 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use tandem_data::Side;
 use tandem_data::Progress;
+use tandem_data::Side;
 use tandem_models::artifact::{Artifact, Loader, TensorReader, Tensors};
 use tandem_models::index::{IndexKind, ItemIndex};
 use tandem_models::kind::{Fit, ModelParams};
 use tandem_models::within;
-use tandem_models::{top_k, ModelError, Query, Result, Retriever, TrainSet};
+use tandem_models::{ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::din::{Din, DinParams};
 use crate::features::ItemFeatures;
@@ -154,7 +154,12 @@ impl ModelParams for TwoStageSpec {
 }
 
 impl TwoStageSpec {
-    fn fit_retrievers(&self, train: &TrainSet, side: Side<'_>, progress: &dyn Progress) -> Result<Vec<Box<dyn Retriever>>> {
+    fn fit_retrievers(
+        &self,
+        train: &TrainSet,
+        side: Side<'_>,
+        progress: &dyn Progress,
+    ) -> Result<Vec<Box<dyn Retriever>>> {
         self.retrievers.iter().map(|s| s.fit(train, side, progress)).collect()
     }
 
@@ -361,46 +366,50 @@ impl TwoStage {
     }
 
     /// The union of every retriever's top candidates for `query`, ascending, and each
-    /// retriever's score of each of them.
+    /// retriever's score of each of them. A retriever's candidates are its `recommend` list
+    /// (its fast path: fused products, a popularity list, sparse sources) less what it scores
+    /// -inf (sources that propose fewer items than asked).
     pub fn candidates(&self, query: &Query<'_>) -> (Vec<u32>, Vec<Vec<f32>>) {
-        let n = self.n_items();
         // An anonymous history comes in time order, not sorted.
         let mut seen = query.items.to_vec();
         seen.sort_unstable();
         let exclude = self.spec.exclude_seen.unwrap_or(true);
         let keep = |i: u32| !(exclude && seen.binary_search(&i).is_ok());
         let mut pool = Vec::new();
-        // Per retriever, every item's score; `None` where an index found its top candidates.
-        let mut scores: Vec<Option<Vec<f32>>> = Vec::with_capacity(self.retrievers.len());
         for (r, index) in self.retrievers.iter().zip(&self.indexes) {
             let vectors = r.embeddings().zip(query.trained).filter(|(e, u)| (*u as usize) < e.users.rows());
-            if let (Some(index), Some((e, u))) = (index, vectors) {
-                let top = index.top_k(e.users.row(u as usize), self.spec.candidates, &keep);
-                pool.extend(top.into_iter().map(|s| s.item));
-                scores.push(None);
-                continue;
-            }
-            let m = r.n_items().min(n);
-            let mut all = vec![0f32; m];
-            r.score(query, &mut all);
-            pool.extend(top_k(&all, self.spec.candidates, keep).into_iter().map(|s| s.item));
-            scores.push(Some(all));
+            let top = match (index, vectors) {
+                (Some(index), Some((e, u))) => index.top_k(e.users.row(u as usize), self.spec.candidates, &keep),
+                _ => r.recommend(query, self.spec.candidates, &keep),
+            };
+            pool.extend(top.into_iter().filter(|s| s.score > f32::NEG_INFINITY).map(|s| s.item));
         }
         pool.sort_unstable();
         pool.dedup();
-        let per_candidate = scores
+        let per_candidate = self
+            .retrievers
             .iter()
-            .zip(&self.retrievers)
-            .map(|(s, r)| match s {
-                Some(s) => pool.iter().map(|&i| s.get(i as usize).copied().unwrap_or(f32::NEG_INFINITY)).collect(),
-                None => {
-                    let mut out = vec![0f32; pool.len()];
-                    r.score_items(query, &pool, &mut out);
-                    out
-                }
+            .map(|r| {
+                let mut out = vec![0f32; pool.len()];
+                r.score_items(query, &pool, &mut out);
+                out
             })
             .collect();
         (pool, per_candidate)
+    }
+
+    /// The ranker's score of each candidate of `query`.
+    fn ranked(&self, query: &Query<'_>) -> Vec<tandem_models::Scored> {
+        let start = Instant::now();
+        let (items, retriever_scores) = self.candidates(query);
+        let mid = Instant::now();
+        let mut s = vec![0f32; items.len()];
+        let recent = self.recent_items(query);
+        let c = Candidates { query, recent: &recent, items: &items, retriever_scores: &retriever_scores };
+        self.ranker.score(&c, &mut s);
+        self.retrieval_nanos.fetch_add((mid - start).as_nanos() as u64, Ordering::Relaxed);
+        self.ranking_nanos.fetch_add(mid.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        items.into_iter().zip(s).map(|(item, score)| tandem_models::Scored { item, score }).collect()
     }
 
     /// Rebuilds a saved pipeline; `load` rebuilds its retrievers from their own artifacts.
@@ -457,21 +466,13 @@ impl TwoStage {
     /// Scores like `score` and returns the seconds each stage of this call took (`retrieval`,
     /// `ranking`): what a server reports per request.
     pub fn score_timed(&self, query: &Query<'_>, out: &mut [f32]) -> Vec<(&'static str, f64)> {
-        let start = Instant::now();
-        let (items, retriever_scores) = self.candidates(query);
-        let mid = Instant::now();
-        let mut s = vec![0f32; items.len()];
-        let recent = self.recent_items(query);
-        let c = Candidates { query, recent: &recent, items: &items, retriever_scores: &retriever_scores };
-        self.ranker.score(&c, &mut s);
+        let before = self.stage_seconds();
         out.fill(f32::NEG_INFINITY);
-        for (&i, &v) in items.iter().zip(&s) {
-            out[i as usize] = v;
+        for s in self.ranked(query) {
+            out[s.item as usize] = s.score;
         }
-        let (retrieval, ranking) = (mid - start, mid.elapsed());
-        self.retrieval_nanos.fetch_add(retrieval.as_nanos() as u64, Ordering::Relaxed);
-        self.ranking_nanos.fetch_add(ranking.as_nanos() as u64, Ordering::Relaxed);
-        vec![("retrieval", retrieval.as_secs_f64()), ("ranking", ranking.as_secs_f64())]
+        // Other threads' calls may land in between: a server's per-request figure is an estimate.
+        before.into_iter().zip(self.stage_seconds()).map(|((name, a), (_, b))| (name, (b - a).max(0.0))).collect()
     }
 
     /// Builds candidate indexes of `kind` over the item vectors of the retrievers that have
@@ -526,11 +527,21 @@ impl Retriever for TwoStage {
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {
         self.score_timed(query, out);
     }
+
+    fn score_items(&self, query: &Query<'_>, items: &[u32], out: &mut [f32]) {
+        tandem_models::sparse_scores(&self.ranked(query), items, out);
+    }
+
+    /// Ranks the candidates only (the rest tie at -inf after them).
+    fn recommend(&self, query: &Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<tandem_models::Scored> {
+        tandem_models::top_k_sparse(&self.ranked(query), self.n_items(), k, keep)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tandem_data::read::ItemInfo;
     use tandem_data::NoProgress;
     use tandem_models::testing::{checkerboard, conformance_with};
 
@@ -549,7 +560,8 @@ mod tests {
     fn a_pipeline_is_a_retriever_and_round_trips() {
         let t = checkerboard();
         // Both ways of training the ranker make a working pipeline.
-        let m = TwoStageSpec { training: RankerTraining::Train, ..spec() }.fit(&t, Side::default(), &NoProgress).unwrap();
+        let m =
+            TwoStageSpec { training: RankerTraining::Train, ..spec() }.fit(&t, Side::default(), &NoProgress).unwrap();
         conformance_with(&m, &t, 0.0, &crate::registry::load);
         let din = RankerSpec::Din(DinParams { epochs: 3, batch_size: 16, ..Default::default() });
         let m = TwoStageSpec { ranker: din, ..spec() }.fit(&t, Side::default(), &NoProgress).unwrap();
@@ -561,7 +573,11 @@ mod tests {
         assert!(stages.iter().all(|s| s.1 > 0.0), "timed: {stages:?}");
         // Several windows, each ranker (listwise too).
         let lw = LateFusionParams { loss: crate::RankLoss::Listwise, epochs: 5, batch_size: 16, ..Default::default() };
-        let m = TwoStageSpec { windows: 3, ranker: RankerSpec::LateFusion(lw), ..spec() }.fit(&t, Side::default(), &NoProgress);
+        let m = TwoStageSpec { windows: 3, ranker: RankerSpec::LateFusion(lw), ..spec() }.fit(
+            &t,
+            Side::default(),
+            &NoProgress,
+        );
         conformance_with(&m.unwrap(), &t, 0.0, &crate::registry::load);
         let din = RankerSpec::Din(DinParams { epochs: 2, batch_size: 16, ..Default::default() });
         let m = TwoStageSpec { windows: 2, ranker: din, ..spec() }.fit(&t, Side::default(), &NoProgress).unwrap();
@@ -660,9 +676,14 @@ mod tests {
     #[test]
     fn bad_specs_are_named() {
         let t = checkerboard();
-        let e = TwoStageSpec { retrievers: vec![], ..spec() }.fit(&t, Side::default(), &NoProgress).err().unwrap().to_string();
+        let e = TwoStageSpec { retrievers: vec![], ..spec() }
+            .fit(&t, Side::default(), &NoProgress)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("retrievers"), "{e}");
-        let e = TwoStageSpec { candidates: 0, ..spec() }.fit(&t, Side::default(), &NoProgress).err().unwrap().to_string();
+        let e =
+            TwoStageSpec { candidates: 0, ..spec() }.fit(&t, Side::default(), &NoProgress).err().unwrap().to_string();
         assert!(e.contains("candidates"), "{e}");
         let e = TwoStageSpec { windows: 0, ..spec() }.fit(&t, Side::default(), &NoProgress).err().unwrap().to_string();
         assert!(e.contains("windows"), "{e}");

@@ -146,9 +146,8 @@ fn write_submission(
     };
     let fit = TrainSet::new(log, data.n_users(), data.n_items());
     let spec = &cfg.models[&sub.model];
-    let model = spec
-        .fit(&fit, data.side(), progress)
-        .with_context(|| format!("fitting '{}' for the submission", sub.model))?;
+    let model =
+        spec.fit(&fit, data.side(), progress).with_context(|| format!("fitting '{}' for the submission", sub.model))?;
     let catalogue = items_with_interactions(&fit.user_items);
     let k = sub.k.unwrap_or(sub.format.default_k());
     // Users known only from metadata (e.g. H&M customers without purchases) have no history:

@@ -110,18 +110,22 @@ impl ItemKnn {
     /// Adds the query's weighted neighbour rows into `out`, calling `reach` on every item met.
     #[inline]
     fn accumulate(&self, query: &Query<'_>, out: &mut [f32], mut reach: impl FnMut(u32)) {
-        let latest = match (&self.latest, query.trained) {
-            (Some(l), Some(u)) if (u as usize) < l.n_rows() => Some(l.row(u as usize).0),
-            _ => None,
-        };
-        let items = latest.unwrap_or(query.items);
-        for (k, &j) in items.iter().enumerate() {
-            let w = if latest.is_some() { 1.0 } else { query.weights[k] };
+        self.each_history_item(query, |j, w| {
             let (nb, sims) = self.neighbours.row(j as usize);
             for (&i, &s) in nb.iter().zip(sims) {
                 out[i as usize] += w * s;
                 reach(i);
             }
+        });
+    }
+
+    /// Calls `visit(item, weight)` for each history item the query scores from: a trained
+    /// user's latest items (weight 1) with `latest`, else the query's items and weights.
+    #[inline]
+    fn each_history_item(&self, query: &Query<'_>, mut visit: impl FnMut(u32, f32)) {
+        match (&self.latest, query.trained) {
+            (Some(l), Some(u)) if (u as usize) < l.n_rows() => l.row(u as usize).0.iter().for_each(|&j| visit(j, 1.0)),
+            _ => query.items.iter().zip(query.weights).for_each(|(&j, &w)| visit(j, w)),
         }
     }
 
@@ -155,6 +159,21 @@ impl Retriever for ItemKnn {
     fn score(&self, query: &Query<'_>, out: &mut [f32]) {
         out.fill(0.0);
         self.accumulate(query, out, |_| {});
+    }
+
+    /// Each item's score from the neighbour rows of the history items that hold it (rows are
+    /// sorted), in the order [`score`](Retriever::score) adds them.
+    fn score_items(&self, query: &Query<'_>, items: &[u32], out: &mut [f32]) {
+        let n = self.n_items();
+        out.iter_mut().zip(items).for_each(|(o, &i)| *o = if (i as usize) < n { 0.0 } else { f32::NEG_INFINITY });
+        self.each_history_item(query, |j, w| {
+            let (nb, sims) = self.neighbours.row(j as usize);
+            for (o, i) in out.iter_mut().zip(items) {
+                if let Ok(k) = nb.binary_search(i) {
+                    *o += w * sims[k];
+                }
+            }
+        });
     }
 
     fn recommend(&self, query: &Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {

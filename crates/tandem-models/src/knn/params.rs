@@ -53,7 +53,11 @@ impl ModelParams for KnnParams {
     fn fit(&self, fit: &mut Fit<'_>) -> Result<Box<dyn Retriever>> {
         Ok(match fit.kind {
             "user_knn" if self.latest > 0 => {
-                return Err(crate::ModelError::invalid("latest", self.latest, "0 for user_knn (item_knn scores from the latest items)"))
+                return Err(crate::ModelError::invalid(
+                    "latest",
+                    self.latest,
+                    "0 for user_knn (item_knn scores from the latest items)",
+                ))
             }
             "user_knn" => Box::new(self.fit_user_knn(fit.train, fit.progress)?),
             _ => Box::new(self.fit_item_knn(fit.train, fit.progress)?),

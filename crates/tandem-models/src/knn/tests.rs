@@ -96,7 +96,13 @@ fn item_knn_from_the_latest_items_of_trained_users() {
     conformance::<KnnParams>(&m, &t, 0.0);
     let e = crate::kind::ModelParams::fit(
         &p,
-        &mut crate::kind::Fit { kind: "user_knn", train: &t, side: Default::default(), progress: &NoProgress, validate: None },
+        &mut crate::kind::Fit {
+            kind: "user_knn",
+            train: &t,
+            side: Default::default(),
+            progress: &NoProgress,
+            validate: None,
+        },
     );
     assert!(e.err().unwrap().to_string().contains("0 for user_knn"));
 }
