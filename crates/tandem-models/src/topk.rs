@@ -95,7 +95,7 @@ pub fn top_k(scores: &[f32], k: usize, mut keep: impl FnMut(u32) -> bool) -> Vec
 /// have a score and every other item scores -inf: what [`top_k`] gives over the dense scores,
 /// without writing them. Sources that propose few items (repurchase, same group) rank so.
 pub fn top_k_sparse(scored: &[Scored], n: usize, k: usize, keep: impl Fn(u32) -> bool) -> Vec<Scored> {
-    if scored.iter().any(|s| !(s.score > f32::NEG_INFINITY)) {
+    if scored.iter().any(|s| s.score.is_nan() || s.score == f32::NEG_INFINITY) {
         // A scored item at -inf (or NaN) ties with the rest: the dense order decides.
         let mut dense = vec![f32::NEG_INFINITY; n];
         scored.iter().for_each(|s| dense[s.item as usize] = s.score);
