@@ -314,3 +314,41 @@ fn explicit_negatives_from_the_raw_ratings() {
     let e = sd.read_explicit_negatives(&data.join("ml-100k/nothing.inter"), 2.0, &NoProgress).unwrap_err();
     assert!(e.to_string().contains("nothing.inter"), "{e}");
 }
+
+#[test]
+fn hm_parquet_files_read_as_their_csv_twins() {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
+    let d = tempfile::tempdir().unwrap();
+    let cust = ["00005", "00005", "0a77"];
+    let articles = ["0663713001", "0541518023", "0663713001"];
+    let days = [17_794, 17_795, 17_797]; // 2018-09-20, 21, 23
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("t_dat", Arc::new(Date32Array::from(days.to_vec()))),
+        ("customer_id", Arc::new(StringArray::from(cust.to_vec()))),
+        ("article_id", Arc::new(StringArray::from(articles.to_vec()))),
+        ("price", Arc::new(Float64Array::from(vec![0.0508, 0.0304, 0.0508]))),
+    ];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let file = std::fs::File::create(d.path().join("transactions_train.parquet")).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let csv = tempfile::tempdir().unwrap();
+    let mut text = String::from("t_dat,customer_id,article_id,price\n");
+    for (k, day) in ["2018-09-20", "2018-09-21", "2018-09-23"].iter().enumerate() {
+        text += &format!("{day},{},{},0.05\n", cust[k], articles[k]);
+    }
+    write(csv.path(), "transactions_train.csv", text.as_bytes());
+    let load =
+        |p: &Path| Source::Hm(HmSource { path: p.into(), on_bad_row: BadRows::Error }).load(&NoProgress).unwrap();
+    let (a, b) = (load(d.path()), load(csv.path()));
+    assert_eq!(a.interactions, b.interactions);
+    assert_eq!((a.users.raw(1), a.items.raw(0)), ("0a77", "0663713001"), "ids stay text, leading zeros kept");
+    // Not Parquet inside: a clear error naming the file.
+    write(d.path(), "transactions_train.parquet", b"t_dat,customer_id\n");
+    let e = Source::Hm(HmSource { path: d.path().into(), on_bad_row: BadRows::Error }).load(&NoProgress).unwrap_err();
+    let e = e.to_string();
+    assert!(e.contains("transactions_train.parquet") && e.contains("not a readable Parquet file"), "{e}");
+}

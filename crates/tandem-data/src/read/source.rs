@@ -53,7 +53,9 @@ pub struct MovielensSource {
 }
 
 /// The H&M Kaggle layout: a directory with `transactions_train.csv` and optionally
-/// `articles.csv` and `customers.csv`. Ids stay strings (leading zeros kept).
+/// `articles.csv` and `customers.csv`, each read from its `.parquet` twin instead when one is
+/// there (a `t_dat` date column reads as the CSV's text does). Ids stay strings (leading zeros
+/// kept).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HmSource {
@@ -124,15 +126,23 @@ impl Source {
                 (log, None, None)
             }
             Source::Hm(HmSource { path, on_bad_row }) => {
+                let file = |stem: &str| {
+                    let parquet = path.join(format!("{stem}.parquet"));
+                    if parquet.exists() {
+                        parquet
+                    } else {
+                        path.join(format!("{stem}.csv"))
+                    }
+                };
                 let mut log = LogSpec::new(
-                    path.join("transactions_train.csv"),
+                    file("transactions_train"),
                     ",",
                     true,
                     cols("customer_id", "article_id", Some("t_dat"), None),
                 );
                 log.time_format = TimeFormat("%Y-%m-%d".into());
                 log.on_bad_row = *on_bad_row;
-                let articles = path.join("articles.csv");
+                let articles = file("articles");
                 let items = articles.exists().then(|| ItemSpec {
                     title: Some("prod_name".into()),
                     categorical: [
@@ -150,7 +160,7 @@ impl Source {
                     .to_vec(),
                     ..item_spec(articles, ",", true, Encoding::Utf8, "article_id")
                 });
-                let customers = path.join("customers.csv");
+                let customers = file("customers");
                 let users = customers.exists().then(|| ItemSpec {
                     categorical: ["club_member_status", "fashion_news_frequency", "age"].map(ColumnRef::from).to_vec(),
                     ..item_spec(customers, ",", true, Encoding::Utf8, "customer_id")

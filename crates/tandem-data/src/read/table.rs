@@ -139,7 +139,6 @@ pub fn read_table<H>(
 ) -> Result<()> {
     let size = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?.len();
     let label = format!("reading {}", path.file_name().map_or(Cow::Borrowed("?"), |s| s.to_string_lossy()));
-    let reader = open_reader(path, Some(progress.step(&label, size)))?;
     let path_buf: PathBuf = path.to_path_buf();
     let delim = format.delimiter.as_bytes();
     let mut on_header = Some(on_header);
@@ -154,6 +153,10 @@ pub fn read_table<H>(
             Event::Row(r) => on_row(state.as_ref().expect("header before rows"), r),
         }
     };
+    if is_parquet(path) {
+        return read_parquet(&path_buf, &label, progress, &mut event);
+    }
+    let reader = open_reader(path, Some(progress.step(&label, size)))?;
     if delim.len() == 1 {
         read_csv(reader, &path_buf, delim[0], format, &mut event)
     } else if delim.is_empty() {
@@ -215,6 +218,60 @@ fn read_csv(
     }
     if first {
         return Err(DataError::EmptyFile { path: path.to_path_buf() });
+    }
+    Ok(())
+}
+
+/// Whether `path` names a Parquet file (by its extension).
+pub fn is_parquet(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+}
+
+/// Reads a Parquet file as a table: its schema's column names are the header, and each row's
+/// values are read as text (numbers and dates as arrow casts them: `2020-09-22` for a date),
+/// so column mappings, filters and time formats work as for delimited files. A row's "line" is
+/// its 1-based row number.
+fn read_parquet(
+    path: &Path,
+    label: &str,
+    progress: &dyn Progress,
+    on_event: &mut dyn FnMut(Event<'_, '_>) -> Result<()>,
+) -> Result<()> {
+    use arrow_array::{Array, StringArray};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let malformed = |line: u64, message: String| DataError::Malformed {
+        at: Location { file: path.to_path_buf(), line, column: None },
+        message,
+    };
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| malformed(0, format!("not a readable Parquet file: {e}")))?;
+    let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
+    let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+    on_event(Event::Header(Some(&names)))?;
+    let step = progress.step(label, rows);
+    let reader = builder.with_batch_size(1 << 16).build().map_err(|e| malformed(0, e.to_string()))?;
+    let mut line = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| malformed(line + 1, e.to_string()))?;
+        let text = batch
+            .columns()
+            .iter()
+            .zip(&names)
+            .map(|(c, name)| {
+                let cast = arrow_cast::cast(c, &arrow_schema::DataType::Utf8)
+                    .map_err(|e| malformed(line + 1, format!("column '{name}' cannot be read as text: {e}")))?;
+                Ok(cast.as_any().downcast_ref::<StringArray>().cloned().expect("a cast to Utf8 gives strings"))
+            })
+            .collect::<Result<Vec<StringArray>>>()?;
+        let mut fields: Vec<&[u8]> = Vec::with_capacity(text.len());
+        for r in 0..batch.num_rows() {
+            line += 1;
+            fields.clear();
+            fields.extend(text.iter().map(|c| if c.is_null(r) { &b""[..] } else { c.value(r).as_bytes() }));
+            on_event(Event::Row(&Row { line, fields: Fields::Split(&fields), encoding: Encoding::Utf8, path }))?;
+        }
+        step.inc(batch.num_rows() as u64);
     }
     Ok(())
 }
