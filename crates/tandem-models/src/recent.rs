@@ -12,6 +12,15 @@ pub fn last_day(train: &TrainSet) -> i64 {
     train.log.max_time().unwrap_or(0).div_euclid(DAY)
 }
 
+/// The rows of the last `days` days of `train` (the last day included), over the same users
+/// and items.
+pub fn last_days(train: &TrainSet, days: u32) -> TrainSet {
+    let from = last_day(train) - days as i64 + 1;
+    let log = &train.log;
+    let rows: Vec<usize> = (0..log.len()).filter(|&r| log.time[r].div_euclid(DAY) >= from).collect();
+    TrainSet::new(log.select(&rows), train.n_users(), train.n_items())
+}
+
 /// Each user's `n` most recently bought distinct items (all of them for `n = 0`), as users x
 /// items with the days between the item's last purchase and the end of `train` as the value
 /// (0 = bought on the last day). Ties in time go to the later row.

@@ -119,9 +119,21 @@ impl LateFusionParams {
             ));
         }
         let sequences: Vec<Vec<Vec<u32>>> = windows.iter().map(|w| w.train.sequences()).collect();
-        let profiles: Vec<Profile> = pooled
-            .users()
-            .map(|(w, u)| {
+        // Profiles of the users with examples only (a window holds every user of its log;
+        // at H&M size a profile each would take gigabytes): `slot[pooled user]` finds one.
+        let mut slot = vec![u32::MAX; pooled.offsets.last().copied().unwrap_or(0)];
+        let mut owners: Vec<usize> = Vec::new();
+        for e in examples {
+            if slot[e.user as usize] == u32::MAX {
+                slot[e.user as usize] = owners.len() as u32;
+                owners.push(e.user as usize);
+            }
+        }
+        let profiles: Vec<Profile> = owners
+            .iter()
+            .map(|&pooled_user| {
+                let w = pooled.offsets.partition_point(|&o| o <= pooled_user) - 1;
+                let u = pooled_user - pooled.offsets[w];
                 let (train, features) = (windows[w].train, windows[w].features);
                 if u >= train.n_users() {
                     return Profile::of(&[], &[], &[], features, &vectors[w].1);
@@ -166,7 +178,7 @@ impl LateFusionParams {
                     layout.push_row(
                         &mut x,
                         users_row(users, Some(user as u32)),
-                        &profiles[e.user as usize],
+                        &profiles[slot[e.user as usize] as usize],
                         e.item,
                         cold,
                         items,

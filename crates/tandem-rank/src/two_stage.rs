@@ -192,7 +192,7 @@ impl TwoStageSpec {
                     }
                     let early = self.fit_retrievers(&before, side, progress)?;
                     let staged = TwoStage::new(self.clone(), early, Box::new(NoRanker), latest_items(&before));
-                    let examples = staged.labelled_candidates(&before, &labels);
+                    let examples = staged.labelled_candidates(&before, &labels, progress);
                     let features = ItemFeatures::new(items, &before);
                     fitted.push((before, features, staged, examples));
                 }
@@ -282,12 +282,19 @@ impl Ranker for NoRanker {
 impl TwoStage {
     /// Every candidate of every user with labels, labelled 1 when it is one of the user's
     /// `labels` (a hard negative otherwise); users with no labelled candidate are left out.
-    fn labelled_candidates(&self, train: &TrainSet, labels: &tandem_data::Csr) -> Vec<Example> {
+    fn labelled_candidates(
+        &self,
+        train: &TrainSet,
+        labels: &tandem_data::Csr,
+        progress: &dyn Progress,
+    ) -> Vec<Example> {
         let m = &self.spec.mining;
-        let per_user: Vec<Vec<Example>> = (0..labels.n_rows() as u32)
+        let users: Vec<u32> = (0..labels.n_rows() as u32).filter(|&u| labels.row_len(u as usize) > 0).collect();
+        let step = progress.step("ranker window: candidates of labelled users", users.len() as u64);
+        let per_user: Vec<Vec<Example>> = users
             .into_par_iter()
-            .filter(|&u| labels.row_len(u as usize) > 0)
             .map(|u| {
+                step.inc(1);
                 let q = Query::from_row(&train.user_items, u);
                 let (items, _) = self.candidates(&q);
                 let wanted = labels.row(u as usize).0;

@@ -20,22 +20,25 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
     let cfg = Config::load(config_path, overrides)?;
     super::set_threads(cfg.threads)?;
 
-    let data = cfg.data.load(progress).context("loading data")?;
+    let mut data = cfg.data.load(progress).context("loading data")?;
     for r in &data.reports {
         eprintln!("{r}");
     }
-    let split = split_data(&cfg, &data)?;
+    let stats = data.stats();
+    // From here the split holds every row: the loaded log goes rather than stay a second copy
+    // (at H&M size each copy is 640 MB).
+    let log = std::mem::take(&mut data.interactions);
+    let mut split = split_data(&cfg, log, &data)?;
     eprintln!("{}", split.report);
 
     let (n_users, n_items) = (data.n_users(), data.n_items());
-    let train = TrainSet::new(split.train.clone(), n_users, n_items);
+    let train = TrainSet::new(std::mem::take(&mut split.train), n_users, n_items);
     let ev = &cfg.evaluation;
     let candidates = match ev.ranking {
         Ranking::Full => Candidates::Full { exclude_seen: ev.exclude_seen },
         Ranking::Sampled => Candidates::Drawn { n: ev.negatives, sampling: ev.sampling, seed: ev.seed },
     };
-    let parts =
-        Parts { fit: &split.train, train: &split.train, valid: &split.valid, test: &split.test, n_users, n_items };
+    let parts = Parts { fit: &train.log, train: &train.log, valid: &split.valid, test: &split.test, n_users, n_items };
     let Setup { history, test, protocol, valid: valid_set, valid_protocol, info, .. } =
         setup(&parts, candidates, split.report.method.clone(), &ev.ks)?;
 
@@ -69,8 +72,9 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
         }
         models.insert(name.clone(), done.report);
     }
+    // What evaluation needed goes before a submission fits on everything.
+    drop((history, test, protocol, valid_set, valid_protocol));
 
-    let stats = data.stats();
     let report = Report {
         tandem_version: env!("CARGO_PKG_VERSION").to_string(),
         data: serde_json::json!({ "stats": stats, "loading": data.reports, "split": split.report }),
@@ -79,7 +83,13 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
     };
     write_report(out, &report, cfg.output.plot, cfg.output.plot)?;
     if let Some(sub) = &cfg.output.submission {
-        write_submission(&cfg, sub, &data, &split, out, progress)?;
+        let mut log = train.log;
+        if sub.fit_on == FitOn::All {
+            log.extend(&split.valid);
+            log.extend(&split.test);
+        }
+        drop((train.user_items, split));
+        write_submission(&cfg, sub, &data, log, out, progress)?;
     }
     let columns = if ev.table.is_empty() { default_columns(&ev.ks) } else { ev.table.clone() };
     println!("\n{}", report.table(&columns));
@@ -88,8 +98,8 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
     Ok(())
 }
 
-pub(crate) fn split_data(cfg: &Config, data: &Dataset) -> Result<Split> {
-    let mut log = data.interactions.clone();
+/// Splits `log` (the rows of `data`) as `cfg` says, positives filtered where it says.
+pub(crate) fn split_data(cfg: &Config, mut log: Interactions, data: &Dataset) -> Result<Split> {
     let positives = cfg.positives.as_ref();
     let keep_positives = |log: &mut Interactions| {
         if let Some(p) = positives {
@@ -127,23 +137,15 @@ pub(crate) fn split_data(cfg: &Config, data: &Dataset) -> Result<Split> {
     Ok(split)
 }
 
+/// Fits the submission model on `log` (what `fit_on` says) and writes every user's list.
 fn write_submission(
     cfg: &Config,
     sub: &SubmissionSpec,
     data: &Dataset,
-    split: &Split,
+    log: Interactions,
     out: &Path,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let log = match sub.fit_on {
-        FitOn::All => {
-            let mut all = split.train.clone();
-            all.extend(&split.valid);
-            all.extend(&split.test);
-            all
-        }
-        FitOn::Train => split.train.clone(),
-    };
     let fit = TrainSet::new(log, data.n_users(), data.n_items());
     let spec = &cfg.models[&sub.model];
     let model =

@@ -13,7 +13,7 @@ use crate::config::Config;
 pub fn split(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn Progress) -> Result<()> {
     let cfg = Config::load(config_path, overrides)?;
     let data = cfg.data.load(progress).context("loading data")?;
-    let split = super::run::split_data(&cfg, &data)?;
+    let split = super::run::split_data(&cfg, data.interactions.clone(), &data)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let write = |name: &str, part: &Interactions| -> Result<()> {
         let path = out.join(name);

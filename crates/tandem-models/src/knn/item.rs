@@ -69,8 +69,16 @@ impl Accumulator {
 impl KnnParams {
     /// Fits item-item CF: weights the item x user matrix, then finds each item's exact top
     /// neighbours by sparse dot products (parallel over items).
-    pub fn fit_item_knn(&self, train: &TrainSet, progress: &dyn Progress) -> Result<ItemKnn> {
+    pub fn fit_item_knn(&self, all: &TrainSet, progress: &dyn Progress) -> Result<ItemKnn> {
         self.check()?;
+        let recent;
+        let train = match self.window_days {
+            Some(days) => {
+                recent = crate::recent::last_days(all, days);
+                &recent
+            }
+            None => all,
+        };
         if train.user_items.nnz() == 0 {
             return Err(ModelError::EmptyTrainingData { model: "item_knn" });
         }
@@ -101,7 +109,7 @@ impl KnnParams {
                 v.push(s.score);
             }
         }
-        let latest = (self.latest > 0).then(|| crate::recent::latest_items(train, self.latest));
+        let latest = (self.latest > 0).then(|| crate::recent::latest_items(all, self.latest));
         Ok(ItemKnn { params: self.clone(), neighbours: Csr::from_triplets(n_items, n_items, &r, &c, &v), latest })
     }
 }

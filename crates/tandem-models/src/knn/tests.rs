@@ -106,3 +106,21 @@ fn item_knn_from_the_latest_items_of_trained_users() {
     );
     assert!(e.err().unwrap().to_string().contains("0 for user_knn"));
 }
+
+#[test]
+fn item_knn_window_days_builds_similarities_from_recent_rows_only() {
+    // Items 0 and 1 co-occur only on day 0; items 1 and 2 on day 9 (the last day).
+    let mut log = Interactions::new();
+    for (u, i, day) in [(0, 0, 0), (0, 1, 0), (1, 1, 9), (1, 2, 9)] {
+        log.push(Interaction { user: u, item: i, time: day * 86_400, weight: 1.0 });
+    }
+    let t = TrainSet::new(log, 2, 3);
+    let p = KnnParams { weighting: Weighting::None, neighbours: 10, window_days: Some(3), ..Default::default() };
+    let m = p.fit_item_knn(&t, &NoProgress).unwrap();
+    let mut out = vec![0.0; 3];
+    m.score(&Query { trained: None, items: &[1], weights: &[1.0] }, &mut out);
+    assert_eq!(out, vec![0.0, 1.0, 1.0], "the day-0 pair is outside the window");
+    let all = KnnParams { window_days: None, ..p }.fit_item_knn(&t, &NoProgress).unwrap();
+    all.score(&Query { trained: None, items: &[1], weights: &[1.0] }, &mut out);
+    assert_eq!(out, vec![1.0, 2.0, 1.0]);
+}
