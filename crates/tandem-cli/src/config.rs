@@ -189,6 +189,13 @@ pub struct SubmissionSpec {
     /// Leave out items the user already has in the fitting data (default true).
     #[serde(default = "default_true")]
     pub exclude_seen: bool,
+    /// `ivf`: rank the users of a model with item vectors (ALS, two-tower) through an IVF
+    /// index over them instead of every item (approximate; `exact`, the default, ranks all).
+    #[serde(default)]
+    pub index: Option<tandem_models::index::IndexKind>,
+    /// Share of the IVF lists a user scans (default 0.1; (0, 1]).
+    #[serde(default)]
+    pub probe_share: Option<f64>,
 }
 
 impl Config {

@@ -64,6 +64,60 @@ impl ItemIndex {
     }
 }
 
+/// A model whose trained users are answered from an index over its item vectors: what a
+/// submission with `index: ivf` ranks every customer with. Queries without a trained vector,
+/// and every call but `recommend`, go to the model itself. The index ranks by `user · item`,
+/// the score of ALS and the two-tower (MF's biases are left out).
+pub struct Indexed {
+    model: Box<dyn crate::Retriever>,
+    index: ItemIndex,
+}
+
+impl Indexed {
+    /// Indexes `model`'s item vectors; `Err(model)` when it has none.
+    pub fn new(
+        model: Box<dyn crate::Retriever>,
+        kind: IndexKind,
+        probe_share: f64,
+    ) -> Result<Indexed, Box<dyn crate::Retriever>> {
+        let Some(index) = model.embeddings().map(|e| ItemIndex::build(kind, e.items, probe_share)) else {
+            return Err(model);
+        };
+        Ok(Indexed { model, index })
+    }
+}
+
+impl crate::Retriever for Indexed {
+    fn kind(&self) -> &'static str {
+        self.model.kind()
+    }
+    fn n_items(&self) -> usize {
+        self.model.n_items()
+    }
+    fn artifact(&self) -> crate::artifact::Artifact {
+        self.model.artifact()
+    }
+    fn params(&self) -> serde_json::Value {
+        self.model.params()
+    }
+    fn score(&self, query: &crate::Query<'_>, out: &mut [f32]) {
+        self.model.score(query, out)
+    }
+    fn score_items(&self, query: &crate::Query<'_>, items: &[u32], out: &mut [f32]) {
+        self.model.score_items(query, items, out)
+    }
+    fn embeddings(&self) -> Option<crate::Embeddings<'_>> {
+        self.model.embeddings()
+    }
+    fn recommend(&self, query: &crate::Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {
+        let users = self.model.embeddings().map(|e| e.users);
+        match (users, query.trained) {
+            (Some(users), Some(u)) if (u as usize) < users.rows() => self.index.top_k(users.row(u as usize), k, keep),
+            _ => self.model.recommend(query, k, keep),
+        }
+    }
+}
+
 /// An inverted file: k-means (trained on a sample of 64 items per list) splits the items into
 /// about √n lists; a query scans the `probe` lists whose centroids have the largest inner
 /// product with it and scores their items exactly.
@@ -212,6 +266,26 @@ mod tests {
         let all = ItemIndex::build(IndexKind::Ivf, &items, 1.0);
         let q = vec![0.2; 16];
         assert_eq!(all.top_k(&q, 50, &|_| true), exact.top_k(&q, 50, &|_| true), "every list scanned: exact");
+    }
+
+    #[test]
+    fn an_indexed_model_answers_trained_users_from_the_index() {
+        use crate::{AlsParams, Query, Retriever};
+        let t = crate::testing::checkerboard();
+        let als = AlsParams { factors: 4, ..Default::default() }.fit(&t, &tandem_data::NoProgress).unwrap();
+        let exact = Indexed::new(Box::new(als.clone()), IndexKind::Exact, 1.0).ok().unwrap();
+        for u in 0..t.n_users() as u32 {
+            let q = Query::from_row(&t.user_items, u);
+            let keep = |i: u32| q.items.binary_search(&i).is_err();
+            let (a, b) = (exact.recommend(&q, 3, &keep), als.recommend(&q, 3, &keep));
+            // The index sums its products in another order: equal scores up to rounding (the
+            // checkerboard ties items exactly, so their order may differ).
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x.score - y.score).abs() <= 1e-5 * y.score.abs().max(1.0), "user {u}: {a:?} vs {b:?}");
+            }
+        }
+        let popular = crate::PopularityParams::default().fit(&t).unwrap();
+        assert!(Indexed::new(Box::new(popular), IndexKind::Ivf, 0.5).is_err(), "no vectors, no index");
     }
 
     #[test]

@@ -148,8 +148,18 @@ fn write_submission(
 ) -> Result<()> {
     let fit = TrainSet::new(log, data.n_users(), data.n_items());
     let spec = &cfg.models[&sub.model];
-    let model =
+    let mut model =
         spec.fit(&fit, data.side(), progress).with_context(|| format!("fitting '{}' for the submission", sub.model))?;
+    if let Some(kind) = sub.index {
+        let share = sub.probe_share.unwrap_or(0.1);
+        anyhow::ensure!(share > 0.0 && share <= 1.0, "output.submission.probe_share must be in (0, 1] (got {share})");
+        let started = std::time::Instant::now();
+        model = match tandem_models::index::Indexed::new(model, kind, share) {
+            Ok(indexed) => Box::new(indexed),
+            Err(_) => anyhow::bail!("output.submission.index: model '{}' has no item vectors to index", sub.model),
+        };
+        eprintln!("built the {kind:?} index over '{}' in {:.1}s", sub.model, started.elapsed().as_secs_f64());
+    }
     let catalogue = items_with_interactions(&fit.user_items);
     let k = sub.k.unwrap_or(sub.format.default_k());
     // Users known only from metadata (e.g. H&M customers without purchases) have no history:
