@@ -5,15 +5,24 @@
 # CSV against Parquet loading; and the scale table (1M, 10M, 31.8M rows: time, peak RSS).
 # Writes bench/results/hm_scale.md.
 #
-# usage: bash bench/hm_scale.sh [--skip-table]
-# The generated logs (about 3 GB for the full size) and implicit's venv are cached in
-# $TANDEM_BENCH_CACHE (default ~/.cache/tandem-bench), never in the repository.
+# usage: bash bench/hm_scale.sh [--reuse] [--skip-table]
+# The generated logs (about 3 GB for the full size), implicit's venv and each stage's outputs are
+# kept in $TANDEM_BENCH_CACHE (default ~/.cache/tandem-bench), never in the repository;
+# --reuse takes a stage's outputs from there when a previous run left them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 CACHE=${TANDEM_BENCH_CACHE:-$HOME/.cache/tandem-bench}
 RESULTS=$ROOT/bench/results/hm_scale.md
-SKIP_TABLE=${1:-}
+REUSE=0
+SKIP_TABLE=
+for a in "$@"; do
+  case $a in
+    --reuse) REUSE=1 ;;
+    --skip-table) SKIP_TABLE=--skip-table ;;
+    *) echo "unknown option $a" >&2; exit 2 ;;
+  esac
+done
 mkdir -p "$CACHE"
 export TANDEM_PROGRESS_SECONDS=${TANDEM_PROGRESS_SECONDS:-30}
 
@@ -31,11 +40,14 @@ gen() {
   echo "$dir"
 }
 
-# timed LOG CMD...: runs CMD under /usr/bin/time -v, output in LOG; prints "SECONDS RSS_MB".
+# timed LOG CMD...: runs CMD under /usr/bin/time -v, output in LOG (kept: with --reuse a
+# finished LOG is read instead of running again); prints "SECONDS RSS_MB".
 timed() {
   local log=$1
   shift
-  /usr/bin/time -v "$@" >"$log" 2>&1 || { tail -30 "$log" >&2; return 1; }
+  if [ "$REUSE" = 0 ] || ! grep -q "Exit status: 0" "$log" 2>/dev/null; then
+    /usr/bin/time -v "$@" >"$log" 2>&1 || { tail -30 "$log" >&2; return 1; }
+  fi
   python3 - "$log" <<'EOF'
 import re, sys
 text = open(sys.argv[1]).read()
@@ -104,6 +116,7 @@ fi
 # The same ALS ranked through an IVF index (submission.index: ivf), and its recall@12 against
 # the exact submission just written (the share of each customer's exact 12 it keeps).
 echo "== ALS through IVF" >&2
+rm -f "$CACHE/als-ivf.log" # the index is what is measured: never reused
 read -r IVF_S IVF_MB < <(timed "$CACHE/als-ivf.log" "$BIN" run "$CACHE/als.yaml" --set output.submission.index=ivf --out "$CACHE/out-als-ivf")
 IVF_ALL=$(step_seconds "$CACHE/als-ivf.log" "writing submission")
 IVF_RECALL=$(python3 - "$CACHE/out-als/submission.csv" "$CACHE/out-als-ivf/submission.csv" <<'EOF'
@@ -117,7 +130,11 @@ hits = sum(len(set(exact[u]) & set(ivf.get(u, []))) for u in exact)
 print(f"{hits / sum(len(v) for v in exact.values()):.4f}")
 EOF
 )
-IMPLICIT=$("$CACHE/venv/bin/python" bench/hm_implicit.py "$FULL" --factors 64 --iterations 15 --regularization 10 --threads 2 2>"$CACHE/implicit.log" | tail -1)
+if [ "$REUSE" = 0 ] || [ ! -s "$CACHE/implicit.json" ]; then
+  "$CACHE/venv/bin/python" bench/hm_implicit.py "$FULL" --factors 64 --iterations 15 --regularization 10 --threads 2 \
+    2>"$CACHE/implicit.log" | tail -1 >"$CACHE/implicit.json"
+fi
+IMPLICIT=$(cat "$CACHE/implicit.json")
 IMPLICIT_FIT=$(python3 -c "import json,sys;print(json.loads(sys.argv[1])['fit_s'])" "$IMPLICIT")
 IMPLICIT_ALL=$(python3 -c "import json,sys;print(json.loads(sys.argv[1])['recommend_all_s'])" "$IMPLICIT")
 IMPLICIT_VERSION=$(python3 -c "import json,sys;print(json.loads(sys.argv[1])['implicit'])" "$IMPLICIT")
@@ -139,6 +156,7 @@ load() {
   cat >"$CACHE/load.yaml" <<EOF
 data: {format: hm, path: $1}
 split: {kind: time_window, days: 7}
+models: {popularity: {kind: popularity}}
 EOF
   timed "$CACHE/load-$2.log" "$BIN" inspect "$CACHE/load.yaml"
 }

@@ -205,24 +205,27 @@ impl Ivf {
         let mut by_score: Vec<(f32, usize)> =
             self.centroids.chunks_exact(d).enumerate().map(|(l, c)| (crate::dot(query, c), l)).collect();
         by_score.select_nth_unstable_by(self.probe - 1, |x, y| y.0.total_cmp(&x.0));
+        // `keep` (a search of the user's history, often) is asked only of items the list would
+        // take: most scanned items score below its threshold.
         let scan = |lists: &mut dyn Iterator<Item = usize>| {
-            let (mut top, mut n) = (crate::TopK::new(k), 0);
+            let mut top = crate::TopK::new(k);
             for l in lists {
                 let (a, b) = (self.offsets[l], self.offsets[l + 1]);
                 for (&i, v) in self.members[a..b].iter().zip(self.vectors[a * d..b * d].chunks_exact(d)) {
-                    if keep(i) {
-                        top.push(i, crate::dot(query, v));
-                        n += 1;
+                    let s = crate::dot(query, v);
+                    if top.admits(s) && keep(i) {
+                        top.push(i, s);
                     }
                 }
             }
-            (top, n)
+            top.into_sorted()
         };
-        let (top, n) = scan(&mut by_score[..self.probe].iter().map(|x| x.1));
-        if n >= k {
-            return top.into_sorted();
+        // Fewer than k kept items in the probed lists: every list is scanned.
+        let top = scan(&mut by_score[..self.probe].iter().map(|x| x.1));
+        if top.len() >= k {
+            return top;
         }
-        scan(&mut (0..self.offsets.len() - 1)).0.into_sorted()
+        scan(&mut (0..self.offsets.len() - 1))
     }
 }
 

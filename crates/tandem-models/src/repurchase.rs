@@ -12,7 +12,7 @@ use crate::error::{within, ModelError, Result};
 use crate::kind::{saved_params, Dim, Fit, ModelParams};
 use crate::recent::{last_day, DAY};
 use crate::retriever::{Query, Retriever, TrainSet};
-use crate::topk::{top_k_sparse, Scored};
+use crate::topk::Scored;
 
 /// Parameters of [`Repurchase`].
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -65,10 +65,10 @@ impl RepurchaseParams {
     }
 }
 
-impl Repurchase {
+impl crate::SparseScorer for Repurchase {
     /// The query's bought items and their scores: the trained user's decayed counts, or for a
     /// history without a trained row its weights (counts; no times are known).
-    fn scored(&self, query: &Query<'_>) -> Vec<Scored> {
+    fn proposed(&self, query: &Query<'_>) -> Vec<Scored> {
         let (items, scores) = match query.trained {
             Some(u) if (u as usize) < self.scores.n_rows() => self.scores.row(u as usize),
             _ => (query.items, query.weights),
@@ -90,20 +90,7 @@ impl Retriever for Repurchase {
         Artifact { kind: "repurchase", params: self.params(), tensors }
     }
 
-    fn score(&self, query: &Query<'_>, out: &mut [f32]) {
-        out.fill(f32::NEG_INFINITY);
-        for s in self.scored(query) {
-            out[s.item as usize] = s.score;
-        }
-    }
-
-    fn score_items(&self, query: &Query<'_>, items: &[u32], out: &mut [f32]) {
-        crate::topk::sparse_scores(&self.scored(query), items, out);
-    }
-
-    fn recommend(&self, query: &Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {
-        top_k_sparse(&self.scored(query), self.n_items(), k, keep)
-    }
+    crate::sparse_scoring!();
 }
 
 impl ModelParams for RepurchaseParams {

@@ -17,7 +17,7 @@ use crate::kind::{saved_params, Dim, Fit, ModelParams};
 use crate::popularity::{PopularityMode, PopularityParams};
 use crate::recent::latest_items;
 use crate::retriever::{Query, Retriever, TrainSet};
-use crate::topk::{top_k_sparse, Scored};
+use crate::topk::Scored;
 
 /// An item without the attribute.
 const NO_GROUP: u32 = u32::MAX;
@@ -100,9 +100,11 @@ impl SameGroup {
         }
         SameGroup { params, group, popularity, latest, best }
     }
+}
 
+impl crate::SparseScorer for SameGroup {
     /// The proposed items: the voted groups' best sellers, scored by votes + popularity.
-    fn scored(&self, query: &Query<'_>) -> Vec<Scored> {
+    fn proposed(&self, query: &Query<'_>) -> Vec<Scored> {
         let items = match query.trained {
             Some(u) if (u as usize) < self.latest.n_rows() => self.latest.row(u as usize).0,
             _ => query.items,
@@ -139,20 +141,7 @@ impl Retriever for SameGroup {
         Artifact { kind: "same_group", params: self.params(), tensors }
     }
 
-    fn score(&self, query: &Query<'_>, out: &mut [f32]) {
-        out.fill(f32::NEG_INFINITY);
-        for s in self.scored(query) {
-            out[s.item as usize] = s.score;
-        }
-    }
-
-    fn score_items(&self, query: &Query<'_>, items: &[u32], out: &mut [f32]) {
-        crate::topk::sparse_scores(&self.scored(query), items, out);
-    }
-
-    fn recommend(&self, query: &Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {
-        top_k_sparse(&self.scored(query), self.n_items(), k, keep)
-    }
+    crate::sparse_scoring!();
 }
 
 impl ModelParams for SameGroupParams {

@@ -114,6 +114,39 @@ pub fn top_k_sparse(scored: &[Scored], n: usize, k: usize, keep: impl Fn(u32) ->
     best
 }
 
+/// A source that proposes a few items per query and scores every other item -inf (repurchase,
+/// same group): it says what it proposes; [`sparse_scoring!`](crate::sparse_scoring) inside its
+/// `impl Retriever` writes `score`, `score_items` and `recommend` from that.
+pub trait SparseScorer {
+    /// The query's proposed items (distinct, any order) with their scores.
+    fn proposed(&self, query: &crate::Query<'_>) -> Vec<Scored>;
+}
+
+/// Writes `score`, `score_items` and `recommend` of a [`SparseScorer`] inside its
+/// `impl Retriever`: unproposed items score -inf and are never written densely to rank.
+#[macro_export]
+macro_rules! sparse_scoring {
+    () => {
+        fn score(&self, query: &$crate::Query<'_>, out: &mut [f32]) {
+            use $crate::SparseScorer;
+            out.fill(f32::NEG_INFINITY);
+            for s in self.proposed(query) {
+                out[s.item as usize] = s.score;
+            }
+        }
+
+        fn score_items(&self, query: &$crate::Query<'_>, items: &[u32], out: &mut [f32]) {
+            use $crate::SparseScorer;
+            $crate::sparse_scores(&self.proposed(query), items, out);
+        }
+
+        fn recommend(&self, query: &$crate::Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<$crate::Scored> {
+            use $crate::SparseScorer;
+            $crate::top_k_sparse(&self.proposed(query), self.n_items(), k, keep)
+        }
+    };
+}
+
 /// `out[j]` = the score of `items[j]` among `scored` (distinct items), -inf for the rest: the
 /// `score_items` of sources that propose few items.
 pub fn sparse_scores(scored: &[Scored], items: &[u32], out: &mut [f32]) {

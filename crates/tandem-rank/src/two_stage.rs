@@ -404,9 +404,11 @@ impl TwoStage {
             .collect();
         (pool, per_candidate)
     }
+}
 
+impl tandem_models::SparseScorer for TwoStage {
     /// The ranker's score of each candidate of `query`.
-    fn ranked(&self, query: &Query<'_>) -> Vec<tandem_models::Scored> {
+    fn proposed(&self, query: &Query<'_>) -> Vec<tandem_models::Scored> {
         let start = Instant::now();
         let (items, retriever_scores) = self.candidates(query);
         let mid = Instant::now();
@@ -418,7 +420,9 @@ impl TwoStage {
         self.ranking_nanos.fetch_add(mid.elapsed().as_nanos() as u64, Ordering::Relaxed);
         items.into_iter().zip(s).map(|(item, score)| tandem_models::Scored { item, score }).collect()
     }
+}
 
+impl TwoStage {
     /// Rebuilds a saved pipeline; `load` rebuilds its retrievers from their own artifacts.
     pub fn from_artifact(params: serde_json::Value, tensors: &Tensors, load: &Loader) -> Result<TwoStage> {
         let bad = |message: String| ModelError::Artifact { path: "two_stage model".into(), message };
@@ -475,7 +479,7 @@ impl TwoStage {
     pub fn score_timed(&self, query: &Query<'_>, out: &mut [f32]) -> Vec<(&'static str, f64)> {
         let before = self.stage_seconds();
         out.fill(f32::NEG_INFINITY);
-        for s in self.ranked(query) {
+        for s in tandem_models::SparseScorer::proposed(self, query) {
             out[s.item as usize] = s.score;
         }
         // Other threads' calls may land in between: a server's per-request figure is an estimate.
@@ -530,19 +534,8 @@ impl Retriever for TwoStage {
         Artifact { kind: "two_stage", params: serde_json::to_value(&saved).expect("params serialise"), tensors }
     }
 
-    /// Candidates get the ranker's score, every other item `-inf`.
-    fn score(&self, query: &Query<'_>, out: &mut [f32]) {
-        self.score_timed(query, out);
-    }
-
-    fn score_items(&self, query: &Query<'_>, items: &[u32], out: &mut [f32]) {
-        tandem_models::sparse_scores(&self.ranked(query), items, out);
-    }
-
-    /// Ranks the candidates only (the rest tie at -inf after them).
-    fn recommend(&self, query: &Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<tandem_models::Scored> {
-        tandem_models::top_k_sparse(&self.ranked(query), self.n_items(), k, keep)
-    }
+    // Candidates get the ranker's score, every other item -inf.
+    tandem_models::sparse_scoring!();
 }
 
 #[cfg(test)]
