@@ -45,6 +45,9 @@ pub struct Row<'a> {
 enum Fields<'a> {
     Csv(&'a csv::ByteRecord),
     Split(&'a [&'a [u8]]),
+    /// A Parquet row: the batch's columns (text or dictionary-decoded text, or other types
+    /// rendered only when a field is read) and the row within it.
+    Arrow(&'a [arrow_array::ArrayRef], usize),
 }
 
 impl<'a> Row<'a> {
@@ -53,6 +56,7 @@ impl<'a> Row<'a> {
         match &self.fields {
             Fields::Csv(r) => r.len(),
             Fields::Split(f) => f.len(),
+            Fields::Arrow(c, _) => c.len(),
         }
     }
 
@@ -65,11 +69,15 @@ impl<'a> Row<'a> {
         match &self.fields {
             Fields::Csv(r) => r.get(i),
             Fields::Split(f) => f.get(i).copied(),
+            Fields::Arrow(..) => None,
         }
     }
 
     /// Field `i` (0-based) decoded as text, or `None` past the end of the row.
     pub fn get(&self, i: usize, name: &str) -> Result<Option<Cow<'a, str>>> {
+        if let Fields::Arrow(columns, r) = self.fields {
+            return Ok(columns.get(i).map(|c| arrow_text(c, r)));
+        }
         let Some(b) = self.bytes(i) else {
             return Ok(None);
         };
@@ -95,6 +103,27 @@ impl<'a> Row<'a> {
     pub fn location(&self, field: Option<(usize, &str)>) -> Location {
         Location { file: self.path.to_path_buf(), line: self.line, column: field.map(|(i, n)| (i + 1, n.to_string())) }
     }
+}
+
+/// Row `r` of column `c` as text: strings as they are, dates as `2020-09-22`, anything else as
+/// arrow displays it; null as empty.
+fn arrow_text(c: &arrow_array::ArrayRef, r: usize) -> Cow<'_, str> {
+    use arrow_array::{Array, Date32Array, StringArray};
+    if c.is_null(r) {
+        return Cow::Borrowed("");
+    }
+    if let Some(a) = c.as_any().downcast_ref::<StringArray>() {
+        return Cow::Borrowed(a.value(r));
+    }
+    if let Some(a) = c.as_any().downcast_ref::<Date32Array>() {
+        let day = chrono::DateTime::from_timestamp(a.value(r) as i64 * 86_400, 0).map(|t| t.date_naive());
+        return Cow::Owned(day.map_or_else(String::new, |d| d.to_string()));
+    }
+    let options = arrow_cast::display::FormatOptions::default();
+    Cow::Owned(
+        arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &options)
+            .map_or_else(|_| String::new(), |f| f.value(r).to_string()),
+    )
 }
 
 /// Opens `path` for reading, transparently decompressing gzip (detected by its magic bytes).
@@ -228,8 +257,8 @@ pub fn is_parquet(path: &Path) -> bool {
 }
 
 /// Reads a Parquet file as a table: its schema's column names are the header, and each row's
-/// values are read as text (numbers and dates as arrow casts them: `2020-09-22` for a date),
-/// so column mappings, filters and time formats work as for delimited files. A row's "line" is
+/// values read as text (numbers as arrow displays them, a date as `2020-09-22`), so column
+/// mappings, filters and time formats work as for delimited files. A row's "line" is
 /// its 1-based row number.
 fn read_parquet(
     path: &Path,
@@ -237,7 +266,7 @@ fn read_parquet(
     progress: &dyn Progress,
     on_event: &mut dyn FnMut(Event<'_, '_>) -> Result<()>,
 ) -> Result<()> {
-    use arrow_array::{Array, StringArray};
+    use arrow_schema::DataType;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let malformed = |line: u64, message: String| DataError::Malformed {
         at: Location { file: path.to_path_buf(), line, column: None },
@@ -254,22 +283,23 @@ fn read_parquet(
     let mut line = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| malformed(line + 1, e.to_string()))?;
-        let text = batch
+        // Text of any width and dictionary-encoded text (pandas categoricals) become plain text
+        // columns once per batch; other types are rendered only where a row's field is read.
+        let columns = batch
             .columns()
             .iter()
             .zip(&names)
-            .map(|(c, name)| {
-                let cast = arrow_cast::cast(c, &arrow_schema::DataType::Utf8)
-                    .map_err(|e| malformed(line + 1, format!("column '{name}' cannot be read as text: {e}")))?;
-                Ok(cast.as_any().downcast_ref::<StringArray>().cloned().expect("a cast to Utf8 gives strings"))
+            .map(|(c, name)| match c.data_type() {
+                DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..) => {
+                    arrow_cast::cast(c, &DataType::Utf8)
+                        .map_err(|e| malformed(line + 1, format!("column '{name}' cannot be read as text: {e}")))
+                }
+                _ => Ok(c.clone()),
             })
-            .collect::<Result<Vec<StringArray>>>()?;
-        let mut fields: Vec<&[u8]> = Vec::with_capacity(text.len());
+            .collect::<Result<Vec<arrow_array::ArrayRef>>>()?;
         for r in 0..batch.num_rows() {
             line += 1;
-            fields.clear();
-            fields.extend(text.iter().map(|c| if c.is_null(r) { &b""[..] } else { c.value(r).as_bytes() }));
-            on_event(Event::Row(&Row { line, fields: Fields::Split(&fields), encoding: Encoding::Utf8, path }))?;
+            on_event(Event::Row(&Row { line, fields: Fields::Arrow(&columns, r), encoding: Encoding::Utf8, path }))?;
         }
         step.inc(batch.num_rows() as u64);
     }
