@@ -87,7 +87,8 @@ impl PopularityParams {
         let n = train.n_items();
         let last_day = log.max_time().unwrap_or(0).div_euclid(DAY);
         let from = last_day - self.window_days as i64 + 1;
-        let mut global = vec![0f64; n * n_lists];
+        // Rows per item overall, and each list's counts (weighted by the mode).
+        let mut global = vec![0f64; n];
         let mut counted = vec![0f64; n * n_lists];
         for r in 0..log.len() {
             let (i, day) = (log.item[r] as usize, log.time[r].div_euclid(DAY));
@@ -96,17 +97,18 @@ impl PopularityParams {
                 PopularityMode::Recent => (day >= from) as u8 as f64,
                 PopularityMode::Decay => 1.0 / (last_day - day + 1).max(1) as f64,
             };
+            global[i] += 1.0;
+            counted[i] += weight;
             let segment = list_of_user.get(log.user[r] as usize).map_or(0, |&l| l as usize);
-            for list in [0, segment].into_iter().take(1 + (segment > 0) as usize) {
-                global[list * n + i] += 1.0;
-                counted[list * n + i] += weight;
+            if segment > 0 {
+                counted[segment * n + i] += weight;
             }
         }
         // Recent counts are integers; a fraction < 1 from the global count sends ties to the
         // overall more popular item. A segment's ties go to the overall order the same way.
-        let overall_max = global[..n].iter().copied().fold(0.0, f64::max) + 1.0;
+        let overall_max = global.iter().copied().fold(0.0, f64::max) + 1.0;
         let overall: Vec<f64> = match self.mode {
-            PopularityMode::Recent => counted[..n].iter().zip(&global[..n]).map(|(c, g)| c + g / overall_max).collect(),
+            PopularityMode::Recent => counted[..n].iter().zip(&global).map(|(c, g)| c + g / overall_max).collect(),
             _ => counted[..n].to_vec(),
         };
         let overall_top = overall.iter().copied().fold(0.0, f64::max) + 1.0;

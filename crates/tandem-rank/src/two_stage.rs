@@ -409,16 +409,7 @@ impl TwoStage {
 impl tandem_models::SparseScorer for TwoStage {
     /// The ranker's score of each candidate of `query`.
     fn proposed(&self, query: &Query<'_>) -> Vec<tandem_models::Scored> {
-        let start = Instant::now();
-        let (items, retriever_scores) = self.candidates(query);
-        let mid = Instant::now();
-        let mut s = vec![0f32; items.len()];
-        let recent = self.recent_items(query);
-        let c = Candidates { query, recent: &recent, items: &items, retriever_scores: &retriever_scores };
-        self.ranker.score(&c, &mut s);
-        self.retrieval_nanos.fetch_add((mid - start).as_nanos() as u64, Ordering::Relaxed);
-        self.ranking_nanos.fetch_add(mid.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        items.into_iter().zip(s).map(|(item, score)| tandem_models::Scored { item, score }).collect()
+        self.ranked_timed(query).0
     }
 }
 
@@ -474,16 +465,32 @@ impl TwoStage {
         model.as_any_mut().downcast_mut()
     }
 
+    /// The ranker's score of each candidate of `query`, and the seconds retrieval and ranking
+    /// took in this call (also added to [`TwoStage::stage_seconds`]).
+    fn ranked_timed(&self, query: &Query<'_>) -> (Vec<tandem_models::Scored>, [(&'static str, f64); 2]) {
+        let start = Instant::now();
+        let (items, retriever_scores) = self.candidates(query);
+        let mid = Instant::now();
+        let mut s = vec![0f32; items.len()];
+        let recent = self.recent_items(query);
+        let c = Candidates { query, recent: &recent, items: &items, retriever_scores: &retriever_scores };
+        self.ranker.score(&c, &mut s);
+        let (retrieval, ranking) = (mid - start, mid.elapsed());
+        self.retrieval_nanos.fetch_add(retrieval.as_nanos() as u64, Ordering::Relaxed);
+        self.ranking_nanos.fetch_add(ranking.as_nanos() as u64, Ordering::Relaxed);
+        let ranked = items.into_iter().zip(s).map(|(item, score)| tandem_models::Scored { item, score }).collect();
+        (ranked, [("retrieval", retrieval.as_secs_f64()), ("ranking", ranking.as_secs_f64())])
+    }
+
     /// Scores like `score` and returns the seconds each stage of this call took (`retrieval`,
     /// `ranking`): what a server reports per request.
     pub fn score_timed(&self, query: &Query<'_>, out: &mut [f32]) -> Vec<(&'static str, f64)> {
-        let before = self.stage_seconds();
+        let (ranked, seconds) = self.ranked_timed(query);
         out.fill(f32::NEG_INFINITY);
-        for s in tandem_models::SparseScorer::proposed(self, query) {
+        for s in ranked {
             out[s.item as usize] = s.score;
         }
-        // Other threads' calls may land in between: a server's per-request figure is an estimate.
-        before.into_iter().zip(self.stage_seconds()).map(|((name, a), (_, b))| (name, (b - a).max(0.0))).collect()
+        seconds.to_vec()
     }
 
     /// Builds candidate indexes of `kind` over the item vectors of the retrievers that have
