@@ -57,6 +57,8 @@ def main():
         (np.ones(train.sum(), dtype=np.float32), (users[train], items[train])), shape=(n_users, n_items)
     )
     m.sum_duplicates()
+    # The same model as Tandem's `alpha: 1`: confidence 1 + count there, alpha * value here.
+    m.data += 1.0
     load_s = time.time() - t0
     print(f"implicit side: {m.nnz} pairs from {train.sum()} training rows, {n_users} users, {n_items} items, "
           f"read in {load_s:.1f}s", file=sys.stderr)
@@ -65,6 +67,7 @@ def main():
         factors=args.factors,
         iterations=args.iterations,
         regularization=args.regularization,
+        alpha=1.0,
         num_threads=args.threads,
         random_state=42,
         calculate_training_loss=False,

@@ -100,7 +100,7 @@ split: {kind: time_window, days: 7}
 evaluation: {ks: [12], exclude_seen: false, table: [MAP@12]}
 threads: 2
 models:
-  als: {kind: als, factors: 64, iterations: 15, regularization: 10}
+  als: {kind: als, factors: 64, iterations: 15, regularization: 10, alpha: 1}
 output:
   predictions: 0
   submission: {model: als, format: hm, path: submission.csv, fit_on: train}

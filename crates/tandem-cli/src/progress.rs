@@ -48,7 +48,10 @@ impl Bar {
         if total > 0 {
             line += &format!("/{total} ({:.0}%)", 100.0 * done as f64 / total as f64);
         }
-        line += &format!(", {rate:.0}/s");
+        line += &match rate {
+            r if r < 10.0 => format!(", {rate:.2}/s"),
+            _ => format!(", {rate:.0}/s"),
+        };
         if last {
             line += ", done";
         } else if total > done && rate > 0.0 {

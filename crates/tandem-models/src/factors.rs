@@ -105,6 +105,12 @@ impl Factors {
             .par_chunks(d * 512)
             .map(|block| {
                 let mut g = vec![0f32; d * d];
+                #[cfg(target_arch = "x86_64")]
+                if d % 8 == 0 && simd() != Simd::Base {
+                    // SAFETY: simd() found AVX2 and FMA.
+                    unsafe { crate::blocked::gram_rows(block, d, &mut g) };
+                    return g;
+                }
                 for row in block.chunks_exact(d) {
                     for (i, &ri) in row.iter().enumerate() {
                         axpy(ri, row, &mut g[i * d..(i + 1) * d]);

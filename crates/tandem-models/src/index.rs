@@ -10,7 +10,8 @@
 //! (`bash bench/index.sh`). The server uses them for single models, a two-stage pipeline for
 //! its retrievers (`TwoStage::use_index` in tandem-rank).
 
-use crate::{top_k, Factors, Scored};
+use crate::panels::ItemPanels;
+use crate::{Factors, Scored, TopK};
 
 /// Which index serves candidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -22,12 +23,13 @@ pub enum IndexKind {
     Ivf,
 }
 
-/// An index over item vectors.
+/// An index over item vectors. Both kinds score through the blocked kernel of
+/// [`ItemPanels`], so a score has the same bits in a batch of one or of many.
 pub struct ItemIndex(Inner);
 
 enum Inner {
     /// Exact scan.
-    Exact(Factors),
+    Exact(ItemPanels),
     /// Inverted file.
     Ivf(Box<Ivf>),
 }
@@ -37,7 +39,7 @@ impl ItemIndex {
     /// its lists (0 < share <= 1).
     pub fn build(kind: IndexKind, items: &Factors, probe_share: f64) -> ItemIndex {
         match kind {
-            IndexKind::Exact => ItemIndex(Inner::Exact(items.clone())),
+            IndexKind::Exact => ItemIndex(Inner::Exact(ItemPanels::pack(items))),
             IndexKind::Ivf => ItemIndex(Inner::Ivf(Box::new(Ivf::build(items, probe_share)))),
         }
     }
@@ -53,21 +55,23 @@ impl ItemIndex {
     /// The `k` items of largest `query · item` that `keep` accepts, best first (ties by
     /// index). IVF scans every list when its probed ones hold fewer than `k` such items.
     pub fn top_k(&self, query: &[f32], k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {
+        self.top_k_batch(query, k, &|_, i| keep(i)).pop().unwrap_or_default()
+    }
+
+    /// [`ItemIndex::top_k`] for each row of `queries` (`keep(row, item)`), the batch scored
+    /// together: what ranking every customer through the index runs.
+    pub fn top_k_batch(&self, queries: &[f32], k: usize, keep: &dyn Fn(usize, u32) -> bool) -> Vec<Vec<Scored>> {
         match &self.0 {
-            Inner::Exact(items) => {
-                let mut scores = vec![0f32; items.rows()];
-                items.scores(query, &mut scores);
-                top_k(&scores, k, keep)
-            }
-            Inner::Ivf(ivf) => ivf.top_k(query, k, keep),
+            Inner::Exact(panels) => panels.top_k(queries, k, keep),
+            Inner::Ivf(ivf) => ivf.top_k_batch(queries, k, keep),
         }
     }
 }
 
 /// A model whose trained users are answered from an index over its item vectors: what a
 /// submission with `index: ivf` ranks every customer with. Queries without a trained vector,
-/// and every call but `recommend`, go to the model itself. The index ranks by `user · item`,
-/// the score of ALS and the two-tower (MF's biases are left out).
+/// and every call but `recommend` and `recommend_batch`, go to the model itself. The index
+/// ranks by `user · item`, the score of ALS and the two-tower (MF's biases are left out).
 pub struct Indexed {
     model: Box<dyn crate::Retriever>,
     index: ItemIndex,
@@ -84,6 +88,12 @@ impl Indexed {
             return Err(model);
         };
         Ok(Indexed { model, index })
+    }
+
+    /// The trained user row a query is answered from by the index, if any.
+    fn indexed_row(&self, query: &crate::Query<'_>) -> Option<&[f32]> {
+        let users = self.model.embeddings()?.users;
+        query.trained.filter(|&u| (u as usize) < users.rows()).map(|u| users.row(u as usize))
     }
 }
 
@@ -110,25 +120,58 @@ impl crate::Retriever for Indexed {
         self.model.embeddings()
     }
     fn recommend(&self, query: &crate::Query<'_>, k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {
-        let users = self.model.embeddings().map(|e| e.users);
-        match (users, query.trained) {
-            (Some(users), Some(u)) if (u as usize) < users.rows() => self.index.top_k(users.row(u as usize), k, keep),
-            _ => self.model.recommend(query, k, keep),
+        self.recommend_batch(std::slice::from_ref(query), k, &|_, i| keep(i)).pop().unwrap_or_default()
+    }
+    fn recommend_batch(
+        &self,
+        queries: &[crate::Query<'_>],
+        k: usize,
+        keep: &dyn Fn(usize, u32) -> bool,
+    ) -> Vec<Vec<Scored>> {
+        // Trained users through the index in one batch, the others through the model.
+        let (mut indexed, mut rows, mut other) = (Vec::new(), Vec::new(), Vec::new());
+        for (q, query) in queries.iter().enumerate() {
+            match self.indexed_row(query) {
+                Some(row) => {
+                    indexed.push(q);
+                    rows.extend_from_slice(row);
+                }
+                None => other.push(q),
+            }
         }
+        let mut lists = vec![Vec::new(); queries.len()];
+        for (&q, list) in indexed.iter().zip(self.index.top_k_batch(&rows, k, &|r, i| keep(indexed[r], i))) {
+            lists[q] = list;
+        }
+        if !other.is_empty() {
+            let rest: Vec<crate::Query<'_>> = other.iter().map(|&q| queries[q]).collect();
+            for (&q, list) in other.iter().zip(self.model.recommend_batch(&rest, k, &|r, i| keep(other[r], i))) {
+                lists[q] = list;
+            }
+        }
+        lists
     }
 }
 
 /// An inverted file: k-means (trained on a sample of 64 items per list) splits the items into
-/// about √n lists; a query scans the `probe` lists whose centroids have the largest inner
-/// product with it and scores their items exactly.
+/// about √n lists; a query scans the `probe` lists of largest `q · c + |q| r` (centroid `c`,
+/// `r` the largest distance of a member from it: no member can score above that) and scores
+/// their items exactly. Ranking lists by the centroid's product alone misses the long vectors
+/// of popular items, which sit far from the centroid of whatever list they fall in: on ALS
+/// vectors of the H&M-size log it kept 0.88 of the exact top 12 at a tenth of the lists, the
+/// bound 0.99. A batch of queries is scanned list by list
+/// (each list's items packed as panels, every query probing it in one blocked pass), so the
+/// list stays in cache while the queries go by.
 pub struct Ivf {
-    /// Centroids (`lists x d`).
-    centroids: Vec<f32>,
+    /// Centroids, packed (one "item" per list).
+    centroids: ItemPanels,
+    /// Per list: the largest distance of a member from its centroid.
+    radii: Vec<f32>,
     /// Items of list `l`: `members[offsets[l]..offsets[l + 1]]`.
     offsets: Vec<usize>,
     members: Vec<u32>,
-    /// The members' vectors in list order, so a list is scanned from contiguous memory.
-    vectors: Vec<f32>,
+    /// Each list's vectors, packed in `members` order.
+    lists: Vec<ItemPanels>,
     probe: usize,
 }
 
@@ -194,38 +237,68 @@ impl Ivf {
             next[l] += 1;
         }
         let probe = ((lists as f64 * probe_share).ceil() as usize).clamp(1, lists);
-        let vectors = members.iter().flat_map(|&i| items.row(i as usize).iter().copied()).collect();
-        Ivf { centroids, offsets, members, vectors, probe }
+        let packed = (0..lists)
+            .map(|l| {
+                let rows = &members[offsets[l]..offsets[l + 1]];
+                let data = rows.iter().flat_map(|&i| items.row(i as usize).iter().copied()).collect();
+                ItemPanels::pack(&Factors::from_vec(rows.len(), d, data))
+            })
+            .collect();
+        let radii = (0..lists)
+            .map(|l| {
+                let c = &centroids[l * d..(l + 1) * d];
+                let far =
+                    members[offsets[l]..offsets[l + 1]].iter().map(|&i| squared_distance(items.row(i as usize), c));
+                far.fold(0f32, f32::max).sqrt()
+            })
+            .collect();
+        let centroids = ItemPanels::pack(&Factors::from_vec(lists, d, centroids));
+        Ivf { centroids, radii, offsets, members, lists: packed, probe }
     }
 
-    /// The best `k` kept items of the probed lists, or of all lists when those hold fewer
-    /// than `k` (then the answer is exact).
-    fn top_k(&self, query: &[f32], k: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Scored> {
-        let d = query.len();
-        let mut by_score: Vec<(f32, usize)> =
-            self.centroids.chunks_exact(d).enumerate().map(|(l, c)| (crate::dot(query, c), l)).collect();
-        by_score.select_nth_unstable_by(self.probe - 1, |x, y| y.0.total_cmp(&x.0));
-        // `keep` (a search of the user's history, often) is asked only of items the list would
-        // take: most scanned items score below its threshold.
-        let scan = |lists: &mut dyn Iterator<Item = usize>| {
-            let mut top = crate::TopK::new(k);
-            for l in lists {
-                let (a, b) = (self.offsets[l], self.offsets[l + 1]);
-                for (&i, v) in self.members[a..b].iter().zip(self.vectors[a * d..b * d].chunks_exact(d)) {
-                    let s = crate::dot(query, v);
-                    if top.admits(s) && keep(i) {
-                        top.push(i, s);
-                    }
-                }
-            }
-            top.into_sorted()
-        };
-        // Fewer than k kept items in the probed lists: every list is scanned.
-        let top = scan(&mut by_score[..self.probe].iter().map(|x| x.1));
-        if top.len() >= k {
-            return top;
+    /// For each row of `queries`, the best `k` kept items of its probed lists, or of all lists
+    /// when those hold fewer than `k` (then the answer is exact).
+    fn top_k_batch(&self, queries: &[f32], k: usize, keep: &dyn Fn(usize, u32) -> bool) -> Vec<Vec<Scored>> {
+        let d = self.centroids.dim().max(1);
+        let (n_queries, n_lists) = (queries.len() / d, self.lists.len());
+        let mut by_list = vec![0f32; n_queries * n_lists];
+        self.centroids.scores(queries, &mut by_list);
+        for (q, scores) in by_list.chunks_exact_mut(n_lists.max(1)).enumerate() {
+            let norm = crate::dot(&queries[q * d..(q + 1) * d], &queries[q * d..(q + 1) * d]).sqrt();
+            scores.iter_mut().zip(&self.radii).for_each(|(s, &r)| *s += norm * r);
         }
-        scan(&mut (0..self.offsets.len() - 1))
+        // Each query's probed lists (best bounds, ties by list), then who probes each.
+        let mut probed = vec![0u32; n_queries * self.probe];
+        let mut order: Vec<u32> = (0..n_lists as u32).collect();
+        for (q, scores) in by_list.chunks_exact(n_lists.max(1)).enumerate() {
+            let rank = |a: &u32, b: &u32| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b));
+            order.select_nth_unstable_by(self.probe - 1, rank);
+            probed[q * self.probe..(q + 1) * self.probe].copy_from_slice(&order[..self.probe]);
+        }
+        let mut probing: Vec<Vec<usize>> = vec![Vec::new(); n_lists];
+        for (q, lists) in probed.chunks_exact(self.probe).enumerate() {
+            lists.iter().for_each(|&l| probing[l as usize].push(q));
+        }
+        let mut best: Vec<TopK> = (0..n_queries).map(|_| TopK::new(k)).collect();
+        let mut rows = Vec::new();
+        for (l, who) in probing.iter().enumerate().filter(|(_, who)| !who.is_empty()) {
+            rows.clear();
+            who.iter().for_each(|&q| rows.extend_from_slice(&queries[q * d..(q + 1) * d]));
+            self.lists[l].offer(&rows, who, self.members(l), &mut best, keep);
+        }
+        // Fewer than k kept items in the probed lists: the other lists are scanned too.
+        let short: Vec<usize> = (0..n_queries).filter(|&q| best[q].len() < k).collect();
+        for q in short {
+            let seen = &probed[q * self.probe..(q + 1) * self.probe];
+            for l in (0..n_lists).filter(|&l| !seen.contains(&(l as u32))) {
+                self.lists[l].offer(&queries[q * d..(q + 1) * d], &[q], self.members(l), &mut best, keep);
+            }
+        }
+        best.into_iter().map(TopK::into_sorted).collect()
+    }
+
+    fn members(&self, l: usize) -> &[u32] {
+        &self.members[self.offsets[l]..self.offsets[l + 1]]
     }
 }
 
@@ -277,18 +350,38 @@ mod tests {
         let t = crate::testing::checkerboard();
         let als = AlsParams { factors: 4, ..Default::default() }.fit(&t, &tandem_data::NoProgress).unwrap();
         let exact = Indexed::new(Box::new(als.clone()), IndexKind::Exact, 1.0).ok().unwrap();
-        for u in 0..t.n_users() as u32 {
-            let q = Query::from_row(&t.user_items, u);
-            let keep = |i: u32| q.items.binary_search(&i).is_err();
-            let (a, b) = (exact.recommend(&q, 3, &keep), als.recommend(&q, 3, &keep));
-            // The index sums its products in another order: equal scores up to rounding (the
-            // checkerboard ties items exactly, so their order may differ).
-            for (x, y) in a.iter().zip(&b) {
-                assert!((x.score - y.score).abs() <= 1e-5 * y.score.abs().max(1.0), "user {u}: {a:?} vs {b:?}");
-            }
+        // Trained users and a history-only query (answered by the model) in one batch; the
+        // index scores through the model's own kernel, so the lists are the model's.
+        let mut queries: Vec<Query<'_>> = (0..t.n_users() as u32).map(|u| Query::from_row(&t.user_items, u)).collect();
+        queries.push(Query { trained: None, items: &[0, 2], weights: &[1.0, 1.0] });
+        let keep = |q: usize, i: u32| queries[q].items.binary_search(&i).is_err();
+        let lists = exact.recommend_batch(&queries, 3, &keep);
+        for (q, query) in queries.iter().enumerate() {
+            assert_eq!(lists[q], als.recommend(query, 3, &|i| keep(q, i)), "query {q}");
+            assert_eq!(lists[q], exact.recommend(query, 3, &|i| keep(q, i)), "query {q} alone");
         }
         let popular = crate::PopularityParams::default().fit(&t).unwrap();
         assert!(Indexed::new(Box::new(popular), IndexKind::Ivf, 0.5).is_err(), "no vectors, no index");
+    }
+
+    /// A batch answers each query as it is answered alone (the kernel's bits do not depend on
+    /// the batch), and each query's own exclusions apply, for the exact index and IVF.
+    #[test]
+    fn batches_answer_each_query_as_alone() {
+        let items = random_items(1500, 24);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let queries: Vec<f32> = (0..37 * 24).map(|_| rng.random::<f32>() - 0.5).collect();
+        let keep = |q: usize, i: u32| (i as usize + q) % 5 != 0;
+        for kind in [IndexKind::Exact, IndexKind::Ivf] {
+            let index = ItemIndex::build(kind, &items, 0.2);
+            let batch = index.top_k_batch(&queries, 20, &keep);
+            assert_eq!(batch.len(), 37);
+            for (q, list) in batch.iter().enumerate() {
+                let alone = index.top_k(&queries[q * 24..(q + 1) * 24], 20, &|i| keep(q, i));
+                assert_eq!(list, &alone, "{kind:?} query {q}");
+                assert!(list.len() == 20 && list.iter().all(|s| keep(q, s.item)));
+            }
+        }
     }
 
     #[test]

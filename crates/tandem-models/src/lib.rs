@@ -31,6 +31,8 @@
 
 pub mod als;
 pub mod artifact;
+#[cfg(target_arch = "x86_64")]
+mod blocked;
 mod early_stop;
 mod ease;
 mod error;

@@ -89,25 +89,42 @@ impl ItemPanels {
     /// allows, best first, ties by ascending item index (NaN as -inf): the lists
     /// [`top_k`](crate::top_k) gives over [`ItemPanels::scores`], without the score rows.
     pub fn top_k(&self, queries: &[f32], k: usize, keep: &dyn Fn(usize, u32) -> bool) -> Vec<Vec<Scored>> {
-        let mut best: Vec<TopK> = (0..queries.len() / self.dim.max(1)).map(|_| TopK::new(k)).collect();
+        let n_queries = queries.len() / self.dim.max(1);
+        let mut best: Vec<TopK> = (0..n_queries).map(|_| TopK::new(k)).collect();
+        let slots: Vec<usize> = (0..n_queries).collect();
+        self.offer(queries, &slots, &[], &mut best, keep);
+        best.into_iter().map(TopK::into_sorted).collect()
+    }
+
+    /// Offers each query's scores to a list: row `r` of `queries` to `best[slots[r]]`, item `i`
+    /// of these panels under the id `ids[i]` (`i` itself when `ids` is empty), where
+    /// `keep(slots[r], id)` allows. What an IVF list scan of many queries runs.
+    pub(crate) fn offer(
+        &self,
+        queries: &[f32],
+        slots: &[usize],
+        ids: &[u32],
+        best: &mut [TopK],
+        keep: &dyn Fn(usize, u32) -> bool,
+    ) {
         let n = self.n_items;
         self.each_tile(queries, |q0, m, i0, tile| {
             let w = NR.min(n - i0);
-            for (r, list) in best[q0..q0 + m].iter_mut().enumerate() {
+            for (r, &slot) in slots[q0..q0 + m].iter().enumerate() {
+                let list = &mut best[slot];
                 let row = &tile[r * NR..r * NR + w];
                 // Most tiles hold nothing the list can take: one pass of compares.
                 if !row.iter().fold(false, |any, &s| any | list.admits(s)) {
                     continue;
                 }
                 for (j, &s) in row.iter().enumerate() {
-                    let item = (i0 + j) as u32;
-                    if list.admits(s) && keep(q0 + r, item) {
+                    let item = ids.get(i0 + j).copied().unwrap_or((i0 + j) as u32);
+                    if list.admits(s) && keep(slot, item) {
                         list.push(item, s);
                     }
                 }
             }
         });
-        best.into_iter().map(TopK::into_sorted).collect()
     }
 
     /// Calls `visit(first query, queries in tile, first item, tile)` for every register tile,

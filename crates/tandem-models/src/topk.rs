@@ -52,6 +52,16 @@ impl TopK {
         self.k > 0 && !self.threshold.is_some_and(|t| clean(score) < t)
     }
 
+    /// Items held (at least the best `k` offered so far, when `k` were offered).
+    pub fn len(&self) -> usize {
+        self.buf.len().min(self.k)
+    }
+
+    /// Whether nothing was taken.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty() || self.k == 0
+    }
+
     /// Offers an item.
     #[inline]
     pub fn push(&mut self, item: u32, score: f32) {

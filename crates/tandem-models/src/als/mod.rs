@@ -6,6 +6,7 @@
 //! `(YᵀY + λI + Σ_i (c_ui - 1) y_i y_iᵀ) x_u = Σ_i c_ui y_i` by a few CG steps warm-started
 //! from the current `x_u`, so a step costs O(nnz · f + n · f · cg_steps).
 
+mod cg;
 mod model;
 mod params;
 mod train;
@@ -50,7 +51,7 @@ mod tests {
             yty[i * 6 + i] += p.regularization as f64;
         }
         let yty: Vec<f32> = yty.into_iter().map(|v| v as f32).collect();
-        train::cg_solve::<crate::factors::Portable>(
+        cg::cg_solve::<crate::factors::Portable>(
             &yty,
             m.item_factors(),
             q.items,

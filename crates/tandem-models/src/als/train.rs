@@ -7,12 +7,15 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use tandem_data::{Csr, Progress};
 
+#[cfg(target_arch = "x86_64")]
+use super::cg::cg_solve_blocked;
+use super::cg::{cg_solve, Scratch};
 use super::model::Als;
 use super::params::AlsParams;
 use crate::error::{ModelError, Result};
 #[cfg(target_arch = "x86_64")]
 use crate::factors::Avx2;
-use crate::factors::{simd, Factors, Kernels, Portable, Simd};
+use crate::factors::{simd, Factors, Portable, Simd};
 use crate::kind::ModelParams;
 use crate::retriever::TrainSet;
 
@@ -69,18 +72,20 @@ impl AlsParams {
         }
         let yty: Vec<f32> = yty.into_iter().map(|v| v as f32).collect();
         let level = simd();
+        let (a, s) = (self.alpha, self.cg_steps);
         x.as_mut_slice().par_chunks_mut(f).enumerate().for_each_init(
-            || vec![0f32; 3 * f],
-            |buf, (u, xu)| {
+            || (Scratch::default(), vec![0f32; 3 * f]),
+            |(scratch, buf), (u, xu)| {
                 let (cols, vals) = m.row(u);
-                let (a, s) = (self.alpha, self.cg_steps);
                 match level {
-                    // SAFETY: simd() checked that the CPU has these features.
+                    // SAFETY: simd() found AVX2 and FMA on this CPU (AVX-512 implies both).
                     #[cfg(target_arch = "x86_64")]
-                    Simd::Avx512 => unsafe { cg_solve_avx512(&yty, y, cols, vals, a, s, xu, buf) },
+                    Simd::Avx2 | Simd::Avx512 if f % 8 == 0 => unsafe {
+                        cg_solve_blocked(&yty, y, cols, vals, a, s, xu, scratch)
+                    },
+                    // SAFETY: as above.
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: simd() found AVX2 and FMA on this CPU.
-                    Simd::Avx2 => unsafe { cg_solve_avx2(&yty, y, cols, vals, a, s, xu, buf) },
+                    Simd::Avx2 | Simd::Avx512 => unsafe { cg_solve_avx2(&yty, y, cols, vals, a, s, xu, buf) },
                     _ => cg_solve::<Portable>(&yty, y, cols, vals, a, s, xu, buf),
                 }
             },
@@ -88,7 +93,7 @@ impl AlsParams {
     }
 }
 
-/// [`cg_solve`] compiled for AVX2 + FMA (same code, wider vectors).
+/// [`cg_solve`] compiled for AVX2 + FMA, for factor counts the blocked solver does not take.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -103,84 +108,4 @@ unsafe fn cg_solve_avx2(
     buf: &mut [f32],
 ) {
     cg_solve::<Avx2>(yty, y, cols, vals, alpha, steps, x, buf)
-}
-
-/// [`cg_solve`] compiled for AVX-512.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn cg_solve_avx512(
-    yty: &[f32],
-    y: &Factors,
-    cols: &[u32],
-    vals: &[f32],
-    alpha: f32,
-    steps: usize,
-    x: &mut [f32],
-    buf: &mut [f32],
-) {
-    cg_solve::<Avx2>(yty, y, cols, vals, alpha, steps, x, buf)
-}
-
-/// `out = YtY v`.
-#[inline(always)]
-fn gram_times<K: Kernels>(yty: &[f32], v: &[f32], out: &mut [f32]) {
-    let f = v.len();
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = K::dot(&yty[i * f..(i + 1) * f], v);
-    }
-}
-
-/// A few CG steps on `(YtY + Σ alpha r y yᵀ) x = Σ (1 + alpha r) y`, warm-started from `x`.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-pub(crate) fn cg_solve<K: Kernels>(
-    yty: &[f32],
-    y: &Factors,
-    cols: &[u32],
-    vals: &[f32],
-    alpha: f32,
-    steps: usize,
-    x: &mut [f32],
-    buf: &mut [f32],
-) {
-    let f = x.len();
-    let (r, rest) = buf.split_at_mut(f);
-    let (p, ap) = rest.split_at_mut(f);
-    // r = b - A x
-    gram_times::<K>(yty, x, r);
-    r.iter_mut().for_each(|v| *v = -*v);
-    for (&i, &w) in cols.iter().zip(vals) {
-        let yi = y.row(i as usize);
-        let c1 = alpha * w;
-        K::axpy(1.0 + c1 - c1 * K::dot(yi, x), yi, r);
-    }
-    p.copy_from_slice(r);
-    let mut rs_old = K::dot(r, r);
-    if rs_old < 1e-20 {
-        return;
-    }
-    for _ in 0..steps {
-        gram_times::<K>(yty, p, ap);
-        for (&i, &w) in cols.iter().zip(vals) {
-            let yi = y.row(i as usize);
-            K::axpy(alpha * w * K::dot(yi, p), yi, ap);
-        }
-        let pap = K::dot(p, ap);
-        if pap <= 0.0 || !pap.is_finite() {
-            break;
-        }
-        let a = rs_old / pap;
-        K::axpy(a, p, x);
-        K::axpy(-a, ap, r);
-        let rs_new = K::dot(r, r);
-        if rs_new < 1e-20 {
-            break;
-        }
-        let beta = rs_new / rs_old;
-        for (pi, ri) in p.iter_mut().zip(r.iter()) {
-            *pi = ri + beta * *pi;
-        }
-        rs_old = rs_new;
-    }
 }
