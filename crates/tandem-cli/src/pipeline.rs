@@ -106,9 +106,23 @@ pub fn evaluate_model(
         stage_seconds: tandem_rank::TwoStage::of(&*model)
             .map(|p| p.stage_seconds().into_iter().map(|(k, v)| (k.to_string(), v)).collect())
             .unwrap_or_default(),
+        feature_importance: feature_importance(&*model),
         diagnostics: None,
     };
     Evaluated { model, evaluation, report }
+}
+
+/// A pipeline's tree ranker's features by total gain (largest first), its ten largest
+/// printed as shares of the whole.
+fn feature_importance(model: &dyn Retriever) -> indexmap::IndexMap<String, f64> {
+    let Some(importance) = tandem_rank::TwoStage::of(model).and_then(|p| p.ranker().importance()) else {
+        return Default::default();
+    };
+    let total: f64 = importance.iter().map(|x| x.1).sum::<f64>().max(f64::MIN_POSITIVE);
+    let top: Vec<String> =
+        importance.iter().take(10).map(|(name, gain)| format!("{name} {:.1}%", 100.0 * gain / total)).collect();
+    eprintln!("ranker feature importance (total gain): {}", top.join(", "));
+    importance.into_iter().collect()
 }
 
 /// Writes `report.json` and, if asked, the plots: `metrics_at_k.svg`, and `training_curves.svg`

@@ -170,6 +170,7 @@ mod tests {
             new_users: 0,
             training,
             stage_seconds: Default::default(),
+            feature_importance: Default::default(),
             diagnostics: None,
         };
         Report {

@@ -48,6 +48,9 @@ pub struct ModelReport {
     /// over the evaluation's threads; empty otherwise).
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub stage_seconds: IndexMap<String, f64>,
+    /// A tree ranker's features by total split gain, largest first (empty for other models).
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub feature_importance: IndexMap<String, f64>,
     /// Ranker diagnostics (AUROC, feature sensitivity, cold items), when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diagnostics: Option<serde_json::Value>,

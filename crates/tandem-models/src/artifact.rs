@@ -22,6 +22,8 @@ pub enum TensorData {
     U32(Vec<u32>),
     /// 64-bit unsigned integers (offsets).
     U64(Vec<u64>),
+    /// Bytes (an embedded model file, UTF-8 text).
+    U8(Vec<u8>),
 }
 
 /// A named tensor with its shape.
@@ -73,6 +75,7 @@ fn bytes_of(t: &Tensor) -> (Dtype, Vec<u8>) {
         TensorData::F32(v) => (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         TensorData::U32(v) => (Dtype::U32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         TensorData::U64(v) => (Dtype::U64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        TensorData::U8(v) => (Dtype::U8, v.clone()),
     }
 }
 
@@ -115,6 +118,7 @@ pub fn read_tensors(path: &Path) -> Result<Tensors> {
             Dtype::U64 => {
                 TensorData::U64(raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect())
             }
+            Dtype::U8 => TensorData::U8(raw.to_vec()),
             other => return Err(corrupt(path, format!("tensor '{name}' has unsupported type {other:?}"))),
         };
         out.insert(name, Tensor { shape: view.shape().to_vec(), data });
@@ -134,7 +138,8 @@ impl<'a> TensorReader<'a> {
         TensorReader { tensors, kind }
     }
 
-    fn get(&self, name: &str) -> Result<&'a Tensor> {
+    /// The tensor `name`, or an error naming it.
+    pub fn get(&self, name: &str) -> Result<&'a Tensor> {
         self.tensors.get(name).ok_or_else(|| ModelError::Artifact {
             path: format!("{} model", self.kind),
             message: format!("tensor '{name}' is missing"),

@@ -27,7 +27,14 @@ pub struct ItemFeatures {
     pub log_pop_zero: f32,
     /// Training count per item.
     pub counts: Vec<u32>,
+    /// Group id per item (`u32::MAX`: none): the `product_group_name` attribute where items have
+    /// one (H&M), else the first genre. What the GBDT ranker's same-group features compare.
+    #[serde(default)]
+    pub groups: Vec<u32>,
 }
+
+/// The item attribute that names an item's group, where the metadata has it.
+pub const GROUP_ATTRIBUTE: &str = "product_group_name";
 
 impl ItemFeatures {
     /// Features of `train`'s items; `info[i]` describes item `i` (shorter or empty: unknown).
@@ -75,7 +82,24 @@ impl ItemFeatures {
             }
             genres.push(ids);
         }
-        ItemFeatures { year_bucket, year_bounds, genres, genre_names, log_pop, log_pop_zero, counts }
+        let mut group_ids: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        let by_attribute = info.iter().any(|x| x.attributes.iter().any(|(k, _)| k == GROUP_ATTRIBUTE));
+        let groups = (0..n)
+            .map(|i| {
+                let name = info.get(i).and_then(|x| match by_attribute {
+                    true => x.attributes.iter().find(|(k, _)| k == GROUP_ATTRIBUTE).map(|(_, v)| v.as_str()),
+                    false => x.genres.first().map(String::as_str),
+                });
+                match name {
+                    None => u32::MAX,
+                    Some(name) => {
+                        let next = group_ids.len() as u32;
+                        *group_ids.entry(name).or_insert(next)
+                    }
+                }
+            })
+            .collect();
+        ItemFeatures { year_bucket, year_bounds, genres, genre_names, log_pop, log_pop_zero, counts, groups }
     }
 
     /// Number of items.

@@ -7,7 +7,8 @@
 //! - [`features`]: item features (year bucket, genres, standardised log-popularity).
 //! - [`Ranker`]: the second-stage interface — score one user's candidates — and
 //!   [`LateFusion`], nanoRecSys's late-fusion MLP ranker, and [`Din`], the candidate attending
-//!   over the user's latest items (H&M).
+//!   over the user's latest items (H&M), and [`Gbdt`], gradient-boosted trees (LambdaRank or
+//!   binary) over count, recency and source features.
 //! - [`TwoStage`]: retrievers -> the union of their top N -> a ranker, itself a `Retriever`
 //!   with per-stage timings; [`TwoStageSpec`] is how configs write one.
 //! - [`registry`]: the one table of model kinds ([`registry::KINDS`]) and [`Spec`], a kind with
@@ -22,6 +23,7 @@
 pub mod diagnostics;
 mod din;
 pub mod features;
+mod gbdt;
 mod late_fusion;
 pub mod mining;
 pub mod model_dir;
@@ -31,6 +33,7 @@ pub mod registry;
 mod two_stage;
 
 pub use din::{Din, DinParams};
+pub use gbdt::{Gbdt, GbdtMetric, GbdtObjective, GbdtParams};
 pub use late_fusion::{LateFusion, LateFusionParams};
 pub use mining::{explicit_negatives, mine, Example, InvalidMining, MiningSpec, Source};
 pub use parts::{RankLoss, RankerWindow};

@@ -1,7 +1,9 @@
 //! The ranker interface: re-scores one user's candidates with everything the pipeline knows.
 
 use tandem_models::artifact::Artifact;
-use tandem_models::Query;
+use tandem_models::{Query, TrainSet};
+
+use crate::features::ItemFeatures;
 
 /// One user's candidates, as the ranking stage sees them.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +30,16 @@ pub trait Ranker: Send + Sync {
 
     /// What the ranker saves: its parameters and state as named tensors.
     fn artifact(&self) -> Artifact;
+
+    /// Takes the rows the pipeline will rank for (its final fit's training rows), for rankers
+    /// whose features are read from the data at a cutoff (recent sales, days since a
+    /// purchase); the others ignore it.
+    fn attach(&mut self, _train: &TrainSet, _features: &ItemFeatures) {}
+
+    /// Each feature's importance (total split gain), largest first, for rankers that have it.
+    fn importance(&self) -> Option<Vec<(String, f64)>> {
+        None
+    }
 
     /// The ranker's fixed-layout feature rows, for rankers that have them (feature-sensitivity
     /// diagnostics shuffle their column groups).

@@ -18,6 +18,7 @@ use tandem_models::{ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::din::{Din, DinParams};
 use crate::features::ItemFeatures;
+use crate::gbdt::{Gbdt, GbdtParams};
 use crate::late_fusion::{LateFusion, LateFusionParams};
 use crate::mining::{mine, Example, MiningSpec, Source};
 use crate::parts::RankerWindow;
@@ -32,6 +33,8 @@ pub enum RankerSpec {
     LateFusion(LateFusionParams),
     /// DIN: the candidate attends over the user's latest items (H&M).
     Din(DinParams),
+    /// Gradient-boosted trees (LambdaRank or binary) over count, recency and source features.
+    Gbdt(GbdtParams),
 }
 
 impl Default for RankerSpec {
@@ -132,6 +135,7 @@ impl ModelParams for TwoStageSpec {
         match &self.ranker {
             RankerSpec::LateFusion(p) => p.check(),
             RankerSpec::Din(p) => p.check(),
+            RankerSpec::Gbdt(p) => p.check(),
         }
         .map_err(|e| e.at("ranker"))?;
         if self.retrievers.is_empty() {
@@ -214,6 +218,8 @@ impl TwoStageSpec {
                 self.fit_ranker(&windows, progress)?
             }
         };
+        let mut ranker = ranker;
+        ranker.attach(train, &ItemFeatures::new(items, train));
         Ok(TwoStage::new(self.clone(), retrievers, ranker, latest_items(train)))
     }
 
@@ -221,6 +227,7 @@ impl TwoStageSpec {
         Ok(match &self.ranker {
             RankerSpec::LateFusion(p) => Box::new(p.fit(windows, progress)?),
             RankerSpec::Din(p) => Box::new(p.fit(windows, progress)?),
+            RankerSpec::Gbdt(p) => Box::new(p.fit(windows, progress)?),
         })
     }
 }
@@ -431,6 +438,7 @@ impl TwoStage {
         let ranker: Box<dyn Ranker> = match &saved.spec.ranker {
             RankerSpec::LateFusion(p) => Box::new(LateFusion::from_tensors(p.clone(), &part("ranker."))?),
             RankerSpec::Din(p) => Box::new(Din::from_tensors(p.clone(), &part("ranker."))?),
+            RankerSpec::Gbdt(p) => Box::new(Gbdt::from_tensors(p.clone(), &part("ranker."))?),
         };
         if retrievers.len() != saved.spec.retrievers.len() {
             return Err(bad("retriever count disagrees with the spec".into()));
@@ -589,6 +597,14 @@ mod tests {
         let din = RankerSpec::Din(DinParams { epochs: 2, batch_size: 16, ..Default::default() });
         let m = TwoStageSpec { windows: 2, ranker: din, ..spec() }.fit(&t, Side::default(), &NoProgress).unwrap();
         conformance_with(&m, &t, 0.0, &crate::registry::load);
+        // Trees: one window (no validation), and three (early stopping on the latest, refit).
+        for (windows, objective) in [(1, crate::GbdtObjective::Lambdarank), (3, crate::GbdtObjective::Binary)] {
+            let gbdt = RankerSpec::Gbdt(GbdtParams { trees: 20, objective, ..Default::default() });
+            let m = TwoStageSpec { windows, ranker: gbdt, ..spec() }.fit(&t, Side::default(), &NoProgress).unwrap();
+            conformance_with(&m, &t, 0.0, &crate::registry::load);
+            let importance = m.ranker().importance().expect("trees rank their features");
+            assert!(importance.windows(2).all(|w| w[0].1 >= w[1].1), "largest gain first: {importance:?}");
+        }
     }
 
     /// Item metadata (years, genres) goes through save -> load with both rankers: a loaded
@@ -606,6 +622,7 @@ mod tests {
         for ranker in [
             RankerSpec::LateFusion(LateFusionParams { epochs: 3, batch_size: 16, ..Default::default() }),
             RankerSpec::Din(DinParams { epochs: 2, batch_size: 16, ..Default::default() }),
+            RankerSpec::Gbdt(GbdtParams { trees: 10, ..Default::default() }),
         ] {
             let m = TwoStageSpec { ranker, ..spec() }.fit(&t, Side::items(&info), &NoProgress).unwrap();
             conformance_with(&m, &t, 0.0, &crate::registry::load);
@@ -694,10 +711,11 @@ mod tests {
         assert!(e.contains("candidates"), "{e}");
         let e = TwoStageSpec { windows: 0, ..spec() }.fit(&t, Side::default(), &NoProgress).err().unwrap().to_string();
         assert!(e.contains("windows"), "{e}");
-        let e =
-            serde_json::from_value::<TwoStageSpec>(serde_json::json!({"retrievers": [], "ranker": {"kind": "gbdt"}}))
-                .unwrap_err()
-                .to_string();
-        assert!(e.contains("gbdt") && e.contains("late_fusion"), "{e}");
+        let e = serde_json::from_value::<TwoStageSpec>(
+            serde_json::json!({"retrievers": [], "ranker": {"kind": "catboost"}}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("catboost") && e.contains("late_fusion") && e.contains("gbdt"), "{e}");
     }
 }

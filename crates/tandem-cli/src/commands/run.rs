@@ -173,6 +173,7 @@ fn write_submission(
     let path = out.join(&sub.path);
     let mut file = ListWriter::create(&path, sub.format, &data.users, &data.items, k)?;
     let mut cold = 0;
+    let started = std::time::Instant::now();
     recommend_each(&*model, &popular, histories, &users, k, &keep, |u, list, fallback| {
         cold += usize::from(fallback);
         step.inc(1);
@@ -181,10 +182,11 @@ fn write_submission(
     file.finish()?;
     drop(step);
     eprintln!(
-        "wrote {} ({} users, {k} items each, model '{}'; {cold} users without history got popularity)",
+        "wrote {} ({} users, {k} items each, model '{}'; {cold} users without history got popularity) in {:.1}s",
         path.display(),
         users.len(),
-        sub.model
+        sub.model,
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

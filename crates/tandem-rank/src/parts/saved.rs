@@ -1,6 +1,6 @@
 //! What rankers save: candidate lists, their heads' layers and their item features, as tensors.
 
-use tandem_models::artifact::{Tensor, TensorReader, Tensors};
+use tandem_models::artifact::{Tensor, TensorData, TensorReader, Tensors};
 use tandem_neural::dense::Linear;
 use tandem_neural::norm::{BatchNorm, NormMlp};
 
@@ -23,6 +23,24 @@ pub(crate) fn read_lists(r: &TensorReader<'_>, name: &str) -> tandem_models::Res
     let flat = r.u32(&format!("{name}.items"))?;
     let bad = || tandem_models::ModelError::Artifact { path: name.to_string(), message: "offsets out of range".into() };
     offsets.windows(2).map(|w| flat.get(w[0] as usize..w[1] as usize).map(<[u32]>::to_vec).ok_or_else(bad)).collect()
+}
+
+/// Names as one tensor of their UTF-8 bytes, one per line.
+pub(crate) fn put_names(t: &mut Tensors, name: &str, names: &[String]) {
+    let bytes = names.join("\n").into_bytes();
+    t.insert(name.to_string(), Tensor { shape: vec![bytes.len()], data: TensorData::U8(bytes) });
+}
+
+/// Reads what [`put_names`] wrote.
+pub(crate) fn read_names(r: &TensorReader<'_>, name: &str) -> tandem_models::Result<Vec<String>> {
+    let bad = |message: &str| tandem_models::ModelError::Artifact { path: name.to_string(), message: message.into() };
+    match r.get(name)? {
+        Tensor { data: TensorData::U8(b), .. } => {
+            let text = std::str::from_utf8(b).map_err(|_| bad("names are not UTF-8"))?;
+            Ok(if text.is_empty() { Vec::new() } else { text.split('\n').map(str::to_string).collect() })
+        }
+        _ => Err(bad("expected bytes")),
+    }
 }
 
 /// A ranker head's tensors (`head.L.*`, `head.out.*`).
@@ -81,6 +99,8 @@ pub(crate) fn read_features(r: &TensorReader<'_>) -> tandem_models::Result<(Item
         log_pop: vec("log_pop")?,
         log_pop_zero: vec("log_pop_zero")?.first().copied().unwrap_or(0.0),
         counts: r.u32("counts")?,
+        // Only the GBDT ranker reads groups, from its own tensors.
+        groups: Vec::new(),
     };
     Ok((features, stats))
 }

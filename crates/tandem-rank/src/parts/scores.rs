@@ -12,7 +12,7 @@ use crate::ranker::Candidates;
 
 /// Each retriever's score of each example (`examples.len() x retrievers.len()`), one query per
 /// user.
-fn example_scores(examples: &[Example], train: &TrainSet, retrievers: &[&dyn Retriever]) -> Vec<f32> {
+pub(crate) fn example_scores(examples: &[Example], train: &TrainSet, retrievers: &[&dyn Retriever]) -> Vec<f32> {
     let r = retrievers.len();
     let users: Vec<(u32, Vec<usize>)> = lists_by_user(examples).into_iter().collect();
     let parts: Vec<Vec<(usize, usize, f32)>> = users
@@ -119,7 +119,7 @@ impl Pooled {
 pub(crate) const SCORE_FEATURES: usize = 3;
 
 /// Within-list z-score and rank feature of each score of one user's list.
-fn list_features(scores: &[f32]) -> Vec<[f32; 2]> {
+pub(crate) fn list_features(scores: &[f32]) -> Vec<[f32; 2]> {
     let finite: Vec<f64> = scores.iter().filter(|s| s.is_finite()).map(|&s| s as f64).collect();
     let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
     let std = (finite.iter().map(|s| (s - mean) * (s - mean)).sum::<f64>() / finite.len().max(1) as f64).sqrt();

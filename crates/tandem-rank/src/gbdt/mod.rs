@@ -1,0 +1,495 @@
+//! The gradient-boosted tree ranker: histogram GBDT with a LambdaRank objective (NDCG- or
+//! MAP-weighted pairwise gradients within each user's candidate list) or binary log loss, over
+//! the features every top H&M solution ranked with ([`columns`]): each retriever's score,
+//! z-score and rank in the list, the item's recent sales and age, the customer's activity,
+//! days since the customer bought the item or anything in its group.
+//!
+//! The engine is `hessboost` (pure Rust, XGBoost's algorithms and model format); README's
+//! "Dependencies" says why it and not a binding of LightGBM. Training windows: with two or
+//! more, the latest is the validation set — trees are added while its MAP@K (or NDCG@K)
+//! improves — and with `refit` the ranker is then trained again on every window with the
+//! number of trees found. The fitted ranker keeps the feature columns of the rows it will
+//! rank for ([`Ranker::attach`]), so a pipeline refitted on every row ranks by today's sales.
+
+mod columns;
+
+use std::num::NonZeroUsize;
+use std::ops::ControlFlow;
+
+use hessboost::config::{GrowPolicy, TrainingParams, TreeMethod};
+use hessboost::data::DMatrix;
+use hessboost::metric::{Cutoff, EvalMetric};
+use hessboost::model::{BoostedModel, ImportanceType, Iterations, ModelFormat};
+use hessboost::objective::{LambdaRank, Objective};
+use hessboost::training::Trainer;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tandem_data::Progress;
+use tandem_models::artifact::{Artifact, Tensor, TensorData, TensorReader, Tensors};
+use tandem_models::{within, ModelError, Query, TrainSet};
+
+use crate::features::ItemFeatures;
+use crate::parts::{example_scores, lists_by_user, RankerWindow};
+use crate::ranker::{Candidates, Ranker};
+use columns::{Context, Layout};
+
+/// What the trees minimise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GbdtObjective {
+    /// LambdaRank with NDCG-weighted pairs (LightGBM's `lambdarank`, XGBoost's `rank:ndcg`).
+    #[default]
+    Lambdarank,
+    /// LambdaRank with MAP-weighted pairs (XGBoost's `rank:map`).
+    LambdarankMap,
+    /// Binary log loss on each candidate alone.
+    Binary,
+}
+
+/// The validation metric early stopping watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GbdtMetric {
+    /// MAP@K.
+    #[default]
+    Map,
+    /// NDCG@K.
+    Ndcg,
+}
+
+/// GBDT ranker hyper-parameters (LightGBM's names where they exist).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GbdtParams {
+    /// `lambdarank` (default), `lambdarank_map` or `binary`.
+    pub objective: GbdtObjective,
+    /// Boosting rounds at most (default 300).
+    pub trees: usize,
+    /// Shrinkage per tree (default 0.1).
+    pub learning_rate: f64,
+    /// Leaves per tree, grown best-first (default 31).
+    pub leaves: usize,
+    /// Depth limit (default 0: none, the leaves bound the tree).
+    pub max_depth: usize,
+    /// Least summed hessian in a leaf (default 0.001; LightGBM's `min_sum_hessian_in_leaf`, the
+    /// engine's bound on how little data a leaf may hold).
+    pub min_child_weight: f64,
+    /// Share of the features each tree may split on (default 1).
+    pub feature_fraction: f64,
+    /// Share of the rows each tree sees (default 1).
+    pub bagging_fraction: f64,
+    /// L2 penalty on leaf values (default 1).
+    pub lambda_l2: f64,
+    /// Histogram bins per feature (default 255).
+    pub max_bin: usize,
+    /// Pairs per document in LambdaRank (default 32).
+    pub pairs_per_sample: usize,
+    /// Stop when the validation metric has not improved for this many trees (default 20; 0:
+    /// no early stopping). With two windows or more the latest validates and the others
+    /// train; with one, every tree of `trees` is grown on it.
+    pub early_stopping_rounds: usize,
+    /// `map` (default) or `ndcg`, at `metric_k`.
+    pub metric: GbdtMetric,
+    /// Cutoff of the validation metric (default 12).
+    pub metric_k: usize,
+    /// With a validation window, train again on every window, that one included, with the
+    /// trees found (default true; false keeps the model trained without it).
+    pub refit: bool,
+    /// Seed of the row and feature sampling (default 42).
+    pub seed: u64,
+}
+
+impl Default for GbdtParams {
+    fn default() -> Self {
+        GbdtParams {
+            objective: GbdtObjective::Lambdarank,
+            trees: 300,
+            learning_rate: 0.1,
+            leaves: 31,
+            max_depth: 0,
+            min_child_weight: 1e-3,
+            feature_fraction: 1.0,
+            bagging_fraction: 1.0,
+            lambda_l2: 1.0,
+            max_bin: 255,
+            pairs_per_sample: 32,
+            early_stopping_rounds: 20,
+            metric: GbdtMetric::Map,
+            metric_k: 12,
+            refit: true,
+            seed: 42,
+        }
+    }
+}
+
+/// One window's (or several windows') feature rows, grouped by user.
+struct Block {
+    rows: Vec<f32>,
+    labels: Vec<f32>,
+    groups: Vec<usize>,
+}
+
+impl Block {
+    fn empty() -> Block {
+        Block { rows: Vec::new(), labels: Vec::new(), groups: Vec::new() }
+    }
+
+    fn append(&mut self, other: Block) {
+        self.rows.extend(other.rows);
+        self.labels.extend(other.labels);
+        self.groups.extend(other.groups);
+    }
+
+    /// The rows of the window's examples, one group per user (users ascending); with
+    /// `positives_only`, users none of whose candidates is a positive are left out (they give
+    /// LambdaRank no pair and the metric nothing to rank).
+    fn of(w: &RankerWindow<'_>, layout: Layout, positives_only: bool) -> Block {
+        let ctx = Context::new(w.train, w.features);
+        let r = layout.retrievers;
+        let raw = example_scores(w.examples, w.train, &w.retrievers[..r]);
+        let mut users: Vec<(u32, Vec<usize>)> = lists_by_user(w.examples).into_iter().collect();
+        users.sort_unstable_by_key(|x| x.0);
+        if positives_only {
+            users.retain(|(_, ks)| ks.iter().any(|&k| w.examples[k].label > 0.0));
+        }
+        let parts: Vec<(Vec<f32>, Vec<f32>)> = users
+            .par_iter()
+            .map(|(u, ks)| {
+                let q = user_query(w.train, *u);
+                let items: Vec<u32> = ks.iter().map(|&k| w.examples[k].item).collect();
+                let scores: Vec<Vec<f32>> = (0..r).map(|ri| ks.iter().map(|&k| raw[k * r + ri]).collect()).collect();
+                let refs: Vec<&[f32]> = scores.iter().map(|s| &s[..]).collect();
+                let mut rows = Vec::with_capacity(ks.len() * layout.width());
+                ctx.push_rows(&q, &items, &refs, &mut rows);
+                (rows, ks.iter().map(|&k| w.examples[k].label).collect())
+            })
+            .collect();
+        let mut block = Block::empty();
+        for (rows, labels) in parts {
+            block.groups.push(labels.len());
+            block.rows.extend(rows);
+            block.labels.extend(labels);
+        }
+        block
+    }
+
+    fn matrix(self, width: usize) -> tandem_models::Result<DMatrix> {
+        let n = self.labels.len();
+        DMatrix::from_dense_vec(self.rows, n, width)
+            .and_then(|m| m.with_labels(&self.labels))
+            .and_then(|m| m.with_group_sizes(&self.groups))
+            .map_err(engine)
+    }
+}
+
+/// The query of user `u` of `train` (a user beyond its rows has no history).
+fn user_query(train: &TrainSet, u: u32) -> Query<'_> {
+    if (u as usize) < train.n_users() {
+        Query::from_row(&train.user_items, u)
+    } else {
+        Query { trained: None, items: &[], weights: &[] }
+    }
+}
+
+fn engine(e: hessboost::error::HessboostError) -> ModelError {
+    ModelError::invalid("gbdt", e.to_string(), "parameters the tree engine accepts")
+}
+
+impl GbdtParams {
+    /// Checks the parameters' ranges.
+    pub fn check(&self) -> tandem_models::Result<()> {
+        within("trees", self.trees, 1..=100_000)?;
+        within("learning_rate", self.learning_rate, 1e-6..=1.0)?;
+        within("leaves", self.leaves, 2..=131_072)?;
+        within("max_depth", self.max_depth, 0..=64)?;
+        within("min_child_weight", self.min_child_weight, 0.0..=1e9)?;
+        within("feature_fraction", self.feature_fraction, 1e-6..=1.0)?;
+        within("bagging_fraction", self.bagging_fraction, 1e-6..=1.0)?;
+        within("lambda_l2", self.lambda_l2, 0.0..=1e9)?;
+        within("max_bin", self.max_bin, 2..=65_535)?;
+        within("pairs_per_sample", self.pairs_per_sample, 1..=10_000)?;
+        within("early_stopping_rounds", self.early_stopping_rounds, 0..=100_000)?;
+        within("metric_k", self.metric_k, 1..=10_000)?;
+        Ok(())
+    }
+
+    fn engine_params(&self, threads: usize) -> tandem_models::Result<TrainingParams> {
+        let rank = LambdaRank::new(self.pairs_per_sample).map_err(engine)?;
+        let cutoff = Cutoff::top(self.metric_k).map_err(engine)?;
+        let mut p = TrainingParams::default();
+        p.objective = match self.objective {
+            GbdtObjective::Lambdarank => Objective::RankNdcg(rank),
+            GbdtObjective::LambdarankMap => Objective::RankMap(rank),
+            GbdtObjective::Binary => Objective::BinaryLogistic(Default::default()),
+        };
+        p.eval_metric = vec![match self.metric {
+            GbdtMetric::Map => EvalMetric::Map(cutoff),
+            GbdtMetric::Ndcg => EvalMetric::Ndcg(cutoff),
+        }];
+        p.nthread = NonZeroUsize::new(threads);
+        p.seed = self.seed;
+        p.eta = self.learning_rate;
+        p.tree_method = TreeMethod::Hist;
+        p.grow_policy = GrowPolicy::LossGuide;
+        p.max_leaves = NonZeroUsize::new(self.leaves);
+        p.max_depth = NonZeroUsize::new(self.max_depth);
+        p.min_child_weight = self.min_child_weight;
+        p.colsample_bytree = self.feature_fraction;
+        p.subsample = self.bagging_fraction;
+        p.lambda = self.lambda_l2;
+        p.max_bin = self.max_bin;
+        Ok(p)
+    }
+
+    /// Fits the ranker on `windows` (the latest first); see the module doc for how windows
+    /// validate. Every window must have as many retrievers as the first.
+    pub fn fit(&self, windows: &[RankerWindow<'_>], progress: &dyn Progress) -> tandem_models::Result<Gbdt> {
+        self.check()?;
+        let Some(latest) = windows.first() else {
+            return Err(ModelError::EmptyTrainingData { model: "gbdt" });
+        };
+        let layout = Layout { retrievers: latest.retrievers.len() };
+        let kinds: Vec<String> = latest.retrievers.iter().map(|r| r.kind().to_string()).collect();
+        let names = layout.names(&kinds);
+        let ranking = self.objective != GbdtObjective::Binary;
+        let step = progress.step("gbdt: feature rows of the windows", windows.len() as u64);
+        let mut blocks: Vec<Block> = Vec::new();
+        for w in windows {
+            blocks.push(Block::of(w, layout, ranking));
+            step.inc(1);
+        }
+        drop(step);
+        if blocks.iter().all(|b| !b.labels.iter().any(|&l| l > 0.0)) {
+            return Err(ModelError::EmptyTrainingData { model: "gbdt (no positive example)" });
+        }
+        let params = self.engine_params(rayon::current_num_threads())?;
+        let export = std::env::var_os(EXPORT_VAR).map(std::path::PathBuf::from);
+        let (model, best_trees) = if windows.len() >= 2 {
+            // The latest window validates; lists with no positive would score as perfect.
+            let valid = keep_positive_groups(blocks.remove(0), layout.width());
+            let mut train = Block::empty();
+            blocks.drain(..).for_each(|b| train.append(b));
+            if let Some(dir) = &export {
+                export_block(dir, "train", &train, &names)?;
+                export_block(dir, "valid", &valid, &names)?;
+            }
+            let valid_rows = export.as_ref().map(|_| valid.rows.clone());
+            let (dtrain, dvalid) = (train.matrix(layout.width())?, valid.matrix(layout.width())?);
+            let started = std::time::Instant::now();
+            let model = self.boost(&params, &dtrain, Some(&dvalid), self.trees, progress)?;
+            let seconds = started.elapsed().as_secs_f64();
+            if let (Some(dir), Some(rows)) = (&export, valid_rows) {
+                let predicted = model.predict_margin_rows(&rows, Iterations::Best).map_err(engine)?;
+                export_predictions(dir, predicted.as_slice(), seconds)?;
+            }
+            let best = model.best_iteration().map_or(self.trees, |b| b + 1);
+            if self.refit {
+                drop(dtrain);
+                // Every window again, the validation one included, with the trees found.
+                let mut all = Block::empty();
+                for w in windows {
+                    all.append(Block::of(w, layout, ranking));
+                }
+                (self.boost(&params, &all.matrix(layout.width())?, None, best, progress)?, best)
+            } else {
+                (model, best)
+            }
+        } else {
+            let mut all = Block::empty();
+            blocks.drain(..).for_each(|b| all.append(b));
+            (self.boost(&params, &all.matrix(layout.width())?, None, self.trees, progress)?, self.trees)
+        };
+        let gains = gains(&model, names.len());
+        Ok(Gbdt {
+            params: self.clone(),
+            layout,
+            names,
+            model,
+            trees: best_trees,
+            gains,
+            context: Context::new(latest.train, latest.features),
+        })
+    }
+
+    fn boost(
+        &self,
+        params: &TrainingParams,
+        dtrain: &DMatrix,
+        dvalid: Option<&DMatrix>,
+        rounds: usize,
+        progress: &dyn Progress,
+    ) -> tandem_models::Result<BoostedModel> {
+        let label = if dvalid.is_some() { "gbdt: trees (early stopping)" } else { "gbdt: trees" };
+        let step = progress.step(label, rounds as u64);
+        let mut trainer = Trainer::new(params, dtrain, rounds).on_round(|_: hessboost::training::RoundEval<'_>| {
+            step.inc(1);
+            ControlFlow::Continue(())
+        });
+        if let (Some(dvalid), Some(patience)) = (dvalid, NonZeroUsize::new(self.early_stopping_rounds)) {
+            trainer = trainer.eval(dvalid, "valid").early_stopping_rounds(patience);
+        }
+        Ok(trainer.train().map_err(engine)?.model)
+    }
+}
+
+/// When set, a directory where a fit with a validation window writes its matrices
+/// (`train.*`, `valid.*`), the validation predictions and the training seconds: what
+/// `bench/gbdt_vs_lightgbm.sh` trains LightGBM on.
+pub const EXPORT_VAR: &str = "TANDEM_GBDT_EXPORT";
+
+/// Writes `NAME.rows.f32` (row-major little-endian f32, NaN missing), `NAME.labels.f32`,
+/// `NAME.groups.u32` (list sizes) and `features.txt`.
+fn export_block(dir: &std::path::Path, name: &str, b: &Block, names: &[String]) -> tandem_models::Result<()> {
+    let write = |file: String, bytes: Vec<u8>| {
+        std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::write(dir.join(&file), bytes))
+            .map_err(|e| ModelError::Artifact { path: dir.join(&file).display().to_string(), message: e.to_string() })
+    };
+    write(format!("{name}.rows.f32"), b.rows.iter().flat_map(|v| v.to_le_bytes()).collect())?;
+    write(format!("{name}.labels.f32"), b.labels.iter().flat_map(|v| v.to_le_bytes()).collect())?;
+    write(format!("{name}.groups.u32"), b.groups.iter().flat_map(|&v| (v as u32).to_le_bytes()).collect())?;
+    write("features.txt".into(), (names.join("\n") + "\n").into_bytes())
+}
+
+/// Writes the validation predictions (`valid.pred.f32`) and the training time.
+fn export_predictions(dir: &std::path::Path, predicted: &[f32], seconds: f64) -> tandem_models::Result<()> {
+    let io = |e: std::io::Error| ModelError::Artifact { path: dir.display().to_string(), message: e.to_string() };
+    std::fs::write(dir.join("valid.pred.f32"), predicted.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
+        .map_err(io)?;
+    std::fs::write(dir.join("train_seconds.txt"), format!("{seconds}\n")).map_err(io)
+}
+
+/// The groups of `block` holding at least one positive.
+fn keep_positive_groups(block: Block, width: usize) -> Block {
+    let mut out = Block::empty();
+    let mut start = 0;
+    for &n in &block.groups {
+        if block.labels[start..start + n].iter().any(|&l| l > 0.0) {
+            out.rows.extend_from_slice(&block.rows[start * width..(start + n) * width]);
+            out.labels.extend_from_slice(&block.labels[start..start + n]);
+            out.groups.push(n);
+        }
+        start += n;
+    }
+    out
+}
+
+/// Total split gain per column.
+fn gains(model: &BoostedModel, width: usize) -> Vec<f64> {
+    let gains = model.feature_importance(ImportanceType::TotalGain);
+    (0..width).map(|k| gains.get(&k).copied().unwrap_or(0.0)).collect()
+}
+
+/// A fitted GBDT ranker.
+pub struct Gbdt {
+    params: GbdtParams,
+    layout: Layout,
+    names: Vec<String>,
+    model: BoostedModel,
+    /// Trees the model predicts with.
+    trees: usize,
+    /// Total split gain per column.
+    gains: Vec<f64>,
+    /// The feature columns of the rows being ranked for.
+    context: Context,
+}
+
+impl Gbdt {
+    /// The parameters.
+    pub fn params(&self) -> &GbdtParams {
+        &self.params
+    }
+
+    /// Trees the ranker predicts with (after early stopping).
+    pub fn trees(&self) -> usize {
+        self.trees
+    }
+
+    /// The model as XGBoost JSON (Python's `xgboost.Booster(model_file=...)` loads it; its
+    /// features are [`Gbdt::feature_names`] in order).
+    pub fn xgboost_json(&self) -> tandem_models::Result<Vec<u8>> {
+        self.model.encode(ModelFormat::XgboostJson).map_err(engine)
+    }
+
+    /// Feature names, in column order.
+    pub fn feature_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The rows of `candidates` (`items x width`), as the trees read them.
+    fn rows(&self, c: &Candidates<'_>) -> Vec<f32> {
+        let missing = vec![f32::NAN; c.items.len()];
+        let scores: Vec<&[f32]> =
+            (0..self.layout.retrievers).map(|r| c.retriever_scores.get(r).map_or(&missing[..], |s| &s[..])).collect();
+        let mut rows = Vec::with_capacity(c.items.len() * self.layout.width());
+        self.context.push_rows(c.query, c.items, &scores, &mut rows);
+        rows
+    }
+
+    /// Rebuilds a saved ranker.
+    pub fn from_tensors(params: GbdtParams, tensors: &Tensors) -> tandem_models::Result<Gbdt> {
+        params.check()?;
+        let r = TensorReader::new(tensors, "gbdt");
+        let bad = |message: String| ModelError::Artifact { path: "gbdt ranker".into(), message };
+        let bytes = match tensors.get("model") {
+            Some(Tensor { data: TensorData::U8(b), .. }) => b,
+            _ => return Err(bad("no model bytes".into())),
+        };
+        let model = BoostedModel::decode(bytes, ModelFormat::Binary).map_err(|e| bad(e.to_string()))?;
+        let meta = r.u32("meta")?;
+        let (retrievers, trees) = match meta[..] {
+            [r, t] => (r as usize, t as usize),
+            _ => return Err(bad("meta must hold 2 values".into())),
+        };
+        let layout = Layout { retrievers };
+        if model.n_features() != layout.width() {
+            return Err(bad(format!("{} features in the model, {} in the layout", model.n_features(), layout.width())));
+        }
+        let names = crate::parts::read_names(&r, "names")?;
+        let gains: Vec<f64> = r.f32("gains").map(|(_, v)| v)?.iter().map(|&g| g as f64).collect();
+        if names.len() != layout.width() || gains.len() != layout.width() {
+            return Err(bad("feature names or gains do not match the layout".into()));
+        }
+        Ok(Gbdt { params, layout, names, model, trees, gains, context: Context::read(&r)? })
+    }
+}
+
+impl Ranker for Gbdt {
+    fn kind(&self) -> &'static str {
+        "gbdt"
+    }
+
+    fn score(&self, candidates: &Candidates<'_>, out: &mut [f32]) {
+        if candidates.items.is_empty() {
+            return;
+        }
+        let rows = self.rows(candidates);
+        match self.model.predict_margin_rows(&rows, Iterations::Best) {
+            Ok(p) => out.iter_mut().zip(p.as_slice()).for_each(|(o, &v)| *o = v),
+            // Rows are built to the model's width with finite or NaN values; a failure here
+            // is a bug, and the candidates keep their order rather than a panic.
+            Err(_) => out.iter_mut().enumerate().for_each(|(k, o)| *o = -(k as f32)),
+        }
+    }
+
+    fn attach(&mut self, train: &TrainSet, features: &ItemFeatures) {
+        self.context = Context::new(train, features);
+    }
+
+    fn importance(&self) -> Option<Vec<(String, f64)>> {
+        let mut out: Vec<(String, f64)> = self.names.iter().cloned().zip(self.gains.iter().copied()).collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Some(out)
+    }
+
+    fn artifact(&self) -> Artifact {
+        let mut t = Tensors::new();
+        let bytes = self.model.encode(ModelFormat::Binary).expect("a trained model encodes");
+        t.insert("model".into(), Tensor { shape: vec![bytes.len()], data: TensorData::U8(bytes) });
+        t.insert("meta".into(), Tensor::u32(vec![self.layout.retrievers as u32, self.trees as u32]));
+        crate::parts::put_names(&mut t, "names", &self.names);
+        t.insert("gains".into(), Tensor::f32(self.gains.iter().map(|&g| g as f32).collect()));
+        self.context.put(&mut t);
+        Artifact { kind: "gbdt", params: serde_json::to_value(&self.params).expect("params serialise"), tensors: t }
+    }
+}
