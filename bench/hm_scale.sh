@@ -202,6 +202,7 @@ $RECIPE_TABLE
 | implicit | $IMPLICIT_FIT | $IMPLICIT_ALL (kept in memory) |
 | implicit / Tandem | $(python3 -c "print(f'{$IMPLICIT_FIT / $TANDEM_FIT:.1f}x')") | $(python3 -c "print(f'{$IMPLICIT_ALL / $TANDEM_ALL:.1f}x')") |
 
+implicit's figures were measured at $(date -u -r "$CACHE/implicit.json" +%Y-%m-%dT%H:%MZ) (with --reuse, by an earlier run of this script on the same machine).
 Tandem's whole ALS run (load, split, fit, evaluate, refit, submission): ${ALS_S} s, ${ALS_MB} MB peak RSS.
 Through an IVF index (\`output.submission.index: ivf\`, 0.1 of the lists scanned): top 12 for every
 customer in ${IVF_ALL} s, recall@12 against the exact lists ${IVF_RECALL}.

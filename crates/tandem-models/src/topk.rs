@@ -62,6 +62,13 @@ impl TopK {
         self.buf.is_empty() || self.k == 0
     }
 
+    /// Whether no item scoring at most `bound` can enter any more (the list is full and its
+    /// threshold is above `bound`): what lets a scan stop early.
+    #[inline]
+    pub fn closed_to(&self, bound: f32) -> bool {
+        self.threshold.is_some_and(|t| bound < t)
+    }
+
     /// Offers an item.
     #[inline]
     pub fn push(&mut self, item: u32, score: f32) {

@@ -213,7 +213,9 @@ impl GbdtParams {
         Ok(())
     }
 
-    fn engine_params(&self, threads: usize) -> tandem_models::Result<TrainingParams> {
+    /// The tree engine's parameters these map to, training on `threads` threads (0: the
+    /// global pool).
+    pub fn engine_params(&self, threads: usize) -> tandem_models::Result<TrainingParams> {
         let rank = LambdaRank::new(self.pairs_per_sample).map_err(engine)?;
         let cutoff = Cutoff::top(self.metric_k).map_err(engine)?;
         let mut p = TrainingParams::default();
