@@ -115,7 +115,13 @@ pub fn evaluate_model(
 /// A pipeline's tree ranker's features by total gain (largest first), its ten largest
 /// printed as shares of the whole.
 fn feature_importance(model: &dyn Retriever) -> indexmap::IndexMap<String, f64> {
-    let Some(importance) = tandem_rank::TwoStage::of(model).and_then(|p| p.ranker().importance()) else {
+    let Some(ranker) = tandem_rank::TwoStage::of(model).map(|p| p.ranker()) else {
+        return Default::default();
+    };
+    if let Some((metric, value)) = ranker.validation() {
+        eprintln!("ranker validation (the latest training window): {metric} {value:.4}");
+    }
+    let Some(importance) = ranker.importance() else {
         return Default::default();
     };
     let total: f64 = importance.iter().map(|x| x.1).sum::<f64>().max(f64::MIN_POSITIVE);

@@ -41,6 +41,12 @@ pub trait Ranker: Send + Sync {
         None
     }
 
+    /// The ranker's score on its own validation data (metric name, value), for rankers that
+    /// hold some out: what comparing settings without the test split reads.
+    fn validation(&self) -> Option<(String, f64)> {
+        None
+    }
+
     /// The ranker's fixed-layout feature rows, for rankers that have them (feature-sensitivity
     /// diagnostics shuffle their column groups).
     fn features(&self) -> Option<&dyn FeatureRanker> {

@@ -213,6 +213,15 @@ impl GbdtParams {
         Ok(())
     }
 
+    /// The validation metric's name (`map@12`).
+    fn metric_name(&self) -> String {
+        let name = match self.metric {
+            GbdtMetric::Map => "map",
+            GbdtMetric::Ndcg => "ndcg",
+        };
+        format!("{name}@{}", self.metric_k)
+    }
+
     /// The tree engine's parameters these map to, training on `threads` threads (0: the
     /// global pool).
     pub fn engine_params(&self, threads: usize) -> tandem_models::Result<TrainingParams> {
@@ -266,6 +275,7 @@ impl GbdtParams {
         }
         let params = self.engine_params(rayon::current_num_threads())?;
         let export = std::env::var_os(EXPORT_VAR).map(std::path::PathBuf::from);
+        let mut validation = None;
         let (model, best_trees) = if windows.len() >= 2 {
             // The latest window validates; lists with no positive would score as perfect.
             let valid = keep_positive_groups(blocks.remove(0), layout.width());
@@ -278,13 +288,14 @@ impl GbdtParams {
             let valid_rows = export.as_ref().map(|_| valid.rows.clone());
             let (dtrain, dvalid) = (train.matrix(layout.width())?, valid.matrix(layout.width())?);
             let started = std::time::Instant::now();
-            let model = self.boost(&params, &dtrain, Some(&dvalid), self.trees, progress)?;
+            let (model, score) = self.boost(&params, &dtrain, Some(&dvalid), self.trees, progress)?;
             let seconds = started.elapsed().as_secs_f64();
             if let (Some(dir), Some(rows)) = (&export, valid_rows) {
                 let predicted = model.predict_margin_rows(&rows, Iterations::Best).map_err(engine)?;
                 export_predictions(dir, predicted.as_slice(), seconds)?;
             }
             let best = model.best_iteration().map_or(self.trees, |b| b + 1);
+            validation = score.map(|v| (self.metric_name(), v));
             if self.refit {
                 drop(dtrain);
                 // Every window again, the validation one included, with the trees found.
@@ -292,14 +303,14 @@ impl GbdtParams {
                 for w in windows {
                     all.append(Block::of(w, layout, ranking));
                 }
-                (self.boost(&params, &all.matrix(layout.width())?, None, best, progress)?, best)
+                (self.boost(&params, &all.matrix(layout.width())?, None, best, progress)?.0, best)
             } else {
                 (model, best)
             }
         } else {
             let mut all = Block::empty();
             blocks.drain(..).for_each(|b| all.append(b));
-            (self.boost(&params, &all.matrix(layout.width())?, None, self.trees, progress)?, self.trees)
+            (self.boost(&params, &all.matrix(layout.width())?, None, self.trees, progress)?.0, self.trees)
         };
         let gains = gains(&model, names.len());
         Ok(Gbdt {
@@ -309,10 +320,13 @@ impl GbdtParams {
             model,
             trees: best_trees,
             gains,
+            validation,
             context: Context::new(latest.train, latest.features),
         })
     }
 
+    /// Trains `rounds` trees (fewer with early stopping on `dvalid`); with `dvalid`, also its
+    /// best metric value.
     fn boost(
         &self,
         params: &TrainingParams,
@@ -320,7 +334,7 @@ impl GbdtParams {
         dvalid: Option<&DMatrix>,
         rounds: usize,
         progress: &dyn Progress,
-    ) -> tandem_models::Result<BoostedModel> {
+    ) -> tandem_models::Result<(BoostedModel, Option<f64>)> {
         let label = if dvalid.is_some() { "gbdt: trees (early stopping)" } else { "gbdt: trees" };
         let step = progress.step(label, rounds as u64);
         let mut trainer = Trainer::new(params, dtrain, rounds).on_round(|_: hessboost::training::RoundEval<'_>| {
@@ -330,7 +344,9 @@ impl GbdtParams {
         if let (Some(dvalid), Some(patience)) = (dvalid, NonZeroUsize::new(self.early_stopping_rounds)) {
             trainer = trainer.eval(dvalid, "valid").early_stopping_rounds(patience);
         }
-        Ok(trainer.train().map_err(engine)?.model)
+        let result = trainer.train().map_err(engine)?;
+        let best = result.best_score.or_else(|| result.history.last().and_then(|r| r.values().last().copied()));
+        Ok((result.model, best))
     }
 }
 
@@ -392,6 +408,8 @@ pub struct Gbdt {
     trees: usize,
     /// Total split gain per column.
     gains: Vec<f64>,
+    /// The validation window's metric at the trees kept (when a window validated).
+    validation: Option<(String, f64)>,
     /// The feature columns of the rows being ranked for.
     context: Context,
 }
@@ -452,7 +470,7 @@ impl Gbdt {
         if names.len() != layout.width() || gains.len() != layout.width() {
             return Err(bad("feature names or gains do not match the layout".into()));
         }
-        Ok(Gbdt { params, layout, names, model, trees, gains, context: Context::read(&r)? })
+        Ok(Gbdt { params, layout, names, model, trees, gains, validation: None, context: Context::read(&r)? })
     }
 }
 
@@ -476,6 +494,10 @@ impl Ranker for Gbdt {
 
     fn attach(&mut self, train: &TrainSet, features: &ItemFeatures) {
         self.context = Context::new(train, features);
+    }
+
+    fn validation(&self) -> Option<(String, f64)> {
+        self.validation.clone()
     }
 
     fn importance(&self) -> Option<Vec<(String, f64)>> {
