@@ -84,10 +84,12 @@ impl ProgressStep for Bar {
 
 impl Drop for Bar {
     fn drop(&mut self) {
+        // Steps that took a while say that they ended, and at what rate (read before finishing:
+        // that moves the bar to its total, and a step may end early, as early stopping does).
+        let closing = self.log.as_ref().filter(|l| l.start.elapsed() >= l.every).map(|log| self.line(log, true));
         self.bar.finish_and_clear();
-        // Steps that took a while say that they ended, and at what rate.
-        if let Some(log) = self.log.as_ref().filter(|l| l.start.elapsed() >= l.every) {
-            eprintln!("{}", self.line(log, true));
+        if let Some(line) = closing {
+            eprintln!("{line}");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The ranker interface: re-scores one user's candidates with everything the pipeline knows.
 
 use tandem_models::artifact::Artifact;
-use tandem_models::{Query, TrainSet};
+use tandem_models::{Query, Retriever, TrainSet};
 
 use crate::features::ItemFeatures;
 
@@ -34,7 +34,8 @@ pub trait Ranker: Send + Sync {
     /// Takes the rows the pipeline will rank for (its final fit's training rows), for rankers
     /// whose features are read from the data at a cutoff (recent sales, days since a
     /// purchase); the others ignore it.
-    fn attach(&mut self, _train: &TrainSet, _features: &ItemFeatures) {}
+    /// `retrievers` are the pipeline's, fitted on those rows.
+    fn attach(&mut self, _train: &TrainSet, _features: &ItemFeatures, _retrievers: &[&dyn Retriever]) {}
 
     /// Each feature's importance (total split gain), largest first, for rankers that have it.
     fn importance(&self) -> Option<Vec<(String, f64)>> {

@@ -219,7 +219,8 @@ impl TwoStageSpec {
             }
         };
         let mut ranker = ranker;
-        ranker.attach(train, &ItemFeatures::new(items, train));
+        let refs: Vec<&dyn Retriever> = retrievers.iter().map(|r| r.as_ref()).collect();
+        ranker.attach(train, &ItemFeatures::new(items, train), &refs);
         Ok(TwoStage::new(self.clone(), retrievers, ranker, latest_items(train)))
     }
 

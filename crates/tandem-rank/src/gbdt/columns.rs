@@ -12,7 +12,7 @@
 use tandem_data::Csr;
 use tandem_models::artifact::{put_csr, Tensor, TensorReader, Tensors};
 use tandem_models::recent::{latest_items, DAY};
-use tandem_models::{Query, TrainSet};
+use tandem_models::{Factors, Query, TrainSet};
 
 use crate::features::ItemFeatures;
 
@@ -22,7 +22,7 @@ const KEPT_ITEMS: usize = 100;
 const SALES_DAYS: [i64; 3] = [1, 7, 28];
 
 /// Names of the columns after the retrievers' (three per retriever).
-const CONTEXT_COLUMNS: [&str; 19] = [
+const CONTEXT_COLUMNS: [&str; 21] = [
     "item.log_count",
     "item.sales_1d",
     "item.sales_7d",
@@ -42,7 +42,12 @@ const CONTEXT_COLUMNS: [&str; 19] = [
     "pair.genre_share",
     "pair.year_gap",
     "pair.weight_vs_user",
+    "pair.recent_similarity",
+    "pair.last_similarity",
 ];
+
+/// Latest items whose mean vector a candidate is compared with.
+const RECENT_SIMILARITY: usize = 5;
 
 /// Columns per retriever: its raw score, its z-score within the user's list, 1 / log2(2 +
 /// its rank in the list) (all NaN where the retriever did not score the candidate).
@@ -97,11 +102,13 @@ pub(crate) struct Context {
     /// Users x items: days between the user's last purchase of the item and the cutoff, for
     /// the user's [`KEPT_ITEMS`] latest distinct items.
     days: Csr,
+    /// Unit item vectors of the pipeline's first retriever that has them (0 wide: none).
+    unit: Factors,
 }
 
 impl Context {
     /// The columns of `train` (item metadata from `features`).
-    pub(crate) fn new(train: &TrainSet, features: &ItemFeatures) -> Context {
+    pub(crate) fn new(train: &TrainSet, features: &ItemFeatures, vectors: Option<&Factors>) -> Context {
         let log = &train.log;
         let (n_users, n_items) = (train.n_users(), train.n_items());
         let cutoff = log.max_time().unwrap_or(0).div_euclid(DAY);
@@ -145,6 +152,7 @@ impl Context {
             user_idle: user_last.iter().map(|&d| since(d, i64::MIN)).collect(),
             user_weight: user_weight.iter().zip(&user_rows).map(|(&s, &n)| mean(s, n)).collect(),
             days: latest_items(train, KEPT_ITEMS),
+            unit: unit_rows(vectors),
         }
     }
 
@@ -209,7 +217,17 @@ impl Context {
             genre_share,
             year_gap,
             item(&self.item_weight) / user.weight,
+            self.cosine(&user.recent_unit, i),
+            self.cosine(&user.last_unit, i),
         ]);
+    }
+
+    /// The cosine between a unit vector and item `i`'s (NaN without vectors).
+    fn cosine(&self, unit: &[f32], i: usize) -> f32 {
+        if unit.is_empty() || i >= self.unit.rows() {
+            return f32::NAN;
+        }
+        unit.iter().zip(self.unit.row(i)).map(|(a, b)| a * b).sum()
     }
 
     /// Saves the columns as tensors under `ctx.`.
@@ -230,6 +248,7 @@ impl Context {
         t.insert("ctx.sizes".into(), Tensor::u32(vec![self.n_year_buckets, self.n_genres as u32]));
         crate::parts::put_lists(t, "ctx.genres", &self.genres);
         put_csr(t, "ctx.days", &self.days);
+        t.insert("ctx.unit".into(), Tensor::matrix(self.unit.rows(), self.unit.dim(), self.unit.as_slice().to_vec()));
     }
 
     /// Reads what [`Context::put`] wrote.
@@ -251,6 +270,7 @@ impl Context {
             user_idle: f("user_idle")?,
             user_weight: f("user_weight")?,
             days: r.csr("ctx.days")?,
+            unit: r.matrix("ctx.unit")?,
         };
         let n = ctx.item_log_count.len();
         let items_agree =
@@ -288,6 +308,9 @@ struct User<'q> {
     group_counts: Vec<(u32, f32)>,
     genre_share: Vec<f32>,
     mean_year: Option<f32>,
+    /// Unit mean vector of the latest items, and the latest item's (empty: none).
+    recent_unit: Vec<f32>,
+    last_unit: Vec<f32>,
 }
 
 impl<'q> User<'q> {
@@ -343,15 +366,46 @@ impl<'q> User<'q> {
             log_rows: row.map_or((query.items.len() as f32).ln_1p(), |u| ctx.user_log_rows[u]),
             idle: row.map_or(f32::NAN, |u| ctx.user_idle[u]),
             weight: if weight > 0.0 { weight } else { f32::NAN },
-            days_items,
-            days,
-            recency,
             group_days,
             group_counts,
             genre_share,
             mean_year: (n_years > 0).then(|| years / n_years as f32),
+            recent_unit: ctx.unit_mean(order.iter().take(RECENT_SIMILARITY).map(|&k| days_items[k])),
+            last_unit: ctx.unit_mean(order.iter().take(1).map(|&k| days_items[k])),
+            days_items,
+            days,
+            recency,
         }
     }
+}
+
+impl Context {
+    /// The unit mean of `items`' unit vectors (empty without vectors or items).
+    fn unit_mean(&self, items: impl Iterator<Item = u32>) -> Vec<f32> {
+        let mut mean = vec![0f32; self.unit.dim()];
+        for i in items.filter(|&i| (i as usize) < self.unit.rows()) {
+            mean.iter_mut().zip(self.unit.row(i as usize)).for_each(|(m, v)| *m += v);
+        }
+        let norm = mean.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm <= 1e-12 {
+            return Vec::new();
+        }
+        mean.iter_mut().for_each(|m| *m /= norm);
+        mean
+    }
+}
+
+/// `vectors`' rows scaled to length 1 (a zero row stays zero; none: 0 wide).
+fn unit_rows(vectors: Option<&Factors>) -> Factors {
+    let Some(v) = vectors else { return Factors::zeros(0, 0) };
+    let mut data = v.as_slice().to_vec();
+    for row in data.chunks_exact_mut(v.dim().max(1)) {
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 1e-12 {
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+    }
+    Factors::from_vec(v.rows(), v.dim(), data)
 }
 
 /// [`PER_RETRIEVER`] columns of one retriever's scores of a list.
@@ -378,7 +432,8 @@ mod tests {
         let train = TrainSet::new(log, 2, 3);
         let mut features = ItemFeatures::new(&[], &train);
         features.groups = vec![0, 1, 0];
-        let ctx = Context::new(&train, &features);
+        let items = Factors::from_vec(3, 2, vec![1.0, 0.0, 0.0, 2.0, 3.0, 0.0]);
+        let ctx = Context::new(&train, &features, Some(&items));
         let layout = Layout { retrievers: 1 };
         let q = Query::from_row(&train.user_items, 0);
         let scores = [1.0, f32::NEG_INFINITY, 0.5];
@@ -404,6 +459,9 @@ mod tests {
         assert_eq!(col(0, "pair.log_weight"), 2f32.ln_1p(), "bought twice");
         assert_eq!(col(0, "user.idle_days"), 0.0);
         assert_eq!(col(0, "user.distinct_items"), 2.0);
+        // Latest items 0 then 1: their unit mean is (1, 1)/√2; item 2 points along item 0.
+        assert!((col(2, "pair.recent_similarity") - 0.5f32.sqrt()).abs() < 1e-6);
+        assert_eq!(col(2, "pair.last_similarity"), 1.0, "the latest item is item 0");
         // An anonymous history: no recency, no idle days.
         let anon = Query { trained: None, items: &[1], weights: &[1.0] };
         rows.clear();

@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorData, TensorReader, Tensors};
-use tandem_models::{within, ModelError, Query, TrainSet};
+use tandem_models::{within, Factors, ModelError, Query, Retriever, TrainSet};
 
 use crate::features::ItemFeatures;
 use crate::parts::{example_scores, lists_by_user, RankerWindow};
@@ -134,43 +134,50 @@ impl Block {
         Block { rows: Vec::new(), labels: Vec::new(), groups: Vec::new() }
     }
 
-    fn append(&mut self, other: Block) {
-        self.rows.extend(other.rows);
-        self.labels.extend(other.labels);
-        self.groups.extend(other.groups);
-    }
-
-    /// The rows of the window's examples, one group per user (users ascending); with
-    /// `positives_only`, users none of whose candidates is a positive are left out (they give
-    /// LambdaRank no pair and the metric nothing to rank).
-    fn of(w: &RankerWindow<'_>, layout: Layout, positives_only: bool) -> Block {
-        let ctx = Context::new(w.train, w.features);
-        let r = layout.retrievers;
-        let raw = example_scores(w.examples, w.train, &w.retrievers[..r]);
-        let mut users: Vec<(u32, Vec<usize>)> = lists_by_user(w.examples).into_iter().collect();
-        users.sort_unstable_by_key(|x| x.0);
-        if positives_only {
-            users.retain(|(_, ks)| ks.iter().any(|&k| w.examples[k].label > 0.0));
-        }
-        let parts: Vec<(Vec<f32>, Vec<f32>)> = users
-            .par_iter()
-            .map(|(u, ks)| {
-                let q = user_query(w.train, *u);
-                let items: Vec<u32> = ks.iter().map(|&k| w.examples[k].item).collect();
-                let scores: Vec<Vec<f32>> = (0..r).map(|ri| ks.iter().map(|&k| raw[k * r + ri]).collect()).collect();
-                let refs: Vec<&[f32]> = scores.iter().map(|s| &s[..]).collect();
-                let mut rows = Vec::with_capacity(ks.len() * layout.width());
-                ctx.push_rows(&q, &items, &refs, &mut rows);
-                (rows, ks.iter().map(|&k| w.examples[k].label).collect())
+    /// The rows of the windows' examples, one group per user (windows in order, users
+    /// ascending in each), written in place into one buffer (at H&M size the rows are a
+    /// gigabyte: no second copy); with `positives_only`, users none of whose candidates is a
+    /// positive are left out (they give LambdaRank no pair and the metric nothing to rank).
+    fn of(windows: &[RankerWindow<'_>], layout: Layout, positives_only: bool) -> Block {
+        let (width, r) = (layout.width(), layout.retrievers);
+        type Lists = Vec<(u32, Vec<usize>)>;
+        let prepared: Vec<(Context, Vec<f32>, Lists)> = windows
+            .iter()
+            .map(|w| {
+                let mut users: Lists = lists_by_user(w.examples).into_iter().collect();
+                users.sort_unstable_by_key(|x| x.0);
+                if positives_only {
+                    users.retain(|(_, ks)| ks.iter().any(|&k| w.examples[k].label > 0.0));
+                }
+                let ctx = Context::new(w.train, w.features, item_vectors(w.retrievers));
+                (ctx, example_scores(w.examples, w.train, &w.retrievers[..r]), users)
             })
             .collect();
-        let mut block = Block::empty();
-        for (rows, labels) in parts {
-            block.groups.push(labels.len());
-            block.rows.extend(rows);
-            block.labels.extend(labels);
+        let jobs: Vec<(usize, usize)> =
+            prepared.iter().enumerate().flat_map(|(wi, p)| (0..p.2.len()).map(move |ui| (wi, ui))).collect();
+        let groups: Vec<usize> = jobs.iter().map(|&(wi, ui)| prepared[wi].2[ui].1.len()).collect();
+        let n: usize = groups.iter().sum();
+        let (mut rows, mut labels) = (vec![0f32; n * width], vec![0f32; n]);
+        let mut slots: Vec<(&mut [f32], &mut [f32])> = Vec::with_capacity(jobs.len());
+        let (mut rest_rows, mut rest_labels) = (&mut rows[..], &mut labels[..]);
+        for &g in &groups {
+            let (row_slot, more_rows) = std::mem::take(&mut rest_rows).split_at_mut(g * width);
+            let (label_slot, more_labels) = std::mem::take(&mut rest_labels).split_at_mut(g);
+            slots.push((row_slot, label_slot));
+            (rest_rows, rest_labels) = (more_rows, more_labels);
         }
-        block
+        slots.into_par_iter().zip(jobs.par_iter()).for_each(|((row_slot, label_slot), &(wi, ui))| {
+            let (w, (ctx, raw, users)) = (&windows[wi], &prepared[wi]);
+            let (u, ks) = &users[ui];
+            let items: Vec<u32> = ks.iter().map(|&k| w.examples[k].item).collect();
+            let scores: Vec<Vec<f32>> = (0..r).map(|ri| ks.iter().map(|&k| raw[k * r + ri]).collect()).collect();
+            let refs: Vec<&[f32]> = scores.iter().map(|s| &s[..]).collect();
+            let mut out = Vec::with_capacity(ks.len() * width);
+            ctx.push_rows(&user_query(w.train, *u), &items, &refs, &mut out);
+            row_slot.copy_from_slice(&out);
+            label_slot.iter_mut().zip(ks).for_each(|(l, &k)| *l = w.examples[k].label);
+        });
+        Block { rows, labels, groups }
     }
 
     fn matrix(self, width: usize) -> tandem_models::Result<DMatrix> {
@@ -180,6 +187,11 @@ impl Block {
             .and_then(|m| m.with_group_sizes(&self.groups))
             .map_err(engine)
     }
+}
+
+/// The item vectors of the first retriever that has them (the similarity features).
+fn item_vectors<'a>(retrievers: &[&'a dyn Retriever]) -> Option<&'a Factors> {
+    retrievers.iter().find_map(|r| r.embeddings()).map(|e| e.items)
 }
 
 /// The query of user `u` of `train` (a user beyond its rows has no history).
@@ -263,24 +275,20 @@ impl GbdtParams {
         let kinds: Vec<String> = latest.retrievers.iter().map(|r| r.kind().to_string()).collect();
         let names = layout.names(&kinds);
         let ranking = self.objective != GbdtObjective::Binary;
-        let step = progress.step("gbdt: feature rows of the windows", windows.len() as u64);
-        let mut blocks: Vec<Block> = Vec::new();
-        for w in windows {
-            blocks.push(Block::of(w, layout, ranking));
-            step.inc(1);
-        }
-        drop(step);
-        if blocks.iter().all(|b| !b.labels.iter().any(|&l| l > 0.0)) {
-            return Err(ModelError::EmptyTrainingData { model: "gbdt (no positive example)" });
-        }
         let params = self.engine_params(rayon::current_num_threads())?;
         let export = std::env::var_os(EXPORT_VAR).map(std::path::PathBuf::from);
+        let rows_of = |windows: &[RankerWindow<'_>]| {
+            let _step = progress.step("gbdt: feature rows", windows.len() as u64);
+            Block::of(windows, layout, ranking)
+        };
         let mut validation = None;
         let (model, best_trees) = if windows.len() >= 2 {
             // The latest window validates; lists with no positive would score as perfect.
-            let valid = keep_positive_groups(blocks.remove(0), layout.width());
-            let mut train = Block::empty();
-            blocks.drain(..).for_each(|b| train.append(b));
+            let valid = keep_positive_groups(rows_of(&windows[..1]), layout.width());
+            let train = rows_of(&windows[1..]);
+            if !train.labels.iter().any(|&l| l > 0.0) || valid.labels.is_empty() {
+                return Err(ModelError::EmptyTrainingData { model: "gbdt (a window without positive examples)" });
+            }
             if let Some(dir) = &export {
                 export_block(dir, "train", &train, &names)?;
                 export_block(dir, "valid", &valid, &names)?;
@@ -297,19 +305,18 @@ impl GbdtParams {
             let best = model.best_iteration().map_or(self.trees, |b| b + 1);
             validation = score.map(|v| (self.metric_name(), v));
             if self.refit {
-                drop(dtrain);
+                drop((dtrain, dvalid));
                 // Every window again, the validation one included, with the trees found.
-                let mut all = Block::empty();
-                for w in windows {
-                    all.append(Block::of(w, layout, ranking));
-                }
-                (self.boost(&params, &all.matrix(layout.width())?, None, best, progress)?.0, best)
+                let all = rows_of(windows).matrix(layout.width())?;
+                (self.boost(&params, &all, None, best, progress)?.0, best)
             } else {
                 (model, best)
             }
         } else {
-            let mut all = Block::empty();
-            blocks.drain(..).for_each(|b| all.append(b));
+            let all = rows_of(windows);
+            if !all.labels.iter().any(|&l| l > 0.0) {
+                return Err(ModelError::EmptyTrainingData { model: "gbdt (no positive example)" });
+            }
             (self.boost(&params, &all.matrix(layout.width())?, None, self.trees, progress)?.0, self.trees)
         };
         let gains = gains(&model, names.len());
@@ -321,7 +328,7 @@ impl GbdtParams {
             trees: best_trees,
             gains,
             validation,
-            context: Context::new(latest.train, latest.features),
+            context: Context::new(latest.train, latest.features, item_vectors(latest.retrievers)),
         })
     }
 
@@ -492,8 +499,8 @@ impl Ranker for Gbdt {
         }
     }
 
-    fn attach(&mut self, train: &TrainSet, features: &ItemFeatures) {
-        self.context = Context::new(train, features);
+    fn attach(&mut self, train: &TrainSet, features: &ItemFeatures, retrievers: &[&dyn Retriever]) {
+        self.context = Context::new(train, features, item_vectors(retrievers));
     }
 
     fn validation(&self) -> Option<(String, f64)> {
