@@ -61,23 +61,34 @@ pub(crate) fn cg_solve<K: Kernels>(
             let yi = y.row(i as usize);
             K::axpy(alpha * w * K::dot(yi, p), yi, ap);
         }
-        let pap = K::dot(p, ap);
-        if pap <= 0.0 || !pap.is_finite() {
-            break;
+        match cg_update::<K>(x, r, p, ap, rs_old) {
+            Some(rs) => rs_old = rs,
+            None => break,
         }
-        let a = rs_old / pap;
-        K::axpy(a, p, x);
-        K::axpy(-a, ap, r);
-        let rs_new = K::dot(r, r);
-        if rs_new < 1e-20 {
-            break;
-        }
-        let beta = rs_new / rs_old;
-        for (pi, ri) in p.iter_mut().zip(r.iter()) {
-            *pi = ri + beta * *pi;
-        }
-        rs_old = rs_new;
     }
+}
+
+/// One CG update once `ap = A p` is known: x and r move along p, then p turns to the new
+/// residual. The new residual's squared norm, or `None` when the solve is done (converged,
+/// or `p` no longer a descent direction in floating point).
+#[inline(always)]
+fn cg_update<K: Kernels>(x: &mut [f32], r: &mut [f32], p: &mut [f32], ap: &[f32], rs_old: f32) -> Option<f32> {
+    let pap = K::dot(p, ap);
+    if pap <= 0.0 || !pap.is_finite() {
+        return None;
+    }
+    let a = rs_old / pap;
+    K::axpy(a, p, x);
+    K::axpy(-a, ap, r);
+    let rs_new = K::dot(r, r);
+    if rs_new < 1e-20 {
+        return None;
+    }
+    let beta = rs_new / rs_old;
+    for (pi, ri) in p.iter_mut().zip(r.iter()) {
+        *pi = ri + beta * *pi;
+    }
+    Some(rs_new)
 }
 
 /// `out = YᵀY v`.
@@ -146,22 +157,10 @@ pub(crate) unsafe fn cg_solve_blocked(
                 add_weighted(rows, coef, ap);
             }
         }
-        let pap = Avx2::dot(p, ap);
-        if pap <= 0.0 || !pap.is_finite() {
-            break;
+        match cg_update::<Avx2>(x, r, p, ap, rs_old) {
+            Some(rs) => rs_old = rs,
+            None => break,
         }
-        let a = rs_old / pap;
-        Avx2::axpy(a, p, x);
-        Avx2::axpy(-a, ap, r);
-        let rs_new = Avx2::dot(r, r);
-        if rs_new < 1e-20 {
-            break;
-        }
-        let beta = rs_new / rs_old;
-        for (pi, ri) in p.iter_mut().zip(r.iter()) {
-            *pi = ri + beta * *pi;
-        }
-        rs_old = rs_new;
     }
 }
 
