@@ -712,6 +712,10 @@ mod tests {
         assert!(e.contains("candidates"), "{e}");
         let e = TwoStageSpec { windows: 0, ..spec() }.fit(&t, Side::default(), &NoProgress).err().unwrap().to_string();
         assert!(e.contains("windows"), "{e}");
+        let gbdt = RankerSpec::Gbdt(GbdtParams { learning_rate: 0.0, ..Default::default() });
+        let e =
+            TwoStageSpec { ranker: gbdt, ..spec() }.fit(&t, Side::default(), &NoProgress).err().unwrap().to_string();
+        assert!(e.contains("ranker.learning_rate"), "{e}");
         let e = serde_json::from_value::<TwoStageSpec>(
             serde_json::json!({"retrievers": [], "ranker": {"kind": "catboost"}}),
         )
