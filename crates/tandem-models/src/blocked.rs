@@ -51,49 +51,6 @@ unsafe fn prefetch_row(row: *const f32, f: usize) {
     }
 }
 
-/// `out = A v` for a symmetric `f x f` `a` (row j is column j): out is a sum of a's rows
-/// scaled by v, accumulated 64 floats at a time in eight registers.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn sym_times(a: &[f32], v: &[f32], out: &mut [f32]) {
-    let f = v.len();
-    assert!(a.len() >= f * f && out.len() >= f && f % 8 == 0);
-    let pa = a.as_ptr();
-    let mut b = 0;
-    // SAFETY: (all loads and stores) b + 64 <= f (or b + 8 <= f) and j < f keep every access
-    // inside a's f*f floats and out's f.
-    unsafe {
-        while b + 64 <= f {
-            let mut acc = [_mm256_setzero_ps(); 8];
-            for (j, &vj) in v.iter().enumerate() {
-                let c = _mm256_set1_ps(vj);
-                let row = pa.add(j * f + b);
-                for (k, acc) in acc.iter_mut().enumerate() {
-                    *acc = _mm256_fmadd_ps(c, _mm256_loadu_ps(row.add(8 * k)), *acc);
-                }
-            }
-            for (k, acc) in acc.iter().enumerate() {
-                _mm256_storeu_ps(out.as_mut_ptr().add(b + 8 * k), *acc);
-            }
-            b += 64;
-        }
-        while b + 8 <= f {
-            let (mut even, mut odd) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-            let mut j = 0;
-            while j + 2 <= f {
-                even = _mm256_fmadd_ps(_mm256_set1_ps(v[j]), _mm256_loadu_ps(pa.add(j * f + b)), even);
-                odd = _mm256_fmadd_ps(_mm256_set1_ps(v[j + 1]), _mm256_loadu_ps(pa.add((j + 1) * f + b)), odd);
-                j += 2;
-            }
-            if j < f {
-                even = _mm256_fmadd_ps(_mm256_set1_ps(v[j]), _mm256_loadu_ps(pa.add(j * f + b)), even);
-            }
-            _mm256_storeu_ps(out.as_mut_ptr().add(b), _mm256_add_ps(even, odd));
-            b += 8;
-        }
-    }
-}
-
 /// `out[k] = rows[k] · v` for the `out.len()` contiguous rows of `v.len()` floats, four rows
 /// at a time (eight independent FMA chains, one horizontal reduction per four dots).
 #[cfg(target_arch = "x86_64")]

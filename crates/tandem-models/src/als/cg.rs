@@ -9,7 +9,7 @@
 //! on every item. Same arithmetic, summed in another order: results agree to rounding.
 
 #[cfg(target_arch = "x86_64")]
-use crate::blocked::{add_weighted, dots, gather, sym_times};
+use crate::blocked::{add_weighted, dots, gather};
 use crate::factors::{Factors, Kernels};
 
 /// Working memory of one thread's solves (grows to the longest row seen).
@@ -25,20 +25,20 @@ pub(crate) struct Scratch {
     coef: Vec<f32>,
 }
 
-/// A few CG steps on `(YᵀY + Σ alpha r y yᵀ) x = Σ (1 + alpha r) y`, warm-started from `x`
-/// (`yty` already holds λ on its diagonal).
-#[allow(clippy::too_many_arguments)]
+/// What every row of one half-step shares: the fixed side's vectors `y`, `yty` = YᵀY + λI
+/// (f x f), the confidence slope and the CG steps per row.
+pub(crate) struct HalfStep<'a> {
+    pub(crate) yty: &'a [f32],
+    pub(crate) y: &'a Factors,
+    pub(crate) alpha: f32,
+    pub(crate) steps: usize,
+}
+
+/// A few CG steps on `(YᵀY + Σ alpha r y yᵀ) x = Σ (1 + alpha r) y` for the row whose items
+/// are `cols` with weights `vals`, warm-started from `x`; `buf` holds 3 f floats.
 #[inline(always)]
-pub(crate) fn cg_solve<K: Kernels>(
-    yty: &[f32],
-    y: &Factors,
-    cols: &[u32],
-    vals: &[f32],
-    alpha: f32,
-    steps: usize,
-    x: &mut [f32],
-    buf: &mut [f32],
-) {
+pub(crate) fn cg_solve<K: Kernels>(h: &HalfStep<'_>, cols: &[u32], vals: &[f32], x: &mut [f32], buf: &mut [f32]) {
+    let HalfStep { yty, y, alpha, steps } = *h;
     let f = x.len();
     let (r, rest) = buf.split_at_mut(f);
     let (p, ap) = rest.split_at_mut(f);
@@ -107,18 +107,9 @@ fn gram_times<K: Kernels>(yty: &[f32], v: &[f32], out: &mut [f32]) {
 /// The CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn cg_solve_blocked(
-    yty: &[f32],
-    y: &Factors,
-    cols: &[u32],
-    vals: &[f32],
-    alpha: f32,
-    steps: usize,
-    x: &mut [f32],
-    s: &mut Scratch,
-) {
+pub(crate) unsafe fn cg_solve_blocked(h: &HalfStep<'_>, cols: &[u32], vals: &[f32], x: &mut [f32], s: &mut Scratch) {
     use crate::factors::Avx2;
+    let HalfStep { yty, y, alpha, steps } = *h;
     let (f, n) = (x.len(), cols.len());
     debug_assert!(f % 8 == 0 && y.dim() == f && yty.len() == f * f);
     s.vecs.resize(3 * f, 0.0);
@@ -136,7 +127,9 @@ pub(crate) unsafe fn cg_solve_blocked(
     // SAFETY: (all kernel calls) AVX2 + FMA are this function's contract; slice lengths are
     // checked inside each kernel.
     unsafe {
-        sym_times(yty, x, r);
+        // YᵀY is symmetric: YᵀY x is its rows weighted by x.
+        r.fill(0.0);
+        add_weighted(yty, x, r);
         r.iter_mut().for_each(|v| *v = -*v);
         dots(rows, x, coef);
         coef.iter_mut().zip(conf.iter()).for_each(|(d, &c)| *d = 1.0 + c - c * *d);
@@ -150,7 +143,8 @@ pub(crate) unsafe fn cg_solve_blocked(
     for _ in 0..steps {
         // SAFETY: as above.
         unsafe {
-            sym_times(yty, p, ap);
+            ap.fill(0.0);
+            add_weighted(yty, p, ap);
             if weighted {
                 dots(rows, p, coef);
                 coef.iter_mut().zip(conf.iter()).for_each(|(d, &c)| *d *= c);
@@ -192,9 +186,10 @@ mod tests {
                     let vals: Vec<f32> = (0..n).map(|_| rng.random_range(0.5..3.0)).collect();
                     let x0: Vec<f32> = (0..f).map(|_| rng.random_range(-0.1..0.1)).collect();
                     let (mut a, mut b) = (x0.clone(), x0);
-                    cg_solve::<Portable>(&yty, &y, &cols, &vals, alpha, 3, &mut a, &mut vec![0.0; 3 * f]);
+                    let h = HalfStep { yty: &yty, y: &y, alpha, steps: 3 };
+                    cg_solve::<Portable>(&h, &cols, &vals, &mut a, &mut vec![0.0; 3 * f]);
                     // SAFETY: simd() found AVX2 and FMA above.
-                    unsafe { cg_solve_blocked(&yty, &y, &cols, &vals, alpha, 3, &mut b, &mut Scratch::default()) };
+                    unsafe { cg_solve_blocked(&h, &cols, &vals, &mut b, &mut Scratch::default()) };
                     let scale = a.iter().map(|v| v.abs()).fold(1e-3, f32::max);
                     for (u, v) in a.iter().zip(&b) {
                         assert!((u - v).abs() <= 1e-3 * scale, "f {f} n {n} alpha {alpha}: {a:?} vs {b:?}");

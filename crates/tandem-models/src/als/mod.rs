@@ -51,16 +51,8 @@ mod tests {
             yty[i * 6 + i] += p.regularization as f64;
         }
         let yty: Vec<f32> = yty.into_iter().map(|v| v as f32).collect();
-        cg::cg_solve::<crate::factors::Portable>(
-            &yty,
-            m.item_factors(),
-            q.items,
-            q.weights,
-            p.alpha,
-            50,
-            &mut x,
-            &mut [0.0; 18],
-        );
+        let h = cg::HalfStep { yty: &yty, y: m.item_factors(), alpha: p.alpha, steps: 50 };
+        cg::cg_solve::<crate::factors::Portable>(&h, q.items, q.weights, &mut x, &mut [0.0; 18]);
         for (a, b) in x.iter().zip(&exact) {
             assert!((a - b).abs() < 1e-3, "{x:?} vs {exact:?}");
         }

@@ -9,7 +9,7 @@ use tandem_data::{Csr, Progress};
 
 #[cfg(target_arch = "x86_64")]
 use super::cg::cg_solve_blocked;
-use super::cg::{cg_solve, Scratch};
+use super::cg::{cg_solve, HalfStep, Scratch};
 use super::model::Als;
 use super::params::AlsParams;
 use crate::error::{ModelError, Result};
@@ -72,7 +72,7 @@ impl AlsParams {
         }
         let yty: Vec<f32> = yty.into_iter().map(|v| v as f32).collect();
         let level = simd();
-        let (a, s) = (self.alpha, self.cg_steps);
+        let h = HalfStep { yty: &yty, y, alpha: self.alpha, steps: self.cg_steps };
         x.as_mut_slice().par_chunks_mut(f).enumerate().for_each_init(
             || (Scratch::default(), vec![0f32; 3 * f]),
             |(scratch, buf), (u, xu)| {
@@ -80,13 +80,11 @@ impl AlsParams {
                 match level {
                     // SAFETY: simd() found AVX2 and FMA on this CPU (AVX-512 implies both).
                     #[cfg(target_arch = "x86_64")]
-                    Simd::Avx2 | Simd::Avx512 if f % 8 == 0 => unsafe {
-                        cg_solve_blocked(&yty, y, cols, vals, a, s, xu, scratch)
-                    },
+                    Simd::Avx2 | Simd::Avx512 if f % 8 == 0 => unsafe { cg_solve_blocked(&h, cols, vals, xu, scratch) },
                     // SAFETY: as above.
                     #[cfg(target_arch = "x86_64")]
-                    Simd::Avx2 | Simd::Avx512 => unsafe { cg_solve_avx2(&yty, y, cols, vals, a, s, xu, buf) },
-                    _ => cg_solve::<Portable>(&yty, y, cols, vals, a, s, xu, buf),
+                    Simd::Avx2 | Simd::Avx512 => unsafe { cg_solve_avx2(&h, cols, vals, xu, buf) },
+                    _ => cg_solve::<Portable>(&h, cols, vals, xu, buf),
                 }
             },
         );
@@ -96,16 +94,6 @@ impl AlsParams {
 /// [`cg_solve`] compiled for AVX2 + FMA, for factor counts the blocked solver does not take.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn cg_solve_avx2(
-    yty: &[f32],
-    y: &Factors,
-    cols: &[u32],
-    vals: &[f32],
-    alpha: f32,
-    steps: usize,
-    x: &mut [f32],
-    buf: &mut [f32],
-) {
-    cg_solve::<Avx2>(yty, y, cols, vals, alpha, steps, x, buf)
+unsafe fn cg_solve_avx2(h: &HalfStep<'_>, cols: &[u32], vals: &[f32], x: &mut [f32], buf: &mut [f32]) {
+    cg_solve::<Avx2>(h, cols, vals, x, buf)
 }

@@ -278,8 +278,10 @@ impl GbdtParams {
         let params = self.engine_params(rayon::current_num_threads())?;
         let export = std::env::var_os(EXPORT_VAR).map(std::path::PathBuf::from);
         let rows_of = |windows: &[RankerWindow<'_>]| {
-            let _step = progress.step("gbdt: feature rows", windows.len() as u64);
-            Block::of(windows, layout, ranking)
+            let step = progress.step("gbdt: feature rows", windows.len() as u64);
+            let block = Block::of(windows, layout, ranking);
+            step.inc(windows.len() as u64);
+            block
         };
         let mut validation = None;
         let (model, best_trees) = if windows.len() >= 2 {
