@@ -12,6 +12,7 @@
 //! rank for ([`Ranker::attach`]), so a pipeline refitted on every row ranks by today's sales.
 
 mod columns;
+mod lambdarank;
 
 use std::num::NonZeroUsize;
 use std::ops::ControlFlow;
@@ -32,6 +33,7 @@ use crate::features::ItemFeatures;
 use crate::parts::{example_scores, lists_by_user, RankerWindow};
 use crate::ranker::{Candidates, Ranker};
 use columns::{Context, Layout};
+use lambdarank::NdcgLambdaRank;
 
 /// What the trees minimise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -237,18 +239,20 @@ impl GbdtParams {
     /// The tree engine's parameters these map to, training on `threads` threads (0: the
     /// global pool).
     pub fn engine_params(&self, threads: usize) -> tandem_models::Result<TrainingParams> {
-        let rank = LambdaRank::new(self.pairs_per_sample).map_err(engine)?;
         let cutoff = Cutoff::top(self.metric_k).map_err(engine)?;
-        let mut p = TrainingParams::default();
-        p.objective = match self.objective {
-            GbdtObjective::Lambdarank => Objective::RankNdcg(rank),
-            GbdtObjective::LambdarankMap => Objective::RankMap(rank),
-            GbdtObjective::Binary => Objective::BinaryLogistic(Default::default()),
-        };
-        p.eval_metric = vec![match self.metric {
+        let metric = match self.metric {
             GbdtMetric::Map => EvalMetric::Map(cutoff),
             GbdtMetric::Ndcg => EvalMetric::Ndcg(cutoff),
-        }];
+        };
+        let mut p = TrainingParams::default();
+        p.objective = match self.objective {
+            GbdtObjective::Lambdarank => {
+                Objective::custom(NdcgLambdaRank { top_k: self.pairs_per_sample, metric: metric.clone() })
+            }
+            GbdtObjective::LambdarankMap => Objective::RankMap(LambdaRank::new(self.pairs_per_sample).map_err(engine)?),
+            GbdtObjective::Binary => Objective::BinaryLogistic(Default::default()),
+        };
+        p.eval_metric = vec![metric];
         p.nthread = NonZeroUsize::new(threads);
         p.seed = self.seed;
         p.eta = self.learning_rate;
