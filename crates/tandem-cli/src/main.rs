@@ -200,6 +200,19 @@ enum Command {
         /// (without one they last until the process ends).
         #[arg(long, value_name = "FILE")]
         wal: Option<PathBuf>,
+        /// Start even when the interaction log is damaged in the middle: the bad record and
+        /// everything after it move to FILE.quarantine-<unix seconds> (a torn last record, from
+        /// a crash mid-write, is always cut off without this).
+        #[arg(long, requires = "wal")]
+        wal_recover: bool,
+        /// Records after which the log is folded into FILE.snapshot (each user's latest
+        /// --max-items events), so a restart replays a bounded amount (0: never).
+        #[arg(long, default_value_t = 1_000_000, value_name = "RECORDS")]
+        wal_snapshot_every: u64,
+        /// Directory under which `POST /admin/reload` may name model directories (default: the
+        /// directory holding --model); with --admin-token set, any directory may be named.
+        #[arg(long, value_name = "DIR")]
+        models_root: Option<PathBuf>,
         /// Candidate index for models with item vectors: exact (every item scored) or ivf
         /// (k-means lists; the best-matching --ivf-probe share of them scanned).
         #[arg(long, default_value = "exact", value_parser = ["exact", "ivf"])]
@@ -296,9 +309,23 @@ fn main() -> ExitCode {
             };
             commands::evaluate_split(&split_dir, &model, &params, &out, &opts, &bars)
         }
-        Command::Serve { model, addr, wal, index, ivf_probe, max_k, max_items, max_body, admin_token } => {
+        Command::Serve {
+            model,
+            addr,
+            wal,
+            wal_recover,
+            wal_snapshot_every,
+            models_root,
+            index,
+            ivf_probe,
+            max_k,
+            max_items,
+            max_body,
+            admin_token,
+        } => {
             let mut o = tandem_serve::Options::new(model);
-            o.wal = wal;
+            (o.wal, o.wal_recover, o.wal_snapshot_every, o.models_root) =
+                (wal, wal_recover, wal_snapshot_every, models_root);
             o.index = if index == "ivf" { tandem_serve::IndexKind::Ivf } else { tandem_serve::IndexKind::Exact };
             o.ivf_probe = ivf_probe;
             o.admin_token = admin_token;

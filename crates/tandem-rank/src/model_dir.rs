@@ -76,6 +76,11 @@ pub struct Manifest {
     pub params: serde_json::Value,
     /// What it was trained on.
     pub data: DataInfo,
+    /// CRC32C (8 hex digits) of each file written beside the manifest, checked at load: a
+    /// truncated or damaged file is refused by name. (It catches damage, not tampering.)
+    /// Directories written before checksums existed have none and load unchecked.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub checksums: std::collections::BTreeMap<String, String>,
 }
 
 /// The training data's identity.
@@ -139,13 +144,14 @@ pub fn save(dir: &Path, name: &str, model: &dyn Retriever, data: &DataParts<'_>)
     let DataParts { users, items, history, item_info } = *data;
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let art = model.artifact();
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         format_version: FORMAT_VERSION,
         tandem_version: env!("CARGO_PKG_VERSION").to_string(),
         name: name.to_string(),
         kind: art.kind.to_string(),
         params: art.params,
         data: fingerprint(users, items, history),
+        checksums: Default::default(),
     };
     write_tensors(&dir.join("tensors.safetensors"), &art.tensors).map_err(model_err(dir))?;
     let mut h = Tensors::new();
@@ -163,9 +169,47 @@ pub fn save(dir: &Path, name: &str, model: &dyn Retriever, data: &DataParts<'_>)
     } else if info_path.exists() {
         std::fs::remove_file(&info_path).map_err(io(&info_path))?;
     }
+    for file in ["tensors.safetensors", "history.safetensors", "users.txt", "items.txt", "item_info.json"] {
+        let path = dir.join(file);
+        if path.exists() {
+            manifest.checksums.insert(file.to_string(), checksum(&path)?);
+        }
+    }
+    // The manifest last: a directory without one is not a model, so a crash mid-save never
+    // leaves a directory that loads with parts missing.
     let path = dir.join("manifest.json");
     let text = serde_json::to_string_pretty(&manifest).expect("a manifest serialises") + "\n";
     std::fs::write(&path, text).map_err(io(&path))
+}
+
+/// The CRC32C of a file, as 8 hex digits.
+fn checksum(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    Ok(format!("{:08x}", crc32c::crc32c(&bytes)))
+}
+
+/// Fails unless every file the manifest has a checksum for is there with that checksum.
+fn verify(dir: &Path, manifest: &Manifest) -> Result<()> {
+    for (file, want) in &manifest.checksums {
+        // Only plain file names: a manifest must not make the loader read outside `dir`.
+        if file.contains(['/', '\\']) || file == ".." {
+            return Err(ModelDirError::BadManifest {
+                path: dir.join("manifest.json"),
+                message: format!("checksum entry for {file:?} is not a file of the directory"),
+            });
+        }
+        let path = dir.join(file);
+        let found = checksum(&path)?;
+        if &found != want {
+            return Err(ModelDirError::Inconsistent {
+                dir: dir.to_path_buf(),
+                message: format!(
+                    "{file} is damaged or was changed after saving (CRC32C {found}, the manifest says {want}); save the model again"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A loaded model directory.
@@ -222,6 +266,7 @@ pub fn load(dir: &Path) -> Result<Loaded> {
         )));
     }
     let manifest: Manifest = serde_json::from_value(raw).map_err(|e| bad(format!("malformed manifest: {e}")))?;
+    verify(dir, &manifest)?;
     let tensors = read_tensors(&dir.join("tensors.safetensors")).map_err(model_err(dir))?;
     let model = crate::registry::load(&manifest.kind, manifest.params.clone(), &tensors).map_err(model_err(dir))?;
     let history = read_tensors(&dir.join("history.safetensors"))

@@ -28,13 +28,26 @@ pub enum ServeError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The interaction log has an unreadable line (fatal at start).
-    #[error("{path}, line {line}: not an interaction record: {message}")]
+    /// The interaction log has an unreadable record with good ones after it (fatal at start).
+    #[error(
+        "{path}, line {line} (byte {offset}): not an interaction record ({message}); records follow it, so this \
+         is damage, not a torn write: start with --wal-recover to move it and everything after it aside"
+    )]
     Wal {
         /// The log file.
         path: PathBuf,
         /// 1-based line.
         line: usize,
+        /// Byte offset of the record.
+        offset: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// The interaction log's snapshot is damaged (fatal at start).
+    #[error("{path}: {message}")]
+    Snapshot {
+        /// The snapshot file.
+        path: PathBuf,
         /// What is wrong.
         message: String,
     },

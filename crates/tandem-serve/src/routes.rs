@@ -364,6 +364,40 @@ struct ReloadBody {
     model_dir: Option<std::path::PathBuf>,
 }
 
+/// The directory a reload may load: an existing directory, named without `..`, and (unless
+/// an admin token guards reloads) inside the models root.
+fn reload_dir(options: &crate::state::Options, dir: &std::path::Path) -> Result<std::path::PathBuf, ServeError> {
+    let shown = dir.display();
+    if dir.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(ServeError::BadRequest(format!("model_dir {shown}: `..` is not allowed")));
+    }
+    let real = dir
+        .canonicalize()
+        .map_err(|e| ServeError::Status(StatusCode::UNPROCESSABLE_ENTITY, format!("model_dir {shown}: {e}")))?;
+    if !real.is_dir() {
+        return Err(ServeError::Status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("model_dir {shown} is not a directory"),
+        ));
+    }
+    if options.admin_token.is_none() {
+        let root = options.models_root();
+        // Symlinks resolved on both sides: a link inside the root to elsewhere is elsewhere.
+        let inside = root.canonicalize().is_ok_and(|r| real.starts_with(r));
+        if !inside {
+            return Err(ServeError::Status(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "model_dir {shown} is outside the models root {} (serve with --models-root, or set --admin-token to \
+                     reload from anywhere)",
+                    root.display()
+                ),
+            ));
+        }
+    }
+    Ok(real)
+}
+
 async fn reload(State(state): State<Shared>, headers: axum::http::HeaderMap, body: axum::body::Bytes) -> ApiResult {
     if let Some(token) = &state.options.admin_token {
         let given =
@@ -382,12 +416,20 @@ async fn reload(State(state): State<Shared>, headers: axum::http::HeaderMap, bod
         serde_json::from_slice(&body).map_err(|e| ServeError::BadRequest(format!("reload body: {e}")))?
     };
     let _one = state.reloading.lock().await;
-    let dir = b.model_dir.unwrap_or_else(|| state.served.load().dir.clone());
+    let dir = match b.model_dir {
+        Some(dir) => reload_dir(&state.options, &dir)?,
+        None => state.served.load().dir.clone(),
+    };
     let (kind, share) = (state.options.index, state.options.ivf_probe);
     let start = Instant::now();
     let fresh = tokio::task::spawn_blocking(move || Served::load(&dir, kind, share))
         .await
-        .map_err(|e| ServeError::Internal(e.to_string()))??;
+        .map_err(|e| ServeError::Internal(e.to_string()))?
+        // What the directory holds is the client's mistake (422), not the server's.
+        .map_err(|e| match e {
+            ServeError::Model(m) => ServeError::Status(StatusCode::UNPROCESSABLE_ENTITY, format!("not reloaded: {m}")),
+            other => other,
+        })?;
     let info = json!({
         "reloaded": fresh.dir,
         "model": fresh.loaded.manifest.name,

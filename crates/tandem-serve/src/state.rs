@@ -16,7 +16,7 @@ use tandem_rank::TwoStage;
 
 use crate::error::ServeError;
 use crate::metrics::Metrics;
-use crate::wal::{Event, Wal};
+use crate::wal::{Event, Replay, Wal, WalOptions};
 use tandem_models::index::{IndexKind, ItemIndex, IVF_PROBE_SHARE};
 
 /// How the service runs.
@@ -26,6 +26,13 @@ pub struct Options {
     pub model_dir: PathBuf,
     /// The interaction log (none: live interactions are kept in memory only).
     pub wal: Option<PathBuf>,
+    /// Start despite a corrupt record in the middle of the log, moving it and what follows
+    /// into a side file (`--wal-recover`).
+    pub wal_recover: bool,
+    /// Records after which the log is folded into its snapshot (0: never).
+    pub wal_snapshot_every: u64,
+    /// Directories `POST /admin/reload` may load from (default: the parent of `model_dir`).
+    pub models_root: Option<PathBuf>,
     /// Candidate index for models with item vectors.
     pub index: IndexKind,
     /// Share of the IVF lists a query scans.
@@ -46,6 +53,9 @@ impl Options {
         Options {
             model_dir,
             wal: None,
+            wal_recover: false,
+            wal_snapshot_every: WalOptions::default().snapshot_every,
+            models_root: None,
             index: IndexKind::Exact,
             ivf_probe: IVF_PROBE_SHARE,
             max_k: 1000,
@@ -53,6 +63,16 @@ impl Options {
             max_body: 64 * 1024,
             admin_token: None,
         }
+    }
+}
+
+impl Options {
+    /// Where reloads may load from: `models_root`, else the directory holding `model_dir`.
+    pub fn models_root(&self) -> PathBuf {
+        self.models_root.clone().unwrap_or_else(|| {
+            let abs = self.model_dir.canonicalize().unwrap_or_else(|_| self.model_dir.clone());
+            abs.parent().map_or_else(|| PathBuf::from("."), |p| p.to_path_buf())
+        })
     }
 }
 
@@ -121,13 +141,25 @@ impl AppState {
             return Err(ServeError::BadRequest(format!("ivf_probe must be in (0, 1] (got {})", options.ivf_probe)));
         }
         let served = Served::load(&options.model_dir, options.index, options.ivf_probe)?;
-        let (wal, events) = match &options.wal {
+        let (wal, replay) = match &options.wal {
             Some(p) => {
-                let (w, e) = Wal::open(p)?;
-                (Some(w), e)
+                let wal_options = WalOptions {
+                    recover: options.wal_recover,
+                    max_per_user: options.max_items,
+                    snapshot_every: options.wal_snapshot_every,
+                };
+                let (w, r) = Wal::open(p, wal_options)?;
+                (Some(w), r)
             }
-            None => (None, Vec::new()),
+            None => (None, Replay::default()),
         };
+        if replay.torn_bytes > 0 {
+            eprintln!("interaction log: cut a torn last record ({} bytes, never acknowledged)", replay.torn_bytes);
+        }
+        if let Some(side) = &replay.quarantined {
+            eprintln!("interaction log: a damaged part and everything after it moved to {}", side.display());
+        }
+        let events = replay.events;
         let replayed = events.len() as i64;
         let mut live: HashMap<String, Vec<Event>> = HashMap::new();
         for e in events {

@@ -195,6 +195,8 @@ async fn bad_requests_get_json_errors() {
     let dir = tempfile::tempdir().unwrap();
     als_dir(dir.path());
     let s = Server::new(Options { max_body: 1024, ..Options::new(dir.path().to_path_buf()) });
+    let not_a_model = dir.path().join("empty");
+    std::fs::create_dir(&not_a_model).unwrap();
     let long = format!("/v1/recommend?user={}", "x".repeat(300));
     let cases: Vec<(&str, &str, Option<String>, StatusCode, &str)> = vec![
         ("GET", "/v1/recommend?user=u0&k=0", None, StatusCode::BAD_REQUEST, "k must be between 1 and 1000"),
@@ -235,12 +237,42 @@ async fn bad_requests_get_json_errors() {
             StatusCode::BAD_REQUEST,
             "weight",
         ),
+        // Reloads: what is wrong with the directory named, a 4xx each time; only directories
+        // under the models root (the model's parent here) without an admin token.
         (
             "POST",
             "/admin/reload",
             Some(r#"{"model_dir": "/no/such/dir"}"#.into()),
-            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "model_dir /no/such/dir: No such file",
+        ),
+        (
+            "POST",
+            "/admin/reload",
+            Some(r#"{"model_dir": "/etc"}"#.into()),
+            StatusCode::FORBIDDEN,
+            "outside the models root",
+        ),
+        (
+            "POST",
+            "/admin/reload",
+            Some(json!({ "model_dir": dir.path().join("../../etc") }).to_string()),
+            StatusCode::BAD_REQUEST,
+            "`..` is not allowed",
+        ),
+        (
+            "POST",
+            "/admin/reload",
+            Some(json!({ "model_dir": not_a_model }).to_string()),
+            StatusCode::UNPROCESSABLE_ENTITY,
             "not a Tandem model directory",
+        ),
+        (
+            "POST",
+            "/admin/reload",
+            Some(json!({ "model_dir": dir.path().join("users.txt") }).to_string()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "is not a directory",
         ),
         ("DELETE", "/v1/recommend", None, StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         ("GET", "/v2/anything", None, StatusCode::NOT_FOUND, "no such route"),
@@ -258,6 +290,12 @@ async fn bad_requests_get_json_errors() {
     assert_eq!(st, StatusCode::UNAUTHORIZED, "{r}");
     let req = Request::post("/admin/reload").header("authorization", "Bearer s3cret").body(Body::empty()).unwrap();
     assert_eq!(router(guarded.state.clone()).oneshot(req).await.unwrap().status(), StatusCode::OK);
+    // The token holder may name any directory: /etc is tried, and is not a model.
+    let req = Request::post("/admin/reload")
+        .header("authorization", "Bearer s3cret")
+        .body(Body::from(r#"{"model_dir": "/etc"}"#))
+        .unwrap();
+    assert_eq!(router(guarded.state.clone()).oneshot(req).await.unwrap().status(), StatusCode::UNPROCESSABLE_ENTITY);
     // The failed reload left the model in place.
     assert_eq!(s.get("/ready").await.0, StatusCode::OK);
     assert_eq!(s.get("/v1/model").await.1["kind"], "als");

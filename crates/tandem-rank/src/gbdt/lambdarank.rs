@@ -249,9 +249,13 @@ impl NdcgLambdaRank {
     }
 }
 
+/// The loss's name in saved models (the engine refuses a built-in objective's name for a
+/// custom loss).
+pub(crate) const NAME: &str = "tandem:lambdarank_ndcg";
+
 impl Loss for NdcgLambdaRank {
     fn name(&self) -> &str {
-        "tandem:lambdarank_ndcg"
+        NAME
     }
 
     fn gradient(&self, preds: &[f32], labels: &[f32], weights: Option<&[f32]>, out: &mut [GradPair]) {
@@ -299,6 +303,7 @@ mod tests {
     use super::*;
     use hessboost::config::TrainingParams;
     use hessboost::data::DMatrix;
+    use hessboost::metric::Cutoff;
     use hessboost::model::Iterations;
     use hessboost::objective::{LambdaRank, Objective};
     use hessboost::training::Trainer;
@@ -354,6 +359,12 @@ mod tests {
             }
             assert!(ours.iter().any(|&m| m != ours[0]), "the trees split");
         }
+        // Such a model exports as XGBoost JSON under XGBoost's name for the objective.
+        let mut p = TrainingParams::default();
+        p.objective = Objective::custom(NdcgLambdaRank { top_k: 30, metric: EvalMetric::Ndcg(Cutoff::all()) });
+        let model = Trainer::new(&p, &data, 3).train().unwrap().model;
+        let json = String::from_utf8(crate::gbdt::export_xgboost(&model).unwrap()).unwrap();
+        assert!(json.contains("\"rank:ndcg\"") && !json.contains(NAME), "{}", &json[..json.len().min(400)]);
     }
 
     #[test]

@@ -363,6 +363,21 @@ impl GbdtParams {
     }
 }
 
+/// `model` as XGBoost JSON. Trees grown from our list-wise gradients are `rank:ndcg` trees (the
+/// same gradients, test `trains_the_model_the_engines_rank_ndcg_trains`): they are exported
+/// under that name, which XGBoost knows.
+pub(crate) fn export_xgboost(model: &BoostedModel) -> tandem_models::Result<Vec<u8>> {
+    if model.objective().name() != lambdarank::NAME {
+        return model.encode(ModelFormat::XgboostJson).map_err(engine);
+    }
+    let native = model.encode(ModelFormat::Json).map_err(engine)?;
+    let bad = |message: String| ModelError::Artifact { path: "gbdt ranker".into(), message };
+    let mut value: serde_json::Value = serde_json::from_slice(&native).map_err(|e| bad(e.to_string()))?;
+    value["objective"] = "rank:ndcg".into();
+    let relabelled = BoostedModel::decode(value.to_string(), ModelFormat::Json).map_err(engine)?;
+    relabelled.encode(ModelFormat::XgboostJson).map_err(engine)
+}
+
 /// When set, a directory where a fit with a validation window writes its matrices
 /// (`train.*`, `valid.*`), the validation predictions and the training seconds: what
 /// `bench/gbdt_vs_lightgbm.sh` trains LightGBM on.
@@ -441,7 +456,7 @@ impl Gbdt {
     /// The model as XGBoost JSON (Python's `xgboost.Booster(model_file=...)` loads it; its
     /// features are [`Gbdt::feature_names`] in order).
     pub fn xgboost_json(&self) -> tandem_models::Result<Vec<u8>> {
-        self.model.encode(ModelFormat::XgboostJson).map_err(engine)
+        export_xgboost(&self.model)
     }
 
     /// Feature names, in column order.
