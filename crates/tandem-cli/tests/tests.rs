@@ -764,9 +764,15 @@ mod artifacts {
         .unwrap();
         let e = stderr(&tandem(&["recommend", "--model", model.to_str().unwrap(), "--user", "1"]));
         assert!(e.contains("model format version 99") && e.contains("retrain"), "{e}");
-        // A corrupt tensor file.
-        std::fs::write(model.join("manifest.json"), manifest).unwrap();
+        // A corrupt tensor file: its checksum names it; without checksums (a directory saved
+        // before them) the reader does.
+        std::fs::write(model.join("manifest.json"), &manifest).unwrap();
         std::fs::write(model.join("tensors.safetensors"), b"not safetensors").unwrap();
+        let e = stderr(&tandem(&["recommend", "--model", model.to_str().unwrap(), "--user", "1"]));
+        assert!(e.contains("tensors.safetensors is damaged or was changed after saving"), "{e}");
+        let mut unchecked: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        unchecked.as_object_mut().unwrap().remove("checksums");
+        std::fs::write(model.join("manifest.json"), unchecked.to_string()).unwrap();
         let e = stderr(&tandem(&["recommend", "--model", model.to_str().unwrap(), "--user", "1"]));
         assert!(e.contains("cannot load") && e.contains("tensors.safetensors"), "{e}");
     }

@@ -74,6 +74,9 @@ pub struct Replay {
     pub quarantined: Option<PathBuf>,
 }
 
+/// Sequence numbers stay below this (a damaged record cannot make the next one overflow).
+const MAX_SEQ: u64 = 1 << 62;
+
 /// The snapshot's first line.
 const SNAPSHOT_HEADER: &str = "tandem-wal-snapshot 1";
 
@@ -135,7 +138,7 @@ fn decode(line: &[u8]) -> Result<(Option<u64>, Event), String> {
         return Err("checksum mismatch".into());
     }
     let (seq, json) = body.split_once(' ').ok_or("no sequence number")?;
-    let seq = seq.parse::<u64>().map_err(|_| format!("bad sequence number {seq:?}"))?;
+    let seq = seq.parse::<u64>().ok().filter(|&n| n < MAX_SEQ).ok_or_else(|| format!("bad sequence number {seq:?}"))?;
     let event = serde_json::from_str(json).map_err(|e| e.to_string())?;
     Ok((Some(seq), event))
 }
@@ -210,6 +213,9 @@ fn read_snapshot(path: &Path) -> Result<(u64, Vec<Event>), ServeError> {
         fields.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| bad(1, format!("header without {key}")))
     };
     let (seq, count) = (number("seq")?, number("count")?);
+    if seq >= MAX_SEQ {
+        return Err(bad(1, format!("sequence number {seq} out of range")));
+    }
     let mut next = 0;
     let scan = scan(&bytes[header_end + 1..], &mut next);
     // A snapshot is renamed into place whole: any bad or missing record is damage.

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Soak test of `tandem serve` on loopback: an ALS model trained on ml-100k temporal served with
+# an interaction log; for MINUTES minutes, wrk drives GET /v1/recommend, a writer posts
+# interactions from 8 concurrent clients (recording each acknowledged one), a reload is asked
+# every second, and once a minute the server is killed with SIGKILL and restarted. Records
+# requests served, failed requests outside the kill windows (from the kill until the restarted
+# server answers /ready), acknowledged writes missing from the log afterwards, and the RSS
+# over time (sampled every 2 s). Writes bench/results/soak.md.
+#
+# usage: bash bench/soak.sh [MINUTES]   (default 10)
+# Needs ../shared/data (MovieLens 100K), wrk (apt-get install wrk) and python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MINUTES=${1:-10}
+DATA=${TANDEM_SHARED_DATA:-../shared/data}/ml-100k
+RESULTS=bench/results/soak.md
+command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
+cargo build --release -q
+tandem=$PWD/target/release/tandem
+work=$(mktemp -d)
+server=""
+trap '[ -n "$server" ] && kill -9 "$server" 2>/dev/null; kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+$tandem -q evaluate-split "$DATA/splits/temporal" --model als --save "$work/models/als" --out "$work/o" >/dev/null
+port=$((20000 + RANDOM % 20000))
+url=http://127.0.0.1:$port
+
+start() {
+  $tandem serve --model "$work/models/als" --addr "127.0.0.1:$port" --wal "$work/live.wal" \
+    --wal-snapshot-every 200000 2>>"$work/server.log" &
+  server=$!
+  for _ in $(seq 600); do curl -sf "$url/ready" >/dev/null && return; sleep 0.05; done
+  echo "server did not become ready" >&2
+  exit 1
+}
+now() { date +%s.%N; }
+
+cat >"$work/users.lua" <<'LUA'
+math.randomseed(7)
+request = function()
+  return wrk.format("GET", "/v1/recommend?user=" .. math.random(1, 943) .. "&k=10")
+end
+LUA
+
+# The writer: 8 threads POST one interaction each time for a synthetic user (so no per-user
+# bound drops it from the snapshot); an acknowledged (201) one is recorded, a failure with its
+# time. It stops when $work/stop exists.
+cat >"$work/writer.py" <<'PY'
+import json, os, random, sys, threading, time, urllib.request
+url, work = sys.argv[1], sys.argv[2]
+items = [l.strip() for l in open(os.path.join(work, "models/als/items.txt")) if l.strip()]
+lock = threading.Lock()
+acked = open(os.path.join(work, "acked.tsv"), "w")
+failed = open(os.path.join(work, "write_failures.tsv"), "w")
+def run(t):
+    rnd = random.Random(t)
+    n = 0
+    while not os.path.exists(os.path.join(work, "stop")):
+        user, item = f"soak-{t}-{n}", rnd.choice(items)
+        body = json.dumps({"user": user, "item": item}).encode()
+        req = urllib.request.Request(url + "/v1/interactions", body, {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                ok = r.status == 201
+        except Exception:
+            ok = False
+        with lock:
+            if ok:
+                acked.write(f"{user}\t{item}\n")
+            else:
+                failed.write(f"{time.time()}\n")
+        n += 1
+        if not ok:
+            time.sleep(0.05)
+threads = [threading.Thread(target=run, args=(t,)) for t in range(8)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+acked.close(); failed.close()
+PY
+
+: >"$work/windows.tsv"
+: >"$work/rss.tsv"
+: >"$work/reloads.tsv"
+start
+python3 "$work/writer.py" "$url" "$work" &
+writer=$!
+(while [ ! -e "$work/stop" ]; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url/admin/reload" || echo 000)
+  echo "$(now)	$code" >>"$work/reloads.tsv"
+  sleep 1
+done) &
+reloader=$!
+began=$(now)
+wrk_total=0 wrk_errors=0
+for minute in $(seq "$MINUTES"); do
+  echo "== minute $minute/$MINUTES" >&2
+  (for _ in $(seq 27); do
+    [ -e "/proc/$server" ] && echo "$(now)	$server	$(awk '/VmRSS/ {print $2}' "/proc/$server/status" 2>/dev/null)" >>"$work/rss.tsv"
+    sleep 2
+  done) &
+  out=$(wrk -t2 -c16 -d55s -s "$work/users.lua" "$url" 2>&1 || true)
+  wait $!
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+  sockerr=$(awk -F'[ ,]+' '/Socket errors/ {print $4 + $6 + $8 + $10}' <<<"$out")
+  wrk_total=$((wrk_total + ${reqs:-0}))
+  wrk_errors=$((wrk_errors + ${non2xx:-0} + ${sockerr:-0}))
+  killed=$(now)
+  kill -9 "$server"
+  wait "$server" 2>/dev/null || true
+  start
+  echo "$killed	$(now)" >>"$work/windows.tsv"
+done
+touch "$work/stop"
+wait "$writer" "$reloader" 2>/dev/null || true
+ended=$(now)
+# The server holds every acknowledged write after one more kill: the restarted one replays the
+# log; each acknowledged (user, item) must be in the snapshot or the log files.
+kill -9 "$server"; wait "$server" 2>/dev/null || true
+python3 - "$work" "$began" "$ended" "$MINUTES" "$wrk_total" "$wrk_errors" >"$RESULTS.tmp" <<'PY'
+import glob, json, os, statistics, sys
+work, began, ended, minutes, wrk_total, wrk_errors = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+windows = [tuple(map(float, l.split())) for l in open(os.path.join(work, "windows.tsv"))]
+def in_window(t, slack=1.0):
+    return any(k - slack <= t <= r + slack for k, r in windows)
+logged = set()
+for f in glob.glob(os.path.join(work, "live.wal*")):
+    for line in open(f, encoding="utf-8", errors="replace"):
+        line = line.rstrip("\n")
+        if line.startswith("tandem-wal-snapshot"):
+            continue
+        parts = line.split(" ", 2)
+        text = line if line.startswith("{") else (parts[2] if len(parts) == 3 else "")
+        try:
+            e = json.loads(text)
+            logged.add((e["user"], e["item"]))
+        except Exception:
+            pass
+acked = [tuple(l.rstrip("\n").split("\t")) for l in open(os.path.join(work, "acked.tsv"))]
+lost = [a for a in acked if a not in logged]
+write_failures = [float(l) for l in open(os.path.join(work, "write_failures.tsv"))]
+outside = [t for t in write_failures if not in_window(t)]
+reloads = [l.split("\t") for l in open(os.path.join(work, "reloads.tsv"))]
+reload_ok = sum(1 for _, c in reloads if c.strip() == "200")
+reload_bad_outside = sum(1 for t, c in reloads if c.strip() != "200" and not in_window(float(t)))
+rss = [l.split("\t") for l in open(os.path.join(work, "rss.tsv")) if l.count("\t") == 2 and l.split("\t")[2].strip()]
+by_pid = {}
+for t, pid, kb in rss:
+    by_pid.setdefault(pid, []).append(int(kb))
+# Per server lifetime, after its first 10 s: the spread of its RSS; and across lifetimes.
+settled = [v[5:] for v in by_pid.values() if len(v) > 6]
+all_settled = [x for v in settled for x in v]
+med = statistics.median(all_settled) if all_settled else 0
+lo, hi = (min(all_settled), max(all_settled)) if all_settled else (0, 0)
+print(f"""# Soak test — {minutes} minutes
+
+`bash bench/soak.sh {minutes}`: `tandem serve` (ALS on ml-100k temporal, `--wal`, snapshot every
+200,000 records) under wrk (2 threads, 16 connections, GET /v1/recommend for random users),
+8 concurrent writers posting one interaction per request, `POST /admin/reload` every second, and a
+`kill -9` + restart every minute ({len(windows)} kills). A kill window runs from the kill until the
+restarted server answers /ready (plus 1 s either side).
+
+| figure | value |
+|---|---|
+| wall | {ended - began:.0f} s |
+| recommendations served (wrk) | {wrk_total:,} |
+| failed recommendations (wrk runs stop before each kill) | {wrk_errors} |
+| interactions acknowledged (201) | {len(acked):,} |
+| failed interaction posts outside kill windows | {len(outside)} (inside: {len(write_failures) - len(outside)}) |
+| acknowledged interactions missing from the log | {len(lost)} |
+| reloads answered 200 | {reload_ok:,} of {len(reloads):,} (failed outside kill windows: {reload_bad_outside}) |
+| kill windows (kill to ready) | {', '.join(f'{r - k:.2f} s' for k, r in windows[:12])}{' ...' if len(windows) > 12 else ''} |
+| RSS after each start's first 10 s | median {med / 1024:.0f} MB, min {lo / 1024:.0f} MB, max {hi / 1024:.0f} MB ({(hi - lo) / med * 100 if med else 0:.1f}% of the median) |
+""")
+PY
+mv "$RESULTS.tmp" "$RESULTS"
+cat "$RESULTS"
