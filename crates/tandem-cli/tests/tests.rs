@@ -986,9 +986,14 @@ mod serve {
     }
 
     fn start(model: &Path, wal: &Path) -> Server {
+        start_with(model, wal, &[])
+    }
+
+    fn start_with(model: &Path, wal: &Path, extra: &[&str]) -> Server {
         let addr = format!("127.0.0.1:{}", free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
             .args(["serve", "--model", model.to_str().unwrap(), "--addr", &addr, "--wal", wal.to_str().unwrap()])
+            .args(extra)
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -1056,6 +1061,97 @@ mod serve {
         drop(server);
         let o = tandem(&["serve", "--model", d.path().to_str().unwrap()]);
         assert!(!o.status.success() && stderr(&o).contains("not a Tandem model directory"), "{}", stderr(&o));
+    }
+
+    fn post_interaction(addr: &str, user: &str, item: &str) -> Option<u16> {
+        let body = format!(r#"{{"user": "{user}", "item": "{item}"}}"#);
+        let raw = format!(
+            "POST /v1/interactions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut s = TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+        s.write_all(raw.as_bytes()).ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        out.split(' ').nth(1)?.parse().ok()
+    }
+
+    /// The issue's crash case at the process level: `kill -9` while four clients post, a torn
+    /// record appended (a crash mid-write), a restart, more posts, a second kill and tear, a
+    /// restart: it starts, and every acknowledged interaction is in the user's history. Then
+    /// damage in the middle of the log: the server refuses to start and names it;
+    /// `--wal-recover` starts.
+    #[test]
+    fn kill_9_mid_write_twice_loses_no_acknowledged_interaction() {
+        let d = tempfile::tempdir().unwrap();
+        let Some(model) = model(d.path()) else { return };
+        let wal = d.path().join("live.wal");
+        let acked = std::sync::Mutex::new(Vec::new());
+        for round in 0..2 {
+            let mut server = Some(start(&model, &wal));
+            let addr = server.as_ref().unwrap().addr.clone();
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            std::thread::scope(|s| {
+                for t in 0..4 {
+                    let (addr, stop, acked) = (&addr, &stop, &acked);
+                    s.spawn(move || {
+                        for n in 0.. {
+                            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                                break;
+                            }
+                            let (user, item) =
+                                (format!("crash-{round}-{t}-{n}"), format!("{}", 1 + (n * 7 + t) % 1682));
+                            match post_interaction(addr, &user, &item) {
+                                Some(201) => acked.lock().unwrap().push((user, item)),
+                                Some(_) => {}
+                                None => break,
+                            }
+                        }
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(700));
+                drop(server.take()); // SIGKILL, with requests in flight
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+            // The record a crash mid-write leaves: no newline.
+            let mut f = std::fs::OpenOptions::new().append(true).open(&wal).unwrap();
+            f.write_all(b"0badc0de 999999 {\"user\": \"torn\", \"it").unwrap();
+        }
+        let acked = acked.into_inner().unwrap();
+        assert!(acked.len() >= 20, "only {} posts acknowledged", acked.len());
+        let server = start(&model, &wal);
+        for (user, item) in &acked {
+            let (st, r) = get(&server.addr, &format!("/v1/recommend?user={user}&k=1&include_history=true"));
+            let history = serde_json::from_str::<Value>(&r).unwrap()["history"].clone();
+            assert!(st == 200 && history == serde_json::json!([item]), "{user}: {r}");
+        }
+        drop(server);
+        // Damage in the middle: the first record's checksum no longer matches.
+        let mut bytes = std::fs::read(&wal).unwrap();
+        bytes[0] = if bytes[0] == b'0' { b'1' } else { b'0' };
+        std::fs::write(&wal, &bytes).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args([
+                "serve",
+                "--model",
+                model.to_str().unwrap(),
+                "--addr",
+                "127.0.0.1:1",
+                "--wal",
+                wal.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let e = stderr(&o);
+        assert!(!o.status.success() && e.contains("line 1 (byte 0)") && e.contains("--wal-recover"), "{e}");
+        let server = start_with(&model, &wal, &["--wal-recover"]);
+        assert_eq!(get(&server.addr, "/health").0, 200);
+        let quarantined = std::fs::read_dir(d.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().starts_with("live.wal.quarantine-"));
+        assert!(quarantined, "the damaged part is kept aside");
     }
 
     /// The demo page in headless Chromium: it loads the model's users, recommends for a user
