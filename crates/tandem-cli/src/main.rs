@@ -226,8 +226,8 @@ enum Command {
         /// Most items one request may carry.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         max_items: u32,
-        /// Largest request body, in bytes.
-        #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u32).range(256..))]
+        /// Largest request body, in bytes (the default holds 1000 ids of 256 characters).
+        #[arg(long, default_value_t = 1_048_576, value_parser = clap::value_parser!(u32).range(256..))]
         max_body: u32,
         /// Require `Authorization: Bearer TOKEN` on POST /admin/reload (read from the
         /// TANDEM_ADMIN_TOKEN environment variable when not given); without one, anyone who

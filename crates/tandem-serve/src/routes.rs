@@ -154,7 +154,7 @@ struct RecommendBody {
 }
 
 fn check_id(what: &str, id: &str) -> Result<(), ServeError> {
-    if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+    if id.is_empty() || id.chars().count() > 256 || id.chars().any(char::is_control) {
         return Err(ServeError::BadRequest(format!(
             "{what} id must be 1 to 256 characters without control characters (got {} characters)",
             id.chars().count()
@@ -330,14 +330,19 @@ struct InteractionsBody {
 async fn interactions(State(state): State<Shared>, j: Result<Json<InteractionsBody>, JsonRejection>) -> ApiResult {
     let b = json_of(j)?;
     check_id("user", &b.user)?;
+    // The bound is on `items` (what the description says); `item` is one more.
+    check_items(&state, &b.items)?;
+    if let Some(item) = &b.item {
+        check_id("item", item)?;
+    }
     let items: Vec<String> = b.item.into_iter().chain(b.items).collect();
     if items.is_empty() {
         return Err(ServeError::BadRequest("give `item` or `items`".into()));
     }
-    check_items(&state, &items)?;
     let weight = b.weight.unwrap_or(1.0);
-    if !(weight.is_finite() && weight > 0.0 && weight <= 1e6) {
-        return Err(ServeError::BadRequest(format!("weight must be in (0, 1e6] (got {weight})")));
+    // Bounded below too: a weight that rounds to zero in f32 would record nothing.
+    if !(weight.is_finite() && (1e-6..=1e6).contains(&weight)) {
+        return Err(ServeError::BadRequest(format!("weight must be in [1e-6, 1e6] (got {weight})")));
     }
     let known = state.served.load();
     let unknown: Vec<&String> = items.iter().filter(|i| known.loaded.items.get(i).is_none()).collect();
@@ -368,18 +373,18 @@ struct ReloadBody {
 /// an admin token guards reloads) inside the models root.
 fn reload_dir(options: &crate::state::Options, dir: &std::path::Path) -> Result<std::path::PathBuf, ServeError> {
     let shown = dir.display();
+    if dir.as_os_str().is_empty() || dir.to_string_lossy().chars().any(char::is_control) {
+        return Err(ServeError::BadRequest(format!(
+            "model_dir {shown:?}: not a path (empty or with control characters)"
+        )));
+    }
     if dir.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
         return Err(ServeError::BadRequest(format!("model_dir {shown}: `..` is not allowed")));
     }
-    let real = dir
-        .canonicalize()
-        .map_err(|e| ServeError::Status(StatusCode::UNPROCESSABLE_ENTITY, format!("model_dir {shown}: {e}")))?;
-    if !real.is_dir() {
-        return Err(ServeError::Status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("model_dir {shown} is not a directory"),
-        ));
-    }
+    let real = dir.canonicalize().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ServeError::NotFound(format!("model_dir {shown}: no such directory")),
+        _ => ServeError::Status(StatusCode::UNPROCESSABLE_ENTITY, format!("model_dir {shown}: {e}")),
+    })?;
     if options.admin_token.is_none() {
         let root = options.models_root();
         // Symlinks resolved on both sides: a link inside the root to elsewhere is elsewhere.
@@ -394,6 +399,12 @@ fn reload_dir(options: &crate::state::Options, dir: &std::path::Path) -> Result<
                 ),
             ));
         }
+    }
+    if !real.is_dir() {
+        return Err(ServeError::Status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("model_dir {shown} is not a directory"),
+        ));
     }
     Ok(real)
 }
@@ -413,7 +424,15 @@ async fn reload(State(state): State<Shared>, headers: axum::http::HeaderMap, bod
     let b: ReloadBody = if body.is_empty() {
         ReloadBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ServeError::BadRequest(format!("reload body: {e}")))?
+        // An object (or null); serde would also read a struct from an array.
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| ServeError::BadRequest(format!("reload body: {e}")))?;
+        if !(value.is_object() || value.is_null()) {
+            return Err(ServeError::BadRequest(
+                "reload body: expected a JSON object like {\"model_dir\": \"...\"}".into(),
+            ));
+        }
+        serde_json::from_value(value).map_err(|e| ServeError::BadRequest(format!("reload body: {e}")))?
     };
     let _one = state.reloading.lock().await;
     let dir = match b.model_dir {

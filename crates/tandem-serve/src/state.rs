@@ -41,7 +41,7 @@ pub struct Options {
     pub max_k: usize,
     /// Most items an anonymous session or a single request may carry (1000).
     pub max_items: usize,
-    /// Largest request body in bytes (64 KiB).
+    /// Largest request body in bytes (1 MiB: room for --max-items ids of 256 characters).
     pub max_body: usize,
     /// When set, `POST /admin/reload` needs `Authorization: Bearer <token>`.
     pub admin_token: Option<String>,
@@ -60,7 +60,7 @@ impl Options {
             ivf_probe: IVF_PROBE_SHARE,
             max_k: 1000,
             max_items: 1000,
-            max_body: 64 * 1024,
+            max_body: 1024 * 1024,
             admin_token: None,
         }
     }

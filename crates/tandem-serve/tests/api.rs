@@ -243,8 +243,8 @@ async fn bad_requests_get_json_errors() {
             "POST",
             "/admin/reload",
             Some(r#"{"model_dir": "/no/such/dir"}"#.into()),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "model_dir /no/such/dir: No such file",
+            StatusCode::NOT_FOUND,
+            "model_dir /no/such/dir: no such directory",
         ),
         (
             "POST",
