@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 MINUTES=${1:-10}
 DATA=${TANDEM_SHARED_DATA:-../shared/data}/ml-100k
 RESULTS=bench/results/soak.md
+KEEP=50 # live events kept per user (--max-items)
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
 cargo build --release -q
 tandem=$PWD/target/release/tandem
@@ -26,7 +27,7 @@ url=http://127.0.0.1:$port
 
 start() {
   $tandem serve --model "$work/models/als" --addr "127.0.0.1:$port" --wal "$work/live.wal" \
-    --wal-snapshot-every 200000 2>>"$work/server.log" &
+    --wal-snapshot-every 200000 --max-items "$KEEP" 2>>"$work/server.log" &
   server=$!
   for _ in $(seq 600); do curl -sf "$url/ready" >/dev/null && return; sleep 0.05; done
   echo "server did not become ready" >&2
@@ -41,9 +42,10 @@ request = function()
 end
 LUA
 
-# The writer: 8 threads POST one interaction each time for a synthetic user (so no per-user
-# bound drops it from the snapshot); an acknowledged (201) one is recorded, a failure with its
-# time. It stops when $work/stop exists.
+# The writer: 8 threads POST one interaction each time, thread t for its own 250 users in turn
+# (2,000 users: with --max-items 50 the live histories fill within a minute, after which memory
+# must stay flat); an acknowledged (201) one is recorded, a failure with its time. It stops
+# when $work/stop exists.
 cat >"$work/writer.py" <<'PY'
 import json, os, random, sys, threading, time, urllib.request
 url, work = sys.argv[1], sys.argv[2]
@@ -55,7 +57,7 @@ def run(t):
     rnd = random.Random(t)
     n = 0
     while not os.path.exists(os.path.join(work, "stop")):
-        user, item = f"soak-{t}-{n}", rnd.choice(items)
+        user, item = f"soak-{t}-{n % 250}", rnd.choice(items)
         body = json.dumps({"user": user, "item": item}).encode()
         req = urllib.request.Request(url + "/v1/interactions", body, {"Content-Type": "application/json"})
         try:
@@ -116,13 +118,14 @@ ended=$(now)
 # The server holds every acknowledged write after one more kill: the restarted one replays the
 # log; each acknowledged (user, item) must be in the snapshot or the log files.
 kill -9 "$server"; wait "$server" 2>/dev/null || true
-python3 - "$work" "$began" "$ended" "$MINUTES" "$wrk_total" "$wrk_errors" >"$RESULTS.tmp" <<'PY'
-import glob, json, os, statistics, sys
+python3 - "$work" "$began" "$ended" "$MINUTES" "$wrk_total" "$wrk_errors" "$KEEP" >"$RESULTS.tmp" <<'PY'
+import collections, glob, json, os, statistics, sys
 work, began, ended, minutes, wrk_total, wrk_errors = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+keep = int(sys.argv[7])
 windows = [tuple(map(float, l.split())) for l in open(os.path.join(work, "windows.tsv"))]
 def in_window(t, slack=1.0):
     return any(k - slack <= t <= r + slack for k, r in windows)
-logged = set()
+logged = collections.Counter()
 for f in glob.glob(os.path.join(work, "live.wal*")):
     for line in open(f, encoding="utf-8", errors="replace"):
         line = line.rstrip("\n")
@@ -132,11 +135,17 @@ for f in glob.glob(os.path.join(work, "live.wal*")):
         text = line if line.startswith("{") else (parts[2] if len(parts) == 3 else "")
         try:
             e = json.loads(text)
-            logged.add((e["user"], e["item"]))
+            logged[(e["user"], e["item"])] += 1
         except Exception:
             pass
 acked = [tuple(l.rstrip("\n").split("\t")) for l in open(os.path.join(work, "acked.tsv"))]
-lost = [a for a in acked if a not in logged]
+# The log keeps each user's latest `keep` events once folded into the snapshot (what the server
+# serves): every acknowledged event among a user's latest `keep` must be there.
+per_user = collections.defaultdict(list)
+for user, item in acked:
+    per_user[user].append(item)
+must = collections.Counter((u, i) for u, items in per_user.items() for i in items[-keep:])
+lost = [k for k, n in must.items() if logged[k] < n]
 write_failures = [float(l) for l in open(os.path.join(work, "write_failures.tsv"))]
 outside = [t for t in write_failures if not in_window(t)]
 reloads = [l.split("\t") for l in open(os.path.join(work, "reloads.tsv"))]
@@ -146,16 +155,20 @@ rss = [l.split("\t") for l in open(os.path.join(work, "rss.tsv")) if l.count("\t
 by_pid = {}
 for t, pid, kb in rss:
     by_pid.setdefault(pid, []).append(int(kb))
-# Per server lifetime, after its first 10 s: the spread of its RSS; and across lifetimes.
-settled = [v[5:] for v in by_pid.values() if len(v) > 6]
+# After the first two minutes (the live histories fill up), each server after its first 10 s
+# (its pools and buffers warm up): the spread of the RSS.
+lifetimes = list(by_pid.values())
+settled = [v[5:] for v in (lifetimes[2:] if len(lifetimes) > 2 else lifetimes)]
 all_settled = [x for v in settled for x in v]
 med = statistics.median(all_settled) if all_settled else 0
 lo, hi = (min(all_settled), max(all_settled)) if all_settled else (0, 0)
+per_life = "; ".join(f"{min(v) / 1024:.0f}-{max(v) / 1024:.0f}" for v in lifetimes)
 print(f"""# Soak test — {minutes} minutes
 
 `bash bench/soak.sh {minutes}`: `tandem serve` (ALS on ml-100k temporal, `--wal`, snapshot every
 200,000 records) under wrk (2 threads, 16 connections, GET /v1/recommend for random users),
-8 concurrent writers posting one interaction per request, `POST /admin/reload` every second, and a
+8 concurrent writers posting one interaction per request for 2,000 users (`--max-items 50`: each
+user's latest 50 kept), `POST /admin/reload` every second, and a
 `kill -9` + restart every minute ({len(windows)} kills). A kill window runs from the kill until the
 restarted server answers /ready (plus 1 s either side).
 
@@ -166,10 +179,11 @@ restarted server answers /ready (plus 1 s either side).
 | failed recommendations (wrk runs stop before each kill) | {wrk_errors} |
 | interactions acknowledged (201) | {len(acked):,} |
 | failed interaction posts outside kill windows | {len(outside)} (inside: {len(write_failures) - len(outside)}) |
-| acknowledged interactions missing from the log | {len(lost)} |
+| acknowledged interactions missing from the log (of each user's latest {keep}) | {len(lost)} of {sum(must.values()):,} |
 | reloads answered 200 | {reload_ok:,} of {len(reloads):,} (failed outside kill windows: {reload_bad_outside}) |
 | kill windows (kill to ready) | {', '.join(f'{r - k:.2f} s' for k, r in windows[:12])}{' ...' if len(windows) > 12 else ''} |
-| RSS after each start's first 10 s | median {med / 1024:.0f} MB, min {lo / 1024:.0f} MB, max {hi / 1024:.0f} MB ({(hi - lo) / med * 100 if med else 0:.1f}% of the median) |
+| RSS after the first two minutes, each server after its first 10 s ({len(all_settled)} samples) | median {med / 1024:.0f} MB, min {lo / 1024:.0f} MB, max {hi / 1024:.0f} MB ({(hi - lo) / med * 100 if med else 0:.1f}% of the median) |
+| RSS range per server lifetime (MB) | {per_life} |
 """)
 PY
 mv "$RESULTS.tmp" "$RESULTS"
