@@ -329,6 +329,9 @@ impl Wal {
         } else {
             replay.torn_bytes = bytes.len() as u64 - keep_len;
         }
+        // Records already in the log count towards the next rotation: a server restarted more
+        // often than it fills `snapshot_every` must not let the log grow without bound.
+        let in_log = s.records.len() as u64;
         replay.events.extend(s.records.into_iter().filter(|(n, _)| *n > snapshot_seq).map(|(_, e)| e));
         let file = OpenOptions::new().create(true).read(true).append(true).open(path).map_err(io)?;
         if keep_len < bytes.len() as u64 {
@@ -345,7 +348,7 @@ impl Wal {
             failures: Vec::new(),
             next_seq: next,
             durable_len: keep_len,
-            since_rotation: 0,
+            since_rotation: in_log,
         };
         let wal = Wal {
             path: path.to_path_buf(),
@@ -571,6 +574,27 @@ mod tests {
         let mut next = 0;
         let seqs: Vec<u64> = scan(&std::fs::read(&path).unwrap(), &mut next).records.iter().map(|r| r.0).collect();
         assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
+    }
+
+    /// Restarts do not reset the count towards a rotation: six records, a restart, six more
+    /// rotate a log set to rotate every ten.
+    #[test]
+    fn records_before_a_restart_count_towards_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("live.wal");
+        let options = WalOptions { recover: false, max_per_user: 100, snapshot_every: 10 };
+        for round in 0..2 {
+            let (wal, replay) = Wal::open(&path, options).unwrap();
+            assert_eq!(replay.events.len(), 6 * round);
+            for k in 0..6 {
+                wal.append(&[ev("a", &format!("i{round}-{k}"))]).unwrap();
+            }
+            wal.wait_for_compaction();
+        }
+        assert!(sibling(&path, ".snapshot").exists(), "rotated across the restart");
+        let (_, replay) = Wal::open(&path, options).unwrap();
+        assert_eq!(replay.events.len(), 12);
+        assert!(replay.from_snapshot >= 10, "{replay:?}");
     }
 
     /// Rotation folds the log into a snapshot bounded per user; every crash point between the
