@@ -64,9 +64,7 @@ impl Options {
             admin_token: None,
         }
     }
-}
 
-impl Options {
     /// Where reloads may load from: `models_root`, else the directory holding `model_dir`.
     pub fn models_root(&self) -> PathBuf {
         self.models_root.clone().unwrap_or_else(|| {

@@ -200,35 +200,32 @@ fn read_snapshot(path: &Path) -> Result<(u64, Vec<Event>), ServeError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, Vec::new())),
         Err(e) => return Err(io(e)),
     };
-    let bad = |_line: usize, message: String| ServeError::Snapshot { path: path.to_path_buf(), message };
-    let header_end = bytes.iter().position(|&b| b == b'\n').ok_or_else(|| bad(1, "no header".into()))?;
-    let header = std::str::from_utf8(&bytes[..header_end]).map_err(|_| bad(1, "header is not UTF-8".into()))?;
+    let bad = |message: String| ServeError::Snapshot { path: path.to_path_buf(), message };
+    let header_end = bytes.iter().position(|&b| b == b'\n').ok_or_else(|| bad("no header".into()))?;
+    let header = std::str::from_utf8(&bytes[..header_end]).map_err(|_| bad("header is not UTF-8".into()))?;
     let fields: HashMap<&str, &str> = header
         .strip_prefix(SNAPSHOT_HEADER)
-        .ok_or_else(|| bad(1, format!("not a snapshot header: {header:?}")))?
+        .ok_or_else(|| bad(format!("not a snapshot header: {header:?}")))?
         .split_whitespace()
         .filter_map(|f| f.split_once('='))
         .collect();
     let number = |key: &str| -> Result<u64, ServeError> {
-        fields.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| bad(1, format!("header without {key}")))
+        fields.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| bad(format!("header without {key}")))
     };
     let (seq, count) = (number("seq")?, number("count")?);
     if seq >= MAX_SEQ {
-        return Err(bad(1, format!("sequence number {seq} out of range")));
+        return Err(bad(format!("sequence number {seq} out of range")));
     }
     let mut next = 0;
     let scan = scan(&bytes[header_end + 1..], &mut next);
-    // A snapshot is renamed into place whole: any bad or missing record is damage.
+    // A snapshot is renamed into place whole: any bad or missing record is damage (which
+    // --wal-recover does not touch: it is named, not quarantined).
     if let Some((offset, line, why)) = scan.corrupt {
-        return Err(ServeError::Wal {
-            path: path.to_path_buf(),
-            line: line + 1,
-            offset: offset + header_end as u64 + 1,
-            message: why,
-        });
+        let (line, offset) = (line + 1, offset + header_end as u64 + 1);
+        return Err(bad(format!("line {line} (byte {offset}): {why}: the snapshot is damaged")));
     }
     if scan.records.len() as u64 != count || scan.good_len as usize != bytes.len() - header_end - 1 {
-        return Err(bad(0, format!("{} of {count} records readable: the snapshot is damaged", scan.records.len())));
+        return Err(bad(format!("{} of {count} records readable: the snapshot is damaged", scan.records.len())));
     }
     Ok((seq, scan.records.into_iter().map(|(_, e)| e).collect()))
 }
@@ -309,9 +306,10 @@ impl Wal {
             File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io)?;
         }
         let mut next = snapshot_seq + 1;
-        let mut s = scan(&bytes, &mut next);
-        let mut keep_len = s.good_len;
-        if let Some((offset, line, message)) = s.corrupt.take() {
+        // At a bad record followed by good ones, `scan` stops: `records` are those before it
+        // and `good_len` is its offset, so the same cut serves a torn tail and a quarantine.
+        let Scan { records, good_len: keep_len, corrupt } = scan(&bytes, &mut next);
+        if let Some((offset, line, message)) = corrupt {
             if !options.recover {
                 return Err(ServeError::Wal { path: path.to_path_buf(), line, offset, message });
             }
@@ -322,17 +320,14 @@ impl Wal {
             f.write_all(&bytes[offset as usize..])
                 .and_then(|_| f.sync_all())
                 .map_err(|source| ServeError::Io { path: side.clone(), source })?;
-            let mut next = snapshot_seq + 1;
-            s = scan(&bytes[..offset as usize], &mut next);
-            keep_len = offset;
             replay.quarantined = Some(side);
         } else {
             replay.torn_bytes = bytes.len() as u64 - keep_len;
         }
         // Records already in the log count towards the next rotation: a server restarted more
         // often than it fills `snapshot_every` must not let the log grow without bound.
-        let in_log = s.records.len() as u64;
-        replay.events.extend(s.records.into_iter().filter(|(n, _)| *n > snapshot_seq).map(|(_, e)| e));
+        let in_log = records.len() as u64;
+        replay.events.extend(records.into_iter().filter(|(n, _)| *n > snapshot_seq).map(|(_, e)| e));
         let file = OpenOptions::new().create(true).read(true).append(true).open(path).map_err(io)?;
         if keep_len < bytes.len() as u64 {
             // Cut the torn (or quarantined) tail before anything is appended after it.

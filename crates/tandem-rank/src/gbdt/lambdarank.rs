@@ -166,8 +166,7 @@ fn rank_key(score: f32, row: usize) -> u64 {
 impl NdcgLambdaRank {
     /// The gradients of one list: `p` its scores, `y` its labels, `out` its rows; `discounts`
     /// 1/log2(2 + rank) for every rank of the longest list.
-    #[inline(always)]
-    fn list_body(&self, p: &[f32], y: &[f32], discounts: &[f64], scratch: &mut Scratch, out: &mut [GradPair]) {
+    fn list(&self, p: &[f32], y: &[f32], discounts: &[f64], scratch: &mut Scratch, out: &mut [GradPair]) {
         out.fill(GradPair::default());
         let n = p.len();
         if n < 2 {
@@ -242,10 +241,6 @@ impl NdcgLambdaRank {
                 out[(keys[r] & 0xffff_ffff) as usize] = GradPair::new(g * norm, h * norm);
             }
         }
-    }
-
-    fn list(&self, p: &[f32], y: &[f32], discounts: &[f64], scratch: &mut Scratch, out: &mut [GradPair]) {
-        self.list_body(p, y, discounts, scratch, out)
     }
 }
 
