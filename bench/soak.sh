@@ -155,13 +155,22 @@ rss = [l.split("\t") for l in open(os.path.join(work, "rss.tsv")) if l.count("\t
 by_pid = {}
 for t, pid, kb in rss:
     by_pid.setdefault(pid, []).append(int(kb))
-# After the first two minutes (the live histories fill up), each server after its first 10 s
-# (its pools and buffers warm up): the spread of the RSS.
+# After the first two minutes (the live histories fill up): each server after its first 10 s,
+# and after its first 30 s (a restarted server's caches, pools and histories warm up).
 lifetimes = list(by_pid.values())
-settled = [v[5:] for v in (lifetimes[2:] if len(lifetimes) > 2 else lifetimes)]
-all_settled = [x for v in settled for x in v]
-med = statistics.median(all_settled) if all_settled else 0
-lo, hi = (min(all_settled), max(all_settled)) if all_settled else (0, 0)
+later = lifetimes[2:] if len(lifetimes) > 2 else lifetimes
+def spread(skip):
+    xs = sorted(x for v in later for x in v[skip:])
+    if not xs:
+        return "-"
+    med = statistics.median(xs)
+    inside = sum(1 for x in xs if abs(x - med) <= 0.1 * med)
+    return (f"median {med / 1024:.0f} MB, min {xs[0] / 1024:.0f}, max {xs[-1] / 1024:.0f}; "
+            f"{inside} of {len(xs)} samples within ±10% of the median")
+# The drift over the run: each later lifetime's mean after its first 30 s.
+means = [statistics.mean(v[15:]) for v in later if len(v) > 15]
+mmed = statistics.median(means) if means else 0
+drift = f"{'; '.join(f'{m / 1024:.1f}' for m in means)} (largest {max(abs(m - mmed) for m in means) / mmed * 100:.1f}% from their median)" if means else "-"
 per_life = "; ".join(f"{min(v) / 1024:.0f}-{max(v) / 1024:.0f}" for v in lifetimes)
 print(f"""# Soak test — {minutes} minutes
 
@@ -182,9 +191,13 @@ restarted server answers /ready (plus 1 s either side).
 | acknowledged interactions missing from the log (of each user's latest {keep}) | {len(lost)} of {sum(must.values()):,} |
 | reloads answered 200 | {reload_ok:,} of {len(reloads):,} (failed outside kill windows: {reload_bad_outside}) |
 | kill windows (kill to ready) | {', '.join(f'{r - k:.2f} s' for k, r in windows[:12])}{' ...' if len(windows) > 12 else ''} |
-| RSS after the first two minutes, each server after its first 10 s ({len(all_settled)} samples) | median {med / 1024:.0f} MB, min {lo / 1024:.0f} MB, max {hi / 1024:.0f} MB ({(hi - lo) / med * 100 if med else 0:.1f}% of the median) |
+| RSS after the first two minutes, each server after its first 10 s | {spread(5)} |
+| ... after its first 30 s | {spread(15)} |
+| RSS mean of each server lifetime after its first 30 s, from minute 3 (MB) | {drift} |
 | RSS range per server lifetime (MB) | {per_life} |
 """)
 PY
 mv "$RESULTS.tmp" "$RESULTS"
+# The RSS over time (unix seconds, server pid, kB), for plotting.
+cp "$work/rss.tsv" bench/results/soak-rss.tsv
 cat "$RESULTS"

@@ -26,5 +26,5 @@ fuzz_target!(|data: &[u8]| {
     drop(wal);
     // What opened once opens again, holding what it held (bounded per user) and the appends.
     let (_, again) = Wal::open(&path, options).expect("a log this build wrote reopens");
-    assert!(again.events.iter().filter(|x| **x == e).count() >= 3, "{first:?} then {again:?}");
+    assert!(again.events().iter().filter(|x| **x == e).count() >= 3, "{first:?} then {again:?}");
 });

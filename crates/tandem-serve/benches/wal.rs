@@ -70,7 +70,7 @@ fn replay(events: u64, snapshot_every: u64) {
     println!(
         "replay ({how}): {events} events written in {wrote:.1} s, {:.0} MB on disk; opened in {secs:.2} s: {} events restored ({} from the snapshot)",
         size as f64 / 1e6,
-        r.events.len(),
+        r.histories.len(),
         r.from_snapshot
     );
 }

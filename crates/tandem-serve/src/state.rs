@@ -2,13 +2,13 @@
 //! recorded since the model was trained (by raw id, so they survive reloads), the log that
 //! keeps them, and the metrics.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::RwLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use indexmap::IndexMap;
+use indexmap::{IndexMap, IndexSet};
 use serde::Serialize;
 use tandem_models::{top_k, Query, Scored};
 use tandem_rank::model_dir::{load, Loaded};
@@ -121,7 +121,7 @@ pub struct AppState {
     /// The current model; a reload swaps it whole while requests in flight keep theirs.
     pub served: ArcSwap<Served>,
     /// Live interactions per raw user id, in arrival order (the latest `max_items` of each).
-    pub live: RwLock<HashMap<String, Vec<Event>>>,
+    pub live: RwLock<Live>,
     /// The interaction log.
     pub wal: Option<Wal>,
     /// Counters and histograms for /metrics.
@@ -157,15 +157,12 @@ impl AppState {
         if let Some(side) = &replay.quarantined {
             eprintln!("interaction log: a damaged part and everything after it moved to {}", side.display());
         }
-        let events = replay.events;
-        let replayed = events.len() as i64;
-        let mut live: HashMap<String, Vec<Event>> = HashMap::new();
-        for e in events {
-            live.entry(e.user.clone()).or_default().push(e);
+        let mut live = Live::new(options.max_items);
+        for (_, events) in replay.histories.into_users() {
+            events.into_iter().for_each(|e| live.push(e));
         }
-        live.values_mut().for_each(|v| keep_latest(v, options.max_items));
         let metrics = Metrics::new();
-        metrics.live_interactions.set(replayed);
+        metrics.live_interactions.set(live.len() as i64);
         Ok(AppState {
             served: ArcSwap::from_pointee(served),
             live: RwLock::new(live),
@@ -178,7 +175,7 @@ impl AppState {
 
     /// The live events of `user`.
     pub fn live_of(&self, user: &str) -> Vec<Event> {
-        self.live.read().unwrap_or_else(|p| p.into_inner()).get(user).cloned().unwrap_or_default()
+        self.live.read().unwrap_or_else(|p| p.into_inner()).of(user)
     }
 
     /// Records events: on disk first (when there is a log), then in memory.
@@ -188,21 +185,71 @@ impl AppState {
         }
         let n = events.len() as i64;
         let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
-        for e in events {
-            let user = live.entry(e.user.clone()).or_default();
-            user.push(e);
-            keep_latest(user, self.options.max_items);
-        }
+        events.into_iter().for_each(|e| live.push(e));
         self.metrics.live_interactions.inc_by(n);
         Ok(())
     }
 }
 
-/// Keeps a user's latest `max` live events in memory (the log keeps them all): a user's
-/// query never carries more than a request may.
-fn keep_latest(events: &mut Vec<Event>, max: usize) {
-    if events.len() > max {
-        events.drain(..events.len() - max);
+/// Live interactions: each user's latest `max` events (the log keeps them all; a query never
+/// carries more than a request may), item ids interned. A steady stream of writes then
+/// allocates nothing that lives long — a string per event, freed at some random later time
+/// among the requests' short-lived allocations, fragmented the heap and the RSS crept up for
+/// minutes though what was held was bounded.
+pub struct Live {
+    max: usize,
+    users: HashMap<String, VecDeque<LiveEvent>>,
+    items: IndexSet<String>,
+}
+
+#[derive(Clone, Copy)]
+struct LiveEvent {
+    item: u32,
+    weight: f32,
+    time: i64,
+}
+
+impl Live {
+    /// Empty, keeping `max` events a user.
+    pub fn new(max: usize) -> Self {
+        Live { max, users: HashMap::new(), items: IndexSet::new() }
+    }
+
+    /// Records `event` after its user's others, dropping the user's oldest beyond the bound.
+    pub fn push(&mut self, event: Event) {
+        if self.max == 0 {
+            return;
+        }
+        let item = match self.items.get_index_of(event.item.as_str()) {
+            Some(k) => k,
+            None => self.items.insert_full(event.item).0,
+        } as u32;
+        if !self.users.contains_key(event.user.as_str()) {
+            // The ring of a user holds `max` at most: it never grows after that.
+            self.users.insert(event.user.clone(), VecDeque::with_capacity(self.max.min(64)));
+        }
+        let q = self.users.get_mut(event.user.as_str()).expect("inserted above");
+        if q.len() == self.max {
+            q.pop_front();
+        }
+        q.push_back(LiveEvent { item, weight: event.weight, time: event.time });
+    }
+
+    /// The live events of `user`, oldest first.
+    pub fn of(&self, user: &str) -> Vec<Event> {
+        let Some(q) = self.users.get(user) else { return Vec::new() };
+        let item = |k: u32| self.items.get_index(k as usize).cloned().unwrap_or_default();
+        q.iter().map(|e| Event { user: user.to_string(), item: item(e.item), weight: e.weight, time: e.time }).collect()
+    }
+
+    /// Events held, all users together.
+    pub fn len(&self) -> usize {
+        self.users.values().map(VecDeque::len).sum()
+    }
+
+    /// Whether no event is held.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
     }
 }
 

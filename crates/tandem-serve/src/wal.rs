@@ -20,9 +20,9 @@
 //! `LOG.1` if still there, then `LOG`, skipping records the snapshot already holds (by
 //! sequence number), so a crash at any step leaves files that replay to the same state.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -61,17 +61,80 @@ impl Default for WalOptions {
     }
 }
 
+/// Each user's latest events (at most `max` a user) with their sequence numbers: what the
+/// service keeps live and what a snapshot holds. Replay and compaction stream records into it,
+/// so their memory is bounded by it, not by the length of the log.
+#[derive(Debug, Default)]
+pub struct Histories {
+    max: usize,
+    users: HashMap<String, VecDeque<(u64, Event)>>,
+}
+
+impl Histories {
+    /// Empty, keeping at most `max` events a user.
+    pub fn new(max: usize) -> Self {
+        Histories { max, users: HashMap::new() }
+    }
+
+    /// Adds `event` (numbered `seq`) after its user's others, dropping the user's oldest
+    /// beyond the bound.
+    fn push(&mut self, seq: u64, event: Event) {
+        if self.max == 0 {
+            return;
+        }
+        // Look up before inserting: a clone of the user id per event would be an allocation
+        // per replayed record.
+        if !self.users.contains_key(event.user.as_str()) {
+            self.users.insert(event.user.clone(), VecDeque::new());
+        }
+        let q = self.users.get_mut(event.user.as_str()).expect("inserted above");
+        if q.len() == self.max {
+            q.pop_front();
+        }
+        q.push_back((seq, event));
+    }
+
+    /// Events held, all users together.
+    pub fn len(&self) -> usize {
+        self.users.values().map(VecDeque::len).sum()
+    }
+
+    /// Whether no event is held.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// All events held, in the order they were recorded.
+    pub fn ordered(&self) -> Vec<Event> {
+        let mut all: Vec<&(u64, Event)> = self.users.values().flatten().collect();
+        all.sort_by_key(|(seq, _)| *seq);
+        all.into_iter().map(|(_, e)| e.clone()).collect()
+    }
+
+    /// Each user's events, oldest first.
+    pub fn into_users(self) -> HashMap<String, VecDeque<Event>> {
+        self.users.into_iter().map(|(u, q)| (u, q.into_iter().map(|(_, e)| e).collect())).collect()
+    }
+}
+
 /// What opening a log found.
 #[derive(Debug, Default)]
 pub struct Replay {
-    /// The events to restore, oldest first (the snapshot's, then the logs' newer ones).
-    pub events: Vec<Event>,
+    /// The events to restore: each user's latest (the snapshot's, then the logs' newer ones).
+    pub histories: Histories,
     /// Events read from the snapshot.
     pub from_snapshot: usize,
     /// Bytes of a torn last record cut off the log.
     pub torn_bytes: u64,
     /// Where a corrupt part was moved (`recover`).
     pub quarantined: Option<PathBuf>,
+}
+
+impl Replay {
+    /// The events to restore, in the order they were recorded.
+    pub fn events(&self) -> Vec<Event> {
+        self.histories.ordered()
+    }
 }
 
 /// Sequence numbers stay below this (a damaged record cannot make the next one overflow).
@@ -143,66 +206,86 @@ fn decode(line: &[u8]) -> Result<(Option<u64>, Event), String> {
     Ok((Some(seq), event))
 }
 
-/// The records of one log file's bytes.
-struct Scan {
-    records: Vec<(u64, Event)>,
+/// How reading one log file ended.
+#[derive(Debug, Default)]
+struct Scanned {
+    /// Good records read.
+    records: u64,
     /// End of the last good record.
     good_len: u64,
     /// The first bad record followed by good ones: its offset, line and why.
     corrupt: Option<(u64, usize, String)>,
 }
 
-/// Reads `bytes` as records; records without a sequence number get `*next` onwards. A bad
-/// last line is torn (reported by `good_len`); a bad line before a good one is corruption.
-fn scan(bytes: &[u8], next: &mut u64) -> Scan {
-    let mut scan = Scan { records: Vec::new(), good_len: 0, corrupt: None };
-    let mut offset = 0usize;
-    let mut line_no = 0usize;
+/// Reads records line by line, handing each to `each`; records without a sequence number get
+/// `*next` onwards. A bad last line is torn (reported by `good_len`); a bad line before a good
+/// one is corruption, where reading stops (`each` has had the records before it).
+fn scan(mut reader: impl BufRead, next: &mut u64, mut each: impl FnMut(u64, Event)) -> std::io::Result<Scanned> {
+    let mut scanned = Scanned::default();
+    let (mut offset, mut line_no) = (0u64, 0usize);
     let mut first_bad: Option<(u64, usize, String)> = None;
-    while offset < bytes.len() {
-        line_no += 1;
-        let Some(end) = bytes[offset..].iter().position(|&b| b == b'\n').map(|p| offset + p) else {
-            // No newline: a torn write, unless a bad line came before it.
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if line.last() != Some(&b'\n') {
+            // The end, or a last line without its newline: a torn write.
             break;
-        };
-        let line = &bytes[offset..end];
-        if !line.iter().all(u8::is_ascii_whitespace) {
-            match decode(line) {
+        }
+        line_no += 1;
+        let body = &line[..n - 1];
+        if !body.iter().all(u8::is_ascii_whitespace) {
+            match decode(body) {
                 Ok((seq, event)) => {
                     if let Some(bad) = first_bad.take() {
-                        scan.corrupt = Some(bad);
-                        return scan;
+                        scanned.corrupt = Some(bad);
+                        return Ok(scanned);
                     }
                     let seq = seq.unwrap_or(*next);
                     *next = (*next).max(seq + 1);
-                    scan.records.push((seq, event));
+                    scanned.records += 1;
+                    each(seq, event);
                 }
                 Err(why) => {
                     if first_bad.is_none() {
-                        first_bad = Some((offset as u64, line_no, why));
+                        first_bad = Some((offset, line_no, why));
                     }
                 }
             }
         }
-        offset = end + 1;
+        offset += n as u64;
         if first_bad.is_none() {
-            scan.good_len = offset as u64;
+            scanned.good_len = offset;
         }
     }
-    scan
+    Ok(scanned)
 }
 
-/// The events of `LOG.snapshot` and the sequence number they reach (0: no snapshot).
-fn read_snapshot(path: &Path) -> Result<(u64, Vec<Event>), ServeError> {
+/// Opens `path` for reading in large buffered chunks, with its length; `None` when missing.
+fn open_read(path: &Path) -> Result<Option<(BufReader<File>, u64)>, ServeError> {
     let io = |source| ServeError::Io { path: path.to_path_buf(), source };
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, Vec::new())),
-        Err(e) => return Err(io(e)),
-    };
+    match File::open(path) {
+        Ok(f) => {
+            let len = f.metadata().map_err(io)?.len();
+            Ok(Some((BufReader::with_capacity(1 << 16, f), len)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Reads `LOG.snapshot` into `into`; returns the sequence number it reaches (0: no snapshot).
+fn read_snapshot(path: &Path, into: &mut Histories) -> Result<u64, ServeError> {
+    let io = |source| ServeError::Io { path: path.to_path_buf(), source };
+    let Some((mut reader, len)) = open_read(path)? else { return Ok(0) };
     let bad = |message: String| ServeError::Snapshot { path: path.to_path_buf(), message };
-    let header_end = bytes.iter().position(|&b| b == b'\n').ok_or_else(|| bad("no header".into()))?;
-    let header = std::str::from_utf8(&bytes[..header_end]).map_err(|_| bad("header is not UTF-8".into()))?;
+    let mut header = Vec::new();
+    reader.by_ref().take(4096).read_until(b'\n', &mut header).map_err(io)?;
+    let header_len = header.len() as u64;
+    if header.pop() != Some(b'\n') {
+        return Err(bad("no header".into()));
+    }
+    let header = std::str::from_utf8(&header).map_err(|_| bad("header is not UTF-8".into()))?;
     let fields: HashMap<&str, &str> = header
         .strip_prefix(SNAPSHOT_HEADER)
         .ok_or_else(|| bad(format!("not a snapshot header: {header:?}")))?
@@ -217,31 +300,17 @@ fn read_snapshot(path: &Path) -> Result<(u64, Vec<Event>), ServeError> {
         return Err(bad(format!("sequence number {seq} out of range")));
     }
     let mut next = 0;
-    let scan = scan(&bytes[header_end + 1..], &mut next);
+    let scanned = scan(reader, &mut next, |n, e| into.push(n, e)).map_err(io)?;
     // A snapshot is renamed into place whole: any bad or missing record is damage (which
     // --wal-recover does not touch: it is named, not quarantined).
-    if let Some((offset, line, why)) = scan.corrupt {
-        let (line, offset) = (line + 1, offset + header_end as u64 + 1);
+    if let Some((offset, line, why)) = scanned.corrupt {
+        let (line, offset) = (line + 1, offset + header_len);
         return Err(bad(format!("line {line} (byte {offset}): {why}: the snapshot is damaged")));
     }
-    if scan.records.len() as u64 != count || scan.good_len as usize != bytes.len() - header_end - 1 {
-        return Err(bad(format!("{} of {count} records readable: the snapshot is damaged", scan.records.len())));
+    if scanned.records != count || scanned.good_len != len - header_len {
+        return Err(bad(format!("{} of {count} records readable: the snapshot is damaged", scanned.records)));
     }
-    Ok((seq, scan.records.into_iter().map(|(_, e)| e).collect()))
-}
-
-/// Each user's latest `max_per_user` events of `events`, in their order.
-fn bounded(events: Vec<Event>, max_per_user: usize) -> Vec<Event> {
-    let mut later: HashMap<&str, usize> = HashMap::new();
-    let mut keep = vec![false; events.len()];
-    for (k, e) in events.iter().enumerate().rev() {
-        let n = later.entry(e.user.as_str()).or_default();
-        if *n < max_per_user {
-            keep[k] = true;
-            *n += 1;
-        }
-    }
-    events.into_iter().zip(keep).filter_map(|(e, k)| k.then_some(e)).collect()
+    Ok(seq)
 }
 
 /// Fsyncs the directory holding `path`, so a rename or a new file in it survives a crash.
@@ -250,42 +319,48 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Writes the snapshot of `events` (up to `seq`) beside `log`, atomically.
-fn write_snapshot(log: &Path, seq: u64, events: &[Event]) -> Result<(), ServeError> {
+/// Writes the snapshot of `histories` (up to `seq`) beside `log`, atomically.
+fn write_snapshot(log: &Path, seq: u64, histories: &Histories) -> Result<(), ServeError> {
     let path = sibling(log, ".snapshot");
     let tmp = sibling(log, ".snapshot.tmp");
     let io = |source| ServeError::Io { path: tmp.clone(), source };
-    let mut out = format!("{SNAPSHOT_HEADER} seq={seq} count={}\n", events.len()).into_bytes();
-    for (k, e) in events.iter().enumerate() {
-        encode(k as u64, e, &mut out);
+    let mut out = BufWriter::with_capacity(1 << 16, File::create(&tmp).map_err(io)?);
+    writeln!(out, "{SNAPSHOT_HEADER} seq={seq} count={}", histories.len()).map_err(io)?;
+    let mut line = Vec::new();
+    for (n, e) in histories.users.values().flatten() {
+        line.clear();
+        encode(*n, e, &mut line);
+        out.write_all(&line).map_err(io)?;
     }
-    let mut f = File::create(&tmp).map_err(io)?;
-    f.write_all(&out).map_err(io)?;
+    let f = out.into_inner().map_err(|e| io(e.into_error()))?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;
     sync_dir(log).map_err(io)
 }
 
-/// Folds `LOG.1` into the snapshot and removes it.
-fn compact(log: &Path, max_per_user: usize) -> Result<(), ServeError> {
+/// Folds `LOG.1` into the snapshot and removes it; returns the snapshot's sequence number and
+/// histories.
+fn compact(log: &Path, max_per_user: usize) -> Result<(u64, Histories), ServeError> {
     let rotated = sibling(log, ".1");
-    let (mut seq, mut events) = read_snapshot(&sibling(log, ".snapshot"))?;
-    let bytes = std::fs::read(&rotated).map_err(|source| ServeError::Io { path: rotated.clone(), source })?;
-    let base = seq;
-    let mut next = base + 1;
-    let s = scan(&bytes, &mut next);
-    if let Some((offset, line, message)) = s.corrupt {
-        return Err(ServeError::Wal { path: rotated, line, offset, message });
-    }
-    for (n, e) in s.records {
+    let mut histories = Histories::new(max_per_user);
+    let base = read_snapshot(&sibling(log, ".snapshot"), &mut histories)?;
+    let io = |source| ServeError::Io { path: rotated.clone(), source };
+    let (reader, _) = open_read(&rotated)?.ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?;
+    let (mut seq, mut next) = (base, base + 1);
+    let scanned = scan(reader, &mut next, |n, e| {
         if n > base {
-            events.push(e);
+            histories.push(n, e);
         }
         seq = seq.max(n);
+    })
+    .map_err(io)?;
+    if let Some((offset, line, message)) = scanned.corrupt {
+        return Err(ServeError::Wal { path: rotated, line, offset, message });
     }
-    write_snapshot(log, seq, &bounded(events, max_per_user))?;
-    std::fs::remove_file(&rotated).map_err(|source| ServeError::Io { path: rotated.clone(), source })?;
-    sync_dir(log).map_err(|source| ServeError::Io { path: rotated, source })
+    write_snapshot(log, seq, &histories)?;
+    std::fs::remove_file(&rotated).map_err(io)?;
+    sync_dir(log).map_err(io)?;
+    Ok((seq, histories))
 }
 
 impl Wal {
@@ -295,41 +370,54 @@ impl Wal {
         let io = |source| ServeError::Io { path: path.to_path_buf(), source };
         let mut replay = Replay::default();
         // A rotation whose compaction did not finish: finish it first.
-        if sibling(path, ".1").exists() {
-            compact(path, options.max_per_user)?;
-        }
-        let (snapshot_seq, events) = read_snapshot(&sibling(path, ".snapshot"))?;
-        replay.from_snapshot = events.len();
-        replay.events = events;
-        let mut bytes = Vec::new();
-        if path.exists() {
-            File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(io)?;
-        }
+        let snapshot_seq = if sibling(path, ".1").exists() {
+            let (seq, histories) = compact(path, options.max_per_user)?;
+            replay.histories = histories;
+            seq
+        } else {
+            replay.histories = Histories::new(options.max_per_user);
+            read_snapshot(&sibling(path, ".snapshot"), &mut replay.histories)?
+        };
+        replay.from_snapshot = replay.histories.len();
         let mut next = snapshot_seq + 1;
-        // At a bad record followed by good ones, `scan` stops: `records` are those before it
+        let (scanned, file_len) = match open_read(path)? {
+            Some((reader, len)) => {
+                let histories = &mut replay.histories;
+                let each = |n, e| {
+                    if n > snapshot_seq {
+                        histories.push(n, e);
+                    }
+                };
+                (scan(reader, &mut next, each).map_err(io)?, len)
+            }
+            None => (Scanned::default(), 0),
+        };
+        // At a bad record followed by good ones, `scan` stops: the records before it are read
         // and `good_len` is its offset, so the same cut serves a torn tail and a quarantine.
-        let Scan { records, good_len: keep_len, corrupt } = scan(&bytes, &mut next);
-        if let Some((offset, line, message)) = corrupt {
+        let keep_len = scanned.good_len;
+        if let Some((offset, line, message)) = scanned.corrupt {
             if !options.recover {
                 return Err(ServeError::Wal { path: path.to_path_buf(), line, offset, message });
             }
             // Everything from the bad record on goes aside; the records before it replay.
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             let side = sibling(path, &format!(".quarantine-{now}"));
-            let mut f = File::create(&side).map_err(|source| ServeError::Io { path: side.clone(), source })?;
-            f.write_all(&bytes[offset as usize..])
-                .and_then(|_| f.sync_all())
-                .map_err(|source| ServeError::Io { path: side.clone(), source })?;
+            let copied = File::open(path).and_then(|mut from| {
+                from.seek(SeekFrom::Start(offset))?;
+                let mut to = File::create(&side)?;
+                std::io::copy(&mut from, &mut to)?;
+                to.sync_all()
+            });
+            copied.map_err(|source| ServeError::Io { path: side.clone(), source })?;
             replay.quarantined = Some(side);
         } else {
-            replay.torn_bytes = bytes.len() as u64 - keep_len;
+            replay.torn_bytes = file_len - keep_len;
         }
         // Records already in the log count towards the next rotation: a server restarted more
         // often than it fills `snapshot_every` must not let the log grow without bound.
-        let in_log = records.len() as u64;
-        replay.events.extend(records.into_iter().filter(|(n, _)| *n > snapshot_seq).map(|(_, e)| e));
+        let in_log = scanned.records;
         let file = OpenOptions::new().create(true).read(true).append(true).open(path).map_err(io)?;
-        if keep_len < bytes.len() as u64 {
+        if keep_len < file_len {
             // Cut the torn (or quarantined) tail before anything is appended after it.
             file.set_len(keep_len).and_then(|_| file.sync_all()).map_err(io)?;
         }
@@ -483,24 +571,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("live.wal");
         let (wal, replay) = open(&path);
-        assert!(replay.events.is_empty());
+        assert!(replay.histories.is_empty());
         wal.append(&[ev("u1", "i1"), ev("u2", "i\"2")]).unwrap();
         drop(wal);
         let torn = b"1a2b3c4d 3 {\"user\":\"u3\",\"it";
         tear(&path, torn);
         let (wal, replay) = open(&path);
-        assert_eq!(replay.events, vec![ev("u1", "i1"), ev("u2", "i\"2")]);
+        assert_eq!(replay.events(), vec![ev("u1", "i1"), ev("u2", "i\"2")]);
         assert_eq!(replay.torn_bytes, torn.len() as u64);
         wal.append(&[ev("u4", "i4")]).unwrap();
         drop(wal);
         // A torn record that got its newline but not its bytes (pages written out of order).
         tear(&path, b"00000000 9 {\"user\":\"u5\"}\n");
         let (wal, replay) = open(&path);
-        assert_eq!(replay.events, vec![ev("u1", "i1"), ev("u2", "i\"2"), ev("u4", "i4")]);
+        assert_eq!(replay.events(), vec![ev("u1", "i1"), ev("u2", "i\"2"), ev("u4", "i4")]);
         wal.append(&[ev("u6", "i6")]).unwrap();
         drop(wal);
         let (_, replay) = open(&path);
-        assert_eq!(replay.events.len(), 4);
+        assert_eq!(replay.events().len(), 4);
         assert_eq!(replay.torn_bytes, 0);
     }
 
@@ -521,12 +609,12 @@ mod tests {
         assert!(e.contains("live.wal") && e.contains("line 2") && e.contains(&format!("byte {second}")), "{e}");
         assert!(e.contains("checksum mismatch") && e.contains("--wal-recover"), "{e}");
         let (wal, replay) = Wal::open(&path, WalOptions { recover: true, ..Default::default() }).unwrap();
-        assert_eq!(replay.events, vec![ev("u1", "i1")]);
+        assert_eq!(replay.events(), vec![ev("u1", "i1")]);
         let side = replay.quarantined.expect("a side file");
         assert_eq!(std::fs::read(&side).unwrap(), bytes[second..]);
         wal.append(&[ev("u4", "i4")]).unwrap();
         drop(wal);
-        assert_eq!(open(&path).1.events, vec![ev("u1", "i1"), ev("u4", "i4")]);
+        assert_eq!(open(&path).1.events(), vec![ev("u1", "i1"), ev("u4", "i4")]);
     }
 
     #[test]
@@ -535,10 +623,10 @@ mod tests {
         let path = dir.path().join("live.wal");
         std::fs::write(&path, "{\"user\":\"a\",\"item\":\"x\",\"weight\":1,\"time\":7}\n").unwrap();
         let (wal, replay) = open(&path);
-        assert_eq!(replay.events, vec![ev("a", "x")]);
+        assert_eq!(replay.events(), vec![ev("a", "x")]);
         wal.append(&[ev("b", "y")]).unwrap();
         drop(wal);
-        assert_eq!(open(&path).1.events, vec![ev("a", "x"), ev("b", "y")]);
+        assert_eq!(open(&path).1.events(), vec![ev("a", "x"), ev("b", "y")]);
     }
 
     /// Four threads appending at once: every acknowledged event replays, each once, with
@@ -560,14 +648,14 @@ mod tests {
         });
         drop(wal);
         let (_, replay) = open(&path);
-        assert_eq!(replay.events.len(), 200);
+        assert_eq!(replay.events().len(), 200);
         for t in 0..4 {
             let items: Vec<String> =
-                replay.events.iter().filter(|e| e.user == format!("u{t}")).map(|e| e.item.clone()).collect();
+                replay.events().into_iter().filter(|e| e.user == format!("u{t}")).map(|e| e.item.clone()).collect();
             assert_eq!(items, (0..50).map(|k| format!("i{k}")).collect::<Vec<_>>(), "u{t} in order");
         }
-        let mut next = 0;
-        let seqs: Vec<u64> = scan(&std::fs::read(&path).unwrap(), &mut next).records.iter().map(|r| r.0).collect();
+        let (mut next, mut seqs) = (0, Vec::new());
+        scan(&std::fs::read(&path).unwrap()[..], &mut next, |n, _| seqs.push(n)).unwrap();
         assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
     }
 
@@ -580,7 +668,7 @@ mod tests {
         let options = WalOptions { recover: false, max_per_user: 100, snapshot_every: 10 };
         for round in 0..2 {
             let (wal, replay) = Wal::open(&path, options).unwrap();
-            assert_eq!(replay.events.len(), 6 * round);
+            assert_eq!(replay.events().len(), 6 * round);
             for k in 0..6 {
                 wal.append(&[ev("a", &format!("i{round}-{k}"))]).unwrap();
             }
@@ -588,7 +676,7 @@ mod tests {
         }
         assert!(sibling(&path, ".snapshot").exists(), "rotated across the restart");
         let (_, replay) = Wal::open(&path, options).unwrap();
-        assert_eq!(replay.events.len(), 12);
+        assert_eq!(replay.events().len(), 12);
         assert!(replay.from_snapshot >= 10, "{replay:?}");
     }
 
@@ -608,7 +696,7 @@ mod tests {
         assert!(sibling(&path, ".snapshot").exists() && !sibling(&path, ".1").exists());
         let (_, replay) = Wal::open(&path, options).unwrap();
         let items = |r: &Replay, u: &str| -> Vec<String> {
-            r.events.iter().filter(|e| e.user == u).map(|e| e.item.clone()).collect()
+            r.events().into_iter().filter(|e| e.user == u).map(|e| e.item.clone()).collect()
         };
         // The snapshot keeps 3 a user; the 5 records after the last rotation all replay.
         assert!(replay.from_snapshot <= 6 && replay.from_snapshot > 0, "{replay:?}");
@@ -626,7 +714,7 @@ mod tests {
         // records are in the snapshot already and do not count twice.
         std::fs::write(sibling(&path, ".1"), &tail).unwrap();
         let (_, third) = Wal::open(&path, options).unwrap();
-        assert_eq!(third.events, again.events);
+        assert_eq!(third.events(), again.events());
         // A damaged snapshot is named.
         let snap = sibling(&path, ".snapshot");
         let mut bytes = std::fs::read(&snap).unwrap();
