@@ -224,15 +224,21 @@ impl Live {
             Some(k) => k,
             None => self.items.insert_full(event.item).0,
         } as u32;
-        if !self.users.contains_key(event.user.as_str()) {
-            // The ring of a user holds `max` at most: it never grows after that.
-            self.users.insert(event.user.clone(), VecDeque::with_capacity(self.max.min(64)));
+        let live = LiveEvent { item, weight: event.weight, time: event.time };
+        match self.users.get_mut(event.user.as_str()) {
+            Some(q) => {
+                if q.len() == self.max {
+                    q.pop_front();
+                }
+                q.push_back(live);
+            }
+            None => {
+                // The ring of a user holds `max` at most: it never grows after that.
+                let mut q = VecDeque::with_capacity(self.max.min(64));
+                q.push_back(live);
+                self.users.insert(event.user, q);
+            }
         }
-        let q = self.users.get_mut(event.user.as_str()).expect("inserted above");
-        if q.len() == self.max {
-            q.pop_front();
-        }
-        q.push_back(LiveEvent { item, weight: event.weight, time: event.time });
     }
 
     /// The live events of `user`, oldest first.

@@ -82,16 +82,18 @@ impl Histories {
         if self.max == 0 {
             return;
         }
-        // Look up before inserting: a clone of the user id per event would be an allocation
-        // per replayed record.
-        if !self.users.contains_key(event.user.as_str()) {
-            self.users.insert(event.user.clone(), VecDeque::new());
+        // One lookup when the user is known; the id is cloned only for a new user.
+        match self.users.get_mut(event.user.as_str()) {
+            Some(q) => {
+                if q.len() == self.max {
+                    q.pop_front();
+                }
+                q.push_back((seq, event));
+            }
+            None => {
+                self.users.insert(event.user.clone(), VecDeque::from([(seq, event)]));
+            }
         }
-        let q = self.users.get_mut(event.user.as_str()).expect("inserted above");
-        if q.len() == self.max {
-            q.pop_front();
-        }
-        q.push_back((seq, event));
     }
 
     /// Events held, all users together.
