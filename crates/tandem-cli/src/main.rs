@@ -104,6 +104,50 @@ enum Command {
         #[arg(long, value_name = "RATING", default_value_t = 2.0, requires = "ratings")]
         explicit_threshold: f32,
     },
+    /// Search a model's hyper-parameters on validation data carved from SPLIT_DIR/train.tsv
+    /// (the test part is not opened while searching): seeded random trials, then TPE-style
+    /// proposals; every trial goes to DIR/trials.jsonl as it ends (--resume carries on from
+    /// it). The best settings are then refitted on all of train.tsv (plus valid.tsv when the
+    /// split has one and it validated) and evaluated on test.tsv once: DIR/report.json,
+    /// DIR/predictions.tsv, DIR/best.yaml (the settings as a config snippet), DIR/tune.json,
+    /// DIR/trials.svg.
+    Tune {
+        /// A directory with train.tsv and test.tsv (and optionally valid.tsv, negatives).
+        split_dir: PathBuf,
+        /// The model kind whose search space is explored (its parameters' ranges are declared
+        /// with the kind).
+        #[arg(long)]
+        model: String,
+        /// A parameter held fixed instead of searched, e.g. `--param factors=64` (repeatable).
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Trials to run.
+        #[arg(long, default_value_t = 40)]
+        budget: usize,
+        /// The validation metric maximised.
+        #[arg(long, default_value = "NDCG@10")]
+        metric: tandem_eval::MetricAt,
+        /// Validation rows per user taken from train.tsv: `last:N` (the latest N; for temporal
+        /// and leave-one-out splits) or `share:S` (a random share; for ratio splits). Default:
+        /// valid.tsv when the split has one, else last:5.
+        #[arg(long, value_name = "last:N|share:S")]
+        holdout: Option<tandem_eval::holdout::Holdout>,
+        /// Seed of the proposals and of a share holdout.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Carry on from DIR/trials.jsonl (the same seed proposes the same next trials).
+        #[arg(long)]
+        resume: bool,
+        /// Item metadata (a MovieLens item file), as for evaluate-split.
+        #[arg(long, value_name = "FILE")]
+        items: Option<PathBuf>,
+        /// Cut-offs of the final test evaluation, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,5,10,20,50,100")]
+        ks: Vec<usize>,
+        /// Output directory.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
     /// Write a synthetic interaction log (CSV `user,item,timestamp`) with power-law item and
     /// user activity and latent communities, for benchmarks at any scale.
     Generate {
@@ -308,6 +352,11 @@ fn main() -> ExitCode {
                 explicit_threshold,
             };
             commands::evaluate_split(&split_dir, &model, &params, &out, &opts, &bars)
+        }
+        Command::Tune { split_dir, model, params, budget, metric, holdout, seed, resume, items, ks, out } => {
+            let opts =
+                commands::TuneOptions { budget, metric, holdout, seed, resume, items: items.as_deref(), ks: &ks };
+            commands::tune(&split_dir, &model, &params, &out, &opts, &bars)
         }
         Command::Serve {
             model,

@@ -707,6 +707,79 @@ mod evaluate_split {
     }
 }
 
+mod tune {
+    use super::*;
+
+    fn trials(dir: &Path) -> Vec<Value> {
+        std::fs::read_to_string(dir.join("trials.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The search runs on a split whose test part is not there: it needs test.tsv only for the
+    /// final evaluation. Once test.tsv appears, `--resume` runs no trial again and evaluates.
+    #[test]
+    fn the_search_never_opens_the_test_part_and_resumes_where_it_stopped() {
+        let Some(data) = shared() else { return };
+        let split = tempfile::tempdir().unwrap();
+        let temporal = data.join("ml-100k/splits/temporal");
+        std::fs::copy(temporal.join("train.tsv"), split.path().join("train.tsv")).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let (s, o) = (split.path().to_str().unwrap(), out.path().to_str().unwrap());
+        let run = |budget: &str, resume: bool| {
+            let mut args = vec!["tune", s, "--model", "als", "--budget", budget, "--out", o, "--ks", "10"];
+            if resume {
+                args.push("--resume");
+            }
+            tandem(&args)
+        };
+        let first = run("3", false);
+        assert!(!first.status.success());
+        let e = stderr(&first);
+        assert!(e.contains("test.tsv"), "fails at the final evaluation, naming the missing file: {e}");
+        let done = trials(out.path());
+        assert_eq!(done.len(), 3, "all three trials ran without test.tsv");
+        assert!(done.iter().all(|t| t["value"].as_f64().unwrap() > 0.02 && t["metric"] == "NDCG@10"), "{done:?}");
+        // Without --resume an existing log is not overwritten.
+        let again = run("3", false);
+        assert!(!again.status.success() && stderr(&again).contains("--resume"), "{}", stderr(&again));
+        std::fs::copy(temporal.join("test.tsv"), split.path().join("test.tsv")).unwrap();
+        let resumed = run("5", true);
+        assert!(resumed.status.success(), "{}", stderr(&resumed));
+        let all = trials(out.path());
+        assert_eq!(all.len(), 5);
+        assert_eq!(all[..3], done[..], "the first trials are kept as they were");
+        // Seeded: an uninterrupted search proposes the same five trials.
+        let fresh = tempfile::tempdir().unwrap();
+        let f = fresh.path().to_str().unwrap();
+        let o = tandem(&["tune", s, "--model", "als", "--budget", "5", "--out", f, "--ks", "10"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let params = |ts: &[Value]| ts.iter().map(|t| t["params"].clone()).collect::<Vec<_>>();
+        assert_eq!(params(&trials(fresh.path())), params(&all));
+        let r = report(out.path());
+        assert!(metric(&r, "als", "NDCG@10") > 0.05, "{r}");
+        let best = std::fs::read_to_string(out.path().join("best.yaml")).unwrap();
+        assert!(best.starts_with("kind: als\n") && best.contains("factors: "), "{best}");
+        assert!(std::fs::read_to_string(out.path().join("trials.svg")).unwrap().contains("<polyline"));
+    }
+
+    #[test]
+    fn bad_requests_are_named() {
+        let Some(data) = shared() else { return };
+        let split = data.join("ml-100k/splits/temporal");
+        let out = tempfile::tempdir().unwrap();
+        let (s, o) = (split.to_str().unwrap(), out.path().to_str().unwrap());
+        let e = stderr(&tandem(&["tune", s, "--model", "popularity", "--out", o]));
+        assert!(e.contains("nothing to search"), "{e}");
+        let e = stderr(&tandem(&["tune", s, "--model", "als", "--holdout", "first:3", "--out", o]));
+        assert!(e.contains("last:N") && e.contains("share:S"), "{e}");
+        let e = stderr(&tandem(&["tune", s, "--model", "svd", "--out", o]));
+        assert!(e.contains("unknown model") && e.contains("als"), "{e}");
+    }
+}
+
 mod artifacts {
     use super::*;
 

@@ -22,11 +22,13 @@
 #![forbid(unsafe_code)]
 
 pub mod export;
+pub mod holdout;
 pub mod metric;
 mod negatives;
 mod plot;
 mod protocol;
 mod report;
+pub mod search;
 pub mod setup;
 
 pub use export::{write_lists, ExportError, ListWriter, SubmissionFormat};

@@ -154,6 +154,29 @@ pub fn training_curves_svg(report: &Report) -> Option<String> {
     Some(close_with_legend(s, PANEL_H + 12.0, &names))
 }
 
+/// The validation metric of each trial of a search, and the best so far, against the trial
+/// number (failed trials left out).
+pub fn trials_svg(metric: &str, trials: &[crate::search::Trial]) -> String {
+    let points: Vec<(f64, f64)> = trials.iter().filter_map(|t| Some(((t.trial + 1) as f64, t.value?))).collect();
+    let mut best = f64::NEG_INFINITY;
+    let running: Vec<(f64, f64)> = points
+        .iter()
+        .map(|&(x, y)| {
+            best = best.max(y);
+            (x, best)
+        })
+        .collect();
+    let last = trials.len().max(1);
+    let ticks: Vec<(f64, String)> = (1..=last)
+        .filter(|t| last <= 10 || t % last.div_ceil(10) == 0 || *t == 1)
+        .map(|t| (t as f64, t.to_string()))
+        .collect();
+    let mut s = open(2.0 * PANEL_W, PANEL_H + legend_height(2));
+    let series = [Series { color: 0, points }, Series { color: 1, points: running }];
+    panel(&mut s, (0.0, 0.0), &format!("validation {metric} by trial"), &ticks, &series);
+    close_with_legend(s, PANEL_H + 12.0, &["trial", "best so far"])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ mod recommend;
 mod run;
 mod serve;
 mod split;
+mod tune;
 
 pub use assignment::assignment;
 pub use evaluate_split::{evaluate_split, SplitEval};
@@ -17,6 +18,7 @@ pub use recommend::recommend;
 pub use run::run;
 pub use serve::serve;
 pub use split::split;
+pub use tune::{tune, TuneOptions};
 
 use anyhow::{Context, Result};
 

@@ -361,6 +361,16 @@ fn split_file_spec(path: PathBuf) -> LogSpec {
 impl SplitDir {
     /// Reads the directory. Train ids are mapped first, so train items hold the lowest indices.
     pub fn load(dir: &Path, progress: &dyn Progress) -> Result<SplitDir> {
+        Self::read(dir, true, progress)
+    }
+
+    /// Reads the directory's training and validation parts only: `test.tsv` and
+    /// `test_negatives.tsv` are not opened (tuning must not see them).
+    pub fn load_without_test(dir: &Path, progress: &dyn Progress) -> Result<SplitDir> {
+        Self::read(dir, false, progress)
+    }
+
+    fn read(dir: &Path, with_test: bool, progress: &dyn Progress) -> Result<SplitDir> {
         if !dir.is_dir() {
             return Err(DataError::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory")));
         }
@@ -376,8 +386,11 @@ impl SplitDir {
         };
         let train = part("train.tsv", true)?;
         let valid = part("valid.tsv", false)?;
-        let test = part("test.tsv", true)?;
-        let test_negatives = read_negatives(&dir.join("test_negatives.tsv"), &mut ds.users, &mut ds.items, progress)?;
+        let test = if with_test { part("test.tsv", true)? } else { Interactions::new() };
+        let test_negatives = match with_test {
+            true => read_negatives(&dir.join("test_negatives.tsv"), &mut ds.users, &mut ds.items, progress)?,
+            false => None,
+        };
         let valid_negatives = read_negatives(&dir.join("valid_negatives.tsv"), &mut ds.users, &mut ds.items, progress)?;
         for part in [&train, &valid, &test] {
             ds.interactions.extend(part);
