@@ -105,7 +105,7 @@ enum Command {
         explicit_threshold: f32,
     },
     /// Search a model's hyper-parameters on validation data carved from SPLIT_DIR/train.tsv
-    /// (the test part is not opened while searching): seeded random trials, then TPE-style
+    /// (the test part is not opened while searching): the defaults, seeded random trials, then TPE-style
     /// proposals; every trial goes to DIR/trials.jsonl as it ends (--resume carries on from
     /// it). The best settings are then refitted on all of train.tsv (plus valid.tsv when the
     /// split has one and it validated) and evaluated on test.tsv once: DIR/report.json,
@@ -127,10 +127,11 @@ enum Command {
         /// The validation metric maximised.
         #[arg(long, default_value = "NDCG@10")]
         metric: tandem_eval::MetricAt,
-        /// Validation rows per user taken from train.tsv: `last:N` (the latest N; for temporal
-        /// and leave-one-out splits) or `share:S` (a random share; for ratio splits). Default:
+        /// Validation rows taken from train.tsv as its test part was cut: `last:N` (each user's
+        /// latest N; temporal and leave-one-out splits), `share:S` (a random share of each
+        /// user's rows; ratio splits) or `days:D` (the last D days; time windows). Default:
         /// valid.tsv when the split has one, else last:5.
-        #[arg(long, value_name = "last:N|share:S")]
+        #[arg(long, value_name = "last:N|share:S|days:D")]
         holdout: Option<tandem_eval::holdout::Holdout>,
         /// Seed of the proposals and of a share holdout.
         #[arg(long, default_value_t = 42)]

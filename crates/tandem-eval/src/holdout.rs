@@ -1,36 +1,42 @@
 //! Validation data carved from a training part the way its test part was cut, so that tuning
 //! chooses settings without ever reading the test part (SPEC §10: "never tune on test data").
+//! The carving is the splitter's own ([`SplitSpec`]), applied to the training rows:
 //!
-//! - `last:N` — per user, rows sorted by (time, item), the last `N` held out; users with `N`
-//!   rows or fewer stay wholly in training (the temporal and leave-one-out splits' rule).
-//! - `share:S` — per user, `floor(S × rows)` random rows held out (the ratio split's rule),
-//!   seeded.
+//! - `last:N` — per user, rows in time order (ties by raw item id), the last `N` held out;
+//!   users with `N` rows or fewer stay wholly in training (the temporal and leave-one-out
+//!   splits' rule).
+//! - `share:S` — per user, `floor(S × rows)` random rows held out (the ratio split's rule).
+//! - `days:D` — the last `D` calendar days of the training rows (a time-window split's rule).
 
 use std::str::FromStr;
 
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use tandem_data::Interactions;
+use tandem_data::{IdMap, Interactions, SplitSpec};
 
-/// How validation rows are taken from each user's training rows.
+/// How validation rows are taken from the training rows.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Holdout {
-    /// The user's last `n` rows in time (users with `n` rows or fewer: none).
+    /// Each user's last `n` rows in time (users with `n` rows or fewer: none).
     Last(usize),
-    /// A random `floor(share × rows)` of the user's rows.
+    /// A random `floor(share × rows)` of each user's rows.
     Share(f64),
+    /// The last `d` days.
+    Days(u32),
 }
 
 impl FromStr for Holdout {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let usage = || format!("`{s}`: a holdout is last:N (the last N rows per user) or share:S (0 < S < 1)");
+        let usage = || {
+            format!(
+                "`{s}`: a holdout is last:N (each user's last N rows), share:S (a random share of each user's rows, 0 < S < 1) or days:D (the last D days)"
+            )
+        };
         let (how, value) = s.split_once(':').ok_or_else(usage)?;
         match how {
             "last" => value.parse::<usize>().ok().filter(|&n| n >= 1).map(Holdout::Last).ok_or_else(usage),
             "share" => value.parse::<f64>().ok().filter(|&v| v > 0.0 && v < 1.0).map(Holdout::Share).ok_or_else(usage),
+            "days" => value.parse::<u32>().ok().filter(|&d| d >= 1).map(Holdout::Days).ok_or_else(usage),
             _ => Err(usage()),
         }
     }
@@ -41,32 +47,32 @@ impl std::fmt::Display for Holdout {
         match self {
             Holdout::Last(n) => write!(f, "last:{n}"),
             Holdout::Share(s) => write!(f, "share:{s}"),
+            Holdout::Days(d) => write!(f, "days:{d}"),
         }
     }
 }
 
-/// Splits `train` into (rows to fit on, validation rows) by `holdout`; `seed` drives `share`.
-pub fn carve(train: &Interactions, n_users: usize, holdout: Holdout, seed: u64) -> (Interactions, Interactions) {
-    let mut held = vec![false; train.len()];
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    for mut rows in train.rows_by_user(n_users) {
-        match holdout {
-            Holdout::Last(n) => {
-                if rows.len() <= n {
-                    continue;
-                }
-                rows.sort_by_key(|&r| (train.time[r], train.item[r]));
-                rows[rows.len() - n..].iter().for_each(|&r| held[r] = true);
-            }
-            Holdout::Share(share) => {
-                let n = (share * rows.len() as f64).floor() as usize;
-                rows.shuffle(&mut rng);
-                rows[..n].iter().for_each(|&r| held[r] = true);
-            }
+impl Holdout {
+    /// The split that carves it (`seed`: a share's draw).
+    pub fn spec(&self, seed: u64) -> SplitSpec {
+        match *self {
+            Holdout::Last(n) => SplitSpec::LastN { test: n, valid: 0, min_train: 1 },
+            Holdout::Share(share) => SplitSpec::Ratio { test: share, valid: 0.0, seed },
+            Holdout::Days(days) => SplitSpec::TimeWindow { days, valid_days: 0 },
         }
     }
-    let (fit, valid): (Vec<usize>, Vec<usize>) = (0..train.len()).partition(|&r| !held[r]);
-    (train.select(&fit), train.select(&valid))
+}
+
+/// Splits `train` into (rows to fit on, validation rows) by `holdout`.
+pub fn carve(
+    train: &Interactions,
+    n_users: usize,
+    items: &IdMap,
+    holdout: Holdout,
+    seed: u64,
+) -> Result<(Interactions, Interactions), String> {
+    let split = holdout.spec(seed).split(train, n_users, items).map_err(|e| e.to_string())?;
+    Ok((split.train, split.test))
 }
 
 #[cfg(test)]
@@ -74,41 +80,48 @@ mod tests {
     use super::*;
     use tandem_data::Interaction;
 
-    fn log(rows: &[(u32, u32, i64)]) -> Interactions {
+    fn log(items: &mut IdMap, rows: &[(u32, &str, i64)]) -> Interactions {
         let mut l = Interactions::new();
         for &(user, item, time) in rows {
-            l.push(Interaction { user, item, time, weight: 1.0 });
+            l.push(Interaction { user, item: items.get_or_insert(item), time, weight: 1.0 });
         }
         l
     }
 
     #[test]
     fn last_n_holds_out_each_users_latest_rows_and_keeps_short_users_whole() {
-        // User 0: 4 rows (two at time 3: the item breaks the tie); user 1: 2 rows.
-        let train = log(&[(0, 5, 3), (0, 1, 1), (0, 2, 3), (0, 9, 2), (1, 4, 1), (1, 6, 2)]);
-        let (fit, valid) = carve(&train, 2, Holdout::Last(2), 0);
-        let pairs = |l: &Interactions| -> Vec<(u32, u32)> { l.iter().map(|r| (r.user, r.item)).collect() };
-        assert_eq!(pairs(&valid), vec![(0, 5), (0, 2)]);
-        assert_eq!(pairs(&fit), vec![(0, 1), (0, 9), (1, 4), (1, 6)]);
+        // User 0: 4 rows (two at time 3: the raw id breaks the tie, "10" after "9"); user 1: 2.
+        let mut items = IdMap::new();
+        let train = log(&mut items, &[(0, "10", 3), (0, "1", 1), (0, "9", 3), (0, "2", 2), (1, "4", 1), (1, "6", 2)]);
+        let (fit, valid) = carve(&train, 2, &items, Holdout::Last(2), 0).unwrap();
+        let pairs =
+            |l: &Interactions| -> Vec<(u32, String)> { l.iter().map(|r| (r.user, items.raw(r.item).into())).collect() };
+        let mut v = pairs(&valid);
+        v.sort();
+        assert_eq!(v, vec![(0, "10".into()), (0, "9".into())]);
+        assert_eq!(fit.len(), 4);
     }
 
     #[test]
     fn share_holds_out_the_floor_of_each_users_share_seeded() {
-        let rows: Vec<(u32, u32, i64)> = (0..25).map(|k| (k / 10, k, k as i64)).collect();
-        let train = log(&rows);
-        let (fit, valid) = carve(&train, 3, Holdout::Share(0.2), 7);
+        let mut items = IdMap::new();
+        let names: Vec<String> = (0..25).map(|k| k.to_string()).collect();
+        let rows: Vec<(u32, &str, i64)> = (0..25).map(|k| (k as u32 / 10, names[k].as_str(), k as i64)).collect();
+        let train = log(&mut items, &rows);
+        let (fit, valid) = carve(&train, 3, &items, Holdout::Share(0.2), 7).unwrap();
         // floor(0.2 × 10) = 2 for users 0 and 1, floor(0.2 × 5) = 1 for user 2.
         let per_user = |u: u32| valid.iter().filter(|r| r.user == u).count();
         assert_eq!((per_user(0), per_user(1), per_user(2)), (2, 2, 1));
         assert_eq!(fit.len() + valid.len(), 25);
-        assert_eq!(carve(&train, 3, Holdout::Share(0.2), 7).1, valid, "seeded");
+        assert_eq!(carve(&train, 3, &items, Holdout::Share(0.2), 7).unwrap().1, valid, "seeded");
     }
 
     #[test]
     fn holdouts_parse_and_bad_ones_say_what_is_expected() {
         assert_eq!("last:5".parse::<Holdout>(), Ok(Holdout::Last(5)));
         assert_eq!("share:0.1".parse::<Holdout>(), Ok(Holdout::Share(0.1)));
-        for bad in ["last:0", "share:1", "share:-0.1", "first:3", "5"] {
+        assert_eq!("days:7".parse::<Holdout>(), Ok(Holdout::Days(7)));
+        for bad in ["last:0", "share:1", "share:-0.1", "first:3", "5", "days:0"] {
             let e = bad.parse::<Holdout>().unwrap_err();
             assert!(e.contains(bad) && e.contains("last:N"), "{e}");
         }

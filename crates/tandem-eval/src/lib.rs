@@ -8,6 +8,8 @@
 //!   not) or sampled ranking against given or drawn negatives ([`sample_negatives`]).
 //! - [`Report`]: `report.json`, a terminal table, and an SVG plot of every metric against K.
 //! - [`export`]: predictions TSV, the H&M submission and the course file, in raw ids.
+//! - [`holdout`] and [`search`]: tuning's validation rows carved from a training part, the
+//!   proposals over a kind's search space and the log of trials.
 //!
 //! It knows models only through [`tandem_models::Retriever`].
 //!

@@ -54,7 +54,8 @@ fn carve_validation(sd: &SplitDir, holdout: Option<Holdout>, seed: u64, ks: &[us
         }
         h => {
             let h = h.unwrap_or(Holdout::Last(5));
-            let (fit, valid) = carve(&sd.train, n_users, h, seed);
+            let (fit, valid) = carve(&sd.train, n_users, &sd.dataset.items, h, seed)
+                .map_err(|e| anyhow::anyhow!("--holdout {h}: {e}"))?;
             (fit, valid, None, format!("train.tsv, {h} per user"), false)
         }
     };
@@ -164,7 +165,15 @@ pub fn tune(
     let search = Search::new(space, opts.seed);
     let Value::Object(base_params) = base.params() else { unreachable!("parameters are a map") };
     for trial in done.len()..opts.budget {
-        let proposal = search.propose(trial, &done);
+        // The first trial is the defaults: what tuning must beat, on the same validation rows.
+        let proposal = match trial {
+            0 => search
+                .space()
+                .iter()
+                .filter_map(|d| Some((d.key.to_string(), base_params.get(d.key)?.clone())))
+                .collect(),
+            _ => search.propose(trial, &done),
+        };
         let mut params = base_params.clone();
         params.extend(proposal.clone());
         params.insert("kind".into(), kind.name.into());
