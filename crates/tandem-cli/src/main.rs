@@ -136,9 +136,15 @@ enum Command {
         /// Seed of the proposals and of a share holdout.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Carry on from DIR/trials.jsonl (the same seed proposes the same next trials).
+        /// Carry on from DIR/trials.jsonl (the same seed and --parallel propose the same next
+        /// trials).
         #[arg(long)]
         resume: bool,
+        /// Trials run at once (0: one per core). Each fit already spreads over the cores, so
+        /// more than one pays only for models with serial parts (ml-100k ratio, 40 trials on 2
+        /// cores: ALS 2.7 s at 1, 2.9 s at 2; MF 41 s at 1, 45 s at 2).
+        #[arg(long, default_value_t = 1)]
+        parallel: usize,
         /// Item metadata (a MovieLens item file), as for evaluate-split.
         #[arg(long, value_name = "FILE")]
         items: Option<PathBuf>,
@@ -354,9 +360,10 @@ fn main() -> ExitCode {
             };
             commands::evaluate_split(&split_dir, &model, &params, &out, &opts, &bars)
         }
-        Command::Tune { split_dir, model, params, budget, metric, holdout, seed, resume, items, ks, out } => {
-            let opts =
-                commands::TuneOptions { budget, metric, holdout, seed, resume, items: items.as_deref(), ks: &ks };
+        Command::Tune { split_dir, model, params, budget, metric, holdout, seed, resume, parallel, items, ks, out } => {
+            let parallel = if parallel == 0 { rayon::current_num_threads() } else { parallel };
+            let items = items.as_deref();
+            let opts = commands::TuneOptions { budget, metric, holdout, seed, resume, parallel, items, ks: &ks };
             commands::tune(&split_dir, &model, &params, &out, &opts, &bars)
         }
         Command::Serve {

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
 use serde_json::{Map, Value};
 use tandem_data::{NoProgress, Progress, SplitDir};
 use tandem_eval::holdout::{carve, Holdout};
@@ -30,6 +31,8 @@ pub struct TuneOptions<'a> {
     pub seed: u64,
     /// Carry on from OUT/trials.jsonl.
     pub resume: bool,
+    /// Trials run at once.
+    pub parallel: usize,
     /// A MovieLens item file with the items' metadata.
     pub items: Option<&'a Path>,
     /// Cut-offs of the final test evaluation.
@@ -154,9 +157,10 @@ pub fn tune(
     }
     let carved = carve_validation(&sd, opts.holdout, opts.seed, opts.ks)?;
     eprintln!(
-        "tune {}: {} trials on {} ({} validation users, {metric_name}); {} already run; searching {}",
+        "tune {}: {} trials, {} at a time, on {} ({} validation users, {metric_name}); {} already run; searching {}",
         kind.name,
         opts.budget,
+        opts.parallel.max(1),
         carved.how,
         carved.setup.test.len(),
         done.len(),
@@ -164,15 +168,20 @@ pub fn tune(
     );
     let search = Search::new(space, opts.seed);
     let Value::Object(base_params) = base.params() else { unreachable!("parameters are a map") };
-    for trial in done.len()..opts.budget {
+    // Trials run `parallel` at a time; a batch's proposals all see the trials before the batch
+    // (so a resumed search, with the same seed and parallelism, proposes what an uninterrupted
+    // one would).
+    let parallel = opts.parallel.max(1);
+    let side = sd.dataset.side();
+    let run_one = |trial: usize, history: &[Trial]| -> Trial {
         // The first trial is the defaults: what tuning must beat, on the same validation rows.
-        let proposal = match trial {
+        let proposal: Map<String, Value> = match trial {
             0 => search
                 .space()
                 .iter()
                 .filter_map(|d| Some((d.key.to_string(), base_params.get(d.key)?.clone())))
                 .collect(),
-            _ => search.propose(trial, &done),
+            _ => search.propose(trial, history),
         };
         let mut params = base_params.clone();
         params.extend(proposal.clone());
@@ -181,28 +190,38 @@ pub fn tune(
         let result = Spec::from_json(Value::Object(params))
             .map_err(anyhow::Error::msg)
             .and_then(|spec| spec.check().map(|_| spec).map_err(anyhow::Error::from))
-            .and_then(|spec| run_trial(&spec, &carved, sd.dataset.side(), opts.metric));
+            .and_then(|spec| run_trial(&spec, &carved, side, opts.metric));
         let seconds = t0.elapsed().as_secs_f64();
         let (value, epochs, error) = match result {
             Ok((v, e)) => (Some(v), e, None),
             Err(e) => (None, None, Some(format!("{e:#}"))),
         };
-        let t = Trial { trial, params: proposal, metric: metric_name.clone(), value, error, seconds, epochs };
-        append_trial(&log, &t).with_context(|| format!("writing {}", log.display()))?;
-        done.push(t);
-        let t = done.last().expect("pushed");
-        let top = best(&done);
-        eprintln!(
-            "trial {:>3}/{}  {metric_name} {}  best {} (trial {})  {:>6.1} s  {}{}",
-            trial + 1,
-            opts.budget,
-            t.value.map_or("failed".to_string(), |v| format!("{v:.4}")),
-            top.and_then(|b| b.value).map_or("-".to_string(), |v| format!("{v:.4}")),
-            top.map_or(0, |b| b.trial + 1),
-            seconds,
-            describe(&t.params),
-            t.error.as_ref().map_or(String::new(), |e| format!("  error: {e}")),
-        );
+        Trial { trial, params: proposal, metric: metric_name.clone(), value, error, seconds, epochs }
+    };
+    let mut next = done.len();
+    while next < opts.budget {
+        let start = next - next % parallel;
+        let end = (start + parallel).min(opts.budget);
+        let history = &done[..start];
+        let batch: Vec<Trial> = (next..end).into_par_iter().map(|k| run_one(k, history)).collect();
+        for t in batch {
+            append_trial(&log, &t).with_context(|| format!("writing {}", log.display()))?;
+            done.push(t);
+            let t = done.last().expect("pushed");
+            let top = best(&done);
+            eprintln!(
+                "trial {:>3}/{}  {metric_name} {}  best {} (trial {})  {:>6.1} s  {}{}",
+                t.trial + 1,
+                opts.budget,
+                t.value.map_or("failed".to_string(), |v| format!("{v:.4}")),
+                top.and_then(|b| b.value).map_or("-".to_string(), |v| format!("{v:.4}")),
+                top.map_or(0, |b| b.trial + 1),
+                t.seconds,
+                describe(&t.params),
+                t.error.as_ref().map_or(String::new(), |e| format!("  error: {e}")),
+            );
+        }
+        next = end;
     }
     let Some(top) = best(&done).cloned() else {
         let why = done.iter().find_map(|t| t.error.clone()).unwrap_or_default();
