@@ -38,6 +38,36 @@ pub struct Config {
     /// Worker threads (0 = one per core).
     #[serde(default)]
     pub threads: usize,
+    /// The models to tune before fitting (a model entry's `tune:` map), by name.
+    #[serde(skip)]
+    pub tuning: IndexMap<String, TuneSpec>,
+}
+
+/// A model entry's `tune:`: search its parameters on validation data before fitting it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TuneSpec {
+    /// Trials (default 40).
+    #[serde(default = "forty")]
+    pub budget: usize,
+    /// The metric maximised (default: `evaluation.validation_metric`).
+    #[serde(default)]
+    pub metric: Option<MetricAt>,
+    /// Validation rows carved from train (`last:N`, `share:S`, `days:D`); default: the split's
+    /// valid part when it has one, else carved as the split cuts its test part.
+    #[serde(default)]
+    pub holdout: Option<String>,
+    /// Seed of the proposals (default 42).
+    #[serde(default = "forty_two")]
+    pub seed: u64,
+}
+
+fn forty() -> usize {
+    40
+}
+
+fn forty_two() -> u64 {
+    42
 }
 
 /// Keep only rows whose weight is at least `min_weight`.
@@ -211,7 +241,26 @@ impl Config {
         for o in overrides {
             apply_override(&mut value, o)?;
         }
+        // `tune:` belongs to the entry, not to the kind's parameters: taken out before those are
+        // parsed (which refuse unknown keys).
+        let mut tuning = IndexMap::new();
+        if let Some(Value::Object(models)) = value.get_mut("models") {
+            for (name, entry) in models.iter_mut() {
+                if let Some(t) = entry.as_object_mut().and_then(|m| m.remove("tune")) {
+                    let t: TuneSpec = typed(t, &format!("{}: models.{name}.tune", path.display()))?;
+                    if let Some(h) = &t.holdout {
+                        h.parse::<tandem_eval::holdout::Holdout>()
+                            .map_err(|e| anyhow::anyhow!("{}: models.{name}.tune.holdout: {e}", path.display()))?;
+                    }
+                    if t.budget == 0 {
+                        bail!("{}: models.{name}.tune.budget: at least 1 trial", path.display());
+                    }
+                    tuning.insert(name.clone(), t);
+                }
+            }
+        }
         let mut cfg: Config = typed(value, &path.display().to_string())?;
+        cfg.tuning = tuning;
         // A pipeline's candidates leave out seen items as the evaluation does, unless it says.
         for spec in cfg.models.values_mut() {
             if let Some(two_stage) = spec.get_mut::<TwoStageSpec>() {

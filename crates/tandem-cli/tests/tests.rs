@@ -214,6 +214,44 @@ mod config_errors {
 mod run {
     use super::*;
 
+    /// `tune:` on an entry searches it on rows carved from train (the split is last_n: the
+    /// last 2 of each user's training rows), writes the trials and the snippet, and the report
+    /// holds the tuned parameters.
+    #[test]
+    fn a_tune_entry_is_searched_before_it_is_fitted() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = fixture(d.path(), CONFIG);
+        let out = d.path().join("out");
+        let o = tandem(&[
+            "run",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            "models.knn.tune.budget=4",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("knn: tuning 4 trials on rows carved from train, last:2"), "{e}");
+        let trials = std::fs::read_to_string(out.join("tuned/knn.trials.jsonl")).unwrap();
+        assert_eq!(trials.lines().count(), 4);
+        let snippet = std::fs::read_to_string(out.join("tuned/knn.yaml")).unwrap();
+        assert!(snippet.starts_with("kind: item_knn\n") && snippet.contains("neighbours: "), "{snippet}");
+        let neighbours: u64 =
+            snippet.lines().find_map(|l| l.strip_prefix("neighbours: ")).unwrap().trim().parse().unwrap();
+        assert_eq!(report(&out)["models"]["knn"]["params"]["neighbours"], neighbours, "the tuned model was evaluated");
+        for (set, says) in [
+            ("models.knn.tune.budget=0", "models.knn.tune.budget"),
+            ("models.knn.tune.trials=3", "unknown field `trials`"),
+            ("models.knn.tune.holdout=first:3", "last:N"),
+            ("models.pop.tune.budget=3", "nothing to search"),
+        ] {
+            let o = tandem(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--set", set]);
+            assert!(!o.status.success(), "{set}");
+            assert!(stderr(&o).contains(says), "{set}: {}", stderr(&o));
+        }
+    }
+
     #[test]
     fn writes_report_predictions_plot_and_submission() {
         let d = tempfile::tempdir().unwrap();

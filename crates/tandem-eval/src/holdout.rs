@@ -53,6 +53,18 @@ impl std::fmt::Display for Holdout {
 }
 
 impl Holdout {
+    /// The holdout that cuts training rows as `split` cut the test part (`None`: a split that
+    /// has no per-row counterpart — fixed random counts, a global fraction).
+    pub fn mirroring(split: &SplitSpec) -> Option<Holdout> {
+        match *split {
+            SplitSpec::LastN { test, .. } => Some(Holdout::Last(test)),
+            SplitSpec::LeaveOneOut => Some(Holdout::Last(1)),
+            SplitSpec::Ratio { test, .. } => Some(Holdout::Share(test)),
+            SplitSpec::TimeWindow { days, .. } => Some(Holdout::Days(days)),
+            SplitSpec::Fixed { .. } | SplitSpec::GlobalFraction { .. } => None,
+        }
+    }
+
     /// The split that carves it (`seed`: a share's draw).
     pub fn spec(&self, seed: u64) -> SplitSpec {
         match *self {

@@ -5,13 +5,17 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use indexmap::IndexMap;
+use serde_json::{Map, Value};
 use tandem_data::{Dataset, Interactions, Progress, Split};
+use tandem_eval::holdout::Holdout;
+use tandem_eval::search::yaml_snippet;
 use tandem_eval::{
     items_with_interactions, setup, write_lists, Candidates, ListWriter, Parts, Report, Setup, SubmissionFormat,
 };
 use tandem_models::{popular_items, recommend_each, Histories, Query, TrainSet};
+use tandem_rank::Spec;
 
-use crate::config::{Config, FilterOrder, FitOn, Ranking, SubmissionSpec};
+use crate::config::{Config, FilterOrder, FitOn, Ranking, SubmissionSpec, TuneSpec};
 use crate::pipeline::{default_columns, fit_and_evaluate, write_report, EvalPlan, Validation};
 
 /// Runs the pipeline of `config_path` and writes its outputs into `out`.
@@ -50,6 +54,11 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
             protocol: &valid_protocol,
             metric: ev.validation_metric,
         });
+        let tuned = match cfg.tuning.get(name) {
+            Some(t) => Some(tune_entry(name, spec, t, &cfg, &train, &data, candidates, validation.as_ref(), out)?),
+            None => None,
+        };
+        let spec = tuned.as_ref().unwrap_or(spec);
         let plan = EvalPlan { test: &test, history: &history, protocol: &protocol, ks: &ev.ks, keep, validation };
         let done = fit_and_evaluate(name, spec, &train, data.side(), &plan, progress)?;
         eprintln!(
@@ -99,6 +108,71 @@ pub fn run(config_path: &Path, overrides: &[String], out: &Path, progress: &dyn 
 }
 
 /// Splits `log` (the rows of `data`) as `cfg` says, positives filtered where it says.
+/// Tunes model `name` (a `tune:` entry) on the split's valid part when it has one, else on
+/// validation rows carved from train as the split cut its test part; writes
+/// `OUT/tuned/NAME.trials.jsonl` and `OUT/tuned/NAME.yaml` and returns the tuned spec.
+#[allow(clippy::too_many_arguments)]
+fn tune_entry(
+    name: &str,
+    spec: &Spec,
+    t: &TuneSpec,
+    cfg: &Config,
+    train: &TrainSet,
+    data: &Dataset,
+    candidates: Candidates<'_>,
+    valid: Option<&Validation<'_>>,
+    out: &Path,
+) -> Result<Spec> {
+    let metric = t.metric.unwrap_or(cfg.evaluation.validation_metric);
+    let holdout = match &t.holdout {
+        Some(h) => Some(h.parse::<Holdout>().map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let sizes = (data.n_users(), data.n_items());
+    // The valid part as it is, or rows carved from train.
+    let carved_rows = match (holdout, valid) {
+        (None, Some(_)) => None,
+        (h, _) => {
+            let h = h.or_else(|| Holdout::mirroring(&cfg.split)).with_context(|| {
+                format!("models.{name}.tune.holdout: the split ({}) has no valid part to tune on and no per-user counterpart; say last:N, share:S or days:D", cfg.split.describe())
+            })?;
+            Some((h, super::tune::carved(&train.log, sizes, &data.items, h, t.seed, candidates)?))
+        }
+    };
+    let (fit_on, validation, how) = match &carved_rows {
+        Some((h, (fit, s))) => {
+            (fit, Validation { set: &s.test, protocol: &s.protocol, metric }, format!("rows carved from train, {h}"))
+        }
+        None => {
+            let v = valid.expect("matched above");
+            (train, Validation { set: v.set, protocol: v.protocol, metric }, "the valid part".to_string())
+        }
+    };
+    let searcher = super::tune::Searcher::new(spec, &[], t.seed, fit_on, data.side(), validation)
+        .map_err(|e| anyhow::anyhow!("models.{name}.tune: {e}"))?;
+    eprintln!("{name}: tuning {} trials on {how} ({metric}); searching {}", t.budget, searcher.keys());
+    let dir = out.join("tuned");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let log = dir.join(format!("{name}.trials.jsonl"));
+    // A new run searches anew.
+    let _ = std::fs::remove_file(&log);
+    let done = searcher.run(t.budget, 1, Vec::new(), Some(&log), &format!("{name}: "))?;
+    let (top, chosen) = searcher.chosen(&done, Map::new())?;
+    std::fs::write(dir.join(format!("{name}.yaml")), yaml_snippet(spec.kind(), &chosen))
+        .with_context(|| format!("writing {}", dir.join(format!("{name}.yaml")).display()))?;
+    eprintln!(
+        "{name}: best of {} trials {metric} {:.4} (trial {}): {}",
+        done.len(),
+        top.value.unwrap_or(f64::NAN),
+        top.trial + 1,
+        yaml_snippet(spec.kind(), &chosen).lines().skip(1).collect::<Vec<_>>().join(", ")
+    );
+    let Value::Object(mut params) = spec.params() else { unreachable!("parameters are a map") };
+    params.extend(chosen);
+    params.insert("kind".into(), spec.kind().into());
+    Spec::from_json(Value::Object(params)).map_err(|e| anyhow::anyhow!("models.{name}: tuned parameters: {e}"))
+}
+
 pub(crate) fn split_data(cfg: &Config, mut log: Interactions, data: &Dataset) -> Result<Split> {
     let positives = cfg.positives.as_ref();
     let keep_positives = |log: &mut Interactions| {

@@ -1,6 +1,7 @@
 //! `tandem tune SPLIT_DIR --model KIND`: hyper-parameter search on validation data carved from
 //! the training part (never the test part), then the best settings refitted on all of train
-//! and evaluated on test once, as `evaluate-split` does.
+//! and evaluated on test once, as `evaluate-split` does. [`Searcher`] is the search itself,
+//! which `tandem run` also drives for a model entry with `tune:`.
 
 use std::path::Path;
 use std::time::Instant;
@@ -8,7 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
-use tandem_data::{NoProgress, Progress, SplitDir};
+use tandem_data::{IdMap, Interactions, NoProgress, Progress, Side, SplitDir};
 use tandem_eval::holdout::{carve, Holdout};
 use tandem_eval::search::{append_trial, best, read_trials, yaml_snippet, Search, Trial};
 use tandem_eval::{setup, Candidates, MetricAt, Parts, Setup};
@@ -16,7 +17,7 @@ use tandem_models::TrainSet;
 use tandem_rank::{registry, Spec};
 
 use super::evaluate_split::{evaluate_split, model_spec, SplitEval};
-use crate::pipeline::{evaluate_model, EvalPlan, Validation};
+use crate::pipeline::Validation;
 
 /// Options of `tune` beyond the model.
 pub struct TuneOptions<'a> {
@@ -39,71 +40,177 @@ pub struct TuneOptions<'a> {
     pub ks: &'a [usize],
 }
 
-/// The validation data of a search: rows to fit on and how the held-out ones are ranked.
-struct Carved {
-    train: TrainSet,
-    setup: Setup,
-    /// Where the validation rows came from, in words.
-    how: String,
-    /// Whether they are the split's valid.tsv (the refit then fits on train + valid).
-    given: bool,
+/// Validation rows carved from `rows` by `holdout`, ranked with `candidates`: the rows to fit
+/// on and the evaluation of the held-out ones.
+pub(crate) fn carved(
+    rows: &Interactions,
+    (n_users, n_items): (usize, usize),
+    items: &IdMap,
+    holdout: Holdout,
+    seed: u64,
+    candidates: Candidates<'_>,
+) -> Result<(TrainSet, Setup)> {
+    let (fit, valid) =
+        carve(rows, n_users, items, holdout, seed).map_err(|e| anyhow::anyhow!("holdout {holdout}: {e}"))?;
+    validation_setup(fit, &valid, (n_users, n_items), candidates, &format!("train, {holdout}"))
 }
 
-fn carve_validation(sd: &SplitDir, holdout: Option<Holdout>, seed: u64, ks: &[usize]) -> Result<Carved> {
-    let (n_users, n_items) = (sd.dataset.n_users(), sd.dataset.n_items());
-    let (fit, valid, negatives, how, given) = match holdout {
-        None if !sd.valid.is_empty() => {
-            (sd.train.clone(), sd.valid.clone(), sd.valid_negatives.as_deref(), "valid.tsv".to_string(), true)
-        }
-        h => {
-            let h = h.unwrap_or(Holdout::Last(5));
-            let (fit, valid) = carve(&sd.train, n_users, &sd.dataset.items, h, seed)
-                .map_err(|e| anyhow::anyhow!("--holdout {h}: {e}"))?;
-            (fit, valid, None, format!("train.tsv, {h} per user"), false)
-        }
-    };
+fn validation_setup(
+    fit: Interactions,
+    valid: &Interactions,
+    (n_users, n_items): (usize, usize),
+    candidates: Candidates<'_>,
+    how: &str,
+) -> Result<(TrainSet, Setup)> {
     if valid.is_empty() {
         bail!("no validation rows: {how} holds none (users need more rows than the holdout takes)");
     }
-    let empty = tandem_data::Interactions::new();
-    let parts = Parts { fit: &fit, train: &fit, valid: &empty, test: &valid, n_users, n_items };
-    let candidates = match negatives {
-        Some(test) => Candidates::Given { test, valid: None },
-        None => Candidates::Full { exclude_seen: true },
-    };
-    let setup = setup(&parts, candidates, format!("validation carved from {how}"), ks)
+    let empty = Interactions::new();
+    let parts = Parts { fit: &fit, train: &fit, valid: &empty, test: valid, n_users, n_items };
+    let s = setup(&parts, candidates, format!("validation carved from {how}"), &[10])
         .map_err(|e| anyhow::anyhow!("validation data: {e}"))?;
-    Ok(Carved { train: TrainSet::new(fit, n_users, n_items), setup, how, given })
+    Ok((TrainSet::new(fit, n_users, n_items), s))
 }
 
-/// Fits `spec` on the carved rows and scores it on the validation rows: the metric's value
-/// and the epochs kept (models trained in epochs).
-fn run_trial(spec: &Spec, c: &Carved, side: tandem_data::Side<'_>, metric: MetricAt) -> Result<(f64, Option<usize>)> {
-    let s = &c.setup;
-    let validation = Validation { set: &s.test, protocol: &s.protocol, metric };
-    let mut curve: Vec<(usize, f64)> = Vec::new();
-    let model = spec.fit_validated(&c.train, side, &NoProgress, &mut |report, model| {
-        let v = validation.score(model, &c.train.user_items);
-        if let Some(v) = v {
-            curve.push((report.epoch, v));
+/// One model's search: its kind and parameters, the space searched (the kind's, less the
+/// fixed keys) and the data trials are fitted and validated on.
+pub(crate) struct Searcher<'a> {
+    kind: &'static tandem_models::kind::Kind,
+    base: Map<String, Value>,
+    search: Search,
+    train: &'a TrainSet,
+    side: Side<'a>,
+    validation: Validation<'a>,
+}
+
+impl<'a> Searcher<'a> {
+    /// A search of `spec`'s kind around its parameters, `fixed` keys left as they are.
+    pub(crate) fn new(
+        spec: &Spec,
+        fixed: &[&str],
+        seed: u64,
+        train: &'a TrainSet,
+        side: Side<'a>,
+        validation: Validation<'a>,
+    ) -> Result<Searcher<'a>> {
+        let kind = registry::kind(spec.kind()).expect("a parsed spec has a known kind");
+        let space: Vec<_> = kind.space().into_iter().filter(|d| !fixed.contains(&d.key)).collect();
+        if space.is_empty() {
+            bail!("{}: nothing to search (its search space is empty or every key is fixed)", kind.name);
         }
-        v
-    })?;
-    let plan = EvalPlan {
-        test: &s.test,
-        history: &s.history,
-        protocol: &s.protocol,
-        ks: &[metric.k],
-        keep: 0,
-        validation: None,
-    };
-    let done = evaluate_model(model, 0.0, &c.train, &plan, &NoProgress);
-    let value = done.evaluation.metrics.get(&metric.to_string()).copied().context("the metric was not computed")?;
-    let epochs = curve.iter().fold(None, |b: Option<(usize, f64)>, &(e, v)| match b {
-        Some(b) if b.1 >= v => Some(b),
-        _ => Some((e, v)),
-    });
-    Ok((value, epochs.map(|e| e.0)))
+        let Value::Object(base) = spec.params() else { unreachable!("parameters are a map") };
+        Ok(Searcher { kind, base, search: Search::new(space, seed), train, side, validation })
+    }
+
+    /// The searched keys, for messages.
+    pub(crate) fn keys(&self) -> String {
+        self.search.space().iter().map(|d| d.key).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Fits and validates one trial's parameters.
+    fn trial(&self, trial: usize, history: &[Trial]) -> Trial {
+        // The first trial is the defaults: what tuning must beat, on the same validation rows.
+        let proposal: Map<String, Value> = match trial {
+            0 => self
+                .search
+                .space()
+                .iter()
+                .filter_map(|d| Some((d.key.to_string(), self.base.get(d.key)?.clone())))
+                .collect(),
+            _ => self.search.propose(trial, history),
+        };
+        let mut params = self.base.clone();
+        params.extend(proposal.clone());
+        params.insert("kind".into(), self.kind.name.into());
+        let t0 = Instant::now();
+        let result = Spec::from_json(Value::Object(params))
+            .map_err(anyhow::Error::msg)
+            .and_then(|spec| spec.check().map(|_| spec).map_err(anyhow::Error::from))
+            .and_then(|spec| self.fit_and_score(&spec));
+        let (value, epochs, error) = match result {
+            Ok((v, e)) => (Some(v), e, None),
+            Err(e) => (None, None, Some(format!("{e:#}"))),
+        };
+        let metric = self.validation.metric.to_string();
+        Trial { trial, params: proposal, metric, value, error, seconds: t0.elapsed().as_secs_f64(), epochs }
+    }
+
+    /// The validation metric of `spec` fitted on the training rows, and the epochs kept
+    /// (models trained in epochs stop early on the same validation rows).
+    fn fit_and_score(&self, spec: &Spec) -> Result<(f64, Option<usize>)> {
+        let mut curve: Vec<(usize, f64)> = Vec::new();
+        let model = spec.fit_validated(self.train, self.side, &NoProgress, &mut |report, model| {
+            let v = self.validation.score(model, &self.train.user_items);
+            if let Some(v) = v {
+                curve.push((report.epoch, v));
+            }
+            v
+        })?;
+        let value = self.validation.score(&*model, &self.train.user_items).context("the metric was not computed")?;
+        let kept = curve.iter().fold(None, |b: Option<(usize, f64)>, &(e, v)| match b {
+            Some(b) if b.1 >= v => Some(b),
+            _ => Some((e, v)),
+        });
+        Ok((value, kept.map(|k| k.0)))
+    }
+
+    /// Runs trials until `budget`, `parallel` at a time, after the `done` ones, appending each
+    /// to `log` and printing a line per trial (`label` first). A batch's proposals all see the
+    /// trials before the batch, so a resumed search (same seed and parallelism) proposes what
+    /// an uninterrupted one would.
+    pub(crate) fn run(
+        &self,
+        budget: usize,
+        parallel: usize,
+        mut done: Vec<Trial>,
+        log: Option<&Path>,
+        label: &str,
+    ) -> Result<Vec<Trial>> {
+        let parallel = parallel.max(1);
+        let mut next = done.len();
+        while next < budget {
+            let start = next - next % parallel;
+            let end = (start + parallel).min(budget);
+            let history = &done[..start];
+            let batch: Vec<Trial> = (next..end).into_par_iter().map(|k| self.trial(k, history)).collect();
+            for t in batch {
+                if let Some(log) = log {
+                    append_trial(log, &t).with_context(|| format!("writing {}", log.display()))?;
+                }
+                done.push(t);
+                let t = done.last().expect("pushed");
+                let top = best(&done);
+                eprintln!(
+                    "{label}trial {:>3}/{budget}  {} {}  best {} (trial {})  {:>6.1} s  {}{}",
+                    t.trial + 1,
+                    t.metric,
+                    t.value.map_or("failed".to_string(), |v| format!("{v:.4}")),
+                    top.and_then(|b| b.value).map_or("-".to_string(), |v| format!("{v:.4}")),
+                    top.map_or(0, |b| b.trial + 1),
+                    t.seconds,
+                    describe(&t.params),
+                    t.error.as_ref().map_or(String::new(), |e| format!("  error: {e}")),
+                );
+            }
+            next = end;
+        }
+        Ok(done)
+    }
+
+    /// The best trial's settings as parameters: `fixed`, the searched ones, and the epochs
+    /// validation kept (for kinds with `epochs`). Errors when every trial failed.
+    pub(crate) fn chosen(&self, done: &[Trial], fixed: Map<String, Value>) -> Result<(Trial, Map<String, Value>)> {
+        let Some(top) = best(done).cloned() else {
+            let why = done.iter().find_map(|t| t.error.clone()).unwrap_or_default();
+            bail!("{}: every trial failed (the first: {why})", self.kind.name);
+        };
+        let mut chosen = fixed;
+        chosen.extend(top.params.clone());
+        if let (Some(e), true) = (top.epochs, self.base.contains_key("epochs")) {
+            chosen.insert("epochs".into(), e.into());
+        }
+        Ok((top, chosen))
+    }
 }
 
 fn describe(params: &Map<String, Value>) -> String {
@@ -128,18 +235,18 @@ pub fn tune(
 ) -> Result<()> {
     let started = Instant::now();
     let base = model_spec(model, params)?;
-    let kind = registry::kind(base.kind()).expect("model_spec checked the kind");
-    let fixed: Vec<&str> = params.iter().filter_map(|p| p.split_once('=')).map(|(k, _)| k.trim()).collect();
-    let space: Vec<_> = kind.space().into_iter().filter(|d| !fixed.contains(&d.key)).collect();
-    if space.is_empty() {
-        bail!("--model {}: nothing to search (its search space is empty or every key is fixed by --param)", kind.name);
-    }
+    let fixed: Map<String, Value> = params
+        .iter()
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), crate::config::parse_value(v)))
+        .collect();
+    let fixed_keys: Vec<&str> = fixed.keys().map(String::as_str).collect();
     if opts.budget == 0 {
         bail!("--budget must be at least 1");
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let log = out.join("trials.jsonl");
-    let mut done = if opts.resume {
+    let done = if opts.resume {
         read_trials(&log).map_err(anyhow::Error::msg)?
     } else if log.exists() {
         bail!("{} exists: pass --resume to carry on with it, or choose another --out", log.display());
@@ -155,98 +262,46 @@ pub fn tune(
     if let Some(items) = opts.items {
         sd.read_item_metadata(items, progress).with_context(|| format!("--items {}", items.display()))?;
     }
-    let carved = carve_validation(&sd, opts.holdout, opts.seed, opts.ks)?;
+    let sizes = (sd.dataset.n_users(), sd.dataset.n_items());
+    // valid.tsv (with its negatives) when the split has one and no holdout is asked for.
+    let given = opts.holdout.is_none() && !sd.valid.is_empty();
+    let (train, s, how) = if given {
+        let candidates = match sd.valid_negatives.as_deref() {
+            Some(test) => Candidates::Given { test, valid: None },
+            None => Candidates::Full { exclude_seen: true },
+        };
+        let (t, s) = validation_setup(sd.train.clone(), &sd.valid, sizes, candidates, "valid.tsv")?;
+        (t, s, "valid.tsv".to_string())
+    } else {
+        let h = opts.holdout.unwrap_or(Holdout::Last(5));
+        let full = Candidates::Full { exclude_seen: true };
+        let (t, s) = carved(&sd.train, sizes, &sd.dataset.items, h, opts.seed, full)?;
+        (t, s, format!("train.tsv, {h} per user"))
+    };
+    let validation = Validation { set: &s.test, protocol: &s.protocol, metric: opts.metric };
+    let searcher = Searcher::new(&base, &fixed_keys, opts.seed, &train, sd.dataset.side(), validation)
+        .map_err(|e| anyhow::anyhow!("--model {model}: {e}"))?;
     eprintln!(
-        "tune {}: {} trials, {} at a time, on {} ({} validation users, {metric_name}); {} already run; searching {}",
-        kind.name,
+        "tune {}: {} trials, {} at a time, on {how} ({} validation users, {metric_name}); {} already run; searching {}",
+        base.kind(),
         opts.budget,
         opts.parallel.max(1),
-        carved.how,
-        carved.setup.test.len(),
+        s.test.len(),
         done.len(),
-        space.iter().map(|d| d.key).collect::<Vec<_>>().join(", ")
+        searcher.keys()
     );
-    let search = Search::new(space, opts.seed);
-    let Value::Object(base_params) = base.params() else { unreachable!("parameters are a map") };
-    // Trials run `parallel` at a time; a batch's proposals all see the trials before the batch
-    // (so a resumed search, with the same seed and parallelism, proposes what an uninterrupted
-    // one would).
-    let parallel = opts.parallel.max(1);
-    let side = sd.dataset.side();
-    let run_one = |trial: usize, history: &[Trial]| -> Trial {
-        // The first trial is the defaults: what tuning must beat, on the same validation rows.
-        let proposal: Map<String, Value> = match trial {
-            0 => search
-                .space()
-                .iter()
-                .filter_map(|d| Some((d.key.to_string(), base_params.get(d.key)?.clone())))
-                .collect(),
-            _ => search.propose(trial, history),
-        };
-        let mut params = base_params.clone();
-        params.extend(proposal.clone());
-        params.insert("kind".into(), kind.name.into());
-        let t0 = Instant::now();
-        let result = Spec::from_json(Value::Object(params))
-            .map_err(anyhow::Error::msg)
-            .and_then(|spec| spec.check().map(|_| spec).map_err(anyhow::Error::from))
-            .and_then(|spec| run_trial(&spec, &carved, side, opts.metric));
-        let seconds = t0.elapsed().as_secs_f64();
-        let (value, epochs, error) = match result {
-            Ok((v, e)) => (Some(v), e, None),
-            Err(e) => (None, None, Some(format!("{e:#}"))),
-        };
-        Trial { trial, params: proposal, metric: metric_name.clone(), value, error, seconds, epochs }
-    };
-    let mut next = done.len();
-    while next < opts.budget {
-        let start = next - next % parallel;
-        let end = (start + parallel).min(opts.budget);
-        let history = &done[..start];
-        let batch: Vec<Trial> = (next..end).into_par_iter().map(|k| run_one(k, history)).collect();
-        for t in batch {
-            append_trial(&log, &t).with_context(|| format!("writing {}", log.display()))?;
-            done.push(t);
-            let t = done.last().expect("pushed");
-            let top = best(&done);
-            eprintln!(
-                "trial {:>3}/{}  {metric_name} {}  best {} (trial {})  {:>6.1} s  {}{}",
-                t.trial + 1,
-                opts.budget,
-                t.value.map_or("failed".to_string(), |v| format!("{v:.4}")),
-                top.and_then(|b| b.value).map_or("-".to_string(), |v| format!("{v:.4}")),
-                top.map_or(0, |b| b.trial + 1),
-                t.seconds,
-                describe(&t.params),
-                t.error.as_ref().map_or(String::new(), |e| format!("  error: {e}")),
-            );
-        }
-        next = end;
-    }
-    let Some(top) = best(&done).cloned() else {
-        let why = done.iter().find_map(|t| t.error.clone()).unwrap_or_default();
-        bail!("every trial failed (the first: {why})");
-    };
+    let done = searcher.run(opts.budget, opts.parallel, done, Some(&log), "")?;
+    let (top, chosen) = searcher.chosen(&done, fixed)?;
     std::fs::write(out.join("trials.svg"), tandem_eval::search::trials_svg(&metric_name, &done))
         .with_context(|| format!("writing {}", out.join("trials.svg").display()))?;
-    // The best settings: the fixed parameters, the searched ones, and the epochs validation kept.
-    let mut chosen: Map<String, Value> = params
-        .iter()
-        .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), crate::config::parse_value(v)))
-        .collect();
-    chosen.extend(top.params.clone());
-    if let (Some(e), true) = (top.epochs, base_params.contains_key("epochs")) {
-        chosen.insert("epochs".into(), e.into());
-    }
-    std::fs::write(out.join("best.yaml"), yaml_snippet(kind.name, &chosen))
+    std::fs::write(out.join("best.yaml"), yaml_snippet(base.kind(), &chosen))
         .with_context(|| format!("writing {}", out.join("best.yaml").display()))?;
     eprintln!(
         "best of {} trials: {metric_name} {:.4} on validation (trial {}); refitting on all of train{} and evaluating on test",
         done.len(),
         top.value.unwrap_or(f64::NAN),
         top.trial + 1,
-        if carved.given { " + valid" } else { "" }
+        if given { " + valid" } else { "" }
     );
     let final_params: Vec<String> = chosen.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let eval = SplitEval {
@@ -254,18 +309,18 @@ pub fn tune(
         valid_metric: None,
         save: None,
         load: None,
-        train_with_valid: carved.given,
+        train_with_valid: given,
         items: opts.items,
         diagnostics: false,
         ratings: None,
         explicit_threshold: 2.0,
     };
-    evaluate_split(split_dir, kind.name, &final_params, out, &eval, progress)?;
+    evaluate_split(split_dir, base.kind(), &final_params, out, &eval, progress)?;
     let summary = serde_json::json!({
         "split_dir": split_dir.display().to_string(),
-        "kind": kind.name,
+        "kind": base.kind(),
         "metric": metric_name,
-        "validation": carved.how,
+        "validation": how,
         "budget": opts.budget,
         "seed": opts.seed,
         "trials": done.len(),
@@ -276,6 +331,6 @@ pub fn tune(
     });
     std::fs::write(out.join("tune.json"), serde_json::to_string_pretty(&summary)? + "\n")
         .with_context(|| format!("writing {}", out.join("tune.json").display()))?;
-    println!("{}", yaml_snippet(kind.name, &chosen).trim_end());
+    println!("{}", yaml_snippet(base.kind(), &chosen).trim_end());
     Ok(())
 }
