@@ -129,8 +129,9 @@ enum Command {
         metric: tandem_eval::MetricAt,
         /// Validation rows taken from train.tsv as its test part was cut: `last:N` (each user's
         /// latest N; temporal and leave-one-out splits), `share:S` (a random share of each
-        /// user's rows; ratio splits) or `days:D` (the last D days; time windows). Default:
-        /// valid.tsv when the split has one, else last:5.
+        /// user's rows; ratio splits) or `days:D` (the last D days; time windows); ranked as
+        /// the split ranks (against as many drawn negatives as valid_negatives.tsv gives per
+        /// user, when it exists). Default: valid.tsv when the split has one, else last:5.
         #[arg(long, value_name = "last:N|share:S|days:D")]
         holdout: Option<tandem_eval::holdout::Holdout>,
         /// Seed of the proposals and of a share holdout.

@@ -274,9 +274,15 @@ pub fn tune(
         (t, s, "valid.tsv".to_string())
     } else {
         let h = opts.holdout.unwrap_or(Holdout::Last(5));
-        let full = Candidates::Full { exclude_seen: true };
-        let (t, s) = carved(&sd.train, sizes, &sd.dataset.items, h, opts.seed, full)?;
-        (t, s, format!("train.tsv, {h} per user"))
+        // A split ranked against given negatives is mirrored by as many drawn ones per user.
+        let drawn = sd.valid_negatives.as_ref().and_then(|v| v.first()).map(|(_, n)| n.len());
+        let candidates = match drawn {
+            Some(n) => Candidates::Drawn { n, sampling: tandem_eval::NegativeSampling::Uniform, seed: opts.seed },
+            None => Candidates::Full { exclude_seen: true },
+        };
+        let (t, s) = carved(&sd.train, sizes, &sd.dataset.items, h, opts.seed, candidates)?;
+        let against = drawn.map_or(String::new(), |n| format!(", against {n} drawn negatives"));
+        (t, s, format!("train.tsv, {h} per user{against}"))
     };
     let validation = Validation { set: &s.test, protocol: &s.protocol, metric: opts.metric };
     let searcher = Searcher::new(&base, &fixed_keys, opts.seed, &train, sd.dataset.side(), validation)
