@@ -115,7 +115,7 @@ impl<'a> Searcher<'a> {
                 .search
                 .space()
                 .iter()
-                .filter_map(|d| Some((d.key.to_string(), self.base.get(d.key)?.clone())))
+                .filter_map(|d| Some((d.key.to_string(), tidy(self.base.get(d.key)?))))
                 .collect(),
             _ => self.search.propose(trial, history),
         };
@@ -210,6 +210,15 @@ impl<'a> Searcher<'a> {
             chosen.insert("epochs".into(), e.into());
         }
         Ok((top, chosen))
+    }
+}
+
+/// A default as a person writes it: parameters held in f32 serialise as 0.10000000149011612;
+/// seven significant digits give back 0.1.
+fn tidy(v: &Value) -> Value {
+    match v.as_f64() {
+        Some(x) if v.is_f64() && x.is_finite() => format!("{x:.6e}").parse::<f64>().map_or(v.clone(), Value::from),
+        _ => v.clone(),
     }
 }
 
@@ -339,4 +348,17 @@ pub fn tune(
         .with_context(|| format!("writing {}", out.join("tune.json").display()))?;
     println!("{}", yaml_snippet(base.kind(), &chosen).trim_end());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f32_defaults_read_as_written() {
+        assert_eq!(tidy(&Value::from(0.1f32 as f64)), Value::from(0.1));
+        assert_eq!(tidy(&Value::from(0.001f32 as f64)), Value::from(0.001));
+        assert_eq!(tidy(&Value::from(64)), Value::from(64));
+        assert_eq!(tidy(&Value::from("bm25")), Value::from("bm25"));
+    }
 }
