@@ -158,9 +158,7 @@ impl AppState {
             eprintln!("interaction log: a damaged part and everything after it moved to {}", side.display());
         }
         let mut live = Live::new(options.max_items);
-        for (_, events) in replay.histories.into_users() {
-            events.into_iter().for_each(|e| live.push(e));
-        }
+        replay.histories.into_events().for_each(|e| live.push(e));
         let metrics = Metrics::new();
         metrics.live_interactions.set(live.len() as i64);
         Ok(AppState {

@@ -113,9 +113,9 @@ impl Histories {
         all.into_iter().map(|(_, e)| e.clone()).collect()
     }
 
-    /// Each user's events, oldest first.
-    pub fn into_users(self) -> HashMap<String, VecDeque<Event>> {
-        self.users.into_iter().map(|(u, q)| (u, q.into_iter().map(|(_, e)| e).collect())).collect()
+    /// The events held, each user's oldest first (users in no particular order).
+    pub fn into_events(self) -> impl Iterator<Item = Event> {
+        self.users.into_values().flatten().map(|(_, e)| e)
     }
 }
 

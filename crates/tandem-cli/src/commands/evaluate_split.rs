@@ -16,18 +16,24 @@ use crate::config::{check_ks, parse_value, typed};
 use crate::pipeline::{default_columns, evaluate_model, fit_and_evaluate, write_report, EvalPlan, Validation};
 use tandem_rank::model_dir::check_same_data;
 
+/// `KEY=VALUE` parameters (`--param`) as a map, the values read as YAML.
+pub fn param_map(params: &[String]) -> Result<serde_json::Map<String, Value>> {
+    let mut map = serde_json::Map::new();
+    for p in params {
+        let (k, v) = p.split_once('=').with_context(|| format!("--param {p}: expected KEY=VALUE"))?;
+        map.insert(k.trim().to_string(), parse_value(v));
+    }
+    Ok(map)
+}
+
 /// Builds a model spec from a kind name and `KEY=VALUE` parameters.
 pub fn model_spec(model: &str, params: &[String]) -> Result<Spec> {
     let kind = model.replace('-', "_");
     if registry::kind(&kind).is_none() {
         bail!("--model {model}: unknown model (known: {})", registry::kinds().join(", "));
     }
-    let mut map = serde_json::Map::new();
+    let mut map = param_map(params)?;
     map.insert("kind".into(), Value::String(kind));
-    for p in params {
-        let (k, v) = p.split_once('=').with_context(|| format!("--param {p}: expected KEY=VALUE"))?;
-        map.insert(k.trim().to_string(), parse_value(v));
-    }
     let spec: Spec = typed(Value::Object(map), &format!("--model {model} parameters"))?;
     spec.check().map_err(|e| anyhow::anyhow!("--param: {e}"))?;
     Ok(spec)

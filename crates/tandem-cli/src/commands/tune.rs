@@ -16,7 +16,7 @@ use tandem_eval::{setup, Candidates, MetricAt, Parts, Setup};
 use tandem_models::TrainSet;
 use tandem_rank::{registry, Spec};
 
-use super::evaluate_split::{evaluate_split, model_spec, SplitEval};
+use super::evaluate_split::{evaluate_split, model_spec, param_map, SplitEval};
 use crate::pipeline::Validation;
 
 /// Options of `tune` beyond the model.
@@ -244,11 +244,7 @@ pub fn tune(
 ) -> Result<()> {
     let started = Instant::now();
     let base = model_spec(model, params)?;
-    let fixed: Map<String, Value> = params
-        .iter()
-        .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), crate::config::parse_value(v)))
-        .collect();
+    let fixed = param_map(params)?;
     let fixed_keys: Vec<&str> = fixed.keys().map(String::as_str).collect();
     if opts.budget == 0 {
         bail!("--budget must be at least 1");
