@@ -598,11 +598,24 @@ mod tests {
         let din = RankerSpec::Din(DinParams { epochs: 2, batch_size: 16, ..Default::default() });
         let m = TwoStageSpec { windows: 2, ranker: din, ..spec() }.fit(&t, Side::default(), &NoProgress).unwrap();
         conformance_with(&m, &t, 0.0, &crate::registry::load);
-        // Trees: one window (no validation), and three (early stopping on the latest, refit).
-        for (windows, objective) in [(1, crate::GbdtObjective::Lambdarank), (3, crate::GbdtObjective::Binary)] {
-            let gbdt = RankerSpec::Gbdt(GbdtParams { trees: 20, objective, ..Default::default() });
+        // Trees: one window (no validation), three (early stopping on the latest, refit), and
+        // three bags of sampled rows and features (each saved, averaged when scoring).
+        let lambdarank = crate::GbdtObjective::Lambdarank;
+        for (windows, objective, bags) in [(1, lambdarank, 1), (3, crate::GbdtObjective::Binary, 1), (3, lambdarank, 3)]
+        {
+            let sampled = if bags > 1 { 0.7 } else { 1.0 };
+            let gbdt = RankerSpec::Gbdt(GbdtParams {
+                trees: 20,
+                objective,
+                bags,
+                feature_fraction: sampled,
+                bagging_fraction: sampled,
+                ..Default::default()
+            });
             let m = TwoStageSpec { windows, ranker: gbdt, ..spec() }.fit(&t, Side::default(), &NoProgress).unwrap();
             conformance_with(&m, &t, 0.0, &crate::registry::load);
+            let saved = m.ranker().artifact().tensors;
+            assert_eq!((0..bags).filter(|b| saved.contains_key(&crate::gbdt::model_key(*b))).count(), bags);
             let importance = m.ranker().importance().expect("trees rank their features");
             assert!(importance.windows(2).all(|w| w[0].1 >= w[1].1), "largest gain first: {importance:?}");
         }

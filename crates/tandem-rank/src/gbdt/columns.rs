@@ -3,12 +3,15 @@
 //!
 //! A [`Context`] holds the per-item and per-user columns of one set of rows — sales over the
 //! last 1 / 7 / 28 days and their trend, the item's age, the customer's activity, and for each
-//! (customer, item) bought before the days since that purchase — built once per training
+//! (customer, item) bought before the days since that purchase, and how often other customers
+//! went from the customer's latest items to the candidate (the co-purchase "pairs" the winners
+//! counted, here in sequence order) — built once per training
 //! window and once for the rows the fitted pipeline ranks for. [`Context::push_rows`] turns a
 //! user's candidates into rows of [`Layout::width`] values; a value that does not exist (a
 //! customer who never bought the item, an anonymous query's recency) is NaN, which the trees
 //! route as missing.
 
+use rayon::prelude::*;
 use tandem_data::Csr;
 use tandem_models::artifact::{put_csr, Tensor, TensorReader, Tensors};
 use tandem_models::recent::{latest_items, DAY};
@@ -22,7 +25,7 @@ const KEPT_ITEMS: usize = 100;
 const SALES_DAYS: [i64; 3] = [1, 7, 28];
 
 /// Names of the columns after the retrievers' (three per retriever).
-const CONTEXT_COLUMNS: [&str; 21] = [
+const CONTEXT_COLUMNS: [&str; 23] = [
     "item.log_count",
     "item.sales_1d",
     "item.sales_7d",
@@ -44,7 +47,16 @@ const CONTEXT_COLUMNS: [&str; 21] = [
     "pair.weight_vs_user",
     "pair.recent_similarity",
     "pair.last_similarity",
+    "pair.transition_recent",
+    "pair.transition_last",
 ];
+
+/// How many later rows of a user's sequence count as following a row (the transitions).
+const TRANSITION_WINDOW: usize = 5;
+/// Followers kept per item (the most frequent).
+const TRANSITION_KEEP: usize = 100;
+/// A user's latest rows (by time) whose followers a candidate is looked up among.
+const TRANSITION_RECENT: usize = 5;
 
 /// Latest items whose mean vector a candidate is compared with.
 const RECENT_SIMILARITY: usize = 5;
@@ -104,6 +116,13 @@ pub(crate) struct Context {
     days: Csr,
     /// Unit item vectors of the pipeline's first retriever that has them (0 wide: none).
     unit: Factors,
+    /// Items x items: the share of item j's rows followed, within the next
+    /// [`TRANSITION_WINDOW`] rows of the same user, by item i (its [`TRANSITION_KEEP`] most
+    /// frequent followers).
+    transitions: Csr,
+    /// The items of each user's [`TRANSITION_RECENT`] latest rows by time, the latest first, in rows of
+    /// that many (`u32::MAX` pads a short history: one flat buffer, as H&M has 1.4M users).
+    last_items: Vec<u32>,
 }
 
 impl Context {
@@ -137,6 +156,7 @@ impl Context {
         let since = |d: i64, none: i64| if d == none { f32::NAN } else { (cutoff - d) as f32 };
         let mean = |sum: f64, n: u32| if n == 0 { f32::NAN } else { (sum / n as f64) as f32 };
         let genres: Vec<Vec<u32>> = (0..n_items).map(|i| features.genres.get(i).cloned().unwrap_or_default()).collect();
+        let sequences = sequences(train);
         Context {
             item_log_count: item_rows.iter().map(|&c| (c as f32).ln_1p()).collect(),
             sales,
@@ -153,6 +173,13 @@ impl Context {
             user_weight: user_weight.iter().zip(&user_rows).map(|(&s, &n)| mean(s, n)).collect(),
             days: latest_items(train, KEPT_ITEMS),
             unit: unit_rows(vectors),
+            transitions: transitions(train, &sequences),
+            last_items: (0..n_users)
+                .flat_map(|u| {
+                    let latest = sequences.user(u).iter().rev().map(|&r| log.item[r as usize]);
+                    latest.chain(std::iter::repeat(u32::MAX)).take(TRANSITION_RECENT)
+                })
+                .collect(),
         }
     }
 
@@ -219,7 +246,18 @@ impl Context {
             item(&self.item_weight) / user.weight,
             self.cosine(&user.recent_unit, i),
             self.cosine(&user.last_unit, i),
+            user.last_items.iter().map(|&j| self.transition(j, i)).sum::<f32>(),
+            user.last_items.first().map_or(f32::NAN, |&j| self.transition(j, i)),
         ]);
+    }
+
+    /// The share of item `j`'s rows that item `i` followed (0: none kept).
+    fn transition(&self, j: u32, i: usize) -> f32 {
+        if j as usize >= self.transitions.n_rows() {
+            return 0.0;
+        }
+        let (items, shares) = self.transitions.row(j as usize);
+        items.binary_search(&(i as u32)).map_or(0.0, |k| shares[k])
     }
 
     /// The cosine between a unit vector and item `i`'s (NaN without vectors).
@@ -248,6 +286,8 @@ impl Context {
         t.insert("ctx.sizes".into(), Tensor::u32(vec![self.n_year_buckets, self.n_genres as u32]));
         crate::parts::put_lists(t, "ctx.genres", &self.genres);
         put_csr(t, "ctx.days", &self.days);
+        put_csr(t, "ctx.transitions", &self.transitions);
+        t.insert("ctx.last_items".into(), Tensor::u32(self.last_items.clone()));
         t.insert("ctx.unit".into(), Tensor::matrix(self.unit.rows(), self.unit.dim(), self.unit.as_slice().to_vec()));
     }
 
@@ -271,6 +311,8 @@ impl Context {
             user_weight: f("user_weight")?,
             days: r.csr("ctx.days")?,
             unit: r.matrix("ctx.unit")?,
+            transitions: r.csr("ctx.transitions")?,
+            last_items: r.u32("ctx.last_items")?,
         };
         let n = ctx.item_log_count.len();
         let items_agree =
@@ -282,6 +324,7 @@ impl Context {
                 && ctx.genres.len() == n;
         let users_agree =
             ctx.user_idle.len() == ctx.user_log_rows.len() && ctx.user_weight.len() == ctx.user_log_rows.len();
+        let users_agree = users_agree && ctx.last_items.len() == TRANSITION_RECENT * ctx.user_log_rows.len();
         if !items_agree || !users_agree || ctx.days.n_rows() != ctx.user_log_rows.len() {
             return Err(tandem_models::ModelError::Artifact {
                 path: "gbdt ranker".into(),
@@ -311,6 +354,9 @@ struct User<'q> {
     /// Unit mean vector of the latest items, and the latest item's (empty: none).
     recent_unit: Vec<f32>,
     last_unit: Vec<f32>,
+    /// The latest items by time, the latest first (empty: an anonymous query's are its last
+    /// items given).
+    last_items: Vec<u32>,
 }
 
 impl<'q> User<'q> {
@@ -372,6 +418,13 @@ impl<'q> User<'q> {
             mean_year: (n_years > 0).then(|| years / n_years as f32),
             recent_unit: ctx.unit_mean(order.iter().take(RECENT_SIMILARITY).map(|&k| days_items[k])),
             last_unit: ctx.unit_mean(order.iter().take(1).map(|&k| days_items[k])),
+            last_items: match row {
+                Some(u) => {
+                    let latest = &ctx.last_items[u * TRANSITION_RECENT..(u + 1) * TRANSITION_RECENT];
+                    latest.iter().copied().filter(|&i| i != u32::MAX).collect()
+                }
+                None => query.items.iter().rev().take(TRANSITION_RECENT).copied().collect(),
+            },
             days_items,
             days,
             recency,
@@ -393,6 +446,107 @@ impl Context {
         mean.iter_mut().for_each(|m| *m /= norm);
         mean
     }
+}
+
+/// Every user's rows of a log in time order (ties in time by row), users one after another:
+/// two flat buffers, as H&M has 31.8M rows of 1.4M customers.
+struct Sequences {
+    /// Where each user's rows start in `rows` (users + 1).
+    start: Vec<usize>,
+    rows: Vec<u32>,
+}
+
+impl Sequences {
+    fn user(&self, u: usize) -> &[u32] {
+        &self.rows[self.start[u]..self.start[u + 1]]
+    }
+}
+
+/// The users' sequences of `train`'s rows.
+fn sequences(train: &TrainSet) -> Sequences {
+    let log = &train.log;
+    let start = offsets(log.user.iter().map(|&u| u as usize), train.n_users());
+    let mut next = start.clone();
+    let mut rows = vec![0u32; log.len()];
+    for (r, &u) in log.user.iter().enumerate() {
+        rows[next[u as usize]] = r as u32;
+        next[u as usize] += 1;
+    }
+    let mut parts: Vec<&mut [u32]> = Vec::with_capacity(train.n_users());
+    let mut rest = &mut rows[..];
+    for w in start.windows(2) {
+        let (part, more) = std::mem::take(&mut rest).split_at_mut(w[1] - w[0]);
+        parts.push(part);
+        rest = more;
+    }
+    parts.into_par_iter().for_each(|p| p.sort_unstable_by_key(|&r| (log.time[r as usize], r)));
+    Sequences { start, rows }
+}
+
+/// Counting-sort offsets of `keys` (each `< n`): where each key's entries start (n + 1).
+fn offsets(keys: impl Iterator<Item = usize>, n: usize) -> Vec<usize> {
+    let mut start = vec![0usize; n + 1];
+    for k in keys {
+        start[k + 1] += 1;
+    }
+    for k in 0..n {
+        start[k + 1] += start[k];
+    }
+    start
+}
+
+/// The followers of each item over the users' sequences (see [`Context::transitions`]).
+fn transitions(train: &TrainSet, seq: &Sequences) -> Csr {
+    let log = &train.log;
+    let n_items = train.n_items();
+    let item_at = |k: usize| log.item[seq.rows[k] as usize];
+    // The positions in `seq.rows` of each item's rows, grouped by item.
+    let item_start = offsets((0..seq.rows.len()).map(|k| item_at(k) as usize), n_items);
+    let mut next = item_start.clone();
+    let mut places = vec![0u32; seq.rows.len()];
+    for k in 0..seq.rows.len() {
+        let i = item_at(k) as usize;
+        places[next[i]] = k as u32;
+        next[i] += 1;
+    }
+    let rows: Vec<Vec<(u32, f32)>> = (0..n_items)
+        .into_par_iter()
+        .map(|j| {
+            let at = &places[item_start[j]..item_start[j + 1]];
+            let mut followers: Vec<u32> = Vec::new();
+            for &k in at {
+                let k = k as usize;
+                // The end of the user's sequence that holds position k.
+                let end = seq.start[seq.start.partition_point(|&s| s <= k)];
+                let next = (k + 1..end.min(k + 1 + TRANSITION_WINDOW)).map(item_at);
+                followers.extend(next.filter(|&i| i as usize != j));
+            }
+            followers.sort_unstable();
+            let mut counts: Vec<(u32, f32)> = Vec::new();
+            for i in followers {
+                match counts.last_mut() {
+                    Some(last) if last.0 == i => last.1 += 1.0,
+                    _ => counts.push((i, 1.0)),
+                }
+            }
+            counts.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            counts.truncate(TRANSITION_KEEP);
+            counts.sort_unstable_by_key(|c| c.0);
+            let n = at.len().max(1) as f32;
+            counts.iter_mut().for_each(|c| c.1 /= n);
+            counts
+        })
+        .collect();
+    drop(places);
+    let (mut src, mut dst, mut val) = (Vec::new(), Vec::new(), Vec::new());
+    for (j, row) in rows.iter().enumerate() {
+        for &(i, v) in row {
+            src.push(j as u32);
+            dst.push(i);
+            val.push(v);
+        }
+    }
+    Csr::from_triplets(n_items, n_items, &src, &dst, &val)
 }
 
 /// `vectors`' rows scaled to length 1 (a zero row stays zero; none: 0 wide).
@@ -462,6 +616,12 @@ mod tests {
         // Latest items 0 then 1: their unit mean is (1, 1)/√2; item 2 points along item 0.
         assert!((col(2, "pair.recent_similarity") - 0.5f32.sqrt()).abs() < 1e-6);
         assert_eq!(col(2, "pair.last_similarity"), 1.0, "the latest item is item 0");
+        // Sequences: user 0 bought 0, 1, 0; user 1 bought 1. Item 0's two rows: item 1 follows
+        // one of them (itself is not counted); item 1's two rows: item 0 follows one.
+        assert_eq!(col(1, "pair.transition_last"), 0.5, "the latest row is item 0; 1 follows it once in 2");
+        assert_eq!(col(1, "pair.transition_recent"), 1.0, "rows 0, 1, 0: 0.5 + 0 + 0.5");
+        assert_eq!(col(0, "pair.transition_recent"), 0.5, "only after item 1");
+        assert_eq!(col(2, "pair.transition_recent"), 0.0, "never followed anything");
         // An anonymous history: no recency, no idle days.
         let anon = Query { trained: None, items: &[1], weights: &[1.0] };
         rows.clear();

@@ -99,6 +99,10 @@ pub struct GbdtParams {
     pub refit: bool,
     /// Seed of the row and feature sampling (default 42).
     pub seed: u64,
+    /// Models trained with seeds `seed`, `seed + 1`, … whose margins are averaged (default 1).
+    /// They differ only where rows or features are sampled (`bagging_fraction`,
+    /// `feature_fraction` below 1): averaging them cancels part of the sampling noise.
+    pub bags: usize,
 }
 
 impl Default for GbdtParams {
@@ -120,6 +124,7 @@ impl Default for GbdtParams {
             metric_k: 12,
             refit: true,
             seed: 42,
+            bags: 1,
         }
     }
 }
@@ -143,7 +148,7 @@ impl Block {
     fn of(windows: &[RankerWindow<'_>], layout: Layout, positives_only: bool) -> Block {
         let (width, r) = (layout.width(), layout.retrievers);
         type Lists = Vec<(u32, Vec<usize>)>;
-        let prepared: Vec<(Context, Vec<f32>, Lists)> = windows
+        let lists: Vec<Lists> = windows
             .iter()
             .map(|w| {
                 let mut users: Lists = lists_by_user(w.examples).into_iter().collect();
@@ -151,34 +156,36 @@ impl Block {
                 if positives_only {
                     users.retain(|(_, ks)| ks.iter().any(|&k| w.examples[k].label > 0.0));
                 }
-                let ctx = Context::new(w.train, w.features, item_vectors(w.retrievers));
-                (ctx, example_scores(w.examples, w.train, &w.retrievers[..r]), users)
+                users
             })
             .collect();
-        let jobs: Vec<(usize, usize)> =
-            prepared.iter().enumerate().flat_map(|(wi, p)| (0..p.2.len()).map(move |ui| (wi, ui))).collect();
-        let groups: Vec<usize> = jobs.iter().map(|&(wi, ui)| prepared[wi].2[ui].1.len()).collect();
+        let groups: Vec<usize> = lists.iter().flat_map(|l| l.iter().map(|(_, ks)| ks.len())).collect();
         let n: usize = groups.iter().sum();
         let (mut rows, mut labels) = (vec![0f32; n * width], vec![0f32; n]);
-        let mut slots: Vec<(&mut [f32], &mut [f32])> = Vec::with_capacity(jobs.len());
         let (mut rest_rows, mut rest_labels) = (&mut rows[..], &mut labels[..]);
-        for &g in &groups {
-            let (row_slot, more_rows) = std::mem::take(&mut rest_rows).split_at_mut(g * width);
-            let (label_slot, more_labels) = std::mem::take(&mut rest_labels).split_at_mut(g);
-            slots.push((row_slot, label_slot));
-            (rest_rows, rest_labels) = (more_rows, more_labels);
+        // One window at a time: its context (at H&M size a few hundred MB) is dropped before
+        // the next one's is built.
+        for (w, users) in windows.iter().zip(&lists) {
+            let ctx = Context::new(w.train, w.features, item_vectors(w.retrievers));
+            let raw = example_scores(w.examples, w.train, &w.retrievers[..r]);
+            let mut slots: Vec<(&mut [f32], &mut [f32])> = Vec::with_capacity(users.len());
+            for (_, ks) in users {
+                let g = ks.len();
+                let (row_slot, more_rows) = std::mem::take(&mut rest_rows).split_at_mut(g * width);
+                let (label_slot, more_labels) = std::mem::take(&mut rest_labels).split_at_mut(g);
+                slots.push((row_slot, label_slot));
+                (rest_rows, rest_labels) = (more_rows, more_labels);
+            }
+            slots.into_par_iter().zip(users.par_iter()).for_each(|((row_slot, label_slot), (u, ks))| {
+                let items: Vec<u32> = ks.iter().map(|&k| w.examples[k].item).collect();
+                let scores: Vec<Vec<f32>> = (0..r).map(|ri| ks.iter().map(|&k| raw[k * r + ri]).collect()).collect();
+                let refs: Vec<&[f32]> = scores.iter().map(|s| &s[..]).collect();
+                let mut out = Vec::with_capacity(ks.len() * width);
+                ctx.push_rows(&user_query(w.train, *u), &items, &refs, &mut out);
+                row_slot.copy_from_slice(&out);
+                label_slot.iter_mut().zip(ks).for_each(|(l, &k)| *l = w.examples[k].label);
+            });
         }
-        slots.into_par_iter().zip(jobs.par_iter()).for_each(|((row_slot, label_slot), &(wi, ui))| {
-            let (w, (ctx, raw, users)) = (&windows[wi], &prepared[wi]);
-            let (u, ks) = &users[ui];
-            let items: Vec<u32> = ks.iter().map(|&k| w.examples[k].item).collect();
-            let scores: Vec<Vec<f32>> = (0..r).map(|ri| ks.iter().map(|&k| raw[k * r + ri]).collect()).collect();
-            let refs: Vec<&[f32]> = scores.iter().map(|s| &s[..]).collect();
-            let mut out = Vec::with_capacity(ks.len() * width);
-            ctx.push_rows(&user_query(w.train, *u), &items, &refs, &mut out);
-            row_slot.copy_from_slice(&out);
-            label_slot.iter_mut().zip(ks).for_each(|(l, &k)| *l = w.examples[k].label);
-        });
         Block { rows, labels, groups }
     }
 
@@ -224,6 +231,7 @@ impl GbdtParams {
         within("pairs_per_sample", self.pairs_per_sample, 1..=10_000)?;
         within("early_stopping_rounds", self.early_stopping_rounds, 0..=100_000)?;
         within("metric_k", self.metric_k, 1..=10_000)?;
+        within("bags", self.bags, 1..=100)?;
         Ok(())
     }
 
@@ -288,7 +296,12 @@ impl GbdtParams {
             block
         };
         let mut validation = None;
-        let (model, best_trees) = if windows.len() >= 2 {
+        let seeded = |b: usize| {
+            let mut p = params.clone();
+            p.seed = self.seed.wrapping_add(b as u64);
+            p
+        };
+        let (models, trees) = if windows.len() >= 2 {
             // The latest window validates; lists with no positive would score as perfect.
             let valid = keep_positive_groups(rows_of(&windows[..1]), layout.width());
             let train = rows_of(&windows[1..]);
@@ -301,37 +314,53 @@ impl GbdtParams {
             }
             let valid_rows = export.as_ref().map(|_| valid.rows.clone());
             let (dtrain, dvalid) = (train.matrix(layout.width())?, valid.matrix(layout.width())?);
-            let started = std::time::Instant::now();
-            let (model, score) = self.boost(&params, &dtrain, Some(&dvalid), self.trees, progress)?;
-            let seconds = started.elapsed().as_secs_f64();
-            if let (Some(dir), Some(rows)) = (&export, valid_rows) {
-                let predicted = model.predict_margin_rows(&rows, Iterations::Best).map_err(engine)?;
-                export_predictions(dir, predicted.as_slice(), seconds)?;
+            let mut found = Vec::with_capacity(self.bags);
+            let (mut scores, mut seconds) = (Vec::new(), 0.0);
+            for b in 0..self.bags {
+                let started = std::time::Instant::now();
+                let (model, score) = self.boost(&seeded(b), &dtrain, Some(&dvalid), self.trees, progress)?;
+                seconds += started.elapsed().as_secs_f64();
+                scores.extend(score);
+                found.push(model);
             }
-            let best = model.best_iteration().map_or(self.trees, |b| b + 1);
-            validation = score.map(|v| (self.metric_name(), v));
+            if let (Some(dir), Some(rows)) = (&export, valid_rows) {
+                export_predictions(dir, &mean_margins(&found, &rows)?, seconds)?;
+            }
+            let best: Vec<usize> = found.iter().map(|m| m.best_iteration().map_or(self.trees, |b| b + 1)).collect();
+            if !scores.is_empty() {
+                // One bag: its metric; several: their mean (each bag's own early stop).
+                validation = Some((self.metric_name(), scores.iter().sum::<f64>() / scores.len() as f64));
+            }
             if self.refit {
                 drop((dtrain, dvalid));
                 // Every window again, the validation one included, with the trees found.
                 let all = rows_of(windows).matrix(layout.width())?;
-                (self.boost(&params, &all, None, best, progress)?.0, best)
+                let refit: tandem_models::Result<Vec<BoostedModel>> = best
+                    .iter()
+                    .enumerate()
+                    .map(|(b, &t)| Ok(self.boost(&seeded(b), &all, None, t, progress)?.0))
+                    .collect();
+                (refit?, best)
             } else {
-                (model, best)
+                (found, best)
             }
         } else {
             let all = rows_of(windows);
             if !all.labels.iter().any(|&l| l > 0.0) {
                 return Err(ModelError::EmptyTrainingData { model: "gbdt (no positive example)" });
             }
-            (self.boost(&params, &all.matrix(layout.width())?, None, self.trees, progress)?.0, self.trees)
+            let all = all.matrix(layout.width())?;
+            let fitted: tandem_models::Result<Vec<BoostedModel>> =
+                (0..self.bags).map(|b| Ok(self.boost(&seeded(b), &all, None, self.trees, progress)?.0)).collect();
+            (fitted?, vec![self.trees; self.bags])
         };
-        let gains = gains(&model, names.len());
+        let gains = gains(&models, names.len());
         Ok(Gbdt {
             params: self.clone(),
             layout,
             names,
-            model,
-            trees: best_trees,
+            models,
+            trees,
             gains,
             validation,
             context: Context::new(latest.train, latest.features, item_vectors(latest.retrievers)),
@@ -420,10 +449,43 @@ fn keep_positive_groups(block: Block, width: usize) -> Block {
     out
 }
 
-/// Total split gain per column.
-fn gains(model: &BoostedModel, width: usize) -> Vec<f64> {
-    let gains = model.feature_importance(ImportanceType::TotalGain);
-    (0..width).map(|k| gains.get(&k).copied().unwrap_or(0.0)).collect()
+/// Total split gain per column, summed over the bags.
+fn gains(models: &[BoostedModel], width: usize) -> Vec<f64> {
+    let mut out = vec![0.0; width];
+    for m in models {
+        for (k, g) in m.feature_importance(ImportanceType::TotalGain) {
+            if let Some(o) = out.get_mut(k) {
+                *o += g;
+            }
+        }
+    }
+    out
+}
+
+/// The bags' mean margin for each of `rows`.
+fn mean_margins(models: &[BoostedModel], rows: &[f32]) -> tandem_models::Result<Vec<f32>> {
+    let mut sum: Vec<f32> = Vec::new();
+    for m in models {
+        let p = m.predict_margin_rows(rows, Iterations::Best).map_err(engine)?;
+        if sum.is_empty() {
+            sum = p.as_slice().to_vec();
+        } else {
+            sum.iter_mut().zip(p.as_slice()).for_each(|(s, &v)| *s += v);
+        }
+    }
+    let n = models.len().max(1) as f32;
+    sum.iter_mut().for_each(|s| *s /= n);
+    Ok(sum)
+}
+
+/// The tensor holding bag `b`'s model (`model`, then `model.1`, … : a one-bag ranker saves
+/// what it saved before bags existed).
+pub(crate) fn model_key(b: usize) -> String {
+    if b == 0 {
+        "model".into()
+    } else {
+        format!("model.{b}")
+    }
 }
 
 /// A fitted GBDT ranker.
@@ -431,9 +493,10 @@ pub struct Gbdt {
     params: GbdtParams,
     layout: Layout,
     names: Vec<String>,
-    model: BoostedModel,
-    /// Trees the model predicts with.
-    trees: usize,
+    /// One model per bag (at least one).
+    models: Vec<BoostedModel>,
+    /// Trees each bag's model predicts with.
+    trees: Vec<usize>,
     /// Total split gain per column.
     gains: Vec<f64>,
     /// The validation window's metric at the trees kept (when a window validated).
@@ -448,15 +511,15 @@ impl Gbdt {
         &self.params
     }
 
-    /// Trees the ranker predicts with (after early stopping).
-    pub fn trees(&self) -> usize {
-        self.trees
+    /// Trees each bag's model predicts with (after early stopping).
+    pub fn trees(&self) -> &[usize] {
+        &self.trees
     }
 
-    /// The model as XGBoost JSON (Python's `xgboost.Booster(model_file=...)` loads it; its
-    /// features are [`Gbdt::feature_names`] in order).
+    /// The first bag's model as XGBoost JSON (Python's `xgboost.Booster(model_file=...)` loads
+    /// it; its features are [`Gbdt::feature_names`] in order).
     pub fn xgboost_json(&self) -> tandem_models::Result<Vec<u8>> {
-        export_xgboost(&self.model)
+        export_xgboost(&self.models[0])
     }
 
     /// Feature names, in column order.
@@ -479,26 +542,36 @@ impl Gbdt {
         params.check()?;
         let r = TensorReader::new(tensors, "gbdt");
         let bad = |message: String| ModelError::Artifact { path: "gbdt ranker".into(), message };
-        let bytes = match tensors.get("model") {
-            Some(Tensor { data: TensorData::U8(b), .. }) => b,
-            _ => return Err(bad("no model bytes".into())),
-        };
-        let model = BoostedModel::decode(bytes, ModelFormat::Binary).map_err(|e| bad(e.to_string()))?;
         let meta = r.u32("meta")?;
-        let (retrievers, trees) = match meta[..] {
-            [r, t] => (r as usize, t as usize),
-            _ => return Err(bad("meta must hold 2 values".into())),
+        let (retrievers, trees) = match &meta[..] {
+            [r, trees @ ..] if !trees.is_empty() => {
+                (*r as usize, trees.iter().map(|&t| t as usize).collect::<Vec<_>>())
+            }
+            _ => return Err(bad("meta must hold the retrievers and each bag's trees".into())),
         };
         let layout = Layout { retrievers };
-        if model.n_features() != layout.width() {
-            return Err(bad(format!("{} features in the model, {} in the layout", model.n_features(), layout.width())));
+        let mut models = Vec::with_capacity(trees.len());
+        for b in 0..trees.len() {
+            let bytes = match tensors.get(&model_key(b)) {
+                Some(Tensor { data: TensorData::U8(b), .. }) => b,
+                _ => return Err(bad(format!("no model bytes for bag {b}"))),
+            };
+            let model = BoostedModel::decode(bytes, ModelFormat::Binary).map_err(|e| bad(e.to_string()))?;
+            if model.n_features() != layout.width() {
+                return Err(bad(format!(
+                    "{} features in the model, {} in the layout",
+                    model.n_features(),
+                    layout.width()
+                )));
+            }
+            models.push(model);
         }
         let names = crate::parts::read_names(&r, "names")?;
         let gains: Vec<f64> = r.f32("gains").map(|(_, v)| v)?.iter().map(|&g| g as f64).collect();
         if names.len() != layout.width() || gains.len() != layout.width() {
             return Err(bad("feature names or gains do not match the layout".into()));
         }
-        Ok(Gbdt { params, layout, names, model, trees, gains, validation: None, context: Context::read(&r)? })
+        Ok(Gbdt { params, layout, names, models, trees, gains, validation: None, context: Context::read(&r)? })
     }
 }
 
@@ -512,8 +585,8 @@ impl Ranker for Gbdt {
             return;
         }
         let rows = self.rows(candidates);
-        match self.model.predict_margin_rows(&rows, Iterations::Best) {
-            Ok(p) => out.iter_mut().zip(p.as_slice()).for_each(|(o, &v)| *o = v),
+        match mean_margins(&self.models, &rows) {
+            Ok(p) => out.iter_mut().zip(&p).for_each(|(o, &v)| *o = v),
             // Rows are built to the model's width with finite or NaN values; a failure here
             // is a bug, and the candidates keep their order rather than a panic.
             Err(_) => out.iter_mut().enumerate().for_each(|(k, o)| *o = -(k as f32)),
@@ -536,9 +609,13 @@ impl Ranker for Gbdt {
 
     fn artifact(&self) -> Artifact {
         let mut t = Tensors::new();
-        let bytes = self.model.encode(ModelFormat::Binary).expect("a trained model encodes");
-        t.insert("model".into(), Tensor { shape: vec![bytes.len()], data: TensorData::U8(bytes) });
-        t.insert("meta".into(), Tensor::u32(vec![self.layout.retrievers as u32, self.trees as u32]));
+        for (b, m) in self.models.iter().enumerate() {
+            let bytes = m.encode(ModelFormat::Binary).expect("a trained model encodes");
+            t.insert(model_key(b), Tensor { shape: vec![bytes.len()], data: TensorData::U8(bytes) });
+        }
+        let mut meta = vec![self.layout.retrievers as u32];
+        meta.extend(self.trees.iter().map(|&n| n as u32));
+        t.insert("meta".into(), Tensor::u32(meta));
         crate::parts::put_names(&mut t, "names", &self.names);
         t.insert("gains".into(), Tensor::f32(self.gains.iter().map(|&g| g as f32).collect()));
         self.context.put(&mut t);
