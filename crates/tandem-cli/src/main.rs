@@ -110,7 +110,9 @@ enum Command {
     /// it). The best settings are then refitted on all of train.tsv (plus valid.tsv when the
     /// split has one and it validated) and evaluated on test.tsv once: DIR/report.json,
     /// DIR/predictions.tsv, DIR/best.yaml (the settings as a config snippet), DIR/tune.json,
-    /// DIR/trials.svg.
+    /// DIR/trials.svg. A two_stage pipeline tunes each retriever alone first (half the budget,
+    /// DIR/trials.retrievers.K.jsonl), then its ranker on the tuned retrievers' candidates,
+    /// fitted once (the other half, DIR/trials.jsonl).
     Tune {
         /// A directory with train.tsv and test.tsv (and optionally valid.tsv, negatives).
         split_dir: PathBuf,

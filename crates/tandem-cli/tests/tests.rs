@@ -240,6 +240,19 @@ mod run {
         let neighbours: u64 =
             snippet.lines().find_map(|l| l.strip_prefix("neighbours: ")).unwrap().trim().parse().unwrap();
         assert_eq!(report(&out)["models"]["knn"]["params"]["neighbours"], neighbours, "the tuned model was evaluated");
+        // A pipeline entry: its retrievers first, then its ranker, each logged.
+        let stage = "models.stage={kind: two_stage, window: 1, retrievers: [{kind: item_knn}, {kind: popularity}], ranker: {kind: gbdt, trees: 5}, tune: {budget: 4}}";
+        let o = tandem(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--set", stage]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let lines = |f: &str| std::fs::read_to_string(out.join("tuned").join(f)).unwrap().lines().count();
+        assert_eq!((lines("stage.trials.retrievers.0.jsonl"), lines("stage.trials.jsonl")), (1, 2));
+        assert!(!out.join("tuned/stage.trials.retrievers.1.jsonl").exists(), "popularity has nothing to search");
+        let r = report(&out);
+        assert!(
+            r["models"]["stage"]["params"]["spec"]["ranker"]["learning_rate"].is_number(),
+            "{}",
+            r["models"]["stage"]
+        );
         for (set, says) in [
             ("models.knn.tune.budget=0", "models.knn.tune.budget"),
             ("models.knn.tune.trials=3", "unknown field `trials`"),
@@ -801,6 +814,49 @@ mod tune {
         let best = std::fs::read_to_string(out.path().join("best.yaml")).unwrap();
         assert!(best.starts_with("kind: als\n") && best.contains("factors: "), "{best}");
         assert!(std::fs::read_to_string(out.path().join("trials.svg")).unwrap().contains("<polyline"));
+    }
+
+    /// A pipeline tunes each retriever alone, then its ranker on the tuned retrievers'
+    /// candidates: the retrievers' trials and the ranker's are logged apart, the first of each
+    /// is the settings as given, and the chosen pipeline is refitted and evaluated on test.
+    #[test]
+    fn a_pipeline_tunes_its_retrievers_then_its_ranker() {
+        let Some(data) = shared() else { return };
+        let split = data.join("ml-100k/splits/temporal");
+        let out = tempfile::tempdir().unwrap();
+        let (s, o) = (split.to_str().unwrap(), out.path().to_str().unwrap());
+        let args = [
+            "tune",
+            s,
+            "--model",
+            "two_stage",
+            "--param",
+            "retrievers=[{kind: als, factors: 32}, {kind: item_knn}]",
+            "--param",
+            "ranker={kind: gbdt, trees: 30}",
+            "--param",
+            "candidates=30",
+            "--budget",
+            "8",
+            "--out",
+            o,
+        ];
+        let run = tandem(&args);
+        assert!(run.status.success(), "{}", stderr(&run));
+        let log = |name: &str| -> Vec<Value> {
+            let text = std::fs::read_to_string(out.path().join(name)).unwrap();
+            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        };
+        let (als, knn, ranker) =
+            (log("trials.retrievers.0.jsonl"), log("trials.retrievers.1.jsonl"), trials(out.path()));
+        assert_eq!((als.len(), knn.len(), ranker.len()), (2, 2, 4), "half the budget to the retrievers");
+        assert_eq!(als[0]["params"]["factors"], 32, "the retriever as given first");
+        assert_eq!(ranker[0]["params"]["learning_rate"], 0.1, "the ranker as given first");
+        assert!(ranker.iter().all(|t| t["value"].as_f64().is_some_and(|v| v > 0.02)), "{ranker:?}");
+        let r = report(out.path());
+        assert!(metric(&r, "two_stage", "NDCG@10") > 0.05, "{r}");
+        let best = std::fs::read_to_string(out.path().join("best.yaml")).unwrap();
+        assert!(best.contains("retrievers:") && best.contains("ranker:") && best.contains("\"trees\":30"), "{best}");
     }
 
     #[test]

@@ -39,4 +39,4 @@ pub use mining::{explicit_negatives, mine, Example, InvalidMining, MiningSpec, S
 pub use parts::{RankLoss, RankerWindow};
 pub use ranker::{Candidates, FeatureRanker, Ranker};
 pub use registry::Spec;
-pub use two_stage::{RankerSpec, TwoStage, TwoStageSpec};
+pub use two_stage::{Prepared, RankerSpec, TwoStage, TwoStageSpec};

@@ -37,6 +37,36 @@ pub enum RankerSpec {
     Gbdt(GbdtParams),
 }
 
+impl RankerSpec {
+    /// The parameters a ranker search varies, with their ranges (`tandem tune` on a pipeline
+    /// searches them on the tuned retrievers' candidates).
+    pub fn space(&self) -> Vec<tandem_models::kind::Dim> {
+        use tandem_models::kind::Dim;
+        match self {
+            RankerSpec::Gbdt(_) => vec![
+                Dim::float("learning_rate", 0.02, 0.3, true),
+                Dim::int("leaves", 7, 127, true),
+                Dim::float("min_child_weight", 1e-3, 10.0, true),
+                Dim::float("feature_fraction", 0.5, 1.0, false),
+                Dim::float("bagging_fraction", 0.5, 1.0, false),
+                Dim::float("lambda_l2", 1e-3, 100.0, true),
+            ],
+            RankerSpec::LateFusion(_) => vec![
+                Dim::float("learning_rate", 1e-4, 1e-2, true),
+                Dim::float("dropout", 0.0, 0.5, false),
+                Dim::float("id_dropout", 0.0, 0.5, false),
+                Dim::int("epochs", 1, 10, false),
+                Dim::float("weight_decay", 1e-6, 1e-2, true),
+            ],
+            RankerSpec::Din(_) => vec![
+                Dim::float("learning_rate", 1e-4, 1e-2, true),
+                Dim::float("dropout", 0.0, 0.5, false),
+                Dim::int("epochs", 1, 8, false),
+            ],
+        }
+    }
+}
+
 impl Default for RankerSpec {
     fn default() -> Self {
         RankerSpec::LateFusion(LateFusionParams::default())
@@ -170,23 +200,29 @@ impl TwoStageSpec {
     /// Fits the retrievers and the ranker on `train` (see [`RankerTraining`]). `side` holds
     /// the item and user metadata by index (may be empty).
     pub fn fit(&self, train: &TrainSet, side: Side<'_>, progress: &dyn Progress) -> Result<TwoStage> {
+        let prepared = self.prepare(train, side, progress)?;
+        let ranker = prepared.fit_ranker(&self.ranker, progress)?;
+        Ok(prepared.into_pipeline(ranker))
+    }
+
+    /// Everything of a fit but the ranker: the retrievers fitted on `train` and the ranker's
+    /// labelled examples (each window with its own retriever fits). A ranker search fits many
+    /// rankers on one of these ([`Prepared::fit_ranker`]).
+    pub fn prepare<'t>(&self, train: &'t TrainSet, side: Side<'_>, progress: &dyn Progress) -> Result<Prepared<'t>> {
         self.check()?;
         let items = side.items;
         let retrievers = self.fit_retrievers(train, side, progress)?;
-        let ranker = match self.training {
+        let windows = match self.training {
             RankerTraining::Train => {
                 let examples = mine(retrievers[0].as_ref(), train, &[], &self.mining)?;
-                let features = ItemFeatures::new(items, train);
-                let refs: Vec<&dyn Retriever> = retrievers.iter().map(|r| r.as_ref()).collect();
-                let window = RankerWindow { examples: &examples, train, features: &features, retrievers: &refs };
-                self.fit_ranker(&[window], progress)?
+                vec![PreparedWindow { before: None, features: ItemFeatures::new(items, train), early: None, examples }]
             }
             RankerTraining::Window => {
                 // Each window: the rows before it, its labels, retrievers fitted on those rows,
                 // their labelled candidates.
-                let mut fitted: Vec<(TrainSet, ItemFeatures, TwoStage, Vec<Example>)> = Vec::new();
+                let mut fitted: Vec<PreparedWindow> = Vec::new();
                 for _ in 0..self.windows {
-                    let rows = fitted.last().map_or(train, |f| &f.0);
+                    let rows = fitted.last().and_then(|f| f.before.as_ref()).unwrap_or(train);
                     let (before, labels) = match self.window_days {
                         Some(days) => hold_out_days(rows, days),
                         None => hold_out_last(rows, self.window),
@@ -198,30 +234,16 @@ impl TwoStageSpec {
                     let staged = TwoStage::new(self.clone(), early, Box::new(NoRanker), latest_items(&before));
                     let examples = staged.labelled_candidates(&before, &labels, progress);
                     let features = ItemFeatures::new(items, &before);
-                    fitted.push((before, features, staged, examples));
+                    fitted.push(PreparedWindow { before: Some(before), features, early: Some(staged), examples });
                 }
-                if !fitted.iter().any(|f| f.3.iter().any(|e| e.label > 0.0)) {
+                if !fitted.iter().any(|f| f.examples.iter().any(|e| e.label > 0.0)) {
                     return Err(ModelError::EmptyTrainingData { model: "two_stage (no held-out item is a candidate)" });
                 }
-                let refs: Vec<Vec<&dyn Retriever>> =
-                    fitted.iter().map(|f| f.2.retrievers.iter().map(|r| r.as_ref()).collect()).collect();
-                let windows: Vec<RankerWindow<'_>> = fitted
-                    .iter()
-                    .zip(&refs)
-                    .map(|((before, features, _, examples), refs)| RankerWindow {
-                        examples,
-                        train: before,
-                        features,
-                        retrievers: refs,
-                    })
-                    .collect();
-                self.fit_ranker(&windows, progress)?
+                fitted
             }
         };
-        let mut ranker = ranker;
-        let refs: Vec<&dyn Retriever> = retrievers.iter().map(|r| r.as_ref()).collect();
-        ranker.attach(train, &ItemFeatures::new(items, train), &refs);
-        Ok(TwoStage::new(self.clone(), retrievers, ranker, latest_items(train)))
+        let features = ItemFeatures::new(items, train);
+        Ok(Prepared { spec: self.clone(), train, retrievers, features, windows })
     }
 
     fn fit_ranker(&self, windows: &[RankerWindow<'_>], progress: &dyn Progress) -> Result<Box<dyn Ranker>> {
@@ -230,6 +252,71 @@ impl TwoStageSpec {
             RankerSpec::Din(p) => Box::new(p.fit(windows, progress)?),
             RankerSpec::Gbdt(p) => Box::new(p.fit(windows, progress)?),
         })
+    }
+}
+
+/// One window of a [`Prepared`] pipeline: the rows before it (none: the examples were mined
+/// from all of train), their item features, the retrievers fitted on them and the labelled
+/// candidates.
+struct PreparedWindow {
+    before: Option<TrainSet>,
+    features: ItemFeatures,
+    early: Option<TwoStage>,
+    examples: Vec<Example>,
+}
+
+/// A pipeline fitted up to its ranker (see [`TwoStageSpec::prepare`]).
+pub struct Prepared<'t> {
+    spec: TwoStageSpec,
+    train: &'t TrainSet,
+    retrievers: Vec<Box<dyn Retriever>>,
+    features: ItemFeatures,
+    windows: Vec<PreparedWindow>,
+}
+
+impl Prepared<'_> {
+    /// A ranker of `spec` fitted on the prepared examples, attached to all of train.
+    pub fn fit_ranker(&self, spec: &RankerSpec, progress: &dyn Progress) -> Result<Box<dyn Ranker>> {
+        let pipeline = TwoStageSpec { ranker: spec.clone(), ..self.spec.clone() };
+        pipeline.check()?;
+        let full: Vec<&dyn Retriever> = self.retrievers.iter().map(|r| r.as_ref()).collect();
+        let refs: Vec<Vec<&dyn Retriever>> = self
+            .windows
+            .iter()
+            .map(|w| {
+                w.early.as_ref().map_or_else(|| full.clone(), |e| e.retrievers.iter().map(|r| r.as_ref()).collect())
+            })
+            .collect();
+        let windows: Vec<RankerWindow<'_>> = self
+            .windows
+            .iter()
+            .zip(&refs)
+            .map(|(w, refs)| RankerWindow {
+                examples: &w.examples,
+                train: w.before.as_ref().unwrap_or(self.train),
+                features: &w.features,
+                retrievers: refs,
+            })
+            .collect();
+        let mut ranker = pipeline.fit_ranker(&windows, progress)?;
+        ranker.attach(self.train, &self.features, &full);
+        Ok(ranker)
+    }
+
+    /// Runs `f` on the pipeline with `ranker` (its ranker spec `spec`), the retrievers lent to
+    /// it and taken back after: how a search scores one ranker after another.
+    pub fn with_ranker<R>(&mut self, spec: &RankerSpec, ranker: Box<dyn Ranker>, f: impl FnOnce(&TwoStage) -> R) -> R {
+        let pipeline = TwoStageSpec { ranker: spec.clone(), ..self.spec.clone() };
+        let retrievers = std::mem::take(&mut self.retrievers);
+        let staged = TwoStage::new(pipeline, retrievers, ranker, latest_items(self.train));
+        let out = f(&staged);
+        self.retrievers = staged.retrievers;
+        out
+    }
+
+    /// The fitted pipeline with `ranker`.
+    pub fn into_pipeline(self, ranker: Box<dyn Ranker>) -> TwoStage {
+        TwoStage::new(self.spec, self.retrievers, ranker, latest_items(self.train))
     }
 }
 

@@ -148,16 +148,30 @@ fn tune_entry(
             (train, Validation { set: v.set, protocol: v.protocol, metric }, "the valid part".to_string())
         }
     };
-    let searcher = super::tune::Searcher::new(spec, &[], t.seed, fit_on, data.side(), validation)
-        .map_err(|e| anyhow::anyhow!("models.{name}.tune: {e}"))?;
-    eprintln!("{name}: tuning {} trials on {how} ({metric}); searching {}", t.budget, searcher.keys());
     let dir = out.join("tuned");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let log = dir.join(format!("{name}.trials.jsonl"));
     // A new run searches anew.
     let _ = std::fs::remove_file(&log);
-    let done = searcher.run(t.budget, 1, Vec::new(), Some(&log), &format!("{name}: "))?;
-    let (top, chosen) = searcher.chosen(&done, Map::new())?;
+    let (done, top, chosen) = match spec.get::<tandem_rank::TwoStageSpec>() {
+        Some(pipeline) => {
+            for k in 0..pipeline.retrievers.len() {
+                let _ = std::fs::remove_file(super::tune::retriever_log(&log, k));
+            }
+            let budget = super::tune::Budget { budget: t.budget, parallel: 1, seed: t.seed, resume: false };
+            let data = (fit_on, data.side(), validation);
+            super::tune::tune_pipeline(pipeline, data, Vec::new(), &log, &budget, &how)
+                .with_context(|| format!("models.{name}.tune"))?
+        }
+        None => {
+            let searcher = super::tune::Searcher::new(spec, &[], t.seed, fit_on, data.side(), validation)
+                .map_err(|e| anyhow::anyhow!("models.{name}.tune: {e}"))?;
+            eprintln!("{name}: tuning {} trials on {how} ({metric}); searching {}", t.budget, searcher.keys());
+            let done = searcher.run(t.budget, 1, Vec::new(), Some(&log), &format!("{name}: "))?;
+            let (top, chosen) = searcher.chosen(&done, Map::new())?;
+            (done, top, chosen)
+        }
+    };
     std::fs::write(dir.join(format!("{name}.yaml")), yaml_snippet(spec.kind(), &chosen))
         .with_context(|| format!("writing {}", dir.join(format!("{name}.yaml")).display()))?;
     eprintln!(

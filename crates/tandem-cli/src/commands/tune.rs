@@ -14,7 +14,7 @@ use tandem_eval::holdout::{carve, Holdout};
 use tandem_eval::search::{append_trial, best, read_trials, yaml_snippet, Search, Trial};
 use tandem_eval::{setup, Candidates, MetricAt, Parts, Setup};
 use tandem_models::TrainSet;
-use tandem_rank::{registry, Spec};
+use tandem_rank::{registry, Spec, TwoStageSpec};
 
 use super::evaluate_split::{evaluate_split, model_spec, param_map, SplitEval};
 use crate::pipeline::Validation;
@@ -213,6 +213,142 @@ impl<'a> Searcher<'a> {
     }
 }
 
+/// A pipeline's search: each retriever's own space first (half the budget, shared evenly; a
+/// retriever alone on the same validation rows), then the ranker's on the tuned retrievers'
+/// candidates, which are fitted once (every window's retrievers and examples) while each trial
+/// fits only a ranker. Returns the ranker's trials (written to `log`; the retrievers' go to
+/// [`retriever_log`]s beside it), the best, and the pipeline's chosen `retrievers` and `ranker`.
+pub(crate) fn tune_pipeline(
+    pipeline: &TwoStageSpec,
+    (train, side, validation): (&TrainSet, Side<'_>, Validation<'_>),
+    done: Vec<Trial>,
+    log: &Path,
+    opts: &Budget,
+    how: &str,
+) -> Result<(Vec<Trial>, Trial, Map<String, Value>)> {
+    let mut pipeline = pipeline.clone();
+    let n = pipeline.retrievers.len();
+    let per_retriever = (opts.budget / 2 / n.max(1)).max(1);
+    let ranker_budget = opts.budget.saturating_sub(per_retriever * n).max(1);
+    eprintln!(
+        "tune two_stage on {how} ({} validation users, {}): {per_retriever} trials per retriever, then {ranker_budget} for the ranker",
+        validation.set.len(),
+        validation.metric
+    );
+    for k in 0..n {
+        let spec = &pipeline.retrievers[k];
+        let v = Validation { set: validation.set, protocol: validation.protocol, metric: validation.metric };
+        let searcher = match Searcher::new(spec, &[], opts.seed, train, side, v) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("retrievers.{k} ({}): kept as given ({e})", spec.kind());
+                continue;
+            }
+        };
+        let rlog = retriever_log(log, k);
+        let before =
+            if opts.resume && rlog.exists() { read_trials(&rlog).map_err(anyhow::Error::msg)? } else { Vec::new() };
+        if !opts.resume && rlog.exists() {
+            bail!("{} exists: pass --resume to carry on with it, or choose another --out", rlog.display());
+        }
+        eprintln!("retrievers.{k} ({}): searching {}", spec.kind(), searcher.keys());
+        let label = format!("retrievers.{k} ");
+        let trials = searcher.run(per_retriever, opts.parallel, before, Some(&rlog), &label)?;
+        let Value::Object(given) = spec.params() else { unreachable!("parameters are a map") };
+        let (_, mut chosen) = searcher.chosen(&trials, given)?;
+        chosen.insert("kind".into(), spec.kind().into());
+        pipeline.retrievers[k] = Spec::from_json(Value::Object(chosen)).map_err(anyhow::Error::msg)?;
+    }
+    eprintln!("fitting the tuned retrievers and the ranker's windows once");
+    let mut prepared = pipeline.prepare(train, side, &NoProgress).context("preparing the pipeline's windows")?;
+    let Value::Object(base) = serde_json::to_value(&pipeline.ranker)? else { unreachable!("a ranker is a map") };
+    let search = Search::new(pipeline.ranker.space(), opts.seed);
+    let metric = validation.metric.to_string();
+    let mut done = done;
+    for trial in done.len()..ranker_budget {
+        let proposal: Map<String, Value> = match trial {
+            // The ranker as given first: what tuning must beat.
+            0 => search.space().iter().filter_map(|d| Some((d.key.to_string(), tidy(base.get(d.key)?)))).collect(),
+            _ => search.propose(trial, &done),
+        };
+        let t0 = Instant::now();
+        let mut params = base.clone();
+        params.extend(proposal.clone());
+        let scored = serde_json::from_value::<tandem_rank::RankerSpec>(Value::Object(params))
+            .map_err(anyhow::Error::from)
+            .and_then(|spec| {
+                let ranker = prepared.fit_ranker(&spec, &NoProgress)?;
+                prepared
+                    .with_ranker(&spec, ranker, |m| validation.score(m, &train.user_items))
+                    .context("the metric was not computed")
+            });
+        let (value, error) = match scored {
+            Ok(v) => (Some(v), None),
+            Err(e) => (None, Some(format!("{e:#}"))),
+        };
+        let t = Trial {
+            trial,
+            params: proposal,
+            metric: metric.clone(),
+            value,
+            error,
+            seconds: t0.elapsed().as_secs_f64(),
+            epochs: None,
+        };
+        append_trial(log, &t).with_context(|| format!("writing {}", log.display()))?;
+        done.push(t);
+        let (t, top) = (done.last().expect("pushed"), best(&done));
+        eprintln!(
+            "ranker trial {:>3}/{ranker_budget}  {metric} {}  best {}  {:>6.1} s  {}{}",
+            t.trial + 1,
+            t.value.map_or("failed".to_string(), |v| format!("{v:.4}")),
+            top.and_then(|b| b.value).map_or("-".to_string(), |v| format!("{v:.4}")),
+            t.seconds,
+            describe(&t.params),
+            t.error.as_ref().map_or(String::new(), |e| format!("  error: {e}")),
+        );
+    }
+    let Some(top) = best(&done).cloned() else {
+        let why = done.iter().find_map(|t| t.error.clone()).unwrap_or_default();
+        bail!("two_stage: every ranker trial failed (the first: {why})");
+    };
+    let mut ranker = base;
+    ranker.extend(top.params.clone());
+    let retrievers: Vec<Value> = pipeline
+        .retrievers
+        .iter()
+        .map(|r| {
+            let mut m: Map<String, Value> = match r.params() {
+                Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), tidy(v))).collect(),
+                _ => Map::new(),
+            };
+            m.insert("kind".into(), r.kind().into());
+            Value::Object(m)
+        })
+        .collect();
+    let chosen: Map<String, Value> =
+        [("retrievers".to_string(), Value::Array(retrievers)), ("ranker".to_string(), Value::Object(ranker))]
+            .into_iter()
+            .collect();
+    Ok((done, top, chosen))
+}
+
+/// How much a pipeline search runs: trials in all, at once, its seed, and whether it carries
+/// on from its logs.
+pub(crate) struct Budget {
+    pub(crate) budget: usize,
+    pub(crate) parallel: usize,
+    pub(crate) seed: u64,
+    pub(crate) resume: bool,
+}
+
+/// The log of retriever `k`'s trials beside a pipeline's `log` (`trials.jsonl` ->
+/// `trials.retrievers.K.jsonl`).
+pub(crate) fn retriever_log(log: &Path, k: usize) -> std::path::PathBuf {
+    let stem = log.file_stem().map_or("trials".into(), |s| s.to_string_lossy().into_owned());
+    log.with_file_name(format!("{stem}.retrievers.{k}.jsonl"))
+}
+
 /// A default as a person writes it: parameters held in f32 serialise as 0.10000000149011612;
 /// seven significant digits give back 0.1.
 fn tidy(v: &Value) -> Value {
@@ -289,20 +425,33 @@ pub fn tune(
         let against = drawn.map_or(String::new(), |n| format!(", against {n} drawn negatives"));
         (t, s, format!("train.tsv, {h} per user{against}"))
     };
-    let validation = Validation { set: &s.test, protocol: &s.protocol, metric: opts.metric };
-    let searcher = Searcher::new(&base, &fixed_keys, opts.seed, &train, sd.dataset.side(), validation)
-        .map_err(|e| anyhow::anyhow!("--model {model}: {e}"))?;
-    eprintln!(
-        "tune {}: {} trials, {} at a time, on {how} ({} validation users, {metric_name}); {} already run; searching {}",
-        base.kind(),
-        opts.budget,
-        opts.parallel.max(1),
-        s.test.len(),
-        done.len(),
-        searcher.keys()
-    );
-    let done = searcher.run(opts.budget, opts.parallel, done, Some(&log), "")?;
-    let (top, chosen) = searcher.chosen(&done, fixed)?;
+    let validation = || Validation { set: &s.test, protocol: &s.protocol, metric: opts.metric };
+    let (done, top, chosen) = match base.get::<TwoStageSpec>() {
+        Some(pipeline) => {
+            let data = (&train, sd.dataset.side(), validation());
+            let budget = Budget { budget: opts.budget, parallel: opts.parallel, seed: opts.seed, resume: opts.resume };
+            let (done, top, chosen) = tune_pipeline(pipeline, data, done, &log, &budget, &how)?;
+            let mut all = fixed;
+            all.extend(chosen);
+            (done, top, all)
+        }
+        None => {
+            let searcher = Searcher::new(&base, &fixed_keys, opts.seed, &train, sd.dataset.side(), validation())
+                .map_err(|e| anyhow::anyhow!("--model {model}: {e}"))?;
+            eprintln!(
+                "tune {}: {} trials, {} at a time, on {how} ({} validation users, {metric_name}); {} already run; searching {}",
+                base.kind(),
+                opts.budget,
+                opts.parallel.max(1),
+                s.test.len(),
+                done.len(),
+                searcher.keys()
+            );
+            let done = searcher.run(opts.budget, opts.parallel, done, Some(&log), "")?;
+            let (top, chosen) = searcher.chosen(&done, fixed)?;
+            (done, top, chosen)
+        }
+    };
     std::fs::write(out.join("trials.svg"), tandem_eval::search::trials_svg(&metric_name, &done))
         .with_context(|| format!("writing {}", out.join("trials.svg").display()))?;
     std::fs::write(out.join("best.yaml"), yaml_snippet(base.kind(), &chosen))
@@ -314,6 +463,7 @@ pub fn tune(
         top.trial + 1,
         if given { " + valid" } else { "" }
     );
+    // Values as JSON, which the YAML parser of `--param` reads back (nested lists and maps too).
     let final_params: Vec<String> = chosen.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let eval = SplitEval {
         ks: opts.ks,
