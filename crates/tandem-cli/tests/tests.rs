@@ -245,7 +245,11 @@ mod run {
         let o = tandem(&["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--set", stage]);
         assert!(o.status.success(), "{}", stderr(&o));
         let lines = |f: &str| std::fs::read_to_string(out.join("tuned").join(f)).unwrap().lines().count();
-        assert_eq!((lines("stage.trials.retrievers.0.jsonl"), lines("stage.trials.jsonl")), (1, 2));
+        assert_eq!(
+            (lines("stage.trials.retrievers.0.jsonl"), lines("stage.trials.jsonl")),
+            (2, 2),
+            "kNN has popularity's share"
+        );
         assert!(!out.join("tuned/stage.trials.retrievers.1.jsonl").exists(), "popularity has nothing to search");
         let r = report(&out);
         assert!(

@@ -228,8 +228,11 @@ pub(crate) fn tune_pipeline(
 ) -> Result<(Vec<Trial>, Trial, Map<String, Value>)> {
     let mut pipeline = pipeline.clone();
     let n = pipeline.retrievers.len();
-    let per_retriever = (opts.budget / 2 / n.max(1)).max(1);
-    let ranker_budget = opts.budget.saturating_sub(per_retriever * n).max(1);
+    // Only retrievers with something to search share their half of the budget.
+    let searched =
+        pipeline.retrievers.iter().filter(|r| registry::kind(r.kind()).is_some_and(|k| !k.space().is_empty())).count();
+    let per_retriever = (opts.budget / 2 / searched.max(1)).max(1);
+    let ranker_budget = opts.budget.saturating_sub(per_retriever * searched).max(1);
     eprintln!(
         "tune two_stage on {how} ({} validation users, {}): {per_retriever} trials per retriever, then {ranker_budget} for the ranker",
         validation.set.len(),
