@@ -126,6 +126,10 @@ enum Command {
         /// Trials to run.
         #[arg(long, default_value_t = 40)]
         budget: usize,
+        /// Stop starting trials after this long (`90s`, `10m`, `1h`); the best so far is then
+        /// refitted and evaluated. A pipeline gives its retrievers half of it, shared evenly.
+        #[arg(long, value_name = "DURATION", value_parser = commands::parse_duration)]
+        time: Option<std::time::Duration>,
         /// The validation metric maximised.
         #[arg(long, default_value = "NDCG@10")]
         metric: tandem_eval::MetricAt,
@@ -363,10 +367,24 @@ fn main() -> ExitCode {
             };
             commands::evaluate_split(&split_dir, &model, &params, &out, &opts, &bars)
         }
-        Command::Tune { split_dir, model, params, budget, metric, holdout, seed, resume, parallel, items, ks, out } => {
+        Command::Tune {
+            split_dir,
+            model,
+            params,
+            budget,
+            time,
+            metric,
+            holdout,
+            seed,
+            resume,
+            parallel,
+            items,
+            ks,
+            out,
+        } => {
             let parallel = if parallel == 0 { rayon::current_num_threads() } else { parallel };
             let items = items.as_deref();
-            let opts = commands::TuneOptions { budget, metric, holdout, seed, resume, parallel, items, ks: &ks };
+            let opts = commands::TuneOptions { budget, time, metric, holdout, seed, resume, parallel, items, ks: &ks };
             commands::tune(&split_dir, &model, &params, &out, &opts, &bars)
         }
         Command::Serve {

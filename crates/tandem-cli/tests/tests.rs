@@ -863,6 +863,24 @@ mod tune {
         assert!(best.contains("retrievers:") && best.contains("ranker:") && best.contains("\"trees\":30"), "{best}");
     }
 
+    /// `--time` stops starting trials once it is up (here at once, after the first), and the
+    /// best so far is still refitted and evaluated.
+    #[test]
+    fn the_time_limit_ends_the_search_early() {
+        let Some(data) = shared() else { return };
+        let split = data.join("ml-100k/splits/temporal");
+        let out = tempfile::tempdir().unwrap();
+        let (s, o) = (split.to_str().unwrap(), out.path().to_str().unwrap());
+        let run =
+            tandem(&["tune", s, "--model", "als", "--budget", "1000", "--time", "0.001s", "--out", o, "--ks", "10"]);
+        assert!(run.status.success(), "{}", stderr(&run));
+        assert!(stderr(&run).contains("time is up after 1 of 1000 trials"), "{}", stderr(&run));
+        assert_eq!(trials(out.path()).len(), 1);
+        assert!(metric(&report(out.path()), "als", "NDCG@10") > 0.05);
+        let bad = tandem(&["tune", s, "--model", "als", "--time", "10 minutes", "--out", o]);
+        assert!(!bad.status.success() && stderr(&bad).contains("such as 90s, 10m or 1h"), "{}", stderr(&bad));
+    }
+
     #[test]
     fn bad_requests_are_named() {
         let Some(data) = shared() else { return };

@@ -18,7 +18,7 @@ pub use recommend::recommend;
 pub use run::run;
 pub use serve::serve;
 pub use split::split;
-pub use tune::{tune, TuneOptions};
+pub use tune::{parse_duration, tune, TuneOptions};
 
 use anyhow::{Context, Result};
 

@@ -158,7 +158,7 @@ fn tune_entry(
             for k in 0..pipeline.retrievers.len() {
                 let _ = std::fs::remove_file(super::tune::retriever_log(&log, k));
             }
-            let budget = super::tune::Budget { budget: t.budget, parallel: 1, seed: t.seed, resume: false };
+            let budget = super::tune::Budget { budget: t.budget, parallel: 1, seed: t.seed, resume: false, time: None };
             let data = (fit_on, data.side(), validation);
             super::tune::tune_pipeline(pipeline, data, Vec::new(), &log, &budget, &how)
                 .with_context(|| format!("models.{name}.tune"))?
@@ -167,7 +167,7 @@ fn tune_entry(
             let searcher = super::tune::Searcher::new(spec, &[], t.seed, fit_on, data.side(), validation)
                 .map_err(|e| anyhow::anyhow!("models.{name}.tune: {e}"))?;
             eprintln!("{name}: tuning {} trials on {how} ({metric}); searching {}", t.budget, searcher.keys());
-            let done = searcher.run(t.budget, 1, Vec::new(), Some(&log), &format!("{name}: "))?;
+            let done = searcher.run(t.budget, 1, Vec::new(), Some(&log), &format!("{name}: "), None)?;
             let (top, chosen) = searcher.chosen(&done, Map::new())?;
             (done, top, chosen)
         }

@@ -23,6 +23,8 @@ use crate::pipeline::Validation;
 pub struct TuneOptions<'a> {
     /// Trials to run (a resumed search counts the ones already run).
     pub budget: usize,
+    /// No trial starts after this long from the start of the search.
+    pub time: Option<std::time::Duration>,
     /// The validation metric maximised.
     pub metric: MetricAt,
     /// How validation rows are carved from train.tsv (`None`: valid.tsv when the split has
@@ -165,10 +167,16 @@ impl<'a> Searcher<'a> {
         mut done: Vec<Trial>,
         log: Option<&Path>,
         label: &str,
+        deadline: Option<Instant>,
     ) -> Result<Vec<Trial>> {
         let parallel = parallel.max(1);
         let mut next = done.len();
         while next < budget {
+            // At least one trial runs, so there is a best to refit.
+            if next > 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+                eprintln!("{label}time is up after {next} of {budget} trials");
+                break;
+            }
             let start = next - next % parallel;
             let end = (start + parallel).min(budget);
             let history = &done[..start];
@@ -256,7 +264,9 @@ pub(crate) fn tune_pipeline(
         }
         eprintln!("retrievers.{k} ({}): searching {}", spec.kind(), searcher.keys());
         let label = format!("retrievers.{k} ");
-        let trials = searcher.run(per_retriever, opts.parallel, before, Some(&rlog), &label)?;
+        // Retriever k may start trials until its share of the retrievers' half of the time.
+        let deadline = opts.time.map(|(t0, t)| t0 + t.mul_f64((k + 1) as f64 / (2.0 * n.max(1) as f64)));
+        let trials = searcher.run(per_retriever, opts.parallel, before, Some(&rlog), &label, deadline)?;
         let Value::Object(given) = spec.params() else { unreachable!("parameters are a map") };
         let (_, mut chosen) = searcher.chosen(&trials, given)?;
         chosen.insert("kind".into(), spec.kind().into());
@@ -269,6 +279,10 @@ pub(crate) fn tune_pipeline(
     let metric = validation.metric.to_string();
     let mut done = done;
     for trial in done.len()..ranker_budget {
+        if trial > 0 && opts.time.is_some_and(|(t0, t)| t0.elapsed() >= t) {
+            eprintln!("ranker: time is up after {trial} of {ranker_budget} trials");
+            break;
+        }
         let proposal: Map<String, Value> = match trial {
             // The ranker as given first: what tuning must beat.
             0 => search.space().iter().filter_map(|d| Some((d.key.to_string(), tidy(base.get(d.key)?)))).collect(),
@@ -343,6 +357,24 @@ pub(crate) struct Budget {
     pub(crate) parallel: usize,
     pub(crate) seed: u64,
     pub(crate) resume: bool,
+    /// The search's start and how long trials may start after it.
+    pub(crate) time: Option<(Instant, std::time::Duration)>,
+}
+
+/// `90s`, `10m`, `1h` or plain seconds, as a duration.
+pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len()));
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("'{text}': expected a duration such as 90s, 10m or 1h")),
+    };
+    match number.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(std::time::Duration::from_secs_f64(v * scale)),
+        _ => Err(format!("'{text}': expected a positive duration such as 90s, 10m or 1h")),
+    }
 }
 
 /// The log of retriever `k`'s trials beside a pipeline's `log` (`trials.jsonl` ->
@@ -432,7 +464,13 @@ pub fn tune(
     let (done, top, chosen) = match base.get::<TwoStageSpec>() {
         Some(pipeline) => {
             let data = (&train, sd.dataset.side(), validation());
-            let budget = Budget { budget: opts.budget, parallel: opts.parallel, seed: opts.seed, resume: opts.resume };
+            let budget = Budget {
+                budget: opts.budget,
+                parallel: opts.parallel,
+                seed: opts.seed,
+                resume: opts.resume,
+                time: opts.time.map(|t| (started, t)),
+            };
             let (done, top, chosen) = tune_pipeline(pipeline, data, done, &log, &budget, &how)?;
             let mut all = fixed;
             all.extend(chosen);
@@ -450,7 +488,8 @@ pub fn tune(
                 done.len(),
                 searcher.keys()
             );
-            let done = searcher.run(opts.budget, opts.parallel, done, Some(&log), "")?;
+            let deadline = opts.time.map(|t| started + t);
+            let done = searcher.run(opts.budget, opts.parallel, done, Some(&log), "", deadline)?;
             let (top, chosen) = searcher.chosen(&done, fixed)?;
             (done, top, chosen)
         }
@@ -502,6 +541,17 @@ pub fn tune(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_with_their_units() {
+        assert_eq!(parse_duration("90s"), Ok(std::time::Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(std::time::Duration::from_secs(600)));
+        assert_eq!(parse_duration("1.5h"), Ok(std::time::Duration::from_secs(5400)));
+        assert_eq!(parse_duration("45"), Ok(std::time::Duration::from_secs(45)));
+        for bad in ["", "0s", "10 minutes", "-3m", "m"] {
+            assert!(parse_duration(bad).unwrap_err().contains("10m"), "{bad}");
+        }
+    }
 
     #[test]
     fn f32_defaults_read_as_written() {
