@@ -66,6 +66,7 @@ pub use random::{Random, RandomParams};
 pub use repurchase::{Repurchase, RepurchaseParams};
 pub use retriever::{
     popular_items, recommend_each, recommend_or_popular, AsAny, Embeddings, Histories, Query, Retriever, TrainSet,
+    UserRows,
 };
 pub use same_group::{SameGroup, SameGroupParams};
 pub use topk::{held_out_positions, rank_order, sparse_scores, top_k, top_k_sparse, Scored, SparseScorer, TopK};

@@ -27,28 +27,14 @@ pub fn last_days(train: &TrainSet, days: u32) -> TrainSet {
 pub fn latest_items(train: &TrainSet, n: usize) -> Csr {
     let log = &train.log;
     let n_users = train.n_users();
-    // Rows grouped by user (counting sort), then each user's by time, latest first.
-    let mut start = vec![0usize; n_users + 1];
-    for &u in &log.user {
-        start[u as usize + 1] += 1;
-    }
-    for u in 0..n_users {
-        start[u + 1] += start[u];
-    }
-    let mut next = start.clone();
-    let mut order = vec![0u32; log.len()];
-    for (row, &u) in log.user.iter().enumerate() {
-        order[next[u as usize]] = row as u32;
-        next[u as usize] += 1;
-    }
+    let order = train.rows_in_time();
     let end = last_day(train);
     let (mut users, mut items, mut days) = (Vec::new(), Vec::new(), Vec::new());
     let mut picked: Vec<u32> = Vec::new();
     for u in 0..n_users {
-        let rows = &mut order[start[u]..start[u + 1]];
-        rows.sort_unstable_by_key(|&r| std::cmp::Reverse((log.time[r as usize], r)));
         picked.clear();
-        for &r in rows.iter() {
+        // Latest first.
+        for &r in order.user(u).iter().rev() {
             let item = log.item[r as usize];
             // Users hold few distinct items next to n; a linear check beats a set.
             if picked.contains(&item) {

@@ -1,5 +1,6 @@
 //! The one trait every retriever implements, and the training data they are fitted on.
 
+use rayon::prelude::*;
 use tandem_data::{Csr, Interactions};
 
 use crate::topk::{top_k, Scored};
@@ -293,12 +294,62 @@ impl TrainSet {
 
     /// Each user's training items in time order (ties in log order), for sequence-aware models.
     pub fn sequences(&self) -> Vec<Vec<u32>> {
-        let mut rows = self.log.rows_by_user(self.n_users());
-        rows.iter_mut()
-            .map(|r| {
-                r.sort_by_key(|&i| (self.log.get(i).time, i));
-                r.iter().map(|&i| self.log.get(i).item).collect()
-            })
-            .collect()
+        let rows = self.rows_in_time();
+        (0..self.n_users()).map(|u| rows.user(u).iter().map(|&r| self.log.item[r as usize]).collect()).collect()
+    }
+
+    /// Each user's training rows in time order (ties in log order), in two flat buffers (at
+    /// H&M size, 31.8M rows of 1.4M customers, nested vectors cost a third more).
+    pub fn rows_in_time(&self) -> UserRows {
+        let log = &self.log;
+        let n_users = self.n_users();
+        // Rows grouped by user (counting sort), then each user's by time.
+        let mut start = vec![0usize; n_users + 1];
+        for &u in &log.user {
+            start[u as usize + 1] += 1;
+        }
+        for u in 0..n_users {
+            start[u + 1] += start[u];
+        }
+        let mut next = start.clone();
+        let mut rows = vec![0u32; log.len()];
+        for (r, &u) in log.user.iter().enumerate() {
+            rows[next[u as usize]] = r as u32;
+            next[u as usize] += 1;
+        }
+        let mut parts: Vec<&mut [u32]> = Vec::with_capacity(n_users);
+        let mut rest = &mut rows[..];
+        for w in start.windows(2) {
+            let (part, more) = std::mem::take(&mut rest).split_at_mut(w[1] - w[0]);
+            parts.push(part);
+            rest = more;
+        }
+        parts.into_par_iter().for_each(|p| p.sort_unstable_by_key(|&r| (log.time[r as usize], r)));
+        UserRows { start, rows }
+    }
+}
+
+/// Row indices of a log grouped by user, each user's in time order ([`TrainSet::rows_in_time`]).
+#[derive(Debug, Clone)]
+pub struct UserRows {
+    /// Where each user's rows start in `rows` (users + 1).
+    start: Vec<usize>,
+    rows: Vec<u32>,
+}
+
+impl UserRows {
+    /// User `u`'s rows, earliest first.
+    pub fn user(&self, u: usize) -> &[u32] {
+        &self.rows[self.start[u]..self.start[u + 1]]
+    }
+
+    /// Every user's rows, one user after another.
+    pub fn all(&self) -> &[u32] {
+        &self.rows
+    }
+
+    /// The end (in [`UserRows::all`]) of the user whose rows hold position `k`.
+    pub fn end_of(&self, k: usize) -> usize {
+        self.start[self.start.partition_point(|&s| s <= k)]
     }
 }

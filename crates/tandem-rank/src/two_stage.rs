@@ -243,7 +243,7 @@ impl TwoStageSpec {
             }
         };
         let features = ItemFeatures::new(items, train);
-        Ok(Prepared { spec: self.clone(), train, retrievers, features, windows })
+        Ok(Prepared { spec: self.clone(), train, retrievers, features, windows, recent: latest_items(train) })
     }
 
     fn fit_ranker(&self, windows: &[RankerWindow<'_>], progress: &dyn Progress) -> Result<Box<dyn Ranker>> {
@@ -272,6 +272,8 @@ pub struct Prepared<'t> {
     retrievers: Vec<Box<dyn Retriever>>,
     features: ItemFeatures,
     windows: Vec<PreparedWindow>,
+    /// Each training user's latest items (what the fitted pipeline keeps).
+    recent: Vec<Vec<u32>>,
 }
 
 impl Prepared<'_> {
@@ -307,16 +309,16 @@ impl Prepared<'_> {
     /// it and taken back after: how a search scores one ranker after another.
     pub fn with_ranker<R>(&mut self, spec: &RankerSpec, ranker: Box<dyn Ranker>, f: impl FnOnce(&TwoStage) -> R) -> R {
         let pipeline = TwoStageSpec { ranker: spec.clone(), ..self.spec.clone() };
-        let retrievers = std::mem::take(&mut self.retrievers);
-        let staged = TwoStage::new(pipeline, retrievers, ranker, latest_items(self.train));
+        let (retrievers, recent) = (std::mem::take(&mut self.retrievers), std::mem::take(&mut self.recent));
+        let staged = TwoStage::new(pipeline, retrievers, ranker, recent);
         let out = f(&staged);
-        self.retrievers = staged.retrievers;
+        (self.retrievers, self.recent) = (staged.retrievers, staged.recent);
         out
     }
 
     /// The fitted pipeline with `ranker`.
     pub fn into_pipeline(self, ranker: Box<dyn Ranker>) -> TwoStage {
-        TwoStage::new(self.spec, self.retrievers, ranker, latest_items(self.train))
+        TwoStage::new(self.spec, self.retrievers, ranker, self.recent)
     }
 }
 

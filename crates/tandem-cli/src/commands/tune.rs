@@ -113,12 +113,7 @@ impl<'a> Searcher<'a> {
     fn trial(&self, trial: usize, history: &[Trial]) -> Trial {
         // The first trial is the defaults: what tuning must beat, on the same validation rows.
         let proposal: Map<String, Value> = match trial {
-            0 => self
-                .search
-                .space()
-                .iter()
-                .filter_map(|d| Some((d.key.to_string(), tidy(self.base.get(d.key)?))))
-                .collect(),
+            0 => as_given(self.search.space(), &self.base),
             _ => self.search.propose(trial, history),
         };
         let mut params = self.base.clone();
@@ -186,19 +181,7 @@ impl<'a> Searcher<'a> {
                     append_trial(log, &t).with_context(|| format!("writing {}", log.display()))?;
                 }
                 done.push(t);
-                let t = done.last().expect("pushed");
-                let top = best(&done);
-                eprintln!(
-                    "{label}trial {:>3}/{budget}  {} {}  best {} (trial {})  {:>6.1} s  {}{}",
-                    t.trial + 1,
-                    t.metric,
-                    t.value.map_or("failed".to_string(), |v| format!("{v:.4}")),
-                    top.and_then(|b| b.value).map_or("-".to_string(), |v| format!("{v:.4}")),
-                    top.map_or(0, |b| b.trial + 1),
-                    t.seconds,
-                    describe(&t.params),
-                    t.error.as_ref().map_or(String::new(), |e| format!("  error: {e}")),
-                );
+                print_trial(label, budget, &done);
             }
             next = end;
         }
@@ -246,6 +229,7 @@ pub(crate) fn tune_pipeline(
         validation.set.len(),
         validation.metric
     );
+    let mut turn = 0;
     for k in 0..n {
         let spec = &pipeline.retrievers[k];
         let v = Validation { set: validation.set, protocol: validation.protocol, metric: validation.metric };
@@ -264,8 +248,10 @@ pub(crate) fn tune_pipeline(
         }
         eprintln!("retrievers.{k} ({}): searching {}", spec.kind(), searcher.keys());
         let label = format!("retrievers.{k} ");
-        // Retriever k may start trials until its share of the retrievers' half of the time.
-        let deadline = opts.time.map(|(t0, t)| t0 + t.mul_f64((k + 1) as f64 / (2.0 * n.max(1) as f64)));
+        // Each searched retriever in turn may start trials until its share of the retrievers'
+        // half of the time.
+        turn += 1;
+        let deadline = opts.time.map(|(t0, t)| t0 + t.mul_f64(turn as f64 / (2.0 * searched.max(1) as f64)));
         let trials = searcher.run(per_retriever, opts.parallel, before, Some(&rlog), &label, deadline)?;
         let Value::Object(given) = spec.params() else { unreachable!("parameters are a map") };
         let (_, mut chosen) = searcher.chosen(&trials, given)?;
@@ -285,7 +271,7 @@ pub(crate) fn tune_pipeline(
         }
         let proposal: Map<String, Value> = match trial {
             // The ranker as given first: what tuning must beat.
-            0 => search.space().iter().filter_map(|d| Some((d.key.to_string(), tidy(base.get(d.key)?)))).collect(),
+            0 => as_given(search.space(), &base),
             _ => search.propose(trial, &done),
         };
         let t0 = Instant::now();
@@ -314,16 +300,7 @@ pub(crate) fn tune_pipeline(
         };
         append_trial(log, &t).with_context(|| format!("writing {}", log.display()))?;
         done.push(t);
-        let (t, top) = (done.last().expect("pushed"), best(&done));
-        eprintln!(
-            "ranker trial {:>3}/{ranker_budget}  {metric} {}  best {}  {:>6.1} s  {}{}",
-            t.trial + 1,
-            t.value.map_or("failed".to_string(), |v| format!("{v:.4}")),
-            top.and_then(|b| b.value).map_or("-".to_string(), |v| format!("{v:.4}")),
-            t.seconds,
-            describe(&t.params),
-            t.error.as_ref().map_or(String::new(), |e| format!("  error: {e}")),
-        );
+        print_trial("ranker ", ranker_budget, &done);
     }
     let Some(top) = best(&done).cloned() else {
         let why = done.iter().find_map(|t| t.error.clone()).unwrap_or_default();
@@ -382,6 +359,28 @@ pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, St
 pub(crate) fn retriever_log(log: &Path, k: usize) -> std::path::PathBuf {
     let stem = log.file_stem().map_or("trials".into(), |s| s.to_string_lossy().into_owned());
     log.with_file_name(format!("{stem}.retrievers.{k}.jsonl"))
+}
+
+/// The searched keys' values in `base` (the settings as given: a search's first trial).
+fn as_given(space: &[tandem_models::kind::Dim], base: &Map<String, Value>) -> Map<String, Value> {
+    space.iter().filter_map(|d| Some((d.key.to_string(), tidy(base.get(d.key)?)))).collect()
+}
+
+/// The line of the latest of `done`, with the best so far (`label` first).
+fn print_trial(label: &str, budget: usize, done: &[Trial]) {
+    let Some(t) = done.last() else { return };
+    let top = best(done);
+    eprintln!(
+        "{label}trial {:>3}/{budget}  {} {}  best {} (trial {})  {:>6.1} s  {}{}",
+        t.trial + 1,
+        t.metric,
+        t.value.map_or("failed".to_string(), |v| format!("{v:.4}")),
+        top.and_then(|b| b.value).map_or("-".to_string(), |v| format!("{v:.4}")),
+        top.map_or(0, |b| b.trial + 1),
+        t.seconds,
+        describe(&t.params),
+        t.error.as_ref().map_or(String::new(), |e| format!("  error: {e}")),
+    );
 }
 
 /// A default as a person writes it: parameters held in f32 serialise as 0.10000000149011612;

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use tandem_data::Csr;
 use tandem_models::artifact::{put_csr, Tensor, TensorReader, Tensors};
 use tandem_models::recent::{latest_items, DAY};
-use tandem_models::{Factors, Query, TrainSet};
+use tandem_models::{Factors, Query, TrainSet, UserRows};
 
 use crate::features::ItemFeatures;
 
@@ -156,7 +156,7 @@ impl Context {
         let since = |d: i64, none: i64| if d == none { f32::NAN } else { (cutoff - d) as f32 };
         let mean = |sum: f64, n: u32| if n == 0 { f32::NAN } else { (sum / n as f64) as f32 };
         let genres: Vec<Vec<u32>> = (0..n_items).map(|i| features.genres.get(i).cloned().unwrap_or_default()).collect();
-        let sequences = sequences(train);
+        let sequences = train.rows_in_time();
         Context {
             item_log_count: item_rows.iter().map(|&c| (c as f32).ln_1p()).collect(),
             sales,
@@ -322,9 +322,9 @@ impl Context {
                 && ctx.group.len() == n
                 && ctx.year_bucket.len() == n
                 && ctx.genres.len() == n;
-        let users_agree =
-            ctx.user_idle.len() == ctx.user_log_rows.len() && ctx.user_weight.len() == ctx.user_log_rows.len();
-        let users_agree = users_agree && ctx.last_items.len() == TRANSITION_RECENT * ctx.user_log_rows.len();
+        let users_agree = ctx.user_idle.len() == ctx.user_log_rows.len()
+            && ctx.user_weight.len() == ctx.user_log_rows.len()
+            && ctx.last_items.len() == TRANSITION_RECENT * ctx.user_log_rows.len();
         if !items_agree || !users_agree || ctx.days.n_rows() != ctx.user_log_rows.len() {
             return Err(tandem_models::ModelError::Artifact {
                 path: "gbdt ranker".into(),
@@ -448,41 +448,6 @@ impl Context {
     }
 }
 
-/// Every user's rows of a log in time order (ties in time by row), users one after another:
-/// two flat buffers, as H&M has 31.8M rows of 1.4M customers.
-struct Sequences {
-    /// Where each user's rows start in `rows` (users + 1).
-    start: Vec<usize>,
-    rows: Vec<u32>,
-}
-
-impl Sequences {
-    fn user(&self, u: usize) -> &[u32] {
-        &self.rows[self.start[u]..self.start[u + 1]]
-    }
-}
-
-/// The users' sequences of `train`'s rows.
-fn sequences(train: &TrainSet) -> Sequences {
-    let log = &train.log;
-    let start = offsets(log.user.iter().map(|&u| u as usize), train.n_users());
-    let mut next = start.clone();
-    let mut rows = vec![0u32; log.len()];
-    for (r, &u) in log.user.iter().enumerate() {
-        rows[next[u as usize]] = r as u32;
-        next[u as usize] += 1;
-    }
-    let mut parts: Vec<&mut [u32]> = Vec::with_capacity(train.n_users());
-    let mut rest = &mut rows[..];
-    for w in start.windows(2) {
-        let (part, more) = std::mem::take(&mut rest).split_at_mut(w[1] - w[0]);
-        parts.push(part);
-        rest = more;
-    }
-    parts.into_par_iter().for_each(|p| p.sort_unstable_by_key(|&r| (log.time[r as usize], r)));
-    Sequences { start, rows }
-}
-
 /// Counting-sort offsets of `keys` (each `< n`): where each key's entries start (n + 1).
 fn offsets(keys: impl Iterator<Item = usize>, n: usize) -> Vec<usize> {
     let mut start = vec![0usize; n + 1];
@@ -496,15 +461,16 @@ fn offsets(keys: impl Iterator<Item = usize>, n: usize) -> Vec<usize> {
 }
 
 /// The followers of each item over the users' sequences (see [`Context::transitions`]).
-fn transitions(train: &TrainSet, seq: &Sequences) -> Csr {
+fn transitions(train: &TrainSet, seq: &UserRows) -> Csr {
     let log = &train.log;
     let n_items = train.n_items();
-    let item_at = |k: usize| log.item[seq.rows[k] as usize];
-    // The positions in `seq.rows` of each item's rows, grouped by item.
-    let item_start = offsets((0..seq.rows.len()).map(|k| item_at(k) as usize), n_items);
+    let item_at = |k: usize| log.item[seq.all()[k] as usize];
+    // The positions in `seq.all()` of each item's rows, grouped by item.
+    let n = seq.all().len();
+    let item_start = offsets((0..n).map(|k| item_at(k) as usize), n_items);
     let mut next = item_start.clone();
-    let mut places = vec![0u32; seq.rows.len()];
-    for k in 0..seq.rows.len() {
+    let mut places = vec![0u32; n];
+    for k in 0..n {
         let i = item_at(k) as usize;
         places[next[i]] = k as u32;
         next[i] += 1;
@@ -516,8 +482,7 @@ fn transitions(train: &TrainSet, seq: &Sequences) -> Csr {
             let mut followers: Vec<u32> = Vec::new();
             for &k in at {
                 let k = k as usize;
-                // The end of the user's sequence that holds position k.
-                let end = seq.start[seq.start.partition_point(|&s| s <= k)];
+                let end = seq.end_of(k);
                 let next = (k + 1..end.min(k + 1 + TRANSITION_WINDOW)).map(item_at);
                 followers.extend(next.filter(|&i| i as usize != j));
             }
