@@ -308,6 +308,12 @@ impl Config {
     }
 }
 
+/// A config's `data:` map (with its `format`) as a [`Source`]: what the Python package's
+/// `tandem.read` takes, with the same checks and messages as a config file.
+pub fn parse_source(value: Value) -> Result<Source> {
+    source(value).map_err(|e: serde_json::Error| anyhow::anyhow!("data: {e}"))
+}
+
 /// Reads `data` by its `format` tag into that format's struct, so errors keep their full key
 /// path (serde's internally tagged enums buffer their content and lose it).
 fn source<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Source, D::Error> {

@@ -3,10 +3,7 @@
 
 #![forbid(unsafe_code)]
 
-mod commands;
-mod config;
-mod pipeline;
-mod progress;
+use tandem_cli::{commands, progress};
 
 use std::path::PathBuf;
 use std::process::ExitCode;

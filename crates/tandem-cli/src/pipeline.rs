@@ -12,18 +12,24 @@ use tandem_rank::Spec;
 
 /// An evaluated model's results.
 pub struct Evaluated {
+    /// The fitted (or loaded) model.
     pub model: Box<dyn Retriever>,
+    /// Its metrics and predictions.
     pub evaluation: Evaluation,
+    /// Its entry in report.json.
     pub report: ModelReport,
 }
 
 /// How the models of one command are evaluated.
 pub struct EvalPlan<'a> {
+    /// The users evaluated and their held-out items.
     pub test: &'a TestSet,
     /// Everything known of each user at test time (train + valid): their history, excluded
     /// from full ranking.
     pub history: &'a Csr,
+    /// How test users are ranked (full or sampled).
     pub protocol: &'a Protocol,
+    /// Cut-offs.
     pub ks: &'a [usize],
     /// Predictions kept per user.
     pub keep: usize,
@@ -33,7 +39,9 @@ pub struct EvalPlan<'a> {
 
 /// A validation set and the metric epochs are compared on.
 pub struct Validation<'a> {
+    /// The validation users and their held-out items.
     pub set: &'a TestSet,
+    /// How they are ranked.
     pub protocol: &'a Protocol,
     /// The metric epochs are compared on, e.g. `NDCG@10`.
     pub metric: MetricAt,
