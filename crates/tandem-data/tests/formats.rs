@@ -352,3 +352,44 @@ fn hm_parquet_files_read_as_their_csv_twins() {
     let e = e.to_string();
     assert!(e.contains("transactions_train.parquet") && e.contains("not a readable Parquet file"), "{e}");
 }
+
+/// A Parquet dataset directory (Spark's and pyarrow's output: part files plus `_SUCCESS`) reads
+/// as one log, its parts in name order, the same rows as the CSV with those rows.
+#[test]
+fn parquet_dataset_directory_reads_as_one_log() {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("log.parquet");
+    std::fs::create_dir(&dir).unwrap();
+    let parts = [(["u1", "u2"], [10, 11], [100, 101]), (["u1", "u3"], [12, 10], [102, 103])];
+    for (n, (users, items, times)) in parts.iter().enumerate() {
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("user", Arc::new(StringArray::from(users.to_vec()))),
+            ("item", Arc::new(Int64Array::from(items.to_vec()))),
+            ("time", Arc::new(Int64Array::from(times.to_vec()))),
+        ];
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let file = std::fs::File::create(dir.join(format!("part-{n:05}-x.snappy.parquet"))).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+    write(&dir, "_SUCCESS", b"");
+    write(&dir, ".part-00000-x.snappy.parquet.crc", b"not data");
+    let csv = write(d.path(), "log.csv", b"user,item,time\nu1,10,100\nu2,11,101\nu1,12,102\nu3,10,103\n");
+    let spec = |path: PathBuf| {
+        let mut s = csv_spec(path);
+        s.columns.weight = None;
+        Source::Delimited(Box::new(DelimitedSource { log: s, items: None }))
+    };
+    let (a, b) = (spec(dir.clone()).load(&NoProgress).unwrap(), spec(csv).load(&NoProgress).unwrap());
+    assert_eq!(a.interactions, b.interactions);
+    assert_eq!((a.users.len(), a.items.len(), a.interactions.len()), (3, 3, 4));
+    // A directory without parts is named as such.
+    let empty = d.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let e = spec(empty).load(&NoProgress).unwrap_err().to_string();
+    assert!(e.contains("empty") && e.contains("no .parquet files"), "{e}");
+}

@@ -319,26 +319,45 @@ impl Model {
 
     /// The `k` best items of each user (raw ids), best first, as (item index, score) matrices
     /// padded with -1 / NaN; `exclude_seen` leaves each user's training items out. Users
-    /// without training rows get the most popular items, as everywhere in Tandem.
-    #[pyo3(signature = (users, k=10, exclude_seen=true))]
+    /// without training rows get the most popular items, as everywhere in Tandem; so do users
+    /// the model has never seen where `unknown_popular` (else they are a KeyError).
+    #[pyo3(signature = (users, k=10, exclude_seen=true, unknown_popular=false))]
     fn recommend<'py>(
         &self,
         py: Python<'py>,
         users: &Bound<'py, PyAny>,
         k: usize,
         exclude_seen: bool,
+        unknown_popular: bool,
     ) -> PyResult<Lists<'py>> {
-        let users = indices(&self.users, &raw_ids(users)?, "user")?;
+        let raw = raw_ids(users)?;
+        // Rows of known users, and the positions of unknown ones (popular lists).
+        let (known, rows): (Vec<u32>, Vec<usize>) = if unknown_popular {
+            raw.iter().enumerate().filter_map(|(n, r)| self.users.get(r).map(|u| (u, n))).unzip()
+        } else {
+            let users = indices(&self.users, &raw, "user")?;
+            let rows = (0..users.len()).collect();
+            (users, rows)
+        };
         let histories = Histories::fitted(&self.history);
         let keep = |q: &Query<'_>, i: u32| {
             self.catalogue.get(i as usize).copied().unwrap_or(false)
                 && !(exclude_seen && q.items.binary_search(&i).is_ok())
         };
-        self.lists(py, users.len(), k, |put| {
-            let mut row = 0;
-            let _ = recommend_each(&*self.model, &self.popular, histories, &users, k, &keep, |_, list, _| {
-                put(row, &list);
-                row += 1;
+        let n = raw.len();
+        self.lists(py, n, k, |put| {
+            if rows.len() < n {
+                let popular: Vec<Scored> =
+                    self.popular.iter().filter(|s| self.catalogue[s.item as usize]).take(k).copied().collect();
+                let mut is_known = vec![false; n];
+                rows.iter().for_each(|&r| is_known[r] = true);
+                (0..n).filter(|&r| !is_known[r]).for_each(|r| put(r, &popular));
+            }
+            let mut next = rows.iter();
+            let _ = recommend_each(&*self.model, &self.popular, histories, &known, k, &keep, |_, list, _| {
+                if let Some(&row) = next.next() {
+                    put(row, &list);
+                }
                 Ok::<_, Infallible>(())
             });
         })
@@ -440,19 +459,23 @@ fn load(py: Python<'_>, dir: &str) -> PyResult<Model> {
 }
 
 /// An ALS model from factors trained elsewhere (Spark MLlib): raw user ids with their rows of
-/// `user_factors`, raw item ids with theirs, and the training pairs (raw ids) that become the
-/// model's histories. Users or items of the pairs without factors are refused.
+/// `user_factors`, raw item ids with theirs. The model's histories are either the training
+/// pairs (`pair_users`, `pair_items`, raw ids; the id maps are then the factors' ids), or
+/// `data`, the same log read by Tandem: its id maps and rows are taken whole, so the model is
+/// one of that data (`evaluate-split --load` accepts it) and ids without factors get zero
+/// vectors.
 #[pyfunction]
-#[pyo3(signature = (users, user_factors, items, item_factors, pair_users, pair_items, params_json))]
+#[pyo3(signature = (users, user_factors, items, item_factors, params_json, pair_users=None, pair_items=None, data=None))]
 #[allow(clippy::too_many_arguments)]
 fn als_from_factors(
     users: &Bound<'_, PyAny>,
     user_factors: PyReadonlyArray2<'_, f32>,
     items: &Bound<'_, PyAny>,
     item_factors: PyReadonlyArray2<'_, f32>,
-    pair_users: &Bound<'_, PyAny>,
-    pair_items: &Bound<'_, PyAny>,
     params_json: &str,
+    pair_users: Option<&Bound<'_, PyAny>>,
+    pair_items: Option<&Bound<'_, PyAny>>,
+    data: Option<&Data>,
 ) -> PyResult<Model> {
     let (users, items) = (raw_ids(users)?, raw_ids(items)?);
     let (uf, vf) = (user_factors.as_array(), item_factors.as_array());
@@ -468,29 +491,43 @@ fn als_from_factors(
     let mut params: AlsParams =
         serde_json::from_str(params_json).map_err(|e| PyValueError::new_err(format!("ALS parameters: {e}")))?;
     params.factors = uf.ncols();
-    let (mut umap, mut imap) = (IdMap::new(), IdMap::new());
-    for (map, ids, what) in [(&mut umap, &users, "user"), (&mut imap, &items, "item")] {
-        for raw in ids {
-            if map.get_or_insert(raw) as usize != map.len() - 1 {
-                return Err(PyValueError::new_err(format!("{what} '{raw}' has two rows of factors")));
-            }
+    let (umap, imap, history, item_info) = match (data, pair_users, pair_items) {
+        (Some(d), None, None) => {
+            let train = TrainSet::new(d.rows.clone(), d.ids.users.len(), d.ids.items.len());
+            (d.ids.users.clone(), d.ids.items.clone(), train.user_items, d.ids.item_info.clone())
         }
-    }
-    let pu = indices(&umap, &raw_ids(pair_users)?, "user")?;
-    let pi = indices(&imap, &raw_ids(pair_items)?, "item")?;
-    if pu.len() != pi.len() {
-        return Err(PyValueError::new_err("pair_users and pair_items differ in length"));
-    }
-    let history = Csr::from_triplets(umap.len(), imap.len(), &pu, &pi, &vec![1.0; pu.len()]);
-    let dense =
-        |a: numpy::ndarray::ArrayView2<'_, f32>| Factors::from_vec(a.nrows(), a.ncols(), a.iter().copied().collect());
-    let model = Als::from_parts(params, dense(uf), dense(vf));
-    let n_items = imap.len();
-    Ok(Model::new(Box::new(model), umap, imap, history, vec![ItemInfo::default(); n_items]))
+        (None, Some(pu), Some(pi)) => {
+            let (mut umap, mut imap) = (IdMap::new(), IdMap::new());
+            users.iter().for_each(|r| _ = umap.get_or_insert(r));
+            items.iter().for_each(|r| _ = imap.get_or_insert(r));
+            let pu = indices(&umap, &raw_ids(pu)?, "user")?;
+            let pi = indices(&imap, &raw_ids(pi)?, "item")?;
+            if pu.len() != pi.len() {
+                return Err(PyValueError::new_err("pair_users and pair_items differ in length"));
+            }
+            let history = Csr::from_triplets(umap.len(), imap.len(), &pu, &pi, &vec![1.0; pu.len()]);
+            let n_items = imap.len();
+            (umap, imap, history, vec![ItemInfo::default(); n_items])
+        }
+        _ => return Err(PyValueError::new_err("give either pair_users and pair_items, or data")),
+    };
+    // Factors by the maps' indices; an id twice or unknown to the maps is refused.
+    let place = |map: &IdMap, ids: &[String], a: numpy::ndarray::ArrayView2<'_, f32>, what: &str| {
+        let dim = a.ncols();
+        let mut out = vec![0f32; map.len() * dim];
+        let mut seen = vec![false; map.len()];
+        for (row, idx) in indices(map, ids, what)?.into_iter().enumerate() {
+            if std::mem::replace(&mut seen[idx as usize], true) {
+                return Err(PyValueError::new_err(format!("{what} '{}' has two rows of factors", ids[row])));
+            }
+            out[idx as usize * dim..][..dim].iter_mut().zip(a.row(row)).for_each(|(o, &v)| *o = v);
+        }
+        Ok(Factors::from_vec(map.len(), dim, out))
+    };
+    let model = Als::from_parts(params, place(&umap, &users, uf, "user")?, place(&imap, &items, vf, "item")?);
+    Ok(Model::new(Box::new(model), umap, imap, history, item_info))
 }
 
-/// `tandem evaluate-split` itself: fits `kind` (or evaluates the model directory `load_dir`)
-/// on `split_dir` and writes `out_dir/report.json` and `predictions.tsv`.
 #[pyfunction]
 #[pyo3(signature = (split_dir, kind, params_json, out_dir, ks, load_dir=None, items=None, train_with_valid=false, quiet=false))]
 #[allow(clippy::too_many_arguments)]

@@ -182,8 +182,11 @@ pub fn read_table<H>(
             Event::Row(r) => on_row(state.as_ref().expect("header before rows"), r),
         }
     };
+    if path.is_dir() {
+        return read_parquet(&parquet_parts(path)?, &label, progress, &mut event);
+    }
     if is_parquet(path) {
-        return read_parquet(&path_buf, &label, progress, &mut event);
+        return read_parquet(std::slice::from_ref(&path_buf), &label, progress, &mut event);
     }
     let reader = open_reader(path, Some(progress.step(&label, size)))?;
     if delim.len() == 1 {
@@ -256,30 +259,77 @@ pub fn is_parquet(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
 }
 
-/// Reads a Parquet file as a table: its schema's column names are the header, and each row's
-/// values read as text (numbers as arrow displays them, a date as `2020-09-22`), so column
-/// mappings, filters and time formats work as for delimited files. A row's "line" is
-/// its 1-based row number.
+/// The part files of a Parquet dataset directory (as Spark and pyarrow write them), in name
+/// order; files starting with `_` or `.` (`_SUCCESS`, checksums) are not data.
+fn parquet_parts(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut parts = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
+        let path = entry.map_err(|e| DataError::io(dir, e))?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if path.is_file() && is_parquet(&path) && !name.starts_with(['_', '.']) {
+            parts.push(path);
+        }
+    }
+    parts.sort();
+    if parts.is_empty() {
+        return Err(DataError::Malformed {
+            at: Location { file: dir.to_path_buf(), line: 0, column: None },
+            message: "a directory was given as the log, but it holds no .parquet files".into(),
+        });
+    }
+    Ok(parts)
+}
+
+/// Reads Parquet files (one, or a dataset's parts with one schema) as a table: the schema's
+/// column names are the header, and each row's values read as text (numbers as arrow displays
+/// them, a date as `2020-09-22`), so column mappings, filters and time formats work as for
+/// delimited files. A row's "line" is its 1-based row number within its file.
 fn read_parquet(
-    path: &Path,
+    files: &[PathBuf],
     label: &str,
     progress: &dyn Progress,
     on_event: &mut dyn FnMut(Event<'_, '_>) -> Result<()>,
 ) -> Result<()> {
-    use arrow_schema::DataType;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let mut header: Option<Vec<String>> = None;
+    for path in files {
+        let malformed = |line: u64, message: String| DataError::Malformed {
+            at: Location { file: path.to_path_buf(), line, column: None },
+            message,
+        };
+        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| malformed(0, format!("not a readable Parquet file: {e}")))?;
+        let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+        match &header {
+            None => {
+                on_event(Event::Header(Some(&names)))?;
+                header = Some(names.clone());
+            }
+            Some(h) if *h != names => {
+                return Err(malformed(0, format!("columns {names:?} differ from the first part's {h:?}")));
+            }
+            Some(_) => {}
+        }
+        let step = progress.step(label, builder.metadata().file_metadata().num_rows().max(0) as u64);
+        let reader = builder.with_batch_size(1 << 16).build().map_err(|e| malformed(0, e.to_string()))?;
+        parquet_rows(reader, path, &names, &*step, on_event)?;
+    }
+    Ok(())
+}
+
+fn parquet_rows(
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    path: &Path,
+    names: &[String],
+    step: &dyn crate::progress::ProgressStep,
+    on_event: &mut dyn FnMut(Event<'_, '_>) -> Result<()>,
+) -> Result<()> {
+    use arrow_schema::DataType;
     let malformed = |line: u64, message: String| DataError::Malformed {
         at: Location { file: path.to_path_buf(), line, column: None },
         message,
     };
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| malformed(0, format!("not a readable Parquet file: {e}")))?;
-    let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
-    let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
-    on_event(Event::Header(Some(&names)))?;
-    let step = progress.step(label, rows);
-    let reader = builder.with_batch_size(1 << 16).build().map_err(|e| malformed(0, e.to_string()))?;
     let mut line = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| malformed(line + 1, e.to_string()))?;
@@ -288,7 +338,7 @@ fn read_parquet(
         let columns = batch
             .columns()
             .iter()
-            .zip(&names)
+            .zip(names)
             .map(|(c, name)| match c.data_type() {
                 DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..) => {
                     arrow_cast::cast(c, &DataType::Utf8)

@@ -296,13 +296,17 @@ class Model:
         out[~valid] = pad
         return out
 
-    def recommend(self, users: Any, k: int = 10, *, exclude_seen: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+    def recommend(self, users: Any, k: int = 10, *, exclude_seen: bool = True,
+                  unknown: str = "error") -> Tuple[np.ndarray, np.ndarray]:
         """The ``k`` best items for each of ``users`` (raw ids; one id or an array), best first:
         ``(items, scores)``, each of shape ``(len(users), k)``. ``exclude_seen`` leaves each
         user's training items out; users known but without training rows get the most popular
-        items. Runs through the batch-scoring path on all cores, the GIL released."""
+        items, and so do users the model never saw with ``unknown="popular"`` (by default they
+        raise KeyError). Runs through the batch-scoring path on all cores, the GIL released."""
+        if unknown not in ("error", "popular"):
+            raise ValueError(f"unknown={unknown!r}: expected 'error' or 'popular'")
         single = np.ndim(users) == 0
-        index, scores = self.fitted.recommend(_raw_ids(users), int(k), exclude_seen)
+        index, scores = self.fitted.recommend(_raw_ids(users), int(k), exclude_seen, unknown == "popular")
         items = self._raw(index)
         return (items[0], scores[0]) if single else (items, scores)
 
