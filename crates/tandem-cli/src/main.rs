@@ -361,6 +361,7 @@ fn main() -> ExitCode {
                 diagnostics,
                 ratings: ratings.as_deref(),
                 explicit_threshold,
+                print: true,
             };
             commands::evaluate_split(&split_dir, &model, &params, &out, &opts, &bars)
         }

@@ -558,6 +558,7 @@ fn evaluate_split(
         diagnostics: false,
         ratings: None,
         explicit_threshold: 2.0,
+        print: !quiet,
     };
     let bars = progress(quiet);
     py.detach(|| {

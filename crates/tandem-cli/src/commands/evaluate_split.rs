@@ -92,6 +92,8 @@ pub struct SplitEval<'a> {
     pub ratings: Option<&'a Path>,
     /// Ratings at most this are explicit negatives.
     pub explicit_threshold: f32,
+    /// Print the metrics table and protocol line to stdout (the CLI does; library callers may not).
+    pub print: bool,
 }
 
 /// Fits and evaluates one model on `split_dir`, writing `out/report.json` and `out/predictions.tsv`.
@@ -218,7 +220,9 @@ pub fn evaluate_split(
         models,
     };
     write_report(out, &report, false, true)?;
-    println!("{}", report.table(&default_columns(ks)));
-    println!("{}", report.protocol_line());
+    if opts.print {
+        println!("{}", report.table(&default_columns(ks)));
+        println!("{}", report.protocol_line());
+    }
     Ok(())
 }

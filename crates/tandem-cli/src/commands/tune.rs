@@ -516,6 +516,7 @@ pub fn tune(
         diagnostics: false,
         ratings: None,
         explicit_threshold: 2.0,
+        print: true,
     };
     evaluate_split(split_dir, base.kind(), &final_params, out, &eval, progress)?;
     let summary = serde_json::json!({
