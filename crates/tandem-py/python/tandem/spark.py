@@ -311,9 +311,14 @@ def train_als(
     fitted = als.fit(indexed)
 
     def collect(frame, key, raw):
-        pdf = frame.join(key, frame["id"] == key[key.columns[1]]).select(raw, "features").toPandas()
-        ids = pdf[raw].to_numpy()
-        vectors = np.array(pdf["features"].tolist(), dtype=np.float32).reshape(len(pdf), factors)
+        # One float column per factor through Arrow: 4 bytes a value on the driver, not a
+        # Python object per row.
+        cols = [F.col("features")[j].alias(f"f{j}") for j in range(factors)]
+        table = _arrow(frame.join(key, frame["id"] == key[key.columns[1]]).select(raw, *cols))
+        ids = table.column(0).to_numpy(zero_copy_only=False)
+        vectors = np.empty((table.num_rows, factors), dtype=np.float32)
+        for j in range(factors):
+            vectors[:, j] = table.column(j + 1).to_numpy(zero_copy_only=False)
         return ids, vectors
 
     users, uf = collect(fitted.userFactors, uidx, "raw_user")
@@ -324,10 +329,11 @@ def train_als(
     if data is not None:
         core = _core.als_from_factors(_raw_ids(users), uf, _raw_ids(items), vf, params, data=data._data)
     else:
-        pairs = log.select("raw_user", "raw_item").toPandas()
+        pairs = _arrow(log.select("raw_user", "raw_item"))
         core = _core.als_from_factors(
             _raw_ids(users), uf, _raw_ids(items), vf, params,
-            pair_users=_raw_ids(pairs["raw_user"]), pair_items=_raw_ids(pairs["raw_item"]),
+            pair_users=_raw_ids(pairs.column(0).to_numpy(zero_copy_only=False)),
+            pair_items=_raw_ids(pairs.column(1).to_numpy(zero_copy_only=False)),
         )
     log.unpersist()
     model = Model._of(core)
@@ -336,6 +342,23 @@ def train_als(
     os.makedirs(parent, exist_ok=True)
     model.save(out, name)
     return model
+
+
+def _arrow(frame):
+    """A DataFrame on the driver as a pyarrow Table (``toArrow`` from Spark 4; before, pandas
+    through Arrow)."""
+    import pyarrow as pa
+
+    if hasattr(frame, "toArrow"):
+        return frame.toArrow()
+    spark = frame.sparkSession
+    key = "spark.sql.execution.arrow.pyspark.enabled"
+    was = spark.conf.get(key, "false")
+    spark.conf.set(key, "true")
+    try:
+        return pa.Table.from_pandas(frame.toPandas(), preserve_index=False)
+    finally:
+        spark.conf.set(key, was)
 
 
 def _index(log, raw: str, dense: str):
