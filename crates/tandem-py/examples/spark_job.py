@@ -5,6 +5,7 @@ cluster, import it as a Tandem model directory, and write every user's top-k as 
         --item article_id --time t_dat --work /shared/tandem --k 12
 
     python examples/spark_job.py --master local[2] --log log.csv ...   (a try on one machine)
+    python examples/spark_job.py --remote sc://spark-connect-host:15002 --log ...   (Spark Connect)
 
 Reads CSV (with a header) or Parquet (by the path's extension, or a directory of Parquet parts).
 """
@@ -29,6 +30,7 @@ def main():
     ap.add_argument("--k", type=int, default=12)
     ap.add_argument("--work", required=True, help="a directory driver and executors share")
     ap.add_argument("--master", default=None, help="e.g. local[2]; spark-submit sets it otherwise")
+    ap.add_argument("--remote", default=None, help="a Spark Connect address (sc://host:port, or local[N])")
     args = ap.parse_args()
 
     from pyspark.sql import SparkSession
@@ -36,10 +38,13 @@ def main():
     import tandem.spark
 
     builder = SparkSession.builder.appName("tandem")
-    if args.master:
+    if args.remote:
+        builder = builder.remote(args.remote)
+    elif args.master:
         builder = builder.master(args.master)
     spark = builder.getOrCreate()
-    spark.sparkContext.setCheckpointDir(os.path.join(args.work, "checkpoints"))
+    if not args.remote:  # Spark Connect sessions have no SparkContext; ALS then runs uncheckpointed.
+        spark.sparkContext.setCheckpointDir(os.path.join(args.work, "checkpoints"))
     say = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)  # noqa: E731
 
     parquet = args.log.endswith(".parquet") or (os.path.isdir(args.log) and any(

@@ -161,3 +161,35 @@ def test_train_als_matches_tandem_als_and_serves(spark, temporal, tmp_path, tand
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_the_example_job_runs_over_spark_connect(tmp_path):
+    """examples/spark_job.py, as docs/scale-out.md runs it, through a Spark Connect session (a
+    local server: no RDD or SparkContext calls anywhere on the path) on string ids: the log is
+    prepared, MLlib's ALS is imported as a model directory, and every user's top k written."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("grpc", reason="Spark Connect needs pyspark[connect]")
+    rng = np.random.default_rng(7)
+    users = rng.integers(0, 300, 6000)
+    items = (users % 7) * 20 + rng.integers(0, 40, 6000)  # seven overlapping tastes
+    pd.DataFrame({"customer": [f"c{u:03d}" for u in users], "article": [f"a{i}" for i in items],
+                  "day": rng.integers(1_700_000_000, 1_700_900_000, 6000)}).to_csv(tmp_path / "log.csv", index=False)
+    job = Path(__file__).resolve().parents[1] / "examples" / "spark_job.py"
+    work = tmp_path / "work"
+    done = subprocess.run([sys.executable, str(job), "--remote", "local[2]", "--log", str(tmp_path / "log.csv"),
+                           "--user", "customer", "--item", "article", "--time", "day", "--min-user-rows", "5",
+                           "--factors", "8", "--iterations", "5", "--k", "5", "--work", str(work)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "top 5 for every user" in done.stdout
+    model = tandem.load(work / "als")
+    got = pd.read_parquet(work / "recommendations.parquet").sort_values(["user", "rank"])
+    assert set(got["user"]) == set(model.user_ids()) and len(got) == 5 * len(model.user_ids())
+    want, _ = model.recommend(got["user"].unique(), k=5)
+    assert got["item"].tolist() == want.ravel().tolist()
+    # Users' own tastes come first: most recommended items are in the user's taste band.
+    band = got["user"].str[1:].astype(int) % 7
+    assert ((got["item"].str[1:].astype(int) // 20 - band).isin([0, 1]).mean()) > 0.8

@@ -93,6 +93,11 @@ def recommend(
     int_users = isinstance(user_field.dataType, (T.IntegerType, T.LongType, T.ShortType, T.ByteType))
     int_items = _item_ids_are_ints(model_dir)
     if ship:
+        if _is_connect(users.sparkSession):
+            raise ValueError(
+                "ship=True sends the model with SparkContext.addFile, which a Spark Connect session "
+                "does not have: put the model directory on storage every executor reads instead"
+            )
         users.sparkSession.sparkContext.addFile(model_dir, recursive=True)
     name = os.path.basename(model_dir)
     schema = T.StructType(
@@ -270,8 +275,8 @@ def train_als(
     Parameters and defaults are MLlib's: ``factors`` is ``rank``, ``regularization`` is ``regParam`` (which
     MLlib scales by each user's and item's interaction count, unlike Tandem's ALS), ``alpha``
     the confidence slope (confidence ``1 + alpha * rating``). Ids that are not integers of 32
-    bits are indexed first (``StringIndexer``-free: a distinct + ``zipWithIndex``, so no id
-    list passes through the driver until the factors do).
+    bits are indexed first (``StringIndexer``-free: a distinct numbered per partition, so no id
+    list passes through the driver until the factors do; no RDD API, so Spark Connect runs it).
 
     The model's histories (what ``exclude_seen`` leaves out) are the distinct (user, item)
     pairs, collected with the factors to the driver, which needs about 8 bytes per pair plus 4
@@ -344,6 +349,11 @@ def train_als(
     return model
 
 
+def _is_connect(spark) -> bool:
+    """Whether ``spark`` is a Spark Connect session (no SparkContext, no RDDs)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
 def _arrow(frame):
     """A DataFrame on the driver as a pyarrow Table (``toArrow`` from Spark 4; before, pandas
     through Arrow)."""
@@ -363,7 +373,7 @@ def _arrow(frame):
 
 def _index(log, raw: str, dense: str):
     """(raw id, dense int id) for every distinct raw id: integers that fit 32 bits are their
-    own index, others are numbered by ``zipWithIndex``."""
+    own index, others are numbered 0.. without gaps."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -375,11 +385,21 @@ def _index(log, raw: str, dense: str):
         lo, hi = distinct.agg(F.min(raw), F.max(raw)).first()
         if lo is not None and lo >= 0 and hi < 2**31:
             return distinct.select(raw, F.col(raw).cast("int").alias(dense))
+    # Dense numbers without the RDD API (Spark Connect has none): each partition's rows are
+    # numbered by monotonically_increasing_id (partition << 33 | row), and a partition's offset
+    # is the count of the partitions before it. Checkpointed so both passes see one partitioning.
     spark = log.sparkSession
-    rdd = distinct.rdd.map(lambda row: row[0]).zipWithIndex()
-    schema = T.StructType([T.StructField(raw, kind, False), T.StructField(dense, T.LongType(), False)])
-    frame = spark.createDataFrame(rdd, schema)
-    count = frame.count()
+    numbered = distinct.select(
+        raw, F.spark_partition_id().alias("_part"), F.monotonically_increasing_id().alias("_mono")
+    ).localCheckpoint()
+    counts = sorted((r["_part"], r["count"]) for r in numbered.groupBy("_part").count().collect())
+    offsets, count = [], 0
+    for part, n in counts:
+        offsets.append((part, count))
+        count += n
     if count >= 2**31:
         raise ValueError(f"{count} distinct {raw} ids: MLlib's ALS takes at most 2^31 - 1")
+    starts = spark.createDataFrame(offsets or [(0, 0)], "_part int, _start long")
+    local = F.col("_mono") - F.shiftleft(F.col("_part").cast("long"), 33)
+    frame = numbered.join(F.broadcast(starts), "_part").select(raw, (F.col("_start") + local).alias(dense))
     return frame.select(raw, F.col(dense).cast("int").alias(dense))
