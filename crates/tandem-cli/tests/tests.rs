@@ -93,16 +93,17 @@ fn a_closed_stdout_ends_the_output_quietly() {
 fn progress_without_a_terminal_is_logged_in_lines() {
     let d = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["generate", "--out", d.path().join("g.csv").to_str().unwrap(), "--interactions", "1000000"])
-        .env("TANDEM_PROGRESS_SECONDS", "0.05")
+        // 3M rows take 0.3 s where the generator writes 10M rows/s: many 0.01 s ticks.
+        .args(["generate", "--out", d.path().join("g.csv").to_str().unwrap(), "--interactions", "3000000"])
+        .env("TANDEM_PROGRESS_SECONDS", "0.01")
         .output()
         .unwrap();
     let err = stderr(&out);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with('[') && l.contains("generating: ")).collect();
     assert!(lines.len() >= 2, "{err}");
-    assert!(lines.iter().any(|l| l.contains("/1000000 (") && l.contains("/s, ETA")), "{err}");
+    assert!(lines.iter().any(|l| l.contains("/3000000 (") && l.contains("/s, ETA")), "{err}");
     assert!(
-        lines.last().unwrap().contains("1000000/1000000 (100%)") && lines.last().unwrap().ends_with("done"),
+        lines.last().unwrap().contains("3000000/3000000 (100%)") && lines.last().unwrap().ends_with("done"),
         "{err}"
     );
 }
