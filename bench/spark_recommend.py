@@ -8,41 +8,24 @@ the same model, with an exact row-for-row comparison of the two outputs.
 Prints one Markdown table row per size; bench/results/spark.md keeps the measured ones.
 """
 
-import argparse
-import os
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-REPO = Path(__file__).resolve().parents[1]
+from spark_bench import generated_log, parser
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--interactions", type=int, default=1_000_000)
-    ap.add_argument("--users", type=int, default=10_000)
-    ap.add_argument("--items", type=int, default=5_000)
-    ap.add_argument("--factors", type=int, default=64)
+    ap = parser(__doc__)
     ap.add_argument("--k", type=int, default=12)
-    ap.add_argument("--cores", type=int, default=2, help="local[N] and the direct call's threads")
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--batch", type=int, default=10_000, help="spark.sql.execution.arrow.maxRecordsPerBatch")
     args = ap.parse_args()
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     import tandem
     import tandem.spark
     from pyspark.sql import SparkSession
 
-    tmp = Path(tempfile.mkdtemp(prefix="tandem-spark-bench-"))
-    tandem_bin = os.environ.get("TANDEM_BIN", str(REPO / "target/release/tandem"))
-    subprocess.run([tandem_bin, "--quiet", "generate", "--out", str(tmp / "log.csv"), "--users", str(args.users),
-                    "--items", str(args.items), "--interactions", str(args.interactions)], check=True)
+    tmp = generated_log(args, "tandem-spark-bench-")
     log = tandem.read({"format": "delimited", "log": {"path": str(tmp / "log.csv"), "columns": {
         "user": "user", "item": "item", "time": "timestamp"}}}, progress=False)
     start = time.perf_counter()

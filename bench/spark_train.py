@@ -7,36 +7,20 @@ factors imported as a Tandem model directory) beside Tandem's own ALS fit on the
 Prints one Markdown table row; bench/results/spark.md keeps the measured ones.
 """
 
-import argparse
-import os
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from spark_bench import generated_log, parser
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--interactions", type=int, default=1_000_000)
-    ap.add_argument("--users", type=int, default=10_000)
-    ap.add_argument("--items", type=int, default=5_000)
-    ap.add_argument("--factors", type=int, default=64)
+    ap = parser(__doc__)
     ap.add_argument("--iterations", type=int, default=10)
-    ap.add_argument("--cores", type=int, default=2)
     args = ap.parse_args()
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     import tandem
     import tandem.spark
     from pyspark.sql import SparkSession
 
-    tmp = Path(tempfile.mkdtemp(prefix="tandem-spark-train-"))
-    tandem_bin = os.environ.get("TANDEM_BIN", str(REPO / "target/release/tandem"))
-    subprocess.run([tandem_bin, "--quiet", "generate", "--out", str(tmp / "log.csv"), "--users", str(args.users),
-                    "--items", str(args.items), "--interactions", str(args.interactions)], check=True)
+    tmp = generated_log(args, "tandem-spark-train-")
     spark = (SparkSession.builder.master(f"local[{args.cores}]").config("spark.ui.enabled", "false")
              .config("spark.ui.showConsoleProgress", "false").config("spark.driver.memory", "8g")
              .config("spark.sql.shuffle.partitions", str(4 * args.cores)).getOrCreate())
