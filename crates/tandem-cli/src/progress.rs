@@ -21,7 +21,10 @@ impl Bars {
     pub fn new(quiet: bool) -> Self {
         let seconds = std::env::var("TANDEM_PROGRESS_SECONDS").ok().and_then(|s| s.parse::<f64>().ok());
         let log = !quiet && !std::io::stderr().is_terminal();
-        Bars { hidden: quiet || log, log_every: log.then(|| Duration::from_secs_f64(seconds.unwrap_or(10.0).max(0.01))) }
+        Bars {
+            hidden: quiet || log,
+            log_every: log.then(|| Duration::from_secs_f64(seconds.unwrap_or(10.0).max(0.01))),
+        }
     }
 }
 

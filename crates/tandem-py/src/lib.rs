@@ -15,7 +15,7 @@ use pyo3::exceptions::{PyException, PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use serde_json::Value;
 use tandem_data::read::ItemInfo;
-use tandem_data::{Csr, Dataset, IdMap, Interactions, NoProgress, Progress, SplitDir};
+use tandem_data::{Csr, Dataset, IdMap, Interactions, NoProgress, Progress, SplitDir, SplitSpec};
 use tandem_models::{recommend_each, Als, AlsParams, Factors, Histories, Query, Retriever, Scored, TrainSet};
 use tandem_rank::model_dir::{self, DataParts};
 use tandem_rank::{registry, Spec};
@@ -163,6 +163,19 @@ impl Data {
         let whole = Data::of(dataset);
         let part = |rows: Interactions| Data { ids: whole.ids.clone(), rows };
         Ok((part(train), part(valid), part(test)))
+    }
+
+    /// This log split as a config's `split:` map says (given as JSON: `kind` and its keys) by
+    /// the CLI's splitter: (train, valid, test, the split report as JSON), over this log's id maps.
+    fn split(&self, py: Python<'_>, spec_json: &str) -> PyResult<(Data, Data, Data, String)> {
+        let spec: SplitSpec =
+            serde_json::from_str(spec_json).map_err(|e| PyValueError::new_err(format!("split: {e}")))?;
+        let split = py
+            .detach(|| spec.split(&self.rows, self.ids.users.len(), &self.ids.items))
+            .map_err(|e| PyValueError::new_err(format!("split: {e}")))?;
+        let report = serde_json::to_string(&split.report).map_err(core_err)?;
+        let part = |rows: Interactions| Data { ids: self.ids.clone(), rows };
+        Ok((part(split.train), part(split.valid), part(split.test), report))
     }
 
     /// This log's rows followed by `other`'s (which must share its id maps: parts of one split).

@@ -1,6 +1,8 @@
 """The Python API on small hand-made logs: every way data comes in, the results' shapes and ids,
 save / load round trips with the CLI's model directories, and clear errors on bad input."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -190,3 +192,37 @@ def test_the_readme_python_quickstart_runs(shared, tmp_path, monkeypatch):
     assert scope["report"]["models"]["als"]["metrics"]["NDCG@10"] > 0.09
     assert (tmp_path / "out" / "als" / "manifest.json").exists()
     assert len(scope["log"]) == 2
+    assert scope["ratio"].report["test_rows"] > 19_000 and (tmp_path / "out" / "ratio" / "test.tsv").exists()
+
+
+@pytest.mark.parametrize("spec", [
+    {"kind": "last_n", "test": 2, "valid": 1},
+    {"kind": "ratio", "test": 0.2, "seed": 7},
+    {"kind": "leave_one_out"},
+    {"kind": "time_window", "days": 20},
+])
+def test_split_writes_what_the_cli_split_writes(spec, shared, tandem_bin, tmp_path):
+    """tandem.split(...).save(DIR) writes the same files, byte for byte, as `tandem split` with
+    the same `split:` map on the same log (ml-100k's u.data)."""
+    data = {"format": "movielens", "path": str(shared / "ml-100k")}
+    config = tmp_path / "split.yaml"
+    config.write_text(json.dumps({"data": data, "split": spec, "models": {"pop": {"kind": "popularity"}}}))
+    run_cli(tandem_bin, "split", config, "--out", tmp_path / "cli")
+    log = tandem.read(data, progress=False)
+    params = {k: v for k, v in spec.items() if k != "kind"}
+    split = tandem.split(log, spec["kind"], **params).save(tmp_path / "py")
+    for name in ("train.tsv", "valid.tsv", "test.tsv"):
+        cli, py = tmp_path / "cli" / name, tmp_path / "py" / name
+        assert cli.exists() == py.exists(), name
+        if cli.exists():
+            assert cli.read_bytes() == py.read_bytes(), name
+    assert split.report["train_rows"] + split.report["valid_rows"] + split.report["test_rows"] == len(log) == 100_000
+    assert split.path == str(tmp_path / "py") and len(split.test_users()) == split.report["test_users"]
+
+
+def test_split_names_bad_specs():
+    log = frame()
+    with pytest.raises(ValueError, match="split: .*unknown variant `weekly`"):
+        tandem.split(log, "weekly")
+    with pytest.raises(ValueError, match="test.*outside"):
+        tandem.split(log, "ratio", test=1.5)

@@ -49,6 +49,7 @@ __all__ = [
     "metrics_frame",
     "read",
     "read_split",
+    "split",
 ]
 
 __version__ = _core.__version__
@@ -211,17 +212,46 @@ def read(source: Optional[dict] = None, *, progress: bool = True, **keys: Any) -
 
 @dataclass
 class Split:
-    """A pre-split directory's parts, sharing one id map."""
+    """A split log's parts, sharing one id map: read from a directory (:func:`read_split`) or
+    made by :func:`split` (``path`` is then None until :meth:`save`)."""
 
     train: Interactions
     valid: Interactions
     test: Interactions
-    path: str
+    path: Optional[str] = None
+    report: Optional[dict] = None
 
     def test_users(self) -> np.ndarray:
         """The test part's distinct users (raw ids), in their index order."""
         u, _, _, _ = self.test._data.columns()
         return self.test.user_ids()[np.unique(u)]
+
+    def save(self, path: str) -> "Split":
+        """Writes ``train.tsv``, ``test.tsv`` and (when not empty) ``valid.tsv`` to ``path`` as
+        ``tandem split`` does (header ``user item timestamp``, raw ids, rows in log order), so
+        :func:`evaluate_split`, :meth:`Model.evaluate` and the CLI read it; returns this split
+        with ``path`` set."""
+        path = os.fspath(path)
+        os.makedirs(path, exist_ok=True)
+        for name, part in (("train", self.train), ("valid", self.valid), ("test", self.test)):
+            if name == "valid" and len(part) == 0:
+                continue
+            frame = part.to_pandas()[["user", "item", "timestamp"]]
+            frame.to_csv(os.path.join(path, f"{name}.tsv"), sep="\t", index=False, lineterminator="\n")
+        self.path = path
+        return self
+
+
+def split(log: Interactions, kind: str, **params: Any) -> Split:
+    """``log`` split as a config's ``split:`` map says (docs/config.md), by the CLI's own
+    splitter: ``split(log, "last_n", test=5)``, ``split(log, "leave_one_out")``,
+    ``split(log, "ratio", test=0.2, seed=42)``, ``split(log, "fixed", test=10)``,
+    ``split(log, "time_window", days=7)``, ``split(log, "global_fraction", test=0.1)``. The parts
+    share the log's id maps; ``report`` has the rows per part and the users kept in train."""
+    if not isinstance(log, Interactions):
+        log = interactions(log)
+    train, valid, test, report = log._data.split(json.dumps({"kind": kind, **params}))
+    return Split(Interactions(train), Interactions(valid), Interactions(test), None, json.loads(report))
 
 
 def read_split(path: str, *, items: Optional[str] = None, progress: bool = True) -> Split:
