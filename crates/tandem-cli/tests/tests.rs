@@ -821,6 +821,45 @@ mod tune {
         assert!(std::fs::read_to_string(out.path().join("trials.svg")).unwrap().contains("<polyline"));
     }
 
+    /// Trials trained in epochs stop once they validate below the median of at least five
+    /// earlier trials at the same epoch: fewer epochs are trained, no pruned trial is the best,
+    /// and `--no-prune` trains every trial to its end with the same proposals until they differ.
+    #[test]
+    fn trials_below_their_peers_stop_early_unless_told_not_to() {
+        let Some(data) = shared() else { return };
+        let split = data.join("ml-100k/splits/temporal");
+        let s = split.to_str().unwrap();
+        let search = |extra: &[&str]| {
+            let out = tempfile::tempdir().unwrap();
+            let mut args =
+                vec!["tune", s, "--model", "mf", "--budget", "12", "--param", "factors=16", "--ks", "10", "--out"];
+            args.push(out.path().to_str().unwrap());
+            args.extend_from_slice(extra);
+            let o = tandem(&args);
+            assert!(o.status.success(), "{}", stderr(&o));
+            (trials(out.path()), stderr(&o))
+        };
+        let epochs = |ts: &[Value]| ts.iter().map(|t| t["curve"].as_array().map_or(0, Vec::len)).sum::<usize>();
+        let (pruned, log) = search(&[]);
+        let (full, _) = search(&["--no-prune"]);
+        let stopped: Vec<&Value> = pruned.iter().filter(|t| t.get("pruned").is_some()).collect();
+        assert!(!stopped.is_empty() && log.contains("pruned after epoch"), "{log}");
+        assert!(full.iter().all(|t| t.get("pruned").is_none()));
+        assert!(pruned[..5].iter().all(|t| t.get("pruned").is_none()), "five trials before any is pruned");
+        assert_eq!(
+            pruned[..6].iter().map(|t| &t["params"]).collect::<Vec<_>>(),
+            full[..6].iter().map(|t| &t["params"]).collect::<Vec<_>>()
+        );
+        assert!(epochs(&pruned) < epochs(&full), "{} vs {} epochs", epochs(&pruned), epochs(&full));
+        let value = |t: &Value| t["value"].as_f64().unwrap();
+        let top = pruned.iter().map(value).fold(f64::MIN, f64::max);
+        for t in &stopped {
+            let e = t["pruned"].as_u64().unwrap() as usize;
+            assert_eq!(t["curve"].as_array().unwrap().len(), e, "stopped right after epoch {e}: {t}");
+            assert!(value(t) < top, "a pruned trial is not the best: {t}");
+        }
+    }
+
     /// A pipeline tunes each retriever alone, then its ranker on the tuned retrievers'
     /// candidates: the retrievers' trials and the ranker's are logged apart, the first of each
     /// is the settings as given, and the chosen pipeline is refitted and evaluated on test.

@@ -34,6 +34,38 @@ pub struct Trial {
     /// Epochs the model kept (models trained in epochs, with validation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epochs: Option<usize>,
+    /// The validation value after each epoch (models trained in epochs), for [`prune`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub curve: Vec<f64>,
+    /// The epoch after which [`prune`] stopped it (its value is its best until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned: Option<usize>,
+}
+
+/// Earlier trials that must have validated an epoch before a trial can be pruned at it.
+pub const PRUNE_AFTER_TRIALS: usize = 5;
+
+/// Whether a trial trained in epochs, whose validation values so far are `curve`, should stop
+/// now: at least [`PRUNE_AFTER_TRIALS`] trials of `history` validated as many epochs, and the
+/// trial's best so far is below the median of their bests over the same epochs. This is the
+/// median rule (Optuna's `MedianPruner`; successive halving without fixed rungs): a trial goes
+/// on only while it is in the better half of its peers at the same point of training. A pruned
+/// trial is never the search's best: its value is below the median of finished trials' values.
+pub fn prune(history: &[Trial], curve: &[f64]) -> bool {
+    let Some(mine) = curve.iter().copied().reduce(f64::max) else { return false };
+    let e = curve.len();
+    let mut peers: Vec<f64> = history
+        .iter()
+        .filter(|t| t.value.is_some() && t.curve.len() >= e)
+        .map(|t| t.curve[..e].iter().copied().fold(f64::NEG_INFINITY, f64::max))
+        .collect();
+    if peers.len() < PRUNE_AFTER_TRIALS {
+        return false;
+    }
+    peers.sort_by(f64::total_cmp);
+    let n = peers.len();
+    let median = if n % 2 == 1 { peers[n / 2] } else { 0.5 * (peers[n / 2 - 1] + peers[n / 2]) };
+    mine < median
 }
 
 /// Random proposals before the TPE-style ones start.
@@ -245,6 +277,8 @@ mod tests {
             error: None,
             seconds: 0.1,
             epochs: None,
+            curve: Vec::new(),
+            pruned: None,
         }
     }
 
@@ -314,5 +348,30 @@ mod tests {
         p.insert("factors".into(), Value::from(64));
         p.insert("weighting".into(), Value::from("bm25"));
         assert_eq!(yaml_snippet("als", &p), "kind: als\nfactors: 64\nregularization: 0.5\nweighting: \"bm25\"\n");
+    }
+
+    #[test]
+    fn a_trial_is_pruned_below_the_median_of_its_peers_at_the_same_epoch() {
+        let curved = |k: usize, curve: &[f64]| Trial {
+            curve: curve.to_vec(),
+            ..trial(k, Map::new(), curve.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+        };
+        // Bests after epoch 1: 0.1 (the short trial), 0.2, 0.3, 0.4, 0.5: median 0.3. After epoch
+        // 2 the short trial no longer counts.
+        let mut history: Vec<Trial> =
+            (1..5).map(|k| curved(k, &[(k + 1) as f64 / 10.0, (k + 2) as f64 / 10.0, 0.9])).collect();
+        assert!(!prune(&history, &[0.0]), "four peers are too few to prune");
+        history.push(curved(0, &[0.1]));
+        assert!(prune(&history, &[0.29]));
+        assert!(!prune(&history, &[0.3]), "at the median it goes on");
+        // Epoch 2: four peers reached it; with a fifth the median of 0.3, 0.4, 0.5, 0.6, 0.7 is 0.5.
+        assert!(!prune(&history, &[0.3, 0.1]), "too few peers at epoch 2");
+        history.push(curved(6, &[0.6, 0.7]));
+        assert!(prune(&history, &[0.35, 0.45]));
+        assert!(!prune(&history, &[0.5, 0.1]), "the best so far counts, not the latest");
+        // Failed trials are not peers.
+        let failed = Trial { value: None, ..curved(7, &[0.9, 0.9]) };
+        assert!(!prune(&[failed.clone(), failed.clone(), failed.clone(), failed.clone(), failed], &[0.0]));
+        assert!(!prune(&history, &[]), "nothing validated yet");
     }
 }

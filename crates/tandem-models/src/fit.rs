@@ -26,6 +26,16 @@ pub struct EpochReport {
     pub examples: usize,
     /// Wall-clock seconds of the epoch (without validation).
     pub seconds: f64,
+    /// Set by the validation callback through [`EpochReport::stop`].
+    stop: std::cell::Cell<bool>,
+}
+
+impl EpochReport {
+    /// Asks training to end after this epoch (the best epoch so far is still the model): a
+    /// tuner pruning a trial that validates below its peers at the same epoch.
+    pub fn stop(&self) {
+        self.stop.set(true);
+    }
 }
 
 /// How a model's epochs run.
@@ -131,7 +141,7 @@ where
 /// (whole units; the last batch may be smaller), and stepped through with a progress bar. A
 /// non-finite mean loss stops with [`ModelError::Diverged`]. With `validate`, every epoch's
 /// snapshot is scored, the best is kept and training stops after `patience` epochs without
-/// improvement.
+/// improvement, or when the callback calls [`EpochReport::stop`].
 pub fn train<T: EpochTrainer>(
     plan: &Epochs,
     trainer: &mut T,
@@ -178,13 +188,14 @@ pub fn train<T: EpochTrainer>(
             loss: loss / weight.max(1e-12),
             examples: total,
             seconds: start.elapsed().as_secs_f64(),
+            stop: std::cell::Cell::new(false),
         };
         if !report.loss.is_finite() {
             return Err(ModelError::Diverged { model: plan.model, hint: plan.hint.into() });
         }
         let Some(validate) = validate.as_mut() else { continue };
         let model = trainer.snapshot();
-        if best.observe(validate(&report, &model), model) {
+        if best.observe(validate(&report, &model), model) || report.stop.get() {
             break;
         }
     }
@@ -262,6 +273,15 @@ mod tests {
         assert_eq!((t.model, t.best), (2, Some(0.3)), "epoch 2 kept; stopped after 3 and 4");
         assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
         assert!(seen.iter().all(|s| (s.1 - 0.5).abs() < 1e-12), "the mean loss per example");
+        // A callback's stop ends training after that epoch, keeping the best so far.
+        let mut pruned = |r: &EpochReport, _: &usize| {
+            if r.epoch == 2 {
+                r.stop();
+            }
+            Some([0.4, 0.3, 0.9][r.epoch - 1])
+        };
+        let t = train(&Epochs::new("t", 3, 5, 1), &mut script(&[0.5; 3]), &NoProgress, Some(&mut pruned)).unwrap();
+        assert_eq!((t.model, t.best), (1, Some(0.4)), "stopped after epoch 2; epoch 1 kept");
         // Without validation the last epoch is the model; epochs count on from first_epoch.
         let t =
             train(&Epochs { first_epoch: 3, ..Epochs::new("t", 2, 5, 1) }, &mut script(&[0.0; 5]), &NoProgress, None)

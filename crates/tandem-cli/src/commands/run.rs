@@ -158,7 +158,14 @@ fn tune_entry(
             for k in 0..pipeline.retrievers.len() {
                 let _ = std::fs::remove_file(super::tune::retriever_log(&log, k));
             }
-            let budget = super::tune::Budget { budget: t.budget, parallel: 1, seed: t.seed, resume: false, time: None };
+            let budget = super::tune::Budget {
+                budget: t.budget,
+                parallel: 1,
+                seed: t.seed,
+                resume: false,
+                prune: true,
+                time: None,
+            };
             let data = (fit_on, data.side(), validation);
             super::tune::tune_pipeline(pipeline, data, Vec::new(), &log, &budget, &how)
                 .with_context(|| format!("models.{name}.tune"))?

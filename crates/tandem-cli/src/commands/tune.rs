@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 use tandem_data::{IdMap, Interactions, NoProgress, Progress, Side, SplitDir};
 use tandem_eval::holdout::{carve, Holdout};
-use tandem_eval::search::{append_trial, best, read_trials, yaml_snippet, Search, Trial};
+use tandem_eval::search::{append_trial, best, prune, read_trials, yaml_snippet, Search, Trial};
 use tandem_eval::{setup, Candidates, MetricAt, Parts, Setup};
 use tandem_models::TrainSet;
 use tandem_rank::{registry, Spec, TwoStageSpec};
@@ -36,6 +36,8 @@ pub struct TuneOptions<'a> {
     pub resume: bool,
     /// Trials run at once.
     pub parallel: usize,
+    /// Stop trials trained in epochs that validate below their peers (the median rule).
+    pub prune: bool,
     /// A MovieLens item file with the items' metadata.
     pub items: Option<&'a Path>,
     /// Cut-offs of the final test evaluation.
@@ -74,6 +76,15 @@ fn validation_setup(
     Ok((TrainSet::new(fit, n_users, n_items), s))
 }
 
+/// How a trial's epochs went: the epoch kept, the validation value after each, and where it
+/// was pruned.
+#[derive(Default)]
+struct Fitted {
+    epochs: Option<usize>,
+    curve: Vec<f64>,
+    pruned: Option<usize>,
+}
+
 /// One model's search: its kind and parameters, the space searched (the kind's, less the
 /// fixed keys) and the data trials are fitted and validated on.
 pub(crate) struct Searcher<'a> {
@@ -83,6 +94,8 @@ pub(crate) struct Searcher<'a> {
     train: &'a TrainSet,
     side: Side<'a>,
     validation: Validation<'a>,
+    /// Stop trials trained in epochs that validate below their peers ([`prune`]).
+    prune: bool,
 }
 
 impl<'a> Searcher<'a> {
@@ -101,7 +114,13 @@ impl<'a> Searcher<'a> {
             bail!("{}: nothing to search (its search space is empty or every key is fixed)", kind.name);
         }
         let Value::Object(base) = spec.params() else { unreachable!("parameters are a map") };
-        Ok(Searcher { kind, base, search: Search::new(space, seed), train, side, validation })
+        Ok(Searcher { kind, base, search: Search::new(space, seed), train, side, validation, prune: true })
+    }
+
+    /// With `false`, every trial trains all its epochs (`tandem tune --no-prune`).
+    pub(crate) fn pruning(mut self, prune: bool) -> Self {
+        self.prune = prune;
+        self
     }
 
     /// The searched keys, for messages.
@@ -123,32 +142,38 @@ impl<'a> Searcher<'a> {
         let result = Spec::from_json(Value::Object(params))
             .map_err(anyhow::Error::msg)
             .and_then(|spec| spec.check().map(|_| spec).map_err(anyhow::Error::from))
-            .and_then(|spec| self.fit_and_score(&spec));
-        let (value, epochs, error) = match result {
-            Ok((v, e)) => (Some(v), e, None),
-            Err(e) => (None, None, Some(format!("{e:#}"))),
+            .and_then(|spec| self.fit_and_score(&spec, history));
+        let (value, fitted, error) = match result {
+            Ok((v, f)) => (Some(v), f, None),
+            Err(e) => (None, Fitted::default(), Some(format!("{e:#}"))),
         };
         let metric = self.validation.metric.to_string();
-        Trial { trial, params: proposal, metric, value, error, seconds: t0.elapsed().as_secs_f64(), epochs }
+        let Fitted { epochs, curve, pruned } = fitted;
+        let seconds = t0.elapsed().as_secs_f64();
+        Trial { trial, params: proposal, metric, value, error, seconds, epochs, curve, pruned }
     }
 
-    /// The validation metric of `spec` fitted on the training rows, and the epochs kept
-    /// (models trained in epochs stop early on the same validation rows).
-    fn fit_and_score(&self, spec: &Spec) -> Result<(f64, Option<usize>)> {
-        let mut curve: Vec<(usize, f64)> = Vec::new();
+    /// The validation metric of `spec` fitted on the training rows, and how its epochs went:
+    /// models trained in epochs are validated after each, keep their best, and are pruned when
+    /// they fall below the trials of `history` at the same epoch ([`prune`]).
+    fn fit_and_score(&self, spec: &Spec, history: &[Trial]) -> Result<(f64, Fitted)> {
+        let mut fitted = Fitted::default();
+        let mut kept: Option<(usize, f64)> = None;
         let model = spec.fit_validated(self.train, self.side, &NoProgress, &mut |report, model| {
-            let v = self.validation.score(model, &self.train.user_items);
-            if let Some(v) = v {
-                curve.push((report.epoch, v));
+            let v = self.validation.score(model, &self.train.user_items)?;
+            fitted.curve.push(v);
+            if kept.is_none_or(|k| v > k.1) {
+                kept = Some((report.epoch, v));
             }
-            v
+            if self.prune && prune(history, &fitted.curve) {
+                fitted.pruned = Some(report.epoch);
+                report.stop();
+            }
+            Some(v)
         })?;
         let value = self.validation.score(&*model, &self.train.user_items).context("the metric was not computed")?;
-        let kept = curve.iter().fold(None, |b: Option<(usize, f64)>, &(e, v)| match b {
-            Some(b) if b.1 >= v => Some(b),
-            _ => Some((e, v)),
-        });
-        Ok((value, kept.map(|k| k.0)))
+        fitted.epochs = kept.map(|k| k.0);
+        Ok((value, fitted))
     }
 
     /// Runs trials until `budget`, `parallel` at a time, after the `done` ones, appending each
@@ -234,7 +259,7 @@ pub(crate) fn tune_pipeline(
         let spec = &pipeline.retrievers[k];
         let v = Validation { set: validation.set, protocol: validation.protocol, metric: validation.metric };
         let searcher = match Searcher::new(spec, &[], opts.seed, train, side, v) {
-            Ok(s) => s,
+            Ok(s) => s.pruning(opts.prune),
             Err(e) => {
                 eprintln!("retrievers.{k} ({}): kept as given ({e})", spec.kind());
                 continue;
@@ -297,6 +322,8 @@ pub(crate) fn tune_pipeline(
             error,
             seconds: t0.elapsed().as_secs_f64(),
             epochs: None,
+            curve: Vec::new(),
+            pruned: None,
         };
         append_trial(log, &t).with_context(|| format!("writing {}", log.display()))?;
         done.push(t);
@@ -334,6 +361,7 @@ pub(crate) struct Budget {
     pub(crate) parallel: usize,
     pub(crate) seed: u64,
     pub(crate) resume: bool,
+    pub(crate) prune: bool,
     /// The search's start and how long trials may start after it.
     pub(crate) time: Option<(Instant, std::time::Duration)>,
 }
@@ -371,7 +399,7 @@ fn print_trial(label: &str, budget: usize, done: &[Trial]) {
     let Some(t) = done.last() else { return };
     let top = best(done);
     eprintln!(
-        "{label}trial {:>3}/{budget}  {} {}  best {} (trial {})  {:>6.1} s  {}{}",
+        "{label}trial {:>3}/{budget}  {} {}  best {} (trial {})  {:>6.1} s  {}{}{}",
         t.trial + 1,
         t.metric,
         t.value.map_or("failed".to_string(), |v| format!("{v:.4}")),
@@ -379,6 +407,7 @@ fn print_trial(label: &str, budget: usize, done: &[Trial]) {
         top.map_or(0, |b| b.trial + 1),
         t.seconds,
         describe(&t.params),
+        t.pruned.map_or(String::new(), |e| format!("  pruned after epoch {e}")),
         t.error.as_ref().map_or(String::new(), |e| format!("  error: {e}")),
     );
 }
@@ -468,6 +497,7 @@ pub fn tune(
                 parallel: opts.parallel,
                 seed: opts.seed,
                 resume: opts.resume,
+                prune: opts.prune,
                 time: opts.time.map(|t| (started, t)),
             };
             let (done, top, chosen) = tune_pipeline(pipeline, data, done, &log, &budget, &how)?;
@@ -477,7 +507,8 @@ pub fn tune(
         }
         None => {
             let searcher = Searcher::new(&base, &fixed_keys, opts.seed, &train, sd.dataset.side(), validation())
-                .map_err(|e| anyhow::anyhow!("--model {model}: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("--model {model}: {e}"))?
+                .pruning(opts.prune);
             eprintln!(
                 "tune {}: {} trials, {} at a time, on {how} ({} validation users, {metric_name}); {} already run; searching {}",
                 base.kind(),
