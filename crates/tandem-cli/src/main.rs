@@ -151,7 +151,8 @@ enum Command {
         parallel: usize,
         /// Train every trial's epochs to the end. By default a model trained in epochs stops
         /// once at least 5 earlier trials validated as many epochs and its best so far is below
-        /// their median there (the median rule; such a trial cannot be the best).
+        /// their median there (the median rule; such a trial cannot be the best); runs of fewer
+        /// than 10 epochs are not pruned, longer ones not before a third of their epochs.
         #[arg(long)]
         no_prune: bool,
         /// Item metadata (a MovieLens item file), as for evaluate-split.

@@ -822,8 +822,8 @@ mod tune {
     }
 
     /// Trials trained in epochs stop once they validate below the median of at least five
-    /// earlier trials at the same epoch: fewer epochs are trained, no pruned trial is the best,
-    /// and `--no-prune` trains every trial to its end with the same proposals until they differ.
+    /// earlier trials at the same epoch (runs of 10 epochs or more, after a third of them): no
+    /// pruned trial is the best, and `--no-prune` trains the same trial to its end.
     #[test]
     fn trials_below_their_peers_stop_early_unless_told_not_to() {
         let Some(data) = shared() else { return };
@@ -831,31 +831,33 @@ mod tune {
         let s = split.to_str().unwrap();
         let search = |extra: &[&str]| {
             let out = tempfile::tempdir().unwrap();
-            let mut args =
-                vec!["tune", s, "--model", "mf", "--budget", "12", "--param", "factors=16", "--ks", "10", "--out"];
-            args.push(out.path().to_str().unwrap());
+            // One thread: MF's fits, and so the proposals after the random ones, repeat exactly.
+            let mut args = vec!["tune", s, "--model", "mf", "--budget", "14", "--param", "factors=16"];
+            args.extend_from_slice(&["--param", "threads=1", "--ks", "10", "--out", out.path().to_str().unwrap()]);
             args.extend_from_slice(extra);
             let o = tandem(&args);
             assert!(o.status.success(), "{}", stderr(&o));
             (trials(out.path()), stderr(&o))
         };
-        let epochs = |ts: &[Value]| ts.iter().map(|t| t["curve"].as_array().map_or(0, Vec::len)).sum::<usize>();
         let (pruned, log) = search(&[]);
         let (full, _) = search(&["--no-prune"]);
-        let stopped: Vec<&Value> = pruned.iter().filter(|t| t.get("pruned").is_some()).collect();
-        assert!(!stopped.is_empty() && log.contains("pruned after epoch"), "{log}");
         assert!(full.iter().all(|t| t.get("pruned").is_none()));
-        assert!(pruned[..5].iter().all(|t| t.get("pruned").is_none()), "five trials before any is pruned");
-        assert_eq!(
-            pruned[..6].iter().map(|t| &t["params"]).collect::<Vec<_>>(),
-            full[..6].iter().map(|t| &t["params"]).collect::<Vec<_>>()
-        );
-        assert!(epochs(&pruned) < epochs(&full), "{} vs {} epochs", epochs(&pruned), epochs(&full));
+        let first = pruned.iter().position(|t| t.get("pruned").is_some()).unwrap_or_else(|| panic!("{log}"));
+        assert!(first >= 5 && log.contains("pruned after epoch"), "five trials before any is pruned: {log}");
+        let params = |ts: &[Value]| ts.iter().map(|t| t["params"].clone()).collect::<Vec<_>>();
+        assert_eq!(params(&pruned[..=first]), params(&full[..=first]), "the same trials until the first pruned one");
+        let curve = |t: &Value| t["curve"].as_array().unwrap().len();
+        let planned = full[first]["params"]["epochs"].as_u64().unwrap() as usize;
+        assert!(planned >= 10 && curve(&full[first]) > curve(&pruned[first]), "{} / {}", full[first], pruned[first]);
         let value = |t: &Value| t["value"].as_f64().unwrap();
         let top = pruned.iter().map(value).fold(f64::MIN, f64::max);
-        for t in &stopped {
+        for t in pruned.iter().filter(|t| t.get("pruned").is_some()) {
             let e = t["pruned"].as_u64().unwrap() as usize;
-            assert_eq!(t["curve"].as_array().unwrap().len(), e, "stopped right after epoch {e}: {t}");
+            let planned = t["params"]["epochs"].as_u64().unwrap() as usize;
+            assert!(
+                curve(t) == e && e >= planned.div_ceil(3),
+                "stopped right after epoch {e}, not before a third: {t}"
+            );
             assert!(value(t) < top, "a pruned trial is not the best: {t}");
         }
     }

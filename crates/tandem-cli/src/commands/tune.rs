@@ -155,17 +155,19 @@ impl<'a> Searcher<'a> {
 
     /// The validation metric of `spec` fitted on the training rows, and how its epochs went:
     /// models trained in epochs are validated after each, keep their best, and are pruned when
-    /// they fall below the trials of `history` at the same epoch ([`prune`]).
+    /// they fall below the trials of `history` at the same epoch ([`prune`]; runs of at least
+    /// 10 epochs, after a third of them).
     fn fit_and_score(&self, spec: &Spec, history: &[Trial]) -> Result<(f64, Fitted)> {
         let mut fitted = Fitted::default();
         let mut kept: Option<(usize, f64)> = None;
+        let planned = spec.params().get("epochs").and_then(Value::as_u64).unwrap_or(0) as usize;
         let model = spec.fit_validated(self.train, self.side, &NoProgress, &mut |report, model| {
             let v = self.validation.score(model, &self.train.user_items)?;
             fitted.curve.push(v);
             if kept.is_none_or(|k| v > k.1) {
                 kept = Some((report.epoch, v));
             }
-            if self.prune && prune(history, &fitted.curve) {
+            if self.prune && prune(history, &fitted.curve, planned) {
                 fitted.pruned = Some(report.epoch);
                 report.stop();
             }
