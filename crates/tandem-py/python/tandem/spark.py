@@ -401,5 +401,4 @@ def _index(log, raw: str, dense: str):
         raise ValueError(f"{count} distinct {raw} ids: MLlib's ALS takes at most 2^31 - 1")
     starts = spark.createDataFrame(offsets or [(0, 0)], "_part int, _start long")
     local = F.col("_mono") - F.shiftleft(F.col("_part").cast("long"), 33)
-    frame = numbered.join(F.broadcast(starts), "_part").select(raw, (F.col("_start") + local).alias(dense))
-    return frame.select(raw, F.col(dense).cast("int").alias(dense))
+    return numbered.join(F.broadcast(starts), "_part").select(raw, (F.col("_start") + local).cast("int").alias(dense))
