@@ -127,13 +127,13 @@ impl PopularityParams {
         let lists = (0..n_users)
             .map(|u| {
                 let info = side.users.get(u).map_or(&[][..], |i| &i.attributes[..]);
-                let Some((_, value)) = info.iter().find(|(k, _)| k == attribute) else { return 0 };
+                let Some((_, value)) = info.iter().find(|(k, _)| &**k == attribute) else { return 0 };
                 let name = match self.bucket {
-                    None => value.clone(),
+                    None => value.to_string(),
                     Some(w) => match value.trim().parse::<f64>() {
                         Ok(v) => format!("{}", (v / w).floor() * w),
                         Err(_) => {
-                            unreadable.get_or_insert_with(|| value.clone());
+                            unreadable.get_or_insert_with(|| value.to_string());
                             return 0;
                         }
                     },

@@ -64,9 +64,9 @@ impl SameGroupParams {
         let group: Vec<u32> = (0..train.n_items())
             .map(|i| {
                 let attributes = side.items.get(i).map_or(&[][..], |info| &info.attributes[..]);
-                attributes.iter().find(|(k, _)| *k == self.attribute).map_or(NO_GROUP, |(_, v)| {
+                attributes.iter().find(|(k, _)| **k == *self.attribute).map_or(NO_GROUP, |(_, v)| {
                     let next = ids.len() as u32;
-                    *ids.entry(v.as_str()).or_insert(next)
+                    *ids.entry(&**v).or_insert(next)
                 })
             })
             .collect();
@@ -185,7 +185,7 @@ mod tests {
     use tandem_data::{Interaction, Interactions};
 
     fn info(groups: &[&str]) -> Vec<ItemInfo> {
-        let attr = |g: &str| vec![("product_group_name".to_string(), g.to_string())];
+        let attr = |g: &str| vec![("product_group_name".into(), g.into())];
         groups
             .iter()
             .map(|g| ItemInfo { attributes: if g.is_empty() { vec![] } else { attr(g) }, ..Default::default() })

@@ -83,11 +83,11 @@ impl ItemFeatures {
             genres.push(ids);
         }
         let mut group_ids: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
-        let by_attribute = info.iter().any(|x| x.attributes.iter().any(|(k, _)| k == GROUP_ATTRIBUTE));
+        let by_attribute = info.iter().any(|x| x.attributes.iter().any(|(k, _)| &**k == GROUP_ATTRIBUTE));
         let groups = (0..n)
             .map(|i| {
                 let name = info.get(i).and_then(|x| match by_attribute {
-                    true => x.attributes.iter().find(|(k, _)| k == GROUP_ATTRIBUTE).map(|(_, v)| v.as_str()),
+                    true => x.attributes.iter().find(|(k, _)| &**k == GROUP_ATTRIBUTE).map(|(_, v)| &**v),
                     false => x.genres.first().map(String::as_str),
                 });
                 match name {

@@ -260,9 +260,9 @@ mod tests {
         assert!(times.windows(2).all(|w| w[0] <= w[1]), "days in order");
         assert_eq!(times.last().copied(), Some(1_704_067_200 - 86_400), "the last day is 2023-12-31");
         let group =
-            |i: u32| ds.item_info[i as usize].attributes.iter().find(|(k, _)| k == "product_group_name").cloned();
+            |i: u32| ds.item_info[i as usize].attributes.iter().find(|(k, _)| &**k == "product_group_name").cloned();
         assert!(group(0).is_some(), "articles carry their product group");
-        assert!(ds.user_info.iter().all(|u| u.attributes.iter().any(|(k, _)| k == "age")), "customers carry an age");
+        assert!(ds.user_info.iter().all(|u| u.attributes.iter().any(|(k, _)| &**k == "age")), "customers carry an age");
         // Customers rebuy: far more repeated (customer, article) pairs than chance gives.
         let mut pairs: Vec<(u32, u32)> = ds.interactions.iter().map(|r| (r.user, r.item)).collect();
         pairs.sort_unstable();

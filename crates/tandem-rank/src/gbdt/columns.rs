@@ -496,6 +496,8 @@ fn transitions(train: &TrainSet, seq: &UserRows) -> Csr {
             }
             counts.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             counts.truncate(TRANSITION_KEEP);
+            // Every item's list lives until the matrix is built: not the room of every follower.
+            counts.shrink_to_fit();
             counts.sort_unstable_by_key(|c| c.0);
             let n = at.len().max(1) as f32;
             counts.iter_mut().for_each(|c| c.1 /= n);
@@ -503,7 +505,8 @@ fn transitions(train: &TrainSet, seq: &UserRows) -> Csr {
         })
         .collect();
     drop(places);
-    let (mut src, mut dst, mut val) = (Vec::new(), Vec::new(), Vec::new());
+    let nnz = rows.iter().map(Vec::len).sum();
+    let (mut src, mut dst, mut val) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz), Vec::with_capacity(nnz));
     for (j, row) in rows.iter().enumerate() {
         for &(i, v) in row {
             src.push(j as u32);

@@ -18,11 +18,11 @@ use std::num::NonZeroUsize;
 use std::ops::ControlFlow;
 
 use hessboost::config::{GrowPolicy, TrainingParams, TreeMethod};
-use hessboost::data::DMatrix;
+use hessboost::data::{BinnedMatrix, DMatrix};
 use hessboost::metric::{Cutoff, EvalMetric};
 use hessboost::model::{BoostedModel, ImportanceType, Iterations, ModelFormat};
 use hessboost::objective::{LambdaRank, Objective};
-use hessboost::training::Trainer;
+use hessboost::training::{Trainer, TrainingData};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tandem_data::Progress;
@@ -133,12 +133,42 @@ impl Default for GbdtParams {
 struct Block {
     rows: Vec<f32>,
     labels: Vec<f32>,
+    /// List sizes.
     groups: Vec<usize>,
+    /// Where each group's rows start (one more than there are groups).
+    starts: Vec<usize>,
+    /// Groups per window, in window order.
+    window_groups: Vec<usize>,
 }
 
 impl Block {
-    fn empty() -> Block {
-        Block { rows: Vec::new(), labels: Vec::new(), groups: Vec::new() }
+    /// Whether group `g` holds a positive.
+    fn has_positive(&self, g: usize) -> bool {
+        self.labels[self.starts[g]..self.starts[g + 1]].iter().any(|&l| l > 0.0)
+    }
+
+    /// The row indices of `groups`, in order.
+    fn rows_of_groups(&self, groups: &[usize]) -> Vec<usize> {
+        groups.iter().flat_map(|&g| self.starts[g]..self.starts[g + 1]).collect()
+    }
+
+    /// A copy of whole groups' `rows` (what the export writes).
+    fn select(&self, rows: &[usize], width: usize) -> Block {
+        let mut groups = Vec::new();
+        let mut at = 0;
+        while at < rows.len() {
+            let g = self.starts.partition_point(|&s| s <= rows[at]) - 1;
+            groups.push(self.groups[g]);
+            at += self.groups[g];
+        }
+        let starts = starts_of(&groups);
+        Block {
+            rows: rows.iter().flat_map(|&r| self.rows[r * width..(r + 1) * width].iter().copied()).collect(),
+            labels: rows.iter().map(|&r| self.labels[r]).collect(),
+            window_groups: vec![groups.len()],
+            groups,
+            starts,
+        }
     }
 
     /// The rows of the windows' examples, one group per user (windows in order, users
@@ -186,7 +216,9 @@ impl Block {
                 label_slot.iter_mut().zip(ks).for_each(|(l, &k)| *l = w.examples[k].label);
             });
         }
-        Block { rows, labels, groups }
+        let starts = starts_of(&groups);
+        let window_groups = lists.iter().map(|l| l.len()).collect();
+        Block { rows, labels, groups, starts, window_groups }
     }
 
     fn matrix(self, width: usize) -> tandem_models::Result<DMatrix> {
@@ -196,6 +228,16 @@ impl Block {
             .and_then(|m| m.with_group_sizes(&self.groups))
             .map_err(engine)
     }
+}
+
+/// Where each of `groups`' rows start, and the end.
+fn starts_of(groups: &[usize]) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(groups.iter().scan(0, |at, &n| {
+            *at += n;
+            Some(*at)
+        }))
+        .collect()
 }
 
 /// The item vectors of the first retriever that has them (the similarity features).
@@ -302,28 +344,38 @@ impl GbdtParams {
             p
         };
         let (models, trees) = if windows.len() >= 2 {
-            // The latest window validates; lists with no positive would score as perfect.
-            let valid = keep_positive_groups(rows_of(&windows[..1]), layout.width());
-            let train = rows_of(&windows[1..]);
-            if !train.labels.iter().any(|&l| l > 0.0) || valid.labels.is_empty() {
+            // One feature pass over every window (at H&M size the features of a window take a
+            // minute and its context hundreds of MB): the latest window's lists validate, the
+            // others train, as views of the one matrix, which the refit then trains on whole.
+            let all = rows_of(windows);
+            let first = all.window_groups[0];
+            // Lists with no positive would score as perfect (ranking objectives left them out).
+            let valid_groups: Vec<usize> = (0..first).filter(|&g| all.has_positive(g)).collect();
+            let train_groups: Vec<usize> = (first..all.groups.len()).collect();
+            let train_has_positive = train_groups.iter().any(|&g| all.has_positive(g));
+            if !train_has_positive || valid_groups.is_empty() {
                 return Err(ModelError::EmptyTrainingData { model: "gbdt (a window without positive examples)" });
             }
+            let (valid_rows, train_rows) = (all.rows_of_groups(&valid_groups), all.rows_of_groups(&train_groups));
+            let valid_values = export.as_ref().map(|_| all.select(&valid_rows, layout.width()).rows);
             if let Some(dir) = &export {
-                export_block(dir, "train", &train, &names)?;
-                export_block(dir, "valid", &valid, &names)?;
+                export_block(dir, "train", &all.select(&train_rows, layout.width()), &names)?;
+                export_block(dir, "valid", &all.select(&valid_rows, layout.width()), &names)?;
             }
-            let valid_rows = export.as_ref().map(|_| valid.rows.clone());
-            let (dtrain, dvalid) = (train.matrix(layout.width())?, valid.matrix(layout.width())?);
+            let dall = all.matrix(layout.width())?;
+            // `Own` cuts: each view bins as a copy of its rows would.
+            let dtrain = dall.select_rows(&train_rows).map_err(engine)?;
+            let dvalid = dall.select_rows(&valid_rows).map_err(engine)?;
             let mut found = Vec::with_capacity(self.bags);
             let (mut scores, mut seconds) = (Vec::new(), 0.0);
             for b in 0..self.bags {
                 let started = std::time::Instant::now();
-                let (model, score) = self.boost(&seeded(b), &dtrain, Some(&dvalid), self.trees, progress)?;
+                let (model, score) = self.boost(&seeded(b), (&dtrain).into(), Some(&dvalid), self.trees, progress)?;
                 seconds += started.elapsed().as_secs_f64();
                 scores.extend(score);
                 found.push(model);
             }
-            if let (Some(dir), Some(rows)) = (&export, valid_rows) {
+            if let (Some(dir), Some(rows)) = (&export, valid_values) {
                 export_predictions(dir, &mean_margins(&found, &rows)?, seconds)?;
             }
             let best: Vec<usize> = found.iter().map(|m| m.best_iteration().map_or(self.trees, |b| b + 1)).collect();
@@ -334,11 +386,11 @@ impl GbdtParams {
             if self.refit {
                 drop((dtrain, dvalid));
                 // Every window again, the validation one included, with the trees found.
-                let all = rows_of(windows).matrix(layout.width())?;
+                let binned = binned(dall, self.max_bin)?;
                 let refit: tandem_models::Result<Vec<BoostedModel>> = best
                     .iter()
                     .enumerate()
-                    .map(|(b, &t)| Ok(self.boost(&seeded(b), &all, None, t, progress)?.0))
+                    .map(|(b, &t)| Ok(self.boost(&seeded(b), (&binned).into(), None, t, progress)?.0))
                     .collect();
                 (refit?, best)
             } else {
@@ -349,9 +401,10 @@ impl GbdtParams {
             if !all.labels.iter().any(|&l| l > 0.0) {
                 return Err(ModelError::EmptyTrainingData { model: "gbdt (no positive example)" });
             }
-            let all = all.matrix(layout.width())?;
-            let fitted: tandem_models::Result<Vec<BoostedModel>> =
-                (0..self.bags).map(|b| Ok(self.boost(&seeded(b), &all, None, self.trees, progress)?.0)).collect();
+            let all = binned(all.matrix(layout.width())?, self.max_bin)?;
+            let fitted: tandem_models::Result<Vec<BoostedModel>> = (0..self.bags)
+                .map(|b| Ok(self.boost(&seeded(b), (&all).into(), None, self.trees, progress)?.0))
+                .collect();
             (fitted?, vec![self.trees; self.bags])
         };
         let gains = gains(&models, names.len());
@@ -372,7 +425,7 @@ impl GbdtParams {
     fn boost(
         &self,
         params: &TrainingParams,
-        dtrain: &DMatrix,
+        dtrain: TrainingData<'_>,
         dvalid: Option<&DMatrix>,
         rounds: usize,
         progress: &dyn Progress,
@@ -434,19 +487,10 @@ fn export_predictions(dir: &std::path::Path, predicted: &[f32], seconds: f64) ->
     std::fs::write(dir.join("train_seconds.txt"), format!("{seconds}\n")).map_err(io)
 }
 
-/// The groups of `block` holding at least one positive.
-fn keep_positive_groups(block: Block, width: usize) -> Block {
-    let mut out = Block::empty();
-    let mut start = 0;
-    for &n in &block.groups {
-        if block.labels[start..start + n].iter().any(|&l| l > 0.0) {
-            out.rows.extend_from_slice(&block.rows[start * width..(start + n) * width]);
-            out.labels.extend_from_slice(&block.labels[start..start + n]);
-            out.groups.push(n);
-        }
-        start += n;
-    }
-    out
+/// `matrix`'s histogram bins, its values dropped: trees grown from bins are the trees grown
+/// from the values (the engine's guarantee), and at H&M size the values are a gigabyte.
+fn binned(matrix: DMatrix, max_bin: usize) -> tandem_models::Result<BinnedMatrix> {
+    BinnedMatrix::new(&matrix, max_bin).map_err(engine)
 }
 
 /// Total split gain per column, summed over the bags.
