@@ -130,6 +130,10 @@ pub struct TwoStageSpec {
     /// test split does) instead of each user's last `window` rows.
     #[serde(default)]
     pub window_days: Option<u32>,
+    /// Hold out a random `window_share` of each user's rows (seeded per window; a ratio test
+    /// split's rule) instead of the user's last `window` rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_share: Option<f64>,
     /// How examples are mined in `train` training (its weights apply to both).
     #[serde(default)]
     pub mining: MiningSpec,
@@ -149,6 +153,7 @@ impl Default for TwoStageSpec {
             window: default_window(),
             windows: default_windows(),
             window_days: None,
+            window_share: None,
             mining: MiningSpec::default(),
             ranker: RankerSpec::default(),
         }
@@ -172,6 +177,7 @@ impl ModelParams for TwoStageSpec {
             return Err(ModelError::invalid("retrievers", Vec::<String>::new(), "one or more retriever specs"));
         }
         self.window_days.map_or(Ok(()), |d| within("window_days", d, 1..=3650))?;
+        self.window_share.map_or(Ok(()), |s| within("window_share", s, 1e-6..=0.9))?;
         within("window", self.window, 1..=10_000)?;
         within("windows", self.windows, 1..=20)?;
         within("candidates", self.candidates, 1..=100_000)?;
@@ -223,9 +229,10 @@ impl TwoStageSpec {
                 let mut fitted: Vec<PreparedWindow> = Vec::new();
                 for _ in 0..self.windows {
                     let rows = fitted.last().and_then(|f| f.before.as_ref()).unwrap_or(train);
-                    let (before, labels) = match self.window_days {
-                        Some(days) => hold_out_days(rows, days),
-                        None => hold_out_last(rows, self.window),
+                    let (before, labels) = match (self.window_days, self.window_share) {
+                        (Some(days), _) => hold_out_days(rows, days),
+                        (None, Some(share)) => hold_out_share(rows, share, fitted.len() as u64),
+                        (None, None) => hold_out_last(rows, self.window),
                     };
                     if labels.nnz() == 0 {
                         break;
@@ -333,6 +340,23 @@ fn hold_out_last(train: &TrainSet, window: usize) -> (TrainSet, tandem_data::Csr
         if rows.len() > window {
             rows[rows.len() - window..].iter().for_each(|&i| held[i] = true);
         }
+    }
+    hold_out(train, |i| held[i])
+}
+
+/// Splits each user's rows at random: floor(`share` x rows) of them (seeded by `seed`) become
+/// labels, as a ratio test split holds out.
+fn hold_out_share(train: &TrainSet, share: f64, seed: u64) -> (TrainSet, tandem_data::Csr) {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let log = &train.log;
+    let mut held = vec![false; log.len()];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5ea1_0000 + seed);
+    for mut rows in log.rows_by_user(train.n_users()) {
+        rows.sort_unstable();
+        let n = (share * rows.len() as f64).floor() as usize;
+        rows.shuffle(&mut rng);
+        rows[..n].iter().for_each(|&i| held[i] = true);
     }
     hold_out(train, |i| held[i])
 }
@@ -786,6 +810,26 @@ mod tests {
         assert_eq!(before.user_items.row(0).0, &[1, 3]);
         assert_eq!(labels.row_len(1), 0, "a user with no more rows than the window keeps them");
         assert_eq!(before.user_items.row(1).0, &[1, 2]);
+    }
+
+    #[test]
+    fn a_share_window_holds_out_that_share_of_each_users_rows_at_random() {
+        let mut log = tandem_data::Interactions::new();
+        // User 0: 10 rows, user 1: 3 rows (floor(0.3 x 3) = 0: all kept), user 2: 20 rows.
+        for (user, n) in [(0u32, 10u32), (1, 3), (2, 20)] {
+            for item in 0..n {
+                log.push(tandem_data::Interaction { user, item, time: i64::from(item), weight: 1.0 });
+            }
+        }
+        let t = TrainSet::new(log, 3, 20);
+        let (before, labels) = hold_out_share(&t, 0.3, 0);
+        assert_eq!((0..3).map(|u| labels.row_len(u)).collect::<Vec<_>>(), [3, 0, 6]);
+        assert_eq!((0..3).map(|u| before.user_items.row_len(u)).collect::<Vec<_>>(), [7, 3, 14]);
+        let latest: Vec<u32> = (14..20).collect();
+        assert_ne!(labels.row(2).0, &latest[..], "random rows, not the latest");
+        assert_eq!(hold_out_share(&t, 0.3, 0).1.row(2).0, labels.row(2).0, "seeded");
+        let e = TwoStageSpec { window_share: Some(1.5), ..spec() }.fit(&t, Side::default(), &NoProgress);
+        assert!(e.err().unwrap().to_string().contains("window_share"));
     }
 
     #[test]
