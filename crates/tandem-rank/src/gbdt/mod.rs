@@ -152,22 +152,16 @@ impl Block {
         groups.iter().flat_map(|&g| self.starts[g]..self.starts[g + 1]).collect()
     }
 
-    /// A copy of whole groups' `rows` (what the export writes).
-    fn select(&self, rows: &[usize], width: usize) -> Block {
-        let mut groups = Vec::new();
-        let mut at = 0;
-        while at < rows.len() {
-            let g = self.starts.partition_point(|&s| s <= rows[at]) - 1;
-            groups.push(self.groups[g]);
-            at += self.groups[g];
-        }
-        let starts = starts_of(&groups);
+    /// A copy of `groups` (what the export writes).
+    fn select(&self, groups: &[usize], width: usize) -> Block {
+        let rows = self.rows_of_groups(groups);
+        let sizes: Vec<usize> = groups.iter().map(|&g| self.groups[g]).collect();
         Block {
             rows: rows.iter().flat_map(|&r| self.rows[r * width..(r + 1) * width].iter().copied()).collect(),
             labels: rows.iter().map(|&r| self.labels[r]).collect(),
-            window_groups: vec![groups.len()],
-            groups,
-            starts,
+            starts: starts_of(&sizes),
+            window_groups: vec![sizes.len()],
+            groups: sizes,
         }
     }
 
@@ -357,10 +351,12 @@ impl GbdtParams {
                 return Err(ModelError::EmptyTrainingData { model: "gbdt (a window without positive examples)" });
             }
             let (valid_rows, train_rows) = (all.rows_of_groups(&valid_groups), all.rows_of_groups(&train_groups));
-            let valid_values = export.as_ref().map(|_| all.select(&valid_rows, layout.width()).rows);
+            let mut valid_values = None;
             if let Some(dir) = &export {
-                export_block(dir, "train", &all.select(&train_rows, layout.width()), &names)?;
-                export_block(dir, "valid", &all.select(&valid_rows, layout.width()), &names)?;
+                let valid = all.select(&valid_groups, layout.width());
+                export_block(dir, "train", &all.select(&train_groups, layout.width()), &names)?;
+                export_block(dir, "valid", &valid, &names)?;
+                valid_values = Some(valid.rows);
             }
             let dall = all.matrix(layout.width())?;
             // `Own` cuts: each view bins as a copy of its rows would.
