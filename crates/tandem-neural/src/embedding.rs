@@ -100,6 +100,13 @@ impl RowGrads {
         }
     }
 
+    /// Adds `other`'s gradients to these.
+    pub fn merge(&mut self, other: &RowGrads) {
+        for (k, &r) in other.rows.iter().enumerate() {
+            self.add(r, &other.grads[k * other.dim..(k + 1) * other.dim], 1.0);
+        }
+    }
+
     /// Rows touched so far.
     pub fn len(&self) -> usize {
         self.rows.len()

@@ -20,12 +20,13 @@ use std::ops::Bound::{Excluded, Included};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tandem_data::Progress;
 use tandem_models::artifact::{Artifact, Tensor, TensorData, TensorReader, Tensors};
 use tandem_models::fit::{self, EpochTrainer, Epochs};
 use tandem_models::optim::{Optimizer, OptimizerKind};
-use tandem_models::{within, Factors, ModelError, Query, Result, Retriever, TrainSet};
+use tandem_models::{dot, within, Factors, ModelError, Query, Result, Retriever, TrainSet};
 
 use crate::dense::{bce_with_logit, gemm, softmax_row, Adam, Param};
 use crate::embedding::{Embedding, RowGrads};
@@ -36,6 +37,8 @@ use tandem_models::kind::{saved_params, Dim, Fit, ModelParams};
 const FEATURES: usize = 3;
 /// Padding of stored histories.
 const NONE: u32 = u32::MAX;
+/// Examples of a batch one task computes (the batch's tasks run in parallel).
+const EXAMPLES_PER_TASK: usize = 16;
 
 /// How the history model is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -139,7 +142,6 @@ impl HistoryParams {
             histories,
             sequences,
             examples,
-            scratch: Scratch::default(),
             rng,
             n_items: n,
         };
@@ -148,32 +150,23 @@ impl HistoryParams {
         Ok(fit::train_retriever(&plan, &mut run, progress, validate)?.model)
     }
 
-    /// Loss of one example; adds `scale` times its gradients to `grads` (rows) and
-    /// `globals.grad`.
+    /// Loss of one example; adds `scale` times its gradients to `grads` (rows) and `dglobal`
+    /// (the globals').
     #[allow(clippy::too_many_arguments)]
     fn example(
         &self,
-        rows: &Embedding,
-        globals: &mut Param,
-        hist: &[u32],
-        candidates: &[u32],
+        globals: &[f32],
+        hist_rows: &Rows,
+        cands: &Rows,
         target: u32,
         scale: f32,
         grads: &mut RowGrads,
-        s: &mut Scratch,
+        dglobal: &mut [f32],
     ) -> f64 {
         let (d, w) = (self.factors, self.width());
-        let read = |ids: &[u32], raw: &mut Vec<f32>| {
-            raw.resize(ids.len() * w, 0.0);
-            for (k, &i) in ids.iter().enumerate() {
-                rows.read(i as usize, &mut raw[k * w..(k + 1) * w]);
-            }
-        };
-        read(hist, &mut s.hist_raw);
-        read(candidates, &mut s.cand_raw);
-        let (hn, hnorm) = normalised(&s.hist_raw, w, d);
-        let (cn, cnorm) = normalised(&s.cand_raw, w, d);
-        let scores = Features::compute(&cn, &hn, d, &globals.value, &s.cand_raw, w, candidates, hist);
+        let (candidates, hist) = (&cands.ids[..], &hist_rows.ids[..]);
+        let (hn, hnorm) = (&hist_rows.unit, &hist_rows.norms);
+        let scores = Features::compute(&cands.unit, hn, d, globals, &cands.raw, w, candidates, hist);
         let (m, k) = (candidates.len(), hist.len());
         // dL/dscore per candidate.
         let mut dscore = scores.score.clone();
@@ -212,28 +205,44 @@ impl HistoryParams {
                 dscore[t] -= 1.0;
             }
         }
-        // Back through score = b + (g + v) . phi.
-        let g = &globals.value;
-        let mut dglobal = vec![0f32; FEATURES + self.history];
-        let mut dc = vec![0f32; m * k];
+        // Back through score = b + (g + v) . phi. A candidate's cosines reach its score through
+        // the best one (phi_0) and the mean (phi_1) only, so d cos is one entry plus a constant
+        // per row: d cn_c = a_c hn_best + b_c sum_j hn_j and d hn_j = sum over the candidates
+        // whose best is j of a_c cn_c, plus sum_c b_c cn_c. That is O(m d), where the dense
+        // products dC hn and dC^T cn would cost O(m k d) each.
+        let g = globals;
+        let mut hsum = vec![0f32; d];
+        for h in hn.chunks_exact(d) {
+            hsum.iter_mut().zip(h).for_each(|(s, x)| *s += x);
+        }
+        let mut dhn = vec![0f32; k * d];
+        let mut mean_part = vec![0f32; d];
+        let mut dy = vec![0f32; d];
         let mut row_grad = vec![0f32; w];
-        let mut dcn = vec![0f32; m * d];
         for c in 0..m {
             let ds = dscore[c] * scale;
             let phi = &scores.phi[c * FEATURES..(c + 1) * FEATURES];
-            let v = &s.cand_raw[c * w + d + 1..(c + 1) * w];
+            let v = &cands.raw[c * w + d + 1..(c + 1) * w];
             for f in 0..FEATURES {
                 dglobal[f] += ds * phi[f];
             }
+            row_grad[..d].fill(0.0);
             if k > 0 {
                 let j = scores.best[c];
                 let dphi1 = ds * (g[0] + v[0]);
                 dglobal[FEATURES + j] += dphi1 * scores.cos[c * k + j];
-                dc[c * k + j] += dphi1 * g[FEATURES + j];
-                let dphi2 = ds * (g[1] + v[1]) / k as f32;
-                dc[c * k..(c + 1) * k].iter_mut().for_each(|x| *x += dphi2);
+                let (a, b) = (dphi1 * g[FEATURES + j], ds * (g[1] + v[1]) / k as f32);
+                let y = &cands.unit[c * d..(c + 1) * d];
+                let hj = &hn[j * d..(j + 1) * d];
+                for ((o, &h), &s) in dy.iter_mut().zip(hj).zip(&hsum) {
+                    *o = a * h + b * s;
+                }
+                for ((o, mp), &x) in dhn[j * d..(j + 1) * d].iter_mut().zip(mean_part.iter_mut()).zip(y) {
+                    *o += a * x;
+                    *mp += b * x;
+                }
+                unit_backward(y, &dy, cands.norms[c], &mut row_grad[..d]);
             }
-            row_grad.fill(0.0);
             row_grad[d] = ds;
             for f in 0..FEATURES {
                 row_grad[d + 1 + f] = ds * phi[f];
@@ -241,34 +250,43 @@ impl HistoryParams {
             grads.add(candidates[c], &row_grad, 1.0);
         }
         if k > 0 {
-            // d cn = dC hn, d hn = dC^T cn; then through the normalisation.
-            let mut dhn = vec![0f32; k * d];
-            gemm(m, k, d, 1.0, &dc, false, &hn, false, 0.0, &mut dcn);
-            gemm(k, m, d, 1.0, &dc, true, &cn, false, 0.0, &mut dhn);
-            for (ids, unit, norms, dunit) in [(candidates, &cn, &cnorm, &dcn), (hist, &hn, &hnorm, &dhn)] {
-                for (r, &i) in ids.iter().enumerate() {
-                    let (y, dy) = (&unit[r * d..(r + 1) * d], &dunit[r * d..(r + 1) * d]);
-                    let yd: f32 = y.iter().zip(dy).map(|(a, b)| a * b).sum();
-                    row_grad.fill(0.0);
-                    for ((o, &a), &b) in row_grad[..d].iter_mut().zip(dy).zip(y) {
-                        *o = (a - b * yd) / norms[r];
-                    }
-                    grads.add(i, &row_grad, 1.0);
-                }
+            row_grad[d..].fill(0.0);
+            for (r, &i) in hist.iter().enumerate() {
+                let dh = &mut dhn[r * d..(r + 1) * d];
+                dh.iter_mut().zip(&mean_part).for_each(|(o, m)| *o += m);
+                unit_backward(&hn[r * d..(r + 1) * d], dh, hnorm[r], &mut row_grad[..d]);
+                grads.add(i, &row_grad, 1.0);
             }
-        }
-        for (acc, v) in globals.grad.iter_mut().zip(&dglobal) {
-            *acc += v;
         }
         loss
     }
 }
 
-/// Reusable buffers of one example.
-#[derive(Default)]
-struct Scratch {
-    hist_raw: Vec<f32>,
-    cand_raw: Vec<f32>,
+/// Through `y = x / |x|`: the gradient of `x` given `dy`, with `norm = |x|`.
+fn unit_backward(y: &[f32], dy: &[f32], norm: f32, out: &mut [f32]) {
+    let (yd, inv) = (dot(y, dy), 1.0 / norm);
+    for ((o, &a), &b) in out.iter_mut().zip(dy).zip(y) {
+        *o = (a - b * yd) * inv;
+    }
+}
+
+/// Rows an example reads: their ids, raw rows (`w` wide) and unit-length embeddings.
+struct Rows {
+    ids: Vec<u32>,
+    raw: Vec<f32>,
+    unit: Vec<f32>,
+    norms: Vec<f32>,
+}
+
+impl Rows {
+    fn read(table: &Embedding, ids: Vec<u32>, w: usize, d: usize) -> Rows {
+        let mut raw = vec![0f32; ids.len() * w];
+        for (k, &i) in ids.iter().enumerate() {
+            table.read(i as usize, &mut raw[k * w..(k + 1) * w]);
+        }
+        let (unit, norms) = normalised(&raw, w, d);
+        Rows { ids, raw, unit, norms }
+    }
 }
 
 /// Unit-length copies of the first `d` columns of `rows` (`w` wide) and their norms.
@@ -378,7 +396,6 @@ struct Run<'a> {
     histories: Vec<u32>,
     sequences: Vec<Vec<u32>>,
     examples: Vec<(u32, u32)>,
-    scratch: Scratch,
     rng: ChaCha8Rng,
     n_items: usize,
 }
@@ -393,28 +410,58 @@ impl EpochTrainer for Run<'_> {
 
     fn step(&mut self, batch: &[(u32, u32)]) -> (f64, f64) {
         let (p, n, l) = (self.p, self.n_items, self.p.history);
+        let (d, w) = (p.factors, p.width());
         let scale = 1.0 / batch.len() as f32;
-        let mut loss = 0.0;
-        for &(u, pos) in batch {
-            let seq = &self.sequences[u as usize];
-            let pos = pos as usize;
-            let hist: Vec<u32> = seq[pos.saturating_sub(l)..pos].iter().rev().copied().collect();
-            let target = seq[pos];
-            let candidates: Vec<u32> = match p.loss {
-                HistoryLoss::Bce => (0..n as u32).collect(),
-                HistoryLoss::SampledSoftmax => {
-                    let mut c = vec![target];
-                    while c.len() < p.candidates.min(n) {
-                        let i = self.rng.random_range(0..n as u32);
-                        if i != target {
-                            c.push(i);
+        // Drawn in order first, so the random stream does not depend on the threads.
+        let examples: Vec<(Vec<u32>, u32, Option<Vec<u32>>)> = batch
+            .iter()
+            .map(|&(u, pos)| {
+                let seq = &self.sequences[u as usize];
+                let pos = pos as usize;
+                let hist: Vec<u32> = seq[pos.saturating_sub(l)..pos].iter().rev().copied().collect();
+                let target = seq[pos];
+                let own = match p.loss {
+                    HistoryLoss::Bce => None,
+                    HistoryLoss::SampledSoftmax => {
+                        let mut c = vec![target];
+                        while c.len() < p.candidates.min(n) {
+                            let i = self.rng.random_range(0..n as u32);
+                            if i != target {
+                                c.push(i);
+                            }
                         }
+                        Some(c)
                     }
-                    c
+                };
+                (hist, target, own)
+            })
+            .collect();
+        // bce scores every item against every example: the rows are read and normalised once
+        // a batch (they change only at its end).
+        let rows = &self.rows;
+        let every = (p.loss == HistoryLoss::Bce).then(|| Rows::read(rows, (0..n as u32).collect(), w, d));
+        let globals = &self.globals.value;
+        // Fixed chunks summed in order: the same sums whatever the number of threads.
+        let parts: Vec<(RowGrads, Vec<f32>, f64)> = examples
+            .par_chunks(EXAMPLES_PER_TASK)
+            .map(|chunk| {
+                let mut grads = RowGrads::new(w);
+                let mut dglobal = vec![0f32; globals.len()];
+                let mut loss = 0.0;
+                for (hist, target, own) in chunk {
+                    let hist = Rows::read(rows, hist.clone(), w, d);
+                    let own = own.as_ref().map(|ids| Rows::read(rows, ids.clone(), w, d));
+                    let cands = own.as_ref().or(every.as_ref()).expect("bce reads every row");
+                    loss += p.example(globals, &hist, cands, *target, scale, &mut grads, &mut dglobal);
                 }
-            };
-            let (rows, globals, grads, scratch) = (&self.rows, &mut self.globals, &mut self.grads, &mut self.scratch);
-            loss += p.example(rows, globals, &hist, &candidates, target, scale, grads, scratch);
+                (grads, dglobal, loss)
+            })
+            .collect();
+        let mut loss = 0.0;
+        for (grads, dglobal, l) in parts {
+            self.grads.merge(&grads);
+            self.globals.grad.iter_mut().zip(&dglobal).for_each(|(a, b)| *a += b);
+            loss += l;
         }
         self.rows.apply(&mut self.grads, &self.opt);
         self.globals.step(&self.adam, 1.0);
@@ -594,32 +641,15 @@ mod tests {
             }
             let globals: Vec<f32> = (0..FEATURES + 3).map(|_| rng.random_range(0.5..1.5)).collect();
             let (hist, cands, target) = ([4u32, 1, 2], [0u32, 1, 3, 4, 5], 3u32);
-            let loss_at = |f: &Factors, g: &[f32]| {
-                let mut gp = Param::new(g.to_vec());
-                let mut grads = RowGrads::new(w);
-                p.example(
-                    &Embedding::from_factors(f),
-                    &mut gp,
-                    &hist,
-                    &cands,
-                    target,
-                    1.0,
-                    &mut grads,
-                    &mut Scratch::default(),
-                )
+            let run = |f: &Factors, g: &[f32], grads: &mut RowGrads, dglobal: &mut [f32]| {
+                let table = Embedding::from_factors(f);
+                let (h, c) = (Rows::read(&table, hist.to_vec(), w, 3), Rows::read(&table, cands.to_vec(), w, 3));
+                p.example(g, &h, &c, target, 1.0, grads, dglobal)
             };
-            let mut gp = Param::new(globals.clone());
+            let loss_at = |f: &Factors, g: &[f32]| run(f, g, &mut RowGrads::new(w), &mut vec![0f32; g.len()]);
             let mut grads = RowGrads::new(w);
-            p.example(
-                &Embedding::from_factors(&init),
-                &mut gp,
-                &hist,
-                &cands,
-                target,
-                1.0,
-                &mut grads,
-                &mut Scratch::default(),
-            );
+            let mut dglobal = vec![0f32; globals.len()];
+            run(&init, &globals, &mut grads, &mut dglobal);
             let analytic = grads.dense(6);
             for r in [1usize, 3, 4] {
                 for c in 0..w {
@@ -636,7 +666,7 @@ mod tests {
                 up[q] += 1e-3;
                 dn[q] -= 1e-3;
                 let numeric = (loss_at(&init, &up) - loss_at(&init, &dn)) / 2e-3;
-                let a = gp.grad[q] as f64;
+                let a = dglobal[q] as f64;
                 assert!((numeric - a).abs() < 2e-3 + 2e-2 * a.abs(), "{loss:?} global {q}: {numeric} vs {a}");
             }
         }
