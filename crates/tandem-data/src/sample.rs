@@ -72,6 +72,27 @@ impl<'a> NegativeSampler<'a> {
             }
         }
     }
+
+    /// A uniform draw among the items of `pool` that are not `user`'s positives (`None` when
+    /// there is none): rejection while draws are likely to succeed, then the k-th negative of
+    /// the pool directly. Both stages are uniform over the pool's negatives.
+    pub fn uniform_among(&self, user: u32, pool: &[u32], rng: &mut impl Rng) -> Option<u32> {
+        if pool.is_empty() {
+            return None;
+        }
+        for _ in 0..32 {
+            let i = pool[rng.random_range(0..pool.len())];
+            if !self.is_positive(user, i) {
+                return Some(i);
+            }
+        }
+        let negatives = pool.iter().filter(|&&i| !self.is_positive(user, i)).count();
+        if negatives == 0 {
+            return None;
+        }
+        let k = rng.random_range(0..negatives);
+        pool.iter().copied().filter(|&i| !self.is_positive(user, i)).nth(k)
+    }
 }
 
 /// One epoch of pointwise examples in the NCF regime (He et al. 2017): every positive of
@@ -123,6 +144,23 @@ mod tests {
         let mut out = Vec::new();
         s.uniform_many(0, 4, &mut rng, &mut out);
         assert_eq!(out.len(), 4);
+    }
+
+    #[test]
+    fn negatives_among_a_pool_are_uniform_over_its_non_positives() {
+        // user 0 has items 1, 2, 3 of the pool [1, 2, 3, 4, 6]; user 1 has the whole pool.
+        let m = Csr::from_triplets(2, 8, &[0, 0, 0, 1, 1, 1, 1, 1], &[1, 2, 3, 1, 2, 3, 4, 6], &[1.0; 8]);
+        let s = NegativeSampler::new(&m);
+        let pool = [1u32, 2, 3, 4, 6];
+        let mut rng = user_rng(3, 0, 0);
+        let mut counts = [0usize; 8];
+        for _ in 0..4000 {
+            counts[s.uniform_among(0, &pool, &mut rng).unwrap() as usize] += 1;
+        }
+        assert_eq!(counts[4] + counts[6], 4000, "only the pool's negatives: {counts:?}");
+        assert!(counts[4].abs_diff(2000) < 200 && counts[6].abs_diff(2000) < 200, "uniform: {counts:?}");
+        assert_eq!(s.uniform_among(1, &pool, &mut rng), None, "no negative left in the pool");
+        assert_eq!(s.uniform_among(0, &[], &mut rng), None);
     }
 
     #[test]

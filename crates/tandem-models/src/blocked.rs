@@ -16,7 +16,7 @@ use std::arch::x86_64::*;
 pub(crate) unsafe fn gather(y: &Factors, cols: &[u32], out: &mut [f32]) {
     const AHEAD: usize = 4;
     let f = y.dim();
-    assert!(out.len() >= cols.len() * f && f % 8 == 0);
+    assert!(out.len() >= cols.len() * f && f.is_multiple_of(8));
     let table = y.as_slice();
     assert!(cols.iter().all(|&i| (i as usize + 1) * f <= table.len()));
     let (pt, po) = (table.as_ptr(), out.as_mut_ptr());

@@ -106,7 +106,7 @@ impl Factors {
             .map(|block| {
                 let mut g = vec![0f32; d * d];
                 #[cfg(target_arch = "x86_64")]
-                if d % 8 == 0 && simd() != Simd::Base {
+                if d.is_multiple_of(8) && simd() != Simd::Base {
                     // SAFETY: simd() found AVX2 and FMA.
                     unsafe { crate::blocked::gram_rows(block, d, &mut g) };
                     return g;
@@ -245,6 +245,35 @@ impl Kernels for Avx2 {
     }
 }
 
+/// AVX-512F for the two BPR row kernels (16 lanes: a 64-factor row is four registers), AVX2
+/// for the rest. Only for code that runs after [`simd`] reported [`Simd::Avx512`].
+#[cfg(target_arch = "x86_64")]
+pub struct Avx512;
+
+#[cfg(target_arch = "x86_64")]
+impl Kernels for Avx512 {
+    #[inline(always)]
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: callers run only where simd() found AVX-512F, AVX2 and FMA.
+        unsafe { x86::dot(a, b) }
+    }
+    #[inline(always)]
+    fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+        // SAFETY: as above.
+        unsafe { x86::axpy(a, x, y) }
+    }
+    #[inline(always)]
+    unsafe fn dot_diff(p: *const f32, q: *const f32, r: *const f32, n: usize) -> f32 {
+        // SAFETY: CPU features as above; pointer validity is the caller's contract.
+        unsafe { x86::dot_diff512(p, q, r, n) }
+    }
+    #[inline(always)]
+    unsafe fn bpr_sgd(p: *mut f32, q: *mut f32, r: *mut f32, n: usize, g: f32, lr: f32, wd: f32) {
+        // SAFETY: as above.
+        unsafe { x86::bpr_sgd512(p, q, r, n, g, lr, wd) }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
@@ -342,6 +371,57 @@ mod x86 {
             *q.add(i) = qk - lr * (g * pk + wd * qk);
             *r.add(i) = rk - lr * (-g * pk + wd * rk);
             i += 1;
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    pub(super) unsafe fn dot_diff512(p: *const f32, q: *const f32, r: *const f32, n: usize) -> f32 {
+        // Two accumulators: one chain of dependent FMAs was the latency of the whole update.
+        let (mut a0, mut a1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = 0;
+        // SAFETY (all accesses): i + 16 <= n or i + 32 <= n, within the caller's bound.
+        while i + 32 <= n {
+            let d0 = _mm512_sub_ps(_mm512_loadu_ps(q.add(i)), _mm512_loadu_ps(r.add(i)));
+            let d1 = _mm512_sub_ps(_mm512_loadu_ps(q.add(i + 16)), _mm512_loadu_ps(r.add(i + 16)));
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(p.add(i)), d0, a0);
+            a1 = _mm512_fmadd_ps(_mm512_loadu_ps(p.add(i + 16)), d1, a1);
+            i += 32;
+        }
+        if i + 16 <= n {
+            let d0 = _mm512_sub_ps(_mm512_loadu_ps(q.add(i)), _mm512_loadu_ps(r.add(i)));
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(p.add(i)), d0, a0);
+            i += 16;
+        }
+        let total = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+        // SAFETY: the rest of the same rows.
+        if i < n {
+            total + dot_diff(p.add(i), q.add(i), r.add(i), n - i)
+        } else {
+            total
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    pub(super) unsafe fn bpr_sgd512(p: *mut f32, q: *mut f32, r: *mut f32, n: usize, g: f32, lr: f32, wd: f32) {
+        let (vg, vl, vw) = (_mm512_set1_ps(g), _mm512_set1_ps(-lr), _mm512_set1_ps(wd));
+        let mut i = 0;
+        // SAFETY (all accesses): i + 16 <= n, within the caller's bound.
+        while i + 16 <= n {
+            let (pk, qk, rk) = (_mm512_loadu_ps(p.add(i)), _mm512_loadu_ps(q.add(i)), _mm512_loadu_ps(r.add(i)));
+            let gp = _mm512_mul_ps(vg, pk);
+            let grad_p = _mm512_fmadd_ps(vw, pk, _mm512_mul_ps(vg, _mm512_sub_ps(qk, rk)));
+            let grad_q = _mm512_fmadd_ps(vw, qk, gp);
+            let grad_r = _mm512_fmsub_ps(vw, rk, gp);
+            _mm512_storeu_ps(p.add(i), _mm512_fmadd_ps(vl, grad_p, pk));
+            _mm512_storeu_ps(q.add(i), _mm512_fmadd_ps(vl, grad_q, qk));
+            _mm512_storeu_ps(r.add(i), _mm512_fmadd_ps(vl, grad_r, rk));
+            i += 16;
+        }
+        if i < n {
+            // SAFETY: the rest of the same rows.
+            bpr_sgd(p.add(i), q.add(i), r.add(i), n - i, g, lr, wd);
         }
     }
 }

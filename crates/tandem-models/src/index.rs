@@ -321,7 +321,7 @@ mod tests {
         let (mut hits, mut total) = (0, 0);
         for _ in 0..50 {
             let q: Vec<f32> = (0..16).map(|_| rng.random::<f32>() - 0.5).collect();
-            let keep = |i: u32| i % 7 != 0;
+            let keep = |i: u32| !i.is_multiple_of(7);
             let want = exact.top_k(&q, 100, &keep);
             let mut sorted: Vec<(u32, f32)> =
                 (0..2000u32).filter(|&i| keep(i)).map(|i| (i, crate::dot(&q, items.row(i as usize)))).collect();
@@ -371,7 +371,7 @@ mod tests {
         let items = random_items(1500, 24);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
         let queries: Vec<f32> = (0..37 * 24).map(|_| rng.random::<f32>() - 0.5).collect();
-        let keep = |q: usize, i: u32| (i as usize + q) % 5 != 0;
+        let keep = |q: usize, i: u32| !(i as usize + q).is_multiple_of(5);
         for kind in [IndexKind::Exact, IndexKind::Ivf] {
             let index = ItemIndex::build(kind, &items, 0.2);
             let batch = index.top_k_batch(&queries, 20, &keep);

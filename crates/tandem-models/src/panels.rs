@@ -372,7 +372,7 @@ mod tests {
         let p = ItemPanels::pack(&items);
         let mut scores = vec![0f32; 11 * 203];
         p.scores(users.as_slice(), &mut scores);
-        let keep = |q: usize, i: u32| (i as usize + q) % 3 != 0;
+        let keep = |q: usize, i: u32| !(i as usize + q).is_multiple_of(3);
         for k in [0, 1, 12, 150, 500] {
             let fused = p.top_k(users.as_slice(), k, &keep);
             for (q, list) in fused.iter().enumerate() {
@@ -396,7 +396,7 @@ mod tests {
         let p = ItemPanels::pack(&items);
         let mut scores = vec![0f32; 40 * n];
         p.scores(users.as_slice(), &mut scores);
-        let keep = |q: usize, i: u32| (i as usize * 7 + q) % 11 != 0;
+        let keep = |q: usize, i: u32| !(i as usize * 7 + q).is_multiple_of(11);
         for k in [1, 12, 100] {
             let fused = p.top_k(users.as_slice(), k, &keep);
             for (q, list) in fused.iter().enumerate() {

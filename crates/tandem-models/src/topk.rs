@@ -219,7 +219,7 @@ mod tests {
             let mut dense = vec![f32::NEG_INFINITY; n];
             scored.iter().for_each(|s| dense[s.item as usize] = s.score);
             for k in [0, 1, 2, 5, 30, 40] {
-                let keep = |i: u32| i % 3 != 0;
+                let keep = |i: u32| !i.is_multiple_of(3);
                 assert_eq!(top_k_sparse(&scored, n, k, keep), top_k(&dense, k, keep), "k = {k}");
             }
         }

@@ -197,7 +197,7 @@ impl SyntheticSpec {
             let until = self.interactions * (day as u64 + 1) / days as u64;
             while written < until {
                 let u = user_of_rank[draw(&activity, &mut rng)] as usize;
-                let channel = 1 + (u % 3 == 0) as u8;
+                let channel = 1 + u.is_multiple_of(3) as u8;
                 loop {
                     let seen = &history[u];
                     let j = if !seen.is_empty() && rng.random::<f64>() < REPURCHASE {
@@ -215,7 +215,7 @@ impl SyntheticSpec {
                     history[u].push(j as u32);
                     writeln!(out, "{date},{},{},{:.6},{channel}", ids[u], article_id(j), articles[j].price)?;
                     written += 1;
-                    if written % 65_536 == 0 {
+                    if written.is_multiple_of(65_536) {
                         step.inc(65_536);
                     }
                     if written >= until || rng.random::<f64>() >= BASKET_CONTINUES {

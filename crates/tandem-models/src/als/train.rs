@@ -80,7 +80,9 @@ impl AlsParams {
                 match level {
                     // SAFETY: simd() found AVX2 and FMA on this CPU (AVX-512 implies both).
                     #[cfg(target_arch = "x86_64")]
-                    Simd::Avx2 | Simd::Avx512 if f % 8 == 0 => unsafe { cg_solve_blocked(&h, cols, vals, xu, scratch) },
+                    Simd::Avx2 | Simd::Avx512 if f.is_multiple_of(8) => unsafe {
+                        cg_solve_blocked(&h, cols, vals, xu, scratch)
+                    },
                     // SAFETY: as above.
                     #[cfg(target_arch = "x86_64")]
                     Simd::Avx2 | Simd::Avx512 => unsafe { cg_solve_avx2(&h, cols, vals, xu, buf) },

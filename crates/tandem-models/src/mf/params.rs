@@ -67,15 +67,22 @@ pub struct MfParams {
     pub weight_decay: f32,
     /// Epochs (default 40, >= 1).
     pub epochs: usize,
-    /// Examples a worker takes at a time; each example's update is applied at once (Hogwild).
-    /// Default 1024, >= 1.
+    /// With one block (Hogwild): examples a worker takes at a time; each example's update is
+    /// applied at once. Default 1024, >= 1.
     pub batch_size: usize,
     /// Standard deviation of the initial factors, N(0, std) (default 0.01); biases start at 0.
     pub init_std: f32,
     /// Learn the global, user and item biases (default true).
     pub biases: bool,
-    /// Worker threads: 0 = rayon's pool (Hogwild); 1 = one thread, bit-reproducible (default 0).
+    /// Worker threads: 0 = rayon's pool; 1 = one thread (default 0).
     pub threads: usize,
+    /// Blocks per side for parallel training: every epoch users and items are dealt at random
+    /// into this many blocks each, and threads train examples of disjoint user and item blocks
+    /// at once, so no two threads share a row and the result is the same on any number of
+    /// threads (DSGD). A BPR negative then comes from its positive's item block. 1 = no blocks:
+    /// threads share every row (Hogwild, results vary from run to run). 0 (default) = 1 on one
+    /// thread, twice the threads otherwise. At most one block per 64 users and per 64 items.
+    pub blocks: usize,
     /// Random seed (default 42).
     pub seed: u64,
     /// With validation: stop after this many epochs without improvement and keep the best
@@ -103,6 +110,7 @@ impl Default for MfParams {
             init_std: 0.01,
             biases: true,
             threads: Default::default(),
+            blocks: 0,
             seed: 42,
             patience: 3,
         }
@@ -119,6 +127,7 @@ impl ModelParams for MfParams {
         within("init_std", self.init_std, 0.0..)?;
         within("epochs", self.epochs, 1..)?;
         within("batch_size", self.batch_size, 1..)?;
+        within("blocks", self.blocks, 0..=1024)?;
         within("negatives", self.negatives, 1..=1000)?;
         if self.negative_mode == NegativeMode::Hard {
             within("hard_candidates", self.hard_candidates, 1..=1000)?;

@@ -1,4 +1,4 @@
-use super::train::{Example, Tables};
+use super::train::{Blocks, Example, Tables};
 use super::*;
 use crate::testing::{checkerboard, conformance};
 use tandem_data::NoProgress;
@@ -22,7 +22,7 @@ fn one_thread_is_bit_reproducible_and_many_threads_learn_the_same() {
     let p = small(Loss::Bpr);
     assert_eq!(p.fit(&t, &NoProgress).unwrap(), p.fit(&t, &NoProgress).unwrap());
     // Hogwild gives other bits but the same ranking on this easy problem.
-    let hog = MfParams { threads: 0, batch_size: 8, ..p }.fit(&t, &NoProgress).unwrap();
+    let hog = MfParams { threads: 0, blocks: 1, batch_size: 8, ..p }.fit(&t, &NoProgress).unwrap();
     conformance::<MfParams>(&hog, &t, 1.0);
 }
 
@@ -67,7 +67,7 @@ fn count_examples(p: &MfParams) -> (usize, usize, usize) {
     let t = checkerboard();
     let zeros = |n| crate::Factors::zeros(n, p.factors);
     let tables = Tables::new(&zeros(t.n_users()), &zeros(t.n_items()), p.optimizer);
-    let ex = p.examples(&t.user_items, &tables, 1);
+    let ex = p.examples(&t.user_items, &tables, &Blocks::new(1, t.n_users(), t.n_items(), p.seed, 1), 1);
     let (mut pairs, mut pos, mut neg) = (0, 0, 0);
     for e in &ex {
         match *e {
@@ -150,4 +150,67 @@ fn bpr_gradient_and_loss_match_their_definitions() {
         assert!((g as f64 - want_g).abs() < 1e-6, "x {x}: g {g} vs {want_g}");
         assert!((loss as f64 - want_loss).abs() < 1e-5 * want_loss.max(1.0), "x {x}: {loss} vs {want_loss}");
     }
+}
+
+/// 256 users and 256 items in two communities (user and item parity); each user has 24 random
+/// items of its own parity. Large enough for 4 blocks of 64.
+fn communities() -> crate::retriever::TrainSet {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let mut log = tandem_data::Interactions::new();
+    for u in 0..256u32 {
+        for k in 0..24 {
+            let item = 2 * rng.random_range(0..128u32) + u % 2;
+            log.push(tandem_data::Interaction { user: u, item, time: k, weight: 1.0 });
+        }
+    }
+    crate::retriever::TrainSet::new(log, 256, 256)
+}
+
+#[test]
+fn blocked_epochs_keep_pairs_in_one_stratum_and_learn() {
+    let t = communities();
+    let p = MfParams { blocks: 4, negatives: 2, ..Default::default() };
+    assert_eq!(p.blocks_for(t.n_users(), t.n_items(), 1), 4);
+    assert_eq!(p.blocks_for(100, 10_000, 8), 1, "at most one block per 64 users");
+    assert_eq!(MfParams::default().blocks_for(10_000, 10_000, 1), 1, "auto: none on one thread");
+    assert_eq!(MfParams::default().blocks_for(10_000, 10_000, 3), 6, "auto: twice the threads");
+
+    let blocks = Blocks::new(4, t.n_users(), t.n_items(), 1, 7);
+    let zeros = |n| crate::Factors::zeros(n, p.factors);
+    let tables = Tables::new(&zeros(t.n_users()), &zeros(t.n_items()), p.optimizer);
+    let ex = p.examples(&t.user_items, &tables, &blocks, 7);
+    assert_eq!(ex.len(), 2 * t.user_items.nnz(), "every positive keeps its negatives");
+    for e in &ex {
+        let Example::Pair(u, i, j) = *e else { panic!("BPR pairs") };
+        assert!(!t.user_items.row(u as usize).0.contains(&j));
+        assert_eq!(blocks.item_block(i), blocks.item_block(j), "({u}, {i}, {j}): negative from the positive's block");
+    }
+    let strata = blocks.strata(&ex, 1, 7);
+    assert_eq!(strata.iter().map(|s| s.len()).sum::<usize>(), ex.len(), "strata partition the epoch");
+
+    // The same fit on one thread and on four: disjoint rows (and BCE's global bias merged in
+    // a fixed order), so not a bit differs.
+    for loss in [Loss::Bce, Loss::Bpr] {
+        let one = MfParams { threads: 1, loss, ..p.clone() }.fit(&t, &NoProgress).unwrap();
+        let four = MfParams { threads: 4, loss, ..p.clone() }.fit(&t, &NoProgress).unwrap();
+        let same = one.users == four.users
+            && one.items == four.items
+            && one.item_bias == four.item_bias
+            && one.user_bias == four.user_bias
+            && one.global_bias == four.global_bias;
+        assert!(same, "{loss:?}: 1 and 4 threads trained different weights");
+        if loss == Loss::Bce {
+            assert_ne!(one.global_bias, 0.0, "the global bias learned through its forks");
+        }
+    }
+    let one = MfParams { threads: 1, ..p.clone() }.fit(&t, &NoProgress).unwrap();
+    // And it learns the communities: each user's top 10 unseen items are of its parity.
+    let top = |u: u32| {
+        let q = crate::retriever::Query::from_row(&t.user_items, u);
+        let seen = q.items;
+        crate::Retriever::recommend(&one, &q, 10, &|i| !seen.contains(&i))
+    };
+    let pure = (0..256u32).filter(|&u| top(u).iter().all(|s| s.item % 2 == u % 2)).count();
+    assert!(pure >= 240, "{pure} of 256 users with a pure top 10");
 }

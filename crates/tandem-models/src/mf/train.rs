@@ -1,6 +1,7 @@
 //! MF training: each epoch's examples (with negatives) and their per-example updates, one
 //! thread bit-reproducibly or many threads Hogwild; the epochs run in [`crate::fit`].
 
+use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -10,9 +11,9 @@ use tandem_data::{Csr, Progress};
 use super::model::Mf;
 use super::params::{Loss, MfParams, NegativeMode};
 use crate::error::{ModelError, Result};
-#[cfg(target_arch = "x86_64")]
-use crate::factors::Avx2;
 use crate::factors::{dot, simd, Factors, Kernels, Portable, Simd};
+#[cfg(target_arch = "x86_64")]
+use crate::factors::{Avx2, Avx512};
 use crate::fit::{self, EpochTrainer, Epochs};
 use crate::kind::ModelParams;
 use crate::optim::{Grad, Optimizer, OptimizerKind, ParamTable};
@@ -85,6 +86,134 @@ impl Tables {
 /// Called after every epoch with the model as it stands (see [`fit::train`]).
 pub type Validate<'a> = fit::Validate<'a, Mf>;
 
+/// Users and items dealt at random into `p` blocks each, every epoch (DSGD, Gemulla et al.
+/// 2011). The examples of user block a and item block b form stratum (a, b); the `p` strata
+/// (a, a + s mod p) of sub-epoch s share no user and no item, so threads train them at once
+/// without sharing a row: no Hogwild race, and the same result on any number of threads. A BPR
+/// pair's negative comes from its positive's item block, so that the pair stays in one stratum.
+/// With `p == 1` there is one stratum and threads share every row (Hogwild).
+pub(super) struct Blocks {
+    p: usize,
+    user: Vec<u32>,
+    item: Vec<u32>,
+    /// The items of each block.
+    pools: Vec<Vec<u32>>,
+}
+
+/// Ids dealt to blocks together (see [`Blocks::new`]).
+const GROUP: usize = 16;
+
+/// One stratum's examples (see [`Blocks`]), shuffled.
+pub(super) struct Stratum {
+    user_block: usize,
+    item_block: usize,
+    examples: Vec<Example>,
+}
+
+impl Stratum {
+    /// Its examples.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.examples.len()
+    }
+}
+
+impl Blocks {
+    /// `p` blocks of users and of items, dealt by a generator seeded with (seed, epoch).
+    pub(super) fn new(p: usize, n_users: usize, n_items: usize, seed: u64, epoch: u64) -> Blocks {
+        if p <= 1 {
+            return Blocks { p: 1, user: Vec::new(), item: Vec::new(), pools: Vec::new() };
+        }
+        let mut rng = user_rng(seed ^ 0xB10C_D5CD, epoch, u32::MAX);
+        // Groups of 16 consecutive ids (a cache line of biases) dealt round-robin in a random
+        // order: equal block sizes, popular ids spread out, and no bias line written by two
+        // threads at once (false sharing cost more than the blocks saved).
+        let mut deal = |n: usize| {
+            let mut groups: Vec<u32> = (0..n.div_ceil(GROUP) as u32).collect();
+            groups.shuffle(&mut rng);
+            let mut block = vec![0u32; n];
+            for (k, &g) in groups.iter().enumerate() {
+                let start = g as usize * GROUP;
+                block[start..(start + GROUP).min(n)].fill((k % p) as u32);
+            }
+            block
+        };
+        let (user, item) = (deal(n_users), deal(n_items));
+        let mut pools = vec![Vec::new(); p];
+        for (i, &b) in item.iter().enumerate() {
+            pools[b as usize].push(i as u32);
+        }
+        Blocks { p, user, item, pools }
+    }
+
+    /// Item `i`'s block.
+    #[cfg(test)]
+    pub(super) fn item_block(&self, i: u32) -> u32 {
+        self.item.get(i as usize).copied().unwrap_or(0)
+    }
+
+    /// The items a BPR negative for positive `i` is drawn from (`None`: any item).
+    fn pool(&self, i: u32) -> Option<&[u32]> {
+        (self.p > 1).then(|| self.pools[self.item[i as usize] as usize].as_slice())
+    }
+
+    /// The stratum of `ex`, `user block * p + item block`.
+    fn stratum(&self, ex: &Example) -> usize {
+        if self.p == 1 {
+            return 0;
+        }
+        let (u, i) = match *ex {
+            Example::Pair(u, i, _) | Example::Point(u, i, _) => (u, i),
+        };
+        self.user[u as usize] as usize * self.p + self.item[i as usize] as usize
+    }
+
+    /// `examples` sorted into their strata, each shuffled by its own seeded generator.
+    pub(super) fn strata(&self, examples: &[Example], seed: u64, epoch: u64) -> Vec<Stratum> {
+        let p = self.p;
+        let mut strata: Vec<Stratum> =
+            (0..p * p).map(|k| Stratum { user_block: k / p, item_block: k % p, examples: Vec::new() }).collect();
+        let mut counts = vec![0usize; p * p];
+        for ex in examples {
+            counts[self.stratum(ex)] += 1;
+        }
+        for (s, &n) in strata.iter_mut().zip(&counts) {
+            s.examples.reserve_exact(n);
+        }
+        for ex in examples {
+            strata[self.stratum(ex)].examples.push(*ex);
+        }
+        strata.par_iter_mut().enumerate().for_each(|(k, s)| {
+            s.examples.shuffle(&mut user_rng(seed ^ 0x5EED_0F57, epoch, k as u32));
+        });
+        strata
+    }
+}
+
+/// Where one example's negatives come from: any item the user lacks, or those of one block.
+struct Draw<'a> {
+    sampler: &'a NegativeSampler<'a>,
+    pool: Option<&'a [u32]>,
+}
+
+impl Draw<'_> {
+    fn one(&self, u: u32, rng: &mut ChaCha8Rng) -> Option<u32> {
+        match self.pool {
+            Some(pool) => self.sampler.uniform_among(u, pool, rng),
+            None => self.sampler.uniform(u, rng),
+        }
+    }
+
+    fn many(&self, u: u32, count: usize, rng: &mut ChaCha8Rng, out: &mut Vec<u32>) {
+        for _ in 0..count {
+            match self.one(u, rng) {
+                Some(j) => out.push(j),
+                None => return,
+            }
+        }
+    }
+}
+
 /// One MF fit as the training driver sees it.
 struct Run<'a> {
     p: &'a MfParams,
@@ -92,23 +221,39 @@ struct Run<'a> {
     t: Tables,
     opt: Optimizer,
     pool: Option<rayon::ThreadPool>,
-    /// Static negatives: the same examples every epoch.
-    fixed: Option<Vec<Example>>,
+    /// Blocks per side (see [`Blocks`]).
+    blocks: usize,
+    /// Static negatives: the same examples (and blocks) every epoch.
+    fixed: Option<(Blocks, Vec<Example>)>,
 }
 
 impl EpochTrainer for Run<'_> {
-    type Unit = Example;
+    type Unit = Stratum;
     type Model = Mf;
 
-    fn units(&mut self, epoch: usize) -> Vec<Example> {
-        match &self.fixed {
-            Some(ex) => ex.clone(),
-            None => self.p.examples(self.m, &self.t, epoch as u64),
+    fn units(&mut self, epoch: usize) -> Vec<Stratum> {
+        let (seed, epoch) = (self.p.seed, epoch as u64);
+        let (m, t, p, n_blocks) = (self.m, &self.t, self.p, self.blocks);
+        let fixed = self.fixed.as_ref();
+        let make = move || match fixed {
+            Some((blocks, ex)) => blocks.strata(ex, seed, epoch),
+            None => {
+                let blocks = Blocks::new(n_blocks, m.n_rows(), m.n_cols(), seed, epoch);
+                blocks.strata(&p.examples(m, t, &blocks, epoch), seed, epoch)
+            }
+        };
+        match &self.pool {
+            Some(pool) => pool.install(make),
+            None => make(),
         }
     }
 
-    fn step(&mut self, batch: &[Example]) -> (f64, f64) {
-        let run = || self.p.train_epoch(batch, &self.t, &self.opt);
+    fn unit_len(unit: &Stratum) -> usize {
+        unit.examples.len()
+    }
+
+    fn step(&mut self, strata: &[Stratum]) -> (f64, f64) {
+        let run = || self.p.train_strata(strata, &self.t, &self.opt);
         let (loss, n) = match &self.pool {
             Some(p) => p.install(run),
             None => run(),
@@ -155,15 +300,21 @@ impl MfParams {
                     ModelError::invalid("threads", n, format!("a thread count the system allows ({e})"))
                 })?),
             };
+        let threads = pool.as_ref().map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+        let blocks = self.blocks_for(train.n_users(), train.n_items(), threads);
         let fixed = match self.negative_mode {
-            NegativeMode::Fixed | NegativeMode::Even => Some(self.examples(m, &t, u64::MAX)),
+            NegativeMode::Fixed | NegativeMode::Even => {
+                let b = Blocks::new(blocks, train.n_users(), train.n_items(), self.seed, u64::MAX);
+                let ex = self.examples(m, &t, &b, u64::MAX);
+                Some((b, ex))
+            }
             _ => None,
         };
         const HINT: &str = "lower learning_rate or raise weight_decay";
-        // One step is a whole epoch: `train_epoch` splits it into Hogwild chunks itself.
+        // One step is a whole epoch: `train_strata` schedules its strata itself.
         let plan =
             Epochs { patience: self.patience, hint: HINT, ..Epochs::new("mf", self.epochs, usize::MAX, self.seed) };
-        let mut run = Run { p: self, m, t, opt, pool, fixed };
+        let mut run = Run { p: self, m, t, opt, pool, blocks, fixed };
         let model = fit::train(&plan, &mut run, progress, validate)?.model;
         if !model.users.is_finite() || !model.items.is_finite() {
             return Err(ModelError::Diverged { model: "mf", hint: HINT.into() });
@@ -171,15 +322,27 @@ impl MfParams {
         Ok(model)
     }
 
+    /// Blocks per side for a fit on `threads` threads: `blocks`, or when 0, one on one thread
+    /// and twice the threads otherwise; at most one per 64 users and per 64 items, so that
+    /// blocks stay large enough to balance the threads and to hold a BPR negative.
+    pub(super) fn blocks_for(&self, n_users: usize, n_items: usize, threads: usize) -> usize {
+        let want = match self.blocks {
+            0 if threads <= 1 => 1,
+            0 => 2 * threads,
+            b => b,
+        };
+        want.min(n_users.min(n_items) / 64).max(1)
+    }
+
     /// The examples of one epoch (`epoch == u64::MAX` for static negatives), in user order.
-    pub(super) fn examples(&self, m: &Csr, t: &Tables, epoch: u64) -> Vec<Example> {
+    pub(super) fn examples(&self, m: &Csr, t: &Tables, blocks: &Blocks, epoch: u64) -> Vec<Example> {
         let sampler = NegativeSampler::new(m);
         // Users appended to one vector per rayon piece, not one per user: allocations and
         // the final concatenation showed in small-data profiles.
         let parts: Vec<Vec<Example>> = (0..m.n_rows() as u32)
             .into_par_iter()
             .fold(Vec::new, |mut out, u| {
-                self.user_examples(m, &sampler, t, epoch, u, &mut out);
+                self.user_examples(m, &sampler, t, blocks, epoch, u, &mut out);
                 out
             })
             .collect();
@@ -191,11 +354,13 @@ impl MfParams {
     }
 
     /// Appends user `u`'s examples of one epoch to `out`.
+    #[allow(clippy::too_many_arguments)]
     fn user_examples(
         &self,
         m: &Csr,
         sampler: &NegativeSampler<'_>,
         t: &Tables,
+        blocks: &Blocks,
         epoch: u64,
         u: u32,
         out: &mut Vec<Example>,
@@ -221,12 +386,12 @@ impl MfParams {
         }
         for &i in pos {
             negs.clear();
+            // A BCE example is one row: only BPR pairs need both items in one block.
+            let draw = Draw { sampler, pool: if self.loss == Loss::Bpr { blocks.pool(i) } else { None } };
             match self.negative_mode {
-                NegativeMode::Uniform | NegativeMode::Fixed => {
-                    sampler.uniform_many(u, self.negatives, &mut rng, &mut negs)
-                }
-                NegativeMode::Even => sampler.uniform_many(u, 1, &mut rng, &mut negs),
-                NegativeMode::Hard => self.hard_negatives(sampler, t, u, &user_vec, &mut rng, &mut negs),
+                NegativeMode::Uniform | NegativeMode::Fixed => draw.many(u, self.negatives, &mut rng, &mut negs),
+                NegativeMode::Even => draw.many(u, 1, &mut rng, &mut negs),
+                NegativeMode::Hard => self.hard_negatives(&draw, t, u, &user_vec, &mut rng, &mut negs),
             }
             match self.loss {
                 Loss::Bpr => out.extend(negs.iter().map(|&j| Example::Pair(u, i, j))),
@@ -241,7 +406,7 @@ impl MfParams {
     /// N random candidates scored by the current model, the best M kept, plus K random others.
     fn hard_negatives(
         &self,
-        sampler: &NegativeSampler<'_>,
+        draw: &Draw<'_>,
         t: &Tables,
         u: u32,
         user_vec: &[f32],
@@ -249,7 +414,7 @@ impl MfParams {
         out: &mut Vec<u32>,
     ) {
         let mut cands = Vec::with_capacity(self.hard_candidates);
-        sampler.uniform_many(u, self.hard_candidates, rng, &mut cands);
+        draw.many(u, self.hard_candidates, rng, &mut cands);
         let mut q = vec![0f32; t.f];
         let mut scored: Vec<(f32, u32)> = cands
             .iter()
@@ -263,7 +428,7 @@ impl MfParams {
         let mut tries = 0;
         while out.len() < self.hard_keep.min(cands.len()) + self.hard_random && tries < 20 * self.hard_random + 20 {
             tries += 1;
-            match sampler.uniform(u, rng) {
+            match draw.one(u, rng) {
                 Some(j) if !cands.contains(&j) => out.push(j),
                 Some(_) => {}
                 None => break,
@@ -271,34 +436,73 @@ impl MfParams {
         }
     }
 
-    /// Trains on `examples` in order (one thread) or in `batch_size` chunks across the pool
-    /// (Hogwild); returns the summed loss of the sampled examples and their count.
-    fn train_epoch(&self, examples: &[Example], t: &Tables, opt: &Optimizer) -> (f64, usize) {
-        let one_thread = self.threads == 1 || rayon::current_num_threads() == 1;
-        let level = simd();
-        let work = |chunk: &[Example]| -> (f64, usize) {
-            let mut buf = Buffers::new(t.f);
-            match level {
-                // SAFETY: simd() checked that the CPU has these features.
-                #[cfg(target_arch = "x86_64")]
-                Simd::Avx512 => unsafe { self.chunk_avx512(chunk, t, opt, &mut buf) },
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: simd() found AVX2 and FMA on this CPU.
-                Simd::Avx2 => unsafe { self.chunk_avx2(chunk, t, opt, &mut buf) },
-                _ => self.chunk::<Portable>(chunk, t, opt, &mut buf),
-            }
-        };
+    /// Trains one epoch's strata: with one block, its examples in order on one thread or in
+    /// `batch_size` chunks across the pool (Hogwild); with more, sub-epoch by sub-epoch, the
+    /// strata of one sub-epoch in parallel, each in order. Returns the summed loss of the
+    /// sampled examples and their count.
+    fn train_strata(&self, strata: &[Stratum], t: &Tables, opt: &Optimizer) -> (f64, usize) {
         let add = |a: (f64, usize), b: (f64, usize)| (a.0 + b.0, a.1 + b.1);
-        if one_thread {
-            examples.chunks(self.batch_size).map(work).fold((0.0, 0), add)
-        } else {
-            examples.par_chunks(self.batch_size).map(work).reduce(|| (0.0, 0), add)
+        let p = (strata.len() as f64).sqrt().round() as usize;
+        if p <= 1 {
+            let examples = strata.first().map_or(&[][..], |s| &s.examples[..]);
+            let run = |chunk: &[Example]| self.run(chunk, t, &t.global, opt);
+            return if self.threads == 1 || rayon::current_num_threads() == 1 {
+                examples.chunks(self.batch_size).map(run).fold((0.0, 0), add)
+            } else {
+                examples.par_chunks(self.batch_size).map(run).reduce(|| (0.0, 0), add)
+            };
+        }
+        // Only BCE with biases touches a row every stratum shares (the global bias): each
+        // stratum updates a copy, and the copies' changes are added at the sub-epoch's end.
+        let shared_global = self.loss == Loss::Bce && self.biases;
+        let mut total = (0.0, 0);
+        for s in 0..p {
+            let mut wave: Vec<&Stratum> =
+                strata.iter().filter(|x| (x.item_block + p - x.user_block) % p == s).collect();
+            wave.sort_by_key(|x| x.user_block);
+            let done: Vec<((f64, usize), Option<ParamTable>)> = wave
+                .par_iter()
+                .map(|x| {
+                    let global = shared_global.then(|| t.global.fork());
+                    (self.run(&x.examples, t, global.as_ref().unwrap_or(&t.global), opt), global)
+                })
+                .collect();
+            let mut forks = Vec::new();
+            for (r, g) in done {
+                total = add(total, r);
+                forks.extend(g);
+            }
+            if !forks.is_empty() {
+                t.global.absorb(&forks);
+            }
+        }
+        total
+    }
+
+    /// Trains on `examples` in order with the widest kernels this CPU has.
+    fn run(&self, examples: &[Example], t: &Tables, global: &ParamTable, opt: &Optimizer) -> (f64, usize) {
+        let mut buf = Buffers::new(t.f);
+        match simd() {
+            // SAFETY: simd() checked that the CPU has these features.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { self.chunk_avx512(examples, t, global, opt, &mut buf) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: simd() found AVX2 and FMA on this CPU.
+            Simd::Avx2 => unsafe { self.chunk_avx2(examples, t, global, opt, &mut buf) },
+            _ => self.chunk::<Portable>(examples, t, global, opt, &mut buf),
         }
     }
 
     /// Trains on one chunk; returns the summed loss of every 8th example and their count.
     #[inline(always)]
-    fn chunk<K: Kernels>(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> (f64, usize) {
+    fn chunk<K: Kernels>(
+        &self,
+        chunk: &[Example],
+        t: &Tables,
+        global: &ParamTable,
+        opt: &Optimizer,
+        buf: &mut Buffers,
+    ) -> (f64, usize) {
         // A plain loop, not an iterator closure: a closure is its own function and would not
         // inherit the target features of the AVX builds below.
         let (mut sum, mut count) = (0.0, 0);
@@ -307,7 +511,7 @@ impl MfParams {
                 prefetch(ahead, t);
             }
             let want_loss = n % 8 == 0;
-            let loss = self.update::<K>(ex, t, opt, buf, want_loss);
+            let loss = self.update::<K>(ex, t, global, opt, buf, want_loss);
             if want_loss {
                 sum += loss as f64;
                 count += 1;
@@ -319,20 +523,42 @@ impl MfParams {
     /// [`Self::chunk`] compiled for AVX2 + FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn chunk_avx2(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> (f64, usize) {
-        self.chunk::<Avx2>(chunk, t, opt, buf)
+    unsafe fn chunk_avx2(
+        &self,
+        chunk: &[Example],
+        t: &Tables,
+        global: &ParamTable,
+        opt: &Optimizer,
+        buf: &mut Buffers,
+    ) -> (f64, usize) {
+        self.chunk::<Avx2>(chunk, t, global, opt, buf)
     }
 
     /// [`Self::chunk`] compiled for AVX-512.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn chunk_avx512(&self, chunk: &[Example], t: &Tables, opt: &Optimizer, buf: &mut Buffers) -> (f64, usize) {
-        self.chunk::<Avx2>(chunk, t, opt, buf)
+    unsafe fn chunk_avx512(
+        &self,
+        chunk: &[Example],
+        t: &Tables,
+        global: &ParamTable,
+        opt: &Optimizer,
+        buf: &mut Buffers,
+    ) -> (f64, usize) {
+        self.chunk::<Avx512>(chunk, t, global, opt, buf)
     }
 
     #[inline(always)]
     /// Applies one example; returns its loss when `want_loss` (else 0).
-    fn update<K: Kernels>(&self, ex: Example, t: &Tables, opt: &Optimizer, b: &mut Buffers, want_loss: bool) -> f32 {
+    fn update<K: Kernels>(
+        &self,
+        ex: Example,
+        t: &Tables,
+        global: &ParamTable,
+        opt: &Optimizer,
+        b: &mut Buffers,
+        want_loss: bool,
+    ) -> f32 {
         match ex {
             Example::Pair(u, i, j) => {
                 let (u, i, j) = (u as usize, i as usize, j as usize);
@@ -375,7 +601,7 @@ impl MfParams {
                 t.users.read(u, &mut b.p);
                 t.items.read(i, &mut b.q);
                 let bias =
-                    if self.biases { t.global.get(0, 0) + t.user_bias.get(u, 0) + t.item_bias.get(i, 0) } else { 0.0 };
+                    if self.biases { global.get(0, 0) + t.user_bias.get(u, 0) + t.item_bias.get(i, 0) } else { 0.0 };
                 let s = bias + K::dot(&b.p, &b.q);
                 let p = sigmoid(s);
                 // BCE with logs clamped at -100, as PyTorch's BCELoss.
@@ -389,7 +615,7 @@ impl MfParams {
                 if self.biases {
                     t.user_bias.update_scalar(u, g, opt);
                     t.item_bias.update_scalar(i, g, opt);
-                    t.global.update_scalar(0, g, opt);
+                    global.update_scalar(0, g, opt);
                 }
                 loss
             }
