@@ -178,6 +178,13 @@ impl ModelParams for TwoStageSpec {
         }
         self.window_days.map_or(Ok(()), |d| within("window_days", d, 1..=3650))?;
         self.window_share.map_or(Ok(()), |s| within("window_share", s, 1e-6..=0.9))?;
+        if let (Some(days), Some(share)) = (self.window_days, self.window_share) {
+            return Err(ModelError::invalid(
+                "window_share",
+                share,
+                format!("unset while window_days ({days}) is set: a window holds out one or the other"),
+            ));
+        }
         within("window", self.window, 1..=10_000)?;
         within("windows", self.windows, 1..=20)?;
         within("candidates", self.candidates, 1..=100_000)?;
@@ -830,6 +837,9 @@ mod tests {
         assert_eq!(hold_out_share(&t, 0.3, 0).1.row(2).0, labels.row(2).0, "seeded");
         let e = TwoStageSpec { window_share: Some(1.5), ..spec() }.fit(&t, Side::default(), &NoProgress);
         assert!(e.err().unwrap().to_string().contains("window_share"));
+        let both = TwoStageSpec { window_share: Some(0.1), window_days: Some(7), ..spec() };
+        let e = both.fit(&t, Side::default(), &NoProgress).err().unwrap().to_string();
+        assert!(e.contains("window_share") && e.contains("window_days"), "{e}");
     }
 
     #[test]

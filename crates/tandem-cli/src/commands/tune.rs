@@ -444,6 +444,7 @@ pub fn tune(
     progress: &dyn Progress,
 ) -> Result<()> {
     let started = Instant::now();
+    let params = &share_windows(model, params, opts.holdout)?;
     let base = model_spec(model, params)?;
     let fixed = param_map(params)?;
     let fixed_keys: Vec<&str> = fixed.keys().map(String::as_str).collect();
@@ -571,9 +572,40 @@ pub fn tune(
     Ok(())
 }
 
+/// A two_stage pipeline tuned on a `share` holdout learns its ranker from windows of the same
+/// kind, a random share of each user's rows (what the validation holds out), unless the
+/// parameters choose its windows.
+fn share_windows(model: &str, params: &[String], holdout: Option<Holdout>) -> Result<Vec<String>> {
+    let mut params = params.to_vec();
+    let Some(Holdout::Share(share)) = holdout else { return Ok(params) };
+    let given = param_map(&params)?;
+    let chosen = ["window", "window_days", "window_share"].iter().any(|k| given.contains_key(*k));
+    if model.replace('-', "_") == "two_stage" && !chosen {
+        eprintln!(
+            "two_stage: the ranker's windows hold out a random {share} of each user's rows, as the validation does \
+             (set window, window_days or window_share to choose otherwise)"
+        );
+        params.push(format!("window_share={share}"));
+    }
+    Ok(params)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_share_holdout_gives_two_stage_share_windows_unless_windows_are_chosen() {
+        let share = Some(Holdout::Share(0.1));
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            share_windows("two_stage", &p(&["windows=3"]), share).unwrap(),
+            p(&["windows=3", "window_share=0.1"])
+        );
+        assert_eq!(share_windows("two_stage", &p(&["window_days=7"]), share).unwrap(), p(&["window_days=7"]));
+        assert_eq!(share_windows("two_stage", &p(&[]), Some(Holdout::Last(5))).unwrap(), p(&[]));
+        assert_eq!(share_windows("als", &p(&[]), share).unwrap(), p(&[]));
+    }
 
     #[test]
     fn durations_read_with_their_units() {
