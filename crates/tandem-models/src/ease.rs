@@ -73,7 +73,7 @@ impl EaseParams {
                 }
             }
         }
-            let emphasis = self.dropout as f64 / (1.0 - self.dropout as f64);
+        let emphasis = self.dropout as f64 / (1.0 - self.dropout as f64);
         for i in 0..n {
             for j in 0..i {
                 g[(i, j)] = g[(j, i)];
@@ -200,7 +200,11 @@ mod tests {
     #[test]
     fn conformance_suite() {
         let t = checkerboard();
-        conformance::<EaseParams>(&EaseParams { lambda: 1.0, ..Default::default() }.fit(&t, &NoProgress).unwrap(), &t, 1.0);
+        conformance::<EaseParams>(
+            &EaseParams { lambda: 1.0, ..Default::default() }.fit(&t, &NoProgress).unwrap(),
+            &t,
+            1.0,
+        );
     }
 
     #[test]
