@@ -179,6 +179,31 @@ pub trait Kernels {
     /// Each pointer must be valid for `n` reads and writes; as for [`Kernels::dot_diff`].
     #[allow(clippy::too_many_arguments)]
     unsafe fn bpr_sgd(p: *mut f32, q: *mut f32, r: *mut f32, n: usize, g: f32, lr: f32, wd: f32);
+    /// [`Kernels::bpr_sgd`]'s gradients under Adagrad, with each row's accumulators (`ap`,
+    /// `aq`, `ar`): `acc += d²`, `w -= lr d / (√acc + 1e-10)` per element, as `optim`'s rule.
+    ///
+    /// # Safety
+    /// As for [`Kernels::bpr_sgd`], for the six rows.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn bpr_adagrad(rows: [*mut f32; 3], acc: [*mut f32; 3], n: usize, g: f32, lr: f32, wd: f32);
+}
+
+/// One element of [`Kernels::bpr_adagrad`], for the scalar builds and the vector tails.
+///
+/// # Safety
+/// Element `k` of each of the six rows must be valid for reads and writes.
+#[inline(always)]
+unsafe fn bpr_adagrad_at(rows: [*mut f32; 3], acc: [*mut f32; 3], k: usize, g: f32, lr: f32, wd: f32) {
+    // SAFETY: the caller's bound.
+    unsafe {
+        let [p, q, r] = rows.map(|row| row.add(k));
+        let (pk, qk, rk) = (*p, *q, *r);
+        let grads = [g * (qk - rk) + wd * pk, g * pk + wd * qk, -g * pk + wd * rk];
+        for ((w, a), d) in [p, q, r].into_iter().zip(acc.map(|row| row.add(k))).zip(grads) {
+            *a += d * d;
+            *w -= lr * d / ((*a).sqrt() + 1e-10);
+        }
+    }
 }
 
 /// Plain Rust kernels, vectorised by the compiler for the baseline target.
@@ -214,6 +239,13 @@ impl Kernels for Portable {
             }
         }
     }
+    #[inline(always)]
+    unsafe fn bpr_adagrad(rows: [*mut f32; 3], acc: [*mut f32; 3], n: usize, g: f32, lr: f32, wd: f32) {
+        for k in 0..n {
+            // SAFETY: k < n, the caller's bound.
+            unsafe { bpr_adagrad_at(rows, acc, k, g, lr, wd) };
+        }
+    }
 }
 
 /// AVX2 + FMA intrinsics. Only call these from code that runs after [`simd`] reported
@@ -243,6 +275,11 @@ impl Kernels for Avx2 {
         // SAFETY: as above.
         unsafe { x86::bpr_sgd(p, q, r, n, g, lr, wd) }
     }
+    #[inline(always)]
+    unsafe fn bpr_adagrad(rows: [*mut f32; 3], acc: [*mut f32; 3], n: usize, g: f32, lr: f32, wd: f32) {
+        // SAFETY: as above.
+        unsafe { Portable::bpr_adagrad(rows, acc, n, g, lr, wd) }
+    }
 }
 
 /// AVX-512F for the two BPR row kernels (16 lanes: a 64-factor row is four registers), AVX2
@@ -271,6 +308,11 @@ impl Kernels for Avx512 {
     unsafe fn bpr_sgd(p: *mut f32, q: *mut f32, r: *mut f32, n: usize, g: f32, lr: f32, wd: f32) {
         // SAFETY: as above.
         unsafe { x86::bpr_sgd512(p, q, r, n, g, lr, wd) }
+    }
+    #[inline(always)]
+    unsafe fn bpr_adagrad(rows: [*mut f32; 3], acc: [*mut f32; 3], n: usize, g: f32, lr: f32, wd: f32) {
+        // SAFETY: as above.
+        unsafe { x86::bpr_adagrad512(rows, acc, n, g, lr, wd) }
     }
 }
 
@@ -399,6 +441,36 @@ mod x86 {
             total + dot_diff(p.add(i), q.add(i), r.add(i), n - i)
         } else {
             total
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    pub(super) unsafe fn bpr_adagrad512(rows: [*mut f32; 3], acc: [*mut f32; 3], n: usize, g: f32, lr: f32, wd: f32) {
+        let [p, q, r] = rows;
+        let (vg, vl, vw, eps) = (_mm512_set1_ps(g), _mm512_set1_ps(-lr), _mm512_set1_ps(wd), _mm512_set1_ps(1e-10));
+        let mut i = 0;
+        // SAFETY (all accesses): i + 16 <= n, within the caller's bound.
+        while i + 16 <= n {
+            let (pk, qk, rk) = (_mm512_loadu_ps(p.add(i)), _mm512_loadu_ps(q.add(i)), _mm512_loadu_ps(r.add(i)));
+            let gp = _mm512_mul_ps(vg, pk);
+            let grads = [
+                _mm512_fmadd_ps(vw, pk, _mm512_mul_ps(vg, _mm512_sub_ps(qk, rk))),
+                _mm512_fmadd_ps(vw, qk, gp),
+                _mm512_fmsub_ps(vw, rk, gp),
+            ];
+            for ((w, wk), (a, d)) in [p, q, r].into_iter().zip([pk, qk, rk]).zip(acc.into_iter().zip(grads)) {
+                let total = _mm512_fmadd_ps(d, d, _mm512_loadu_ps(a.add(i)));
+                _mm512_storeu_ps(a.add(i), total);
+                let step = _mm512_div_ps(d, _mm512_add_ps(_mm512_sqrt_ps(total), eps));
+                _mm512_storeu_ps(w.add(i), _mm512_fmadd_ps(vl, step, wk));
+            }
+            i += 16;
+        }
+        while i < n {
+            // SAFETY: i < n.
+            super::bpr_adagrad_at(rows, acc, i, g, lr, wd);
+            i += 1;
         }
     }
 
@@ -549,12 +621,35 @@ mod tests {
                     assert!(close(q1[k], q[k] - lr * (g * p[k] + wd * q[k])), "{name} q[{k}]");
                     assert!(close(r1[k], r[k] - lr * (-g * p[k] + wd * r[k])), "{name} r[{k}]");
                 }
+                // Adagrad: accumulators start at a, gain d², and scale the step.
+                let (mut rows, mut acc) = ([p.clone(), q.clone(), r.clone()], [row(0.2), row(0.5), row(0.9)]);
+                for a in acc.iter_mut() {
+                    a.iter_mut().for_each(|v| *v = v.abs() + 0.1);
+                }
+                let acc0 = acc.clone();
+                let ptrs = |v: &mut [Vec<f32>; 3]| [v[0].as_mut_ptr(), v[1].as_mut_ptr(), v[2].as_mut_ptr()];
+                // SAFETY: each vector holds n values.
+                unsafe { K::bpr_adagrad(ptrs(&mut rows), ptrs(&mut acc), n, g, lr, wd) };
+                for k in 0..n {
+                    let grads = [g * (q[k] - r[k]) + wd * p[k], g * p[k] + wd * q[k], -g * p[k] + wd * r[k]];
+                    for (w, d) in grads.iter().enumerate() {
+                        let total = acc0[w][k] + d * d;
+                        let old = [p[k], q[k], r[k]][w];
+                        let want = old - lr * d / (total.sqrt() + 1e-10);
+                        assert!((acc[w][k] - total).abs() < 1e-5, "{name} adagrad acc {w}[{k}]");
+                        assert!((rows[w][k] - want).abs() < 1e-6, "{name} adagrad row {w}[{k}]");
+                    }
+                }
             }
         }
         check::<Portable>("portable");
         #[cfg(target_arch = "x86_64")]
         if simd() != Simd::Base {
             check::<Avx2>("avx2");
+        }
+        #[cfg(target_arch = "x86_64")]
+        if simd() == Simd::Avx512 {
+            check::<Avx512>("avx512");
         }
     }
 

@@ -202,6 +202,14 @@ impl ParamTable {
         self.values.ptr(r * self.dim, self.dim)
     }
 
+    /// A raw pointer to row `r` of the first optimiser state (Adagrad's accumulators), for
+    /// fused kernels, as [`ParamTable::row_ptr`] (same contract; panics under plain SGD, which
+    /// keeps no state).
+    #[inline(always)]
+    pub fn state_ptr(&self, r: usize) -> *mut f32 {
+        self.state1.ptr(r * self.dim, self.dim)
+    }
+
     /// Value `k` of row `r`.
     #[inline(always)]
     pub fn get(&self, r: usize, k: usize) -> f32 {

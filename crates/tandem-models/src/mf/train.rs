@@ -579,6 +579,22 @@ impl MfParams {
                     }
                     return loss;
                 }
+                if opt.kind == OptimizerKind::Adagrad {
+                    // The same fused pass with the rows' accumulators (the default optimiser).
+                    debug_assert_ne!(i, j, "a BPR negative equal to its positive");
+                    let rows = [t.users.row_ptr(u), t.items.row_ptr(i), t.items.row_ptr(j)];
+                    let acc = [t.users.state_ptr(u), t.items.state_ptr(i), t.items.state_ptr(j)];
+                    // SAFETY: row_ptr / state_ptr checked that each row's `f` values are in bounds.
+                    let x = bias + unsafe { K::dot_diff(rows[0], rows[1], rows[2], t.f) } - self.margin;
+                    let (g, loss) = if want_loss { bpr_grad_loss(x) } else { (-sigmoid(-x), 0.0) };
+                    // SAFETY: as above.
+                    unsafe { K::bpr_adagrad(rows, acc, t.f, g, opt.lr, opt.weight_decay) };
+                    if self.biases {
+                        t.item_bias.update_scalar(i, g, opt);
+                        t.item_bias.update_scalar(j, -g, opt);
+                    }
+                    return loss;
+                }
                 t.users.read(u, &mut b.p);
                 t.items.read(i, &mut b.q);
                 t.items.read(j, &mut b.r);
