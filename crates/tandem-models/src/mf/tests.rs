@@ -179,15 +179,23 @@ fn blocked_epochs_keep_pairs_in_one_stratum_and_learn() {
     let blocks = Blocks::new(4, t.n_users(), t.n_items(), 1, 7);
     let zeros = |n| crate::Factors::zeros(n, p.factors);
     let tables = Tables::new(&zeros(t.n_users()), &zeros(t.n_items()), p.optimizer);
-    let ex = p.examples(&t.user_items, &tables, &blocks, 7);
-    assert_eq!(ex.len(), 2 * t.user_items.nnz(), "every positive keeps its negatives");
-    for e in &ex {
-        let Example::Pair(u, i, j) = *e else { panic!("BPR pairs") };
-        assert!(!t.user_items.row(u as usize).0.contains(&j));
-        assert_eq!(blocks.item_block(i), blocks.item_block(j), "({u}, {i}, {j}): negative from the positive's block");
+    let hard = MfParams { negative_mode: NegativeMode::Hard, hard_keep: 1, hard_random: 1, ..p.clone() };
+    let fixed = MfParams { negative_mode: NegativeMode::Fixed, ..p.clone() };
+    for q in [&p, &hard, &fixed] {
+        let ex = q.examples(&t.user_items, &tables, &blocks, 7);
+        assert_eq!(ex.len(), 2 * t.user_items.nnz(), "{:?}: every positive keeps its negatives", q.negative_mode);
+        for e in &ex {
+            let Example::Pair(u, i, j) = *e else { panic!("BPR pairs") };
+            assert!(!t.user_items.row(u as usize).0.contains(&j));
+            assert_eq!(
+                blocks.item_block(i),
+                blocks.item_block(j),
+                "({u}, {i}, {j}): negative from the positive's block"
+            );
+        }
+        let strata = blocks.strata(&ex, 1, 7);
+        assert_eq!(strata.iter().map(|s| s.len()).sum::<usize>(), ex.len(), "strata partition the epoch");
     }
-    let strata = blocks.strata(&ex, 1, 7);
-    assert_eq!(strata.iter().map(|s| s.len()).sum::<usize>(), ex.len(), "strata partition the epoch");
 
     // The same fit on one thread and on four: disjoint rows (and BCE's global bias merged in
     // a fixed order), so not a bit differs.
