@@ -289,15 +289,14 @@ pub struct Avx512;
 
 #[cfg(target_arch = "x86_64")]
 impl Kernels for Avx512 {
+    // Callers run only where simd() found AVX-512F, AVX2 and FMA (type-level contract).
     #[inline(always)]
     fn dot(a: &[f32], b: &[f32]) -> f32 {
-        // SAFETY: callers run only where simd() found AVX-512F, AVX2 and FMA.
-        unsafe { x86::dot(a, b) }
+        Avx2::dot(a, b)
     }
     #[inline(always)]
     fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-        // SAFETY: as above.
-        unsafe { x86::axpy(a, x, y) }
+        Avx2::axpy(a, x, y)
     }
     #[inline(always)]
     unsafe fn dot_diff(p: *const f32, q: *const f32, r: *const f32, n: usize) -> f32 {
