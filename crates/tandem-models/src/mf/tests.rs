@@ -193,7 +193,7 @@ fn blocked_epochs_keep_pairs_in_one_stratum_and_learn() {
                 "({u}, {i}, {j}): negative from the positive's block"
             );
         }
-        let strata = blocks.strata(&ex, 1, 7);
+        let strata = blocks.strata(ex.clone(), 1, 7);
         assert_eq!(strata.iter().map(|s| s.len()).sum::<usize>(), ex.len(), "strata partition the epoch");
     }
 

@@ -169,24 +169,57 @@ impl Blocks {
     }
 
     /// `examples` sorted into their strata, each shuffled by its own seeded generator.
-    pub(super) fn strata(&self, examples: &[Example], seed: u64, epoch: u64) -> Vec<Stratum> {
+    pub(super) fn strata(&self, examples: Vec<Example>, seed: u64, epoch: u64) -> Vec<Stratum> {
+        let mut strata = self.deal(examples);
+        Self::shuffle(&mut strata, seed, epoch);
+        strata
+    }
+
+    /// One epoch's strata, drawn one user block at a time and dealt to the item blocks as each
+    /// is done, so that at most one user block's examples are held twice (the whole epoch's
+    /// were, and MF's examples are the largest thing it holds).
+    fn epoch(&self, p: &MfParams, m: &Csr, t: &Tables, seed: u64, epoch: u64) -> Vec<Stratum> {
+        let mut strata = Vec::with_capacity(self.p * self.p);
+        for a in 0..self.p {
+            let users: Vec<u32> = if self.p == 1 {
+                (0..m.n_rows() as u32).collect()
+            } else {
+                (0..m.n_rows() as u32).filter(|&u| self.user[u as usize] as usize == a).collect()
+            };
+            strata
+                .extend(self.deal(p.examples_of(m, t, self, epoch, &users)).into_iter().filter(|s| s.user_block == a));
+        }
+        Self::shuffle(&mut strata, seed, epoch);
+        strata
+    }
+
+    /// `examples` sorted into the `p * p` strata, in order (with one block: moved, not copied).
+    fn deal(&self, examples: Vec<Example>) -> Vec<Stratum> {
         let p = self.p;
+        if p == 1 {
+            return vec![Stratum { user_block: 0, item_block: 0, examples }];
+        }
         let mut strata: Vec<Stratum> =
             (0..p * p).map(|k| Stratum { user_block: k / p, item_block: k % p, examples: Vec::new() }).collect();
         let mut counts = vec![0usize; p * p];
-        for ex in examples {
+        for ex in &examples {
             counts[self.stratum(ex)] += 1;
         }
         for (s, &n) in strata.iter_mut().zip(&counts) {
             s.examples.reserve_exact(n);
         }
         for ex in examples {
-            strata[self.stratum(ex)].examples.push(*ex);
+            strata[self.stratum(&ex)].examples.push(ex);
         }
-        strata.par_iter_mut().enumerate().for_each(|(k, s)| {
-            s.examples.shuffle(&mut user_rng(seed ^ 0x5EED_0F57, epoch, k as u32));
-        });
         strata
+    }
+
+    /// Shuffles each stratum with its own generator, seeded by (seed, epoch, stratum).
+    fn shuffle(strata: &mut [Stratum], seed: u64, epoch: u64) {
+        strata.par_iter_mut().for_each(|s| {
+            let k = (s.user_block * 1024 + s.item_block) as u32;
+            s.examples.shuffle(&mut user_rng(seed ^ 0x5EED_0F57, epoch, k));
+        });
     }
 }
 
@@ -236,10 +269,10 @@ impl EpochTrainer for Run<'_> {
         let (m, t, p, n_blocks) = (self.m, &self.t, self.p, self.blocks);
         let fixed = self.fixed.as_ref();
         let make = move || match fixed {
-            Some((blocks, ex)) => blocks.strata(ex, seed, epoch),
+            Some((blocks, ex)) => blocks.strata(ex.clone(), seed, epoch),
             None => {
                 let blocks = Blocks::new(n_blocks, m.n_rows(), m.n_cols(), seed, epoch);
-                blocks.strata(&p.examples(m, t, &blocks, epoch), seed, epoch)
+                blocks.epoch(p, m, t, seed, epoch)
             }
         };
         match &self.pool {
@@ -336,12 +369,17 @@ impl MfParams {
 
     /// The examples of one epoch (`epoch == u64::MAX` for static negatives), in user order.
     pub(super) fn examples(&self, m: &Csr, t: &Tables, blocks: &Blocks, epoch: u64) -> Vec<Example> {
+        self.examples_of(m, t, blocks, epoch, &(0..m.n_rows() as u32).collect::<Vec<_>>())
+    }
+
+    /// The examples of `users` (ascending) in one epoch, in user order.
+    fn examples_of(&self, m: &Csr, t: &Tables, blocks: &Blocks, epoch: u64, users: &[u32]) -> Vec<Example> {
         let sampler = NegativeSampler::new(m);
         // Users appended to one vector per rayon piece, not one per user: allocations and
         // the final concatenation showed in small-data profiles.
-        let parts: Vec<Vec<Example>> = (0..m.n_rows() as u32)
-            .into_par_iter()
-            .fold(Vec::new, |mut out, u| {
+        let parts: Vec<Vec<Example>> = users
+            .par_iter()
+            .fold(Vec::new, |mut out, &u| {
                 self.user_examples(m, &sampler, t, blocks, epoch, u, &mut out);
                 out
             })
