@@ -644,7 +644,7 @@ impl TwoStage {
 
 /// Candidates the ranker scores equal are put in the order of the first retriever that tells
 /// them apart (then by item), and their scores nudged down by whole ulps to say so. A ranker
-/// with coarse outputs (trees stopped early: a quarter of the top-10 slots tied on ml-100k ratio)
+/// with coarse outputs (a GBDT left a quarter of the top-10 slots tied on ml-100k ratio)
 /// would otherwise leave ties, which evaluation rightly resolves against the held-out items
 /// (SPEC §6). `by[r][k]` is retriever r's score of candidate k.
 fn break_ties(scores: &mut [f32], by: &[Vec<f32>]) {
