@@ -60,6 +60,14 @@ pub struct TuneSpec {
     /// Seed of the proposals (default 42).
     #[serde(default = "forty_two")]
     pub seed: u64,
+    /// Validation sets carved from train whose mean scores a trial (default 1; `tandem tune
+    /// --folds`); needs a carved holdout.
+    #[serde(default = "one")]
+    pub folds: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn forty() -> usize {
@@ -254,6 +262,9 @@ impl Config {
                     }
                     if t.budget == 0 {
                         bail!("{}: models.{name}.tune.budget: at least 1 trial", path.display());
+                    }
+                    if !(1..=20).contains(&t.folds) {
+                        bail!("{}: models.{name}.tune.folds: {} (expected 1 to 20)", path.display(), t.folds);
                     }
                     tuning.insert(name.clone(), t);
                 }

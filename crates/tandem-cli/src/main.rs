@@ -140,6 +140,14 @@ enum Command {
         /// Seed of the proposals and of a share holdout.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Validation sets carved from train.tsv; a trial's value is their mean, which cuts the
+        /// chance that the best trial is only the luckiest (each trial fits once per fold). A
+        /// share draws each fold anew (seeds seed, seed + 1, ...); last:N and days:D roll back:
+        /// fold 2 holds out the N rows (D days) before fold 1's, from the rows fold 1 fits on.
+        /// A two_stage pipeline scores its retrievers' trials on every fold and its ranker's on
+        /// the first. Needs --holdout on a split with a valid.tsv.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=20))]
+        folds: u64,
         /// Carry on from DIR/trials.jsonl (the same seed and --parallel propose the same next
         /// trials).
         #[arg(long)]
@@ -380,6 +388,7 @@ fn main() -> ExitCode {
             metric,
             holdout,
             seed,
+            folds,
             resume,
             parallel,
             no_prune,
@@ -390,8 +399,20 @@ fn main() -> ExitCode {
             let parallel = if parallel == 0 { rayon::current_num_threads() } else { parallel };
             let items = items.as_deref();
             let prune = !no_prune;
-            let opts =
-                commands::TuneOptions { budget, time, metric, holdout, seed, resume, parallel, prune, items, ks: &ks };
+            let folds = folds as usize;
+            let opts = commands::TuneOptions {
+                budget,
+                time,
+                metric,
+                holdout,
+                seed,
+                folds,
+                resume,
+                parallel,
+                prune,
+                items,
+                ks: &ks,
+            };
             commands::tune(&split_dir, &model, &params, &out, &opts, &bars)
         }
         Command::Serve {

@@ -38,6 +38,7 @@ pub struct EvalPlan<'a> {
 }
 
 /// A validation set and the metric epochs are compared on.
+#[derive(Clone, Copy)]
 pub struct Validation<'a> {
     /// The validation users and their held-out items.
     pub set: &'a TestSet,

@@ -234,6 +234,17 @@ mod run {
         assert!(o.status.success(), "{}", stderr(&o));
         let e = stderr(&o);
         assert!(e.contains("knn: tuning 4 trials on rows carved from train, last:2"), "{e}");
+        // Two folds: the second holds out the 2 rows before the first's.
+        let two = d.path().join("two");
+        let o = tandem(&[
+            "run",
+            cfg.to_str().unwrap(),
+            "--out",
+            two.to_str().unwrap(),
+            "--set",
+            "models.knn.tune={budget: 2, folds: 2}",
+        ]);
+        assert!(o.status.success() && stderr(&o).contains("last:2, mean of 2 folds"), "{}", stderr(&o));
         let trials = std::fs::read_to_string(out.join("tuned/knn.trials.jsonl")).unwrap();
         assert_eq!(trials.lines().count(), 4);
         let snippet = std::fs::read_to_string(out.join("tuned/knn.yaml")).unwrap();
@@ -260,6 +271,7 @@ mod run {
         );
         for (set, says) in [
             ("models.knn.tune.budget=0", "models.knn.tune.budget"),
+            ("models.knn.tune.folds=0", "models.knn.tune.folds: 0 (expected 1 to 20)"),
             ("models.knn.tune.trials=3", "unknown field `trials`"),
             ("models.knn.tune.holdout=first:3", "last:N"),
             ("models.pop.tune.budget=3", "nothing to search"),
@@ -921,6 +933,44 @@ mod tune {
         assert!(metric(&report(out.path()), "als", "NDCG@10") > 0.05);
         let bad = tandem(&["tune", s, "--model", "als", "--time", "10 minutes", "--out", o]);
         assert!(!bad.status.success() && stderr(&bad).contains("such as 90s, 10m or 1h"), "{}", stderr(&bad));
+    }
+
+    /// With `--folds 2` on a share holdout a trial scores the mean of two carvings, the second
+    /// drawn with the next seed: the defaults' value is the mean of what one fold gives with
+    /// seeds 42 and 43. A split that validates on its valid.tsv has no folds to carve.
+    #[test]
+    fn folds_average_carvings_drawn_with_successive_seeds() {
+        let Some(data) = shared() else { return };
+        let split = data.join("ml-100k/splits/ratio");
+        let s = split.to_str().unwrap();
+        let first = |folds: &str, seed: &str| {
+            let out = tempfile::tempdir().unwrap();
+            let o = out.path().to_str().unwrap();
+            let args = ["tune", s, "--model", "als", "--holdout", "share:0.1", "--budget", "1", "--ks", "10"];
+            let run = tandem(&[&args[..], &["--folds", folds, "--seed", seed, "--out", o]].concat());
+            assert!(run.status.success(), "{}", stderr(&run));
+            let tune: Value =
+                serde_json::from_str(&std::fs::read_to_string(out.path().join("tune.json")).unwrap()).unwrap();
+            assert_eq!(tune["folds"], folds.parse::<u64>().unwrap());
+            (trials(out.path())[0]["value"].as_f64().unwrap(), stderr(&run))
+        };
+        let ((a, _), (b, _), (mean, log)) = (first("1", "42"), first("1", "43"), first("2", "42"));
+        assert!(a != b, "two carvings: {a} {b}");
+        assert!((mean - (a + b) / 2.0).abs() < 1e-12, "{mean} against {a} and {b}");
+        assert!(log.contains("mean of 2 folds"), "{log}");
+        let loo = data.join("ml-100k/splits/loo");
+        let out = tempfile::tempdir().unwrap();
+        let e = stderr(&tandem(&[
+            "tune",
+            loo.to_str().unwrap(),
+            "--model",
+            "als",
+            "--folds",
+            "2",
+            "--out",
+            out.path().to_str().unwrap(),
+        ]));
+        assert!(e.contains("--folds 2") && e.contains("valid.tsv") && e.contains("--holdout"), "{e}");
     }
 
     #[test]

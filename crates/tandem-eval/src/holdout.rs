@@ -87,6 +87,29 @@ pub fn carve(
     Ok((split.train, split.test))
 }
 
+/// `folds` carvings of `train` by `holdout`, to validate each setting on several held-out sets
+/// and average: a share draws each fold anew (seeds `seed`, `seed + 1`, …) from all of
+/// `train`; `last` and `days` are rolling origins — fold k is carved from the rows fold k − 1
+/// fitted on, so each fold validates on the rows (or days) just before the previous fold's.
+pub fn carve_folds(
+    train: &Interactions,
+    n_users: usize,
+    items: &IdMap,
+    holdout: Holdout,
+    seed: u64,
+    folds: usize,
+) -> Result<Vec<(Interactions, Interactions)>, String> {
+    let mut out: Vec<(Interactions, Interactions)> = Vec::with_capacity(folds);
+    for k in 0..folds {
+        let fold = match holdout {
+            Holdout::Share(_) => carve(train, n_users, items, holdout, seed.wrapping_add(k as u64))?,
+            _ => carve(out.last().map_or(train, |f| &f.0), n_users, items, holdout, seed)?,
+        };
+        out.push(fold);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +149,24 @@ mod tests {
         assert_eq!((per_user(0), per_user(1), per_user(2)), (2, 2, 1));
         assert_eq!(fit.len() + valid.len(), 25);
         assert_eq!(carve(&train, 3, &items, Holdout::Share(0.2), 7).unwrap().1, valid, "seeded");
+    }
+
+    #[test]
+    fn folds_roll_back_in_time_or_draw_anew() {
+        let mut items = IdMap::new();
+        // User 0: four rows at times 1..=4; user 1: one row (kept whole).
+        let train = log(&mut items, &[(0, "a", 1), (0, "b", 2), (0, "c", 3), (0, "d", 4), (1, "a", 1)]);
+        let folds = carve_folds(&train, 2, &items, Holdout::Last(1), 0, 3).unwrap();
+        let held: Vec<Vec<&str>> = folds.iter().map(|f| f.1.iter().map(|r| items.raw(r.item)).collect()).collect();
+        assert_eq!(held, vec![vec!["d"], vec!["c"], vec!["b"]]);
+        assert_eq!(folds.iter().map(|f| f.0.len()).collect::<Vec<_>>(), vec![4, 3, 2]);
+        let names: Vec<String> = (0..20).map(|k| k.to_string()).collect();
+        let rows: Vec<(u32, &str, i64)> = (0..20).map(|k| (0, names[k].as_str(), k as i64)).collect();
+        let train = log(&mut items, &rows);
+        let folds = carve_folds(&train, 1, &items, Holdout::Share(0.25), 5, 2).unwrap();
+        assert!(folds.iter().all(|f| f.0.len() == 15 && f.1.len() == 5), "each fold draws from all rows");
+        assert_ne!(folds[0].1, folds[1].1, "a fold's own seed");
+        assert_eq!(folds[0], carve(&train, 1, &items, Holdout::Share(0.25), 5).unwrap());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 use tandem_data::{Dataset, Interactions, Progress, Split};
@@ -136,16 +136,26 @@ fn tune_entry(
             let h = h.or_else(|| Holdout::mirroring(&cfg.split)).with_context(|| {
                 format!("models.{name}.tune.holdout: the split ({}) has no valid part to tune on and no per-user counterpart; say last:N, share:S or days:D", cfg.split.describe())
             })?;
-            Some((h, super::tune::carved(&train.log, sizes, &data.items, h, t.seed, candidates)?))
+            Some((h, super::tune::carved(&train.log, sizes, &data.items, (h, t.folds), t.seed, candidates)?))
         }
     };
-    let (fit_on, validation, how) = match &carved_rows {
-        Some((h, (fit, s))) => {
-            (fit, Validation { set: &s.test, protocol: &s.protocol, metric }, format!("rows carved from train, {h}"))
+    let (folds, how) = match &carved_rows {
+        Some((h, carvings)) => {
+            let folds: Vec<(&TrainSet, Validation<'_>)> = carvings
+                .iter()
+                .map(|(fit, s)| (fit, Validation { set: &s.test, protocol: &s.protocol, metric }))
+                .collect();
+            let mean = if t.folds > 1 { format!(", mean of {} folds", t.folds) } else { String::new() };
+            (folds, format!("rows carved from train, {h}{mean}"))
         }
         None => {
+            if t.folds > 1 {
+                bail!(
+                    "models.{name}.tune.folds: folds are carved from train, and this split has a valid part to tune on; set tune.holdout to carve them instead"
+                );
+            }
             let v = valid.expect("matched above");
-            (train, Validation { set: v.set, protocol: v.protocol, metric }, "the valid part".to_string())
+            (vec![(train, Validation { set: v.set, protocol: v.protocol, metric })], "the valid part".to_string())
         }
     };
     let dir = out.join("tuned");
@@ -166,12 +176,12 @@ fn tune_entry(
                 prune: true,
                 time: None,
             };
-            let data = (fit_on, data.side(), validation);
+            let data = (&folds[..], data.side());
             super::tune::tune_pipeline(pipeline, data, Vec::new(), &log, &budget, &how)
                 .with_context(|| format!("models.{name}.tune"))?
         }
         None => {
-            let searcher = super::tune::Searcher::new(spec, &[], t.seed, fit_on, data.side(), validation)
+            let searcher = super::tune::Searcher::new(spec, &[], t.seed, folds, data.side())
                 .map_err(|e| anyhow::anyhow!("models.{name}.tune: {e}"))?;
             eprintln!("{name}: tuning {} trials on {how} ({metric}); searching {}", t.budget, searcher.keys());
             let done = searcher.run(t.budget, 1, Vec::new(), Some(&log), &format!("{name}: "), None)?;

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 use tandem_data::{IdMap, Interactions, NoProgress, Progress, Side, SplitDir};
-use tandem_eval::holdout::{carve, Holdout};
+use tandem_eval::holdout::{carve_folds, Holdout};
 use tandem_eval::search::{append_trial, best, prune, read_trials, yaml_snippet, Search, Trial};
 use tandem_eval::{setup, Candidates, MetricAt, Parts, Setup};
 use tandem_models::TrainSet;
@@ -32,6 +32,8 @@ pub struct TuneOptions<'a> {
     pub holdout: Option<Holdout>,
     /// Seed of the proposals and of a `share` holdout.
     pub seed: u64,
+    /// Validation sets carved from train whose mean scores a trial ([`carve_folds`]).
+    pub folds: usize,
     /// Carry on from OUT/trials.jsonl.
     pub resume: bool,
     /// Trials run at once.
@@ -44,19 +46,28 @@ pub struct TuneOptions<'a> {
     pub ks: &'a [usize],
 }
 
-/// Validation rows carved from `rows` by `holdout`, ranked with `candidates`: the rows to fit
-/// on and the evaluation of the held-out ones.
+/// Validation rows carved from `rows` by `holdout`, `folds` times ([`carve_folds`]), ranked
+/// with `candidates`: per fold the rows to fit on and the evaluation of the held-out ones.
 pub(crate) fn carved(
     rows: &Interactions,
     (n_users, n_items): (usize, usize),
     items: &IdMap,
-    holdout: Holdout,
+    (holdout, folds): (Holdout, usize),
     seed: u64,
     candidates: Candidates<'_>,
-) -> Result<(TrainSet, Setup)> {
-    let (fit, valid) =
-        carve(rows, n_users, items, holdout, seed).map_err(|e| anyhow::anyhow!("holdout {holdout}: {e}"))?;
-    validation_setup(fit, &valid, (n_users, n_items), candidates, &format!("train, {holdout}"))
+) -> Result<Vec<(TrainSet, Setup)>> {
+    let carvings = carve_folds(rows, n_users, items, holdout, seed, folds)
+        .map_err(|e| anyhow::anyhow!("holdout {holdout}: {e}"))?;
+    let n = carvings.len();
+    carvings
+        .into_iter()
+        .enumerate()
+        .map(|(k, (fit, valid))| {
+            let how =
+                if n > 1 { format!("train, {holdout}, fold {} of {n}", k + 1) } else { format!("train, {holdout}") };
+            validation_setup(fit, &valid, (n_users, n_items), candidates, &how)
+        })
+        .collect()
 }
 
 fn validation_setup(
@@ -91,9 +102,10 @@ pub(crate) struct Searcher<'a> {
     kind: &'static tandem_models::kind::Kind,
     base: Map<String, Value>,
     search: Search,
-    train: &'a TrainSet,
+    /// The rows each trial fits on and the validation it is scored on, one pair per fold (the
+    /// trial's value is the mean).
+    folds: Vec<(&'a TrainSet, Validation<'a>)>,
     side: Side<'a>,
-    validation: Validation<'a>,
     /// Stop trials trained in epochs that validate below their peers ([`prune`]).
     prune: bool,
 }
@@ -104,9 +116,8 @@ impl<'a> Searcher<'a> {
         spec: &Spec,
         fixed: &[&str],
         seed: u64,
-        train: &'a TrainSet,
+        folds: Vec<(&'a TrainSet, Validation<'a>)>,
         side: Side<'a>,
-        validation: Validation<'a>,
     ) -> Result<Searcher<'a>> {
         let kind = registry::kind(spec.kind()).expect("a parsed spec has a known kind");
         let space: Vec<_> = kind.space().into_iter().filter(|d| !fixed.contains(&d.key)).collect();
@@ -114,7 +125,10 @@ impl<'a> Searcher<'a> {
             bail!("{}: nothing to search (its search space is empty or every key is fixed)", kind.name);
         }
         let Value::Object(base) = spec.params() else { unreachable!("parameters are a map") };
-        Ok(Searcher { kind, base, search: Search::new(space, seed), train, side, validation, prune: true })
+        if folds.is_empty() {
+            bail!("no validation fold to score trials on");
+        }
+        Ok(Searcher { kind, base, search: Search::new(space, seed), folds, side, prune: true })
     }
 
     /// With `false`, every trial trains all its epochs (`tandem tune --no-prune`).
@@ -147,35 +161,50 @@ impl<'a> Searcher<'a> {
             Ok((v, f)) => (Some(v), f, None),
             Err(e) => (None, Fitted::default(), Some(format!("{e:#}"))),
         };
-        let metric = self.validation.metric.to_string();
+        let metric = self.folds[0].1.metric.to_string();
         let Fitted { epochs, curve, pruned } = fitted;
         let seconds = t0.elapsed().as_secs_f64();
         Trial { trial, params: proposal, metric, value, error, seconds, epochs, curve, pruned }
     }
 
-    /// The validation metric of `spec` fitted on the training rows, and how its epochs went:
-    /// models trained in epochs are validated after each, keep their best, and are pruned when
-    /// they fall below the trials of `history` at the same epoch ([`prune`]; runs of at least
-    /// 10 epochs, after a third of them).
+    /// The validation metric of `spec` fitted on each fold's training rows (their mean), and
+    /// how its epochs went: models trained in epochs are validated after each, keep their best,
+    /// and are pruned when they fall below the trials of `history` at the same epoch ([`prune`];
+    /// runs of at least 10 epochs, after a third of them; a fold pruned ends the trial). With
+    /// several folds the curve is the folds' mean over the epochs all of them ran, and the epochs
+    /// kept are its best.
     fn fit_and_score(&self, spec: &Spec, history: &[Trial]) -> Result<(f64, Fitted)> {
         let mut fitted = Fitted::default();
-        let mut kept: Option<(usize, f64)> = None;
         let planned = spec.params().get("epochs").and_then(Value::as_u64).unwrap_or(0) as usize;
-        let model = spec.fit_validated(self.train, self.side, &NoProgress, &mut |report, model| {
-            let v = self.validation.score(model, &self.train.user_items)?;
-            fitted.curve.push(v);
-            if kept.is_none_or(|k| v > k.1) {
-                kept = Some((report.epoch, v));
+        let (mut curves, mut values): (Vec<Vec<(usize, f64)>>, Vec<f64>) = (Vec::new(), Vec::new());
+        for (train, validation) in &self.folds {
+            let mut curve: Vec<(usize, f64)> = Vec::new();
+            let mut own: Vec<f64> = Vec::new();
+            let model = spec.fit_validated(train, self.side, &NoProgress, &mut |report, model| {
+                let v = validation.score(model, &train.user_items)?;
+                curve.push((report.epoch, v));
+                own.push(v);
+                if self.prune && prune(history, &own, planned) {
+                    fitted.pruned = Some(report.epoch);
+                    report.stop();
+                }
+                Some(v)
+            })?;
+            values.push(validation.score(&*model, &train.user_items).context("the metric was not computed")?);
+            curves.push(curve);
+            if fitted.pruned.is_some() {
+                break;
             }
-            if self.prune && prune(history, &fitted.curve, planned) {
-                fitted.pruned = Some(report.epoch);
-                report.stop();
-            }
-            Some(v)
-        })?;
-        let value = self.validation.score(&*model, &self.train.user_items).context("the metric was not computed")?;
-        fitted.epochs = kept.map(|k| k.0);
-        Ok((value, fitted))
+        }
+        let ran = curves.iter().map(Vec::len).min().unwrap_or(0);
+        fitted.curve = (0..ran).map(|e| curves.iter().map(|c| c[e].1).sum::<f64>() / curves.len() as f64).collect();
+        // The first best, as one fold keeps it.
+        let best = fitted.curve.iter().enumerate().fold(None, |top: Option<(usize, f64)>, (e, &v)| match top {
+            Some((_, b)) if v <= b => top,
+            _ => Some((e, v)),
+        });
+        fitted.epochs = best.map(|(e, _)| curves[0][e].0);
+        Ok((values.iter().sum::<f64>() / values.len() as f64, fitted))
     }
 
     /// Runs trials until `budget`, `parallel` at a time, after the `done` ones, appending each
@@ -234,17 +263,19 @@ impl<'a> Searcher<'a> {
 /// A pipeline's search: each retriever's own space first (half the budget, shared evenly; a
 /// retriever alone on the same validation rows), then the ranker's on the tuned retrievers'
 /// candidates, which are fitted once (every window's retrievers and examples) while each trial
-/// fits only a ranker. Returns the ranker's trials (written to `log`; the retrievers' go to
+/// fits only a ranker. With several `folds` the retrievers' trials are scored on each; the
+/// ranker's on the first (each fold would need its own windows). Returns the ranker's trials (written to `log`; the retrievers' go to
 /// [`retriever_log`]s beside it), the best, and the pipeline's chosen `retrievers` and `ranker`.
 pub(crate) fn tune_pipeline(
     pipeline: &TwoStageSpec,
-    (train, side, validation): (&TrainSet, Side<'_>, Validation<'_>),
+    (folds, side): (&[(&TrainSet, Validation<'_>)], Side<'_>),
     done: Vec<Trial>,
     log: &Path,
     opts: &Budget,
     how: &str,
 ) -> Result<(Vec<Trial>, Trial, Map<String, Value>)> {
     let mut pipeline = pipeline.clone();
+    let (train, validation) = *folds.first().context("no validation fold")?;
     let n = pipeline.retrievers.len();
     // Only retrievers with something to search share their half of the budget.
     let searched =
@@ -259,8 +290,7 @@ pub(crate) fn tune_pipeline(
     let mut turn = 0;
     for k in 0..n {
         let spec = &pipeline.retrievers[k];
-        let v = Validation { set: validation.set, protocol: validation.protocol, metric: validation.metric };
-        let searcher = match Searcher::new(spec, &[], opts.seed, train, side, v) {
+        let searcher = match Searcher::new(spec, &[], opts.seed, folds.to_vec(), side) {
             Ok(s) => s.pruning(opts.prune),
             Err(e) => {
                 eprintln!("retrievers.{k} ({}): kept as given ({e})", spec.kind());
@@ -472,13 +502,19 @@ pub fn tune(
     let sizes = (sd.dataset.n_users(), sd.dataset.n_items());
     // valid.tsv (with its negatives) when the split has one and no holdout is asked for.
     let given = opts.holdout.is_none() && !sd.valid.is_empty();
-    let (train, s, how) = if given {
+    let (carvings, how) = if given {
+        if opts.folds > 1 {
+            bail!(
+                "--folds {}: folds are carved from train.tsv, and this split validates on its valid.tsv; pass --holdout (last:N, share:S or days:D) to carve them instead",
+                opts.folds
+            );
+        }
         let candidates = match sd.valid_negatives.as_deref() {
             Some(test) => Candidates::Given { test, valid: None },
             None => Candidates::Full { exclude_seen: true },
         };
-        let (t, s) = validation_setup(sd.train.clone(), &sd.valid, sizes, candidates, "valid.tsv")?;
-        (t, s, "valid.tsv".to_string())
+        let fold = validation_setup(sd.train.clone(), &sd.valid, sizes, candidates, "valid.tsv")?;
+        (vec![fold], "valid.tsv".to_string())
     } else {
         let h = opts.holdout.unwrap_or(Holdout::Last(5));
         // A split ranked against given negatives is mirrored by as many drawn ones per user.
@@ -487,14 +523,17 @@ pub fn tune(
             Some(n) => Candidates::Drawn { n, sampling: tandem_eval::NegativeSampling::Uniform, seed: opts.seed },
             None => Candidates::Full { exclude_seen: true },
         };
-        let (t, s) = carved(&sd.train, sizes, &sd.dataset.items, h, opts.seed, candidates)?;
+        let carvings = carved(&sd.train, sizes, &sd.dataset.items, (h, opts.folds), opts.seed, candidates)?;
         let against = drawn.map_or(String::new(), |n| format!(", against {n} drawn negatives"));
-        (t, s, format!("train.tsv, {h} per user{against}"))
+        let folds = if opts.folds > 1 { format!(", mean of {} folds", opts.folds) } else { String::new() };
+        (carvings, format!("train.tsv, {h} per user{against}{folds}"))
     };
-    let validation = || Validation { set: &s.test, protocol: &s.protocol, metric: opts.metric };
+    let folds: Vec<(&TrainSet, Validation<'_>)> = carvings
+        .iter()
+        .map(|(t, s)| (t, Validation { set: &s.test, protocol: &s.protocol, metric: opts.metric }))
+        .collect();
     let (done, top, chosen) = match base.get::<TwoStageSpec>() {
         Some(pipeline) => {
-            let data = (&train, sd.dataset.side(), validation());
             let budget = Budget {
                 budget: opts.budget,
                 parallel: opts.parallel,
@@ -503,13 +542,14 @@ pub fn tune(
                 prune: opts.prune,
                 time: opts.time.map(|t| (started, t)),
             };
+            let data = (&folds[..], sd.dataset.side());
             let (done, top, chosen) = tune_pipeline(pipeline, data, done, &log, &budget, &how)?;
             let mut all = fixed;
             all.extend(chosen);
             (done, top, all)
         }
         None => {
-            let searcher = Searcher::new(&base, &fixed_keys, opts.seed, &train, sd.dataset.side(), validation())
+            let searcher = Searcher::new(&base, &fixed_keys, opts.seed, folds.clone(), sd.dataset.side())
                 .map_err(|e| anyhow::anyhow!("--model {model}: {e}"))?
                 .pruning(opts.prune);
             eprintln!(
@@ -517,7 +557,7 @@ pub fn tune(
                 base.kind(),
                 opts.budget,
                 opts.parallel.max(1),
-                s.test.len(),
+                folds[0].1.set.len(),
                 done.len(),
                 searcher.keys()
             );
@@ -560,6 +600,7 @@ pub fn tune(
         "validation": how,
         "budget": opts.budget,
         "seed": opts.seed,
+        "folds": opts.folds,
         "trials": done.len(),
         "failed": done.iter().filter(|t| t.value.is_none()).count(),
         "best": top,
