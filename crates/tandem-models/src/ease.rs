@@ -36,13 +36,15 @@ pub struct EaseParams {
     /// Weight β of the session co-occurrence term added to the Gram matrix (default 0: none;
     /// 0 <= β <= 100).
     pub session_weight: f32,
-    /// Largest gap in seconds between a user's consecutive rows of one session (default 1800).
+    /// Largest gap in seconds between a user's consecutive rows of one session (default 60:
+    /// on three 25% carvings of ml-100k ratio's train, β = 1, gaps of 45-90 s validated best,
+    /// NDCG@10 0.2948 at 60 s against 0.2897 at 1800 s and 0.2895 without sessions).
     pub session_gap: u64,
 }
 
 impl Default for EaseParams {
     fn default() -> Self {
-        EaseParams { lambda: 400.0, dropout: 0.0, session_weight: 0.0, session_gap: 1800 }
+        EaseParams { lambda: 400.0, dropout: 0.0, session_weight: 0.0, session_gap: 60 }
     }
 }
 
@@ -206,7 +208,7 @@ impl ModelParams for EaseParams {
             Dim::float("lambda", 1.0, 10_000.0, true),
             Dim::float("dropout", 0.0, 0.75, false),
             Dim::float("session_weight", 0.0, 4.0, false),
-            Dim::int("session_gap", 60, 86_400, true),
+            Dim::int("session_gap", 10, 3_600, true),
         ]
     }
 }
