@@ -3,16 +3,20 @@
 # on test, with the validation figures and the search's wall time.
 #
 # Usage: bench/tune_table.sh [KIND...]   (default: als ease item_knn mf)
-#   SPLITS="temporal ratio loo" BUDGET=40 override the splits under ../shared/data/ml-100k/splits
-#   and the budget. ratio validates on `--holdout share:0.1`; temporal on the last 5 training rows
-#   per user; loo on valid.tsv (the tuned refit then fits train + valid). Test metric: NDCG@10,
-#   HR@10 for loo.
+#   SPLITS="temporal ratio loo" BUDGET=40 FOLDS=3 RATIO_SHARE=0.1 override the splits under
+#   ../shared/data/ml-100k/splits, the budget, the validation folds and ratio's holdout share.
+#   ratio validates on `--holdout share:RATIO_SHARE` (its test part is 10% of each user's
+#   positives), FOLDS carvings drawn with successive seeds; temporal on the last 5 training rows
+#   per user, FOLDS rolling back; loo on valid.tsv (one fold; the tuned refit then fits train +
+#   valid). Test metric: NDCG@10, HR@10 for loo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kinds=("$@")
 [ ${#kinds[@]} -eq 0 ] && kinds=(als ease item_knn mf)
 splits=${SPLITS:-temporal ratio loo}
 budget=${BUDGET:-40}
+folds=${FOLDS:-3}
+share=${RATIO_SHARE:-0.1}
 cargo build --release -q
 tandem=target/release/tandem
 work=$(mktemp -d)
@@ -22,9 +26,9 @@ echo "| split | kind | search wall | validation: defaults → best | test defaul
 echo "|---|---|---|---|---|---|"
 for split in $splits; do
   dir=../shared/data/ml-100k/splits/$split
-  metric=NDCG@10 hold=()
-  [ "$split" = loo ] && metric=HR@10
-  [ "$split" = ratio ] && hold=(--holdout share:0.1)
+  metric=NDCG@10 hold=(--folds "$folds")
+  [ "$split" = loo ] && metric=HR@10 hold=()
+  [ "$split" = ratio ] && hold=(--holdout "share:$share" --folds "$folds")
   for kind in "${kinds[@]}"; do
     "$tandem" -q evaluate-split "$dir" --model "$kind" --out "$work/default" >/dev/null 2>&1
     start=$(date +%s.%N)
