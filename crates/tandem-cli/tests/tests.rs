@@ -958,6 +958,14 @@ mod tune {
         assert!(a != b, "two carvings: {a} {b}");
         assert!((mean - (a + b) / 2.0).abs() < 1e-12, "{mean} against {a} and {b}");
         assert!(log.contains("mean of 2 folds"), "{log}");
+        // A search resumed with other folds would mix means of different carvings.
+        let out = tempfile::tempdir().unwrap();
+        let o = out.path().to_str().unwrap();
+        let args = ["tune", s, "--model", "als", "--holdout", "share:0.1", "--ks", "10", "--out", o];
+        assert!(tandem(&[&args[..], &["--folds", "2", "--budget", "1"]].concat()).status.success());
+        let resumed = tandem(&[&args[..], &["--resume", "--budget", "2"]].concat());
+        let e = stderr(&resumed);
+        assert!(!resumed.status.success() && e.contains("2 fold(s), not 1 (--folds)"), "{e}");
         let loo = data.join("ml-100k/splits/loo");
         let out = tempfile::tempdir().unwrap();
         let e = stderr(&tandem(&[

@@ -40,6 +40,17 @@ pub struct Trial {
     /// The epoch after which [`prune`] stopped it (its value is its best until then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pruned: Option<usize>,
+    /// Validation carvings its value is the mean of (`tandem tune --folds`; 1 when absent).
+    #[serde(default = "one_fold", skip_serializing_if = "is_one_fold")]
+    pub folds: usize,
+}
+
+fn one_fold() -> usize {
+    1
+}
+
+fn is_one_fold(folds: &usize) -> bool {
+    *folds == 1
 }
 
 /// Earlier trials that must have validated an epoch before a trial can be pruned at it.
@@ -291,6 +302,7 @@ mod tests {
             epochs: None,
             curve: Vec::new(),
             pruned: None,
+            folds: 1,
         }
     }
 

@@ -164,7 +164,8 @@ impl<'a> Searcher<'a> {
         let metric = self.folds[0].1.metric.to_string();
         let Fitted { epochs, curve, pruned } = fitted;
         let seconds = t0.elapsed().as_secs_f64();
-        Trial { trial, params: proposal, metric, value, error, seconds, epochs, curve, pruned }
+        let folds = self.folds.len();
+        Trial { trial, params: proposal, metric, value, error, seconds, epochs, curve, pruned, folds }
     }
 
     /// The validation metric of `spec` fitted on each fold's training rows (their mean), and
@@ -303,6 +304,15 @@ pub(crate) fn tune_pipeline(
         if !opts.resume && rlog.exists() {
             bail!("{} exists: pass --resume to carry on with it, or choose another --out", rlog.display());
         }
+        if let Some(t) = before.iter().find(|t| t.folds != folds.len()) {
+            bail!(
+                "{}: trial {} was scored on {} fold(s), not {} (--folds)",
+                rlog.display(),
+                t.trial,
+                t.folds,
+                folds.len()
+            );
+        }
         eprintln!("retrievers.{k} ({}): searching {}", spec.kind(), searcher.keys());
         let label = format!("retrievers.{k} ");
         // Each searched retriever in turn may start trials until its share of the retrievers'
@@ -356,6 +366,7 @@ pub(crate) fn tune_pipeline(
             epochs: None,
             curve: Vec::new(),
             pruned: None,
+            folds: 1,
         };
         append_trial(log, &t).with_context(|| format!("writing {}", log.display()))?;
         done.push(t);
@@ -493,6 +504,11 @@ pub fn tune(
     let metric_name = opts.metric.to_string();
     if let Some(t) = done.iter().find(|t| t.metric != metric_name) {
         bail!("{}: trial {} was scored on {}, not {metric_name}", log.display(), t.trial, t.metric);
+    }
+    // A pipeline's ranker trials score on the first fold only.
+    let folds = if base.kind() == "two_stage" { 1 } else { opts.folds };
+    if let Some(t) = done.iter().find(|t| t.folds != folds) {
+        bail!("{}: trial {} was scored on {} fold(s), not {folds} (--folds)", log.display(), t.trial, t.folds);
     }
     let mut sd = SplitDir::load_without_test(split_dir, progress)
         .with_context(|| format!("loading split {} (train and valid only)", split_dir.display()))?;
