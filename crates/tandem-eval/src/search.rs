@@ -95,6 +95,16 @@ pub fn prune(history: &[Trial], curve: &[f64], planned: usize) -> bool {
 const WARMUP: usize = 10;
 /// Random draws a TPE-style proposal chooses among.
 const DRAWS: usize = 64;
+/// After the warm-up, every this many trials one is a step from the best so far.
+const LOCAL_EVERY: usize = 3;
+/// The standard deviation of such a step, per unit coordinate.
+const LOCAL_STEP: f64 = 0.08;
+
+/// A standard normal draw (Box-Muller).
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let (a, b): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
+    (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
+}
 
 /// A point of the space as coordinates in [0, 1] per dimension.
 fn to_unit(dim: &Dim, v: &Value) -> Option<f64> {
@@ -188,6 +198,11 @@ impl Search {
             .collect();
         let point = if scored.len() < WARMUP {
             draw(&mut rng)
+        } else if trial % LOCAL_EVERY == 0 {
+            // A step from the best trial so far: independent kernels cannot follow a ridge
+            // where two parameters must move together, a step can.
+            let top = scored.iter().max_by(|a, b| a.0.total_cmp(&b.0)).map(|s| s.1.clone()).expect("warm-up done");
+            top.iter().map(|&c| (c + LOCAL_STEP * normal(&mut rng)).clamp(0.0, 1.0)).collect()
         } else {
             scored.sort_by(|a, b| b.0.total_cmp(&a.0));
             let n_good = (scored.len() / 4).max(1);
@@ -320,6 +335,23 @@ mod tests {
             assert_eq!(Search::new(space(), 3).propose(k, &done), p, "seeded");
             done.push(trial(k, p, k as f64));
         }
+    }
+
+    /// After the warm-up every third proposal is a small step from the best trial so far (here
+    /// trial 4), which follows a ridge the independent kernels cannot.
+    #[test]
+    fn every_third_proposal_after_the_warm_up_steps_from_the_best() {
+        let s = Search::new(space(), 5);
+        let done: Vec<Trial> = (0..10).map(|k| trial(k, s.propose(k, &[]), if k == 4 { 1.0 } else { 0.0 })).collect();
+        let top = &done[4].params;
+        let unit = |d: &Dim, p: &Map<String, Value>| to_unit(d, &p[d.key]).unwrap();
+        let mut near = 0;
+        for k in [12, 15, 18, 21] {
+            let p = s.propose(k, &done);
+            let far = space().iter().map(|d| (unit(d, &p) - unit(d, top)).abs()).fold(0.0, f64::max);
+            near += usize::from(far < 0.35);
+        }
+        assert_eq!(near, 4, "steps of 0.08 per coordinate stay near the best");
     }
 
     /// On a smooth objective the TPE-style proposals beat the random ones: the best of 15
