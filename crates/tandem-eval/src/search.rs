@@ -198,7 +198,7 @@ impl Search {
             .collect();
         let point = if scored.len() < WARMUP {
             draw(&mut rng)
-        } else if trial % LOCAL_EVERY == 0 {
+        } else if trial.is_multiple_of(LOCAL_EVERY) {
             // A step from the best trial so far: independent kernels cannot follow a ridge
             // where two parameters must move together, a step can.
             let top = scored.iter().max_by(|a, b| a.0.total_cmp(&b.0)).map(|s| s.1.clone()).expect("warm-up done");
