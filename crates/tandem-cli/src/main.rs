@@ -103,7 +103,7 @@ enum Command {
     },
     /// Search a model's hyper-parameters on validation data carved from SPLIT_DIR/train.tsv
     /// (the test part is not opened while searching): the defaults, seeded random trials, then TPE-style
-    /// proposals; every trial goes to DIR/trials.jsonl as it ends (--resume carries on from
+    /// proposals, every third a step from the best so far; every trial goes to DIR/trials.jsonl as it ends (--resume carries on from
     /// it). The best settings are then refitted on all of train.tsv (plus valid.tsv when the
     /// split has one and it validated) and evaluated on test.tsv once: DIR/report.json,
     /// DIR/predictions.tsv, DIR/best.yaml (the settings as a config snippet), DIR/tune.json,
