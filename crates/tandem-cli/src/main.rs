@@ -144,8 +144,9 @@ enum Command {
         /// chance that the best trial is only the luckiest (each trial fits once per fold). A
         /// share draws each fold anew (seeds seed, seed + 1, ...); last:N and days:D roll back:
         /// fold 2 holds out the N rows (D days) before fold 1's, from the rows fold 1 fits on.
-        /// A two_stage pipeline scores its retrievers' trials on every fold and its ranker's on
-        /// the first. Needs --holdout on a split with a valid.tsv.
+        /// The trial refitted is then the best of those that beat the defaults (trial 1) on
+        /// every fold, or the defaults. A two_stage pipeline scores its retrievers' trials on
+        /// every fold and its ranker's on the first. Needs --holdout on a split with a valid.tsv.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=20))]
         folds: u64,
         /// Carry on from DIR/trials.jsonl (the same seed and --parallel propose the same next

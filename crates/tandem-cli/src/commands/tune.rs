@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 use tandem_data::{IdMap, Interactions, NoProgress, Progress, Side, SplitDir};
 use tandem_eval::holdout::{carve_folds, Holdout};
-use tandem_eval::search::{append_trial, best, prune, read_trials, yaml_snippet, Search, Trial};
+use tandem_eval::search::{append_trial, best, prune, read_trials, steady_best, yaml_snippet, Search, Trial};
 use tandem_eval::{setup, Candidates, MetricAt, Parts, Setup};
 use tandem_models::TrainSet;
 use tandem_rank::{registry, Spec, TwoStageSpec};
@@ -94,6 +94,8 @@ struct Fitted {
     epochs: Option<usize>,
     curve: Vec<f64>,
     pruned: Option<usize>,
+    /// The value on each fold.
+    values: Vec<f64>,
 }
 
 /// One model's search: its kind and parameters, the space searched (the kind's, less the
@@ -161,11 +163,12 @@ impl<'a> Searcher<'a> {
             Ok((v, f)) => (Some(v), f, None),
             Err(e) => (None, Fitted::default(), Some(format!("{e:#}"))),
         };
+        let fold_values = if self.folds.len() > 1 { fitted.values.clone() } else { Vec::new() };
         let metric = self.folds[0].1.metric.to_string();
-        let Fitted { epochs, curve, pruned } = fitted;
+        let Fitted { epochs, curve, pruned, .. } = fitted;
         let seconds = t0.elapsed().as_secs_f64();
         let folds = self.folds.len();
-        Trial { trial, params: proposal, metric, value, error, seconds, epochs, curve, pruned, folds }
+        Trial { trial, params: proposal, metric, value, error, seconds, epochs, curve, pruned, folds, fold_values }
     }
 
     /// The validation metric of `spec` fitted on each fold's training rows (their mean), and
@@ -205,7 +208,9 @@ impl<'a> Searcher<'a> {
             _ => Some((e, v)),
         });
         fitted.epochs = best.map(|(e, _)| curves[0][e].0);
-        Ok((values.iter().sum::<f64>() / values.len() as f64, fitted))
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        fitted.values = values;
+        Ok((mean, fitted))
     }
 
     /// Runs trials until `budget`, `parallel` at a time, after the `done` ones, appending each
@@ -245,10 +250,11 @@ impl<'a> Searcher<'a> {
         Ok(done)
     }
 
-    /// The best trial's settings as parameters: `fixed`, the searched ones, and the epochs
+    /// The settled trial's settings ([`steady_best`]: with folds, the best that beats the defaults on
+    /// every fold) as parameters: `fixed`, the searched ones, and the epochs
     /// validation kept (for kinds with `epochs`). Errors when every trial failed.
     pub(crate) fn chosen(&self, done: &[Trial], fixed: Map<String, Value>) -> Result<(Trial, Map<String, Value>)> {
-        let Some(top) = best(done).cloned() else {
+        let Some(top) = steady_best(done).cloned() else {
             let why = done.iter().find_map(|t| t.error.clone()).unwrap_or_default();
             bail!("{}: every trial failed (the first: {why})", self.kind.name);
         };
@@ -367,6 +373,7 @@ pub(crate) fn tune_pipeline(
             curve: Vec::new(),
             pruned: None,
             folds: 1,
+            fold_values: Vec::new(),
         };
         append_trial(log, &t).with_context(|| format!("writing {}", log.display()))?;
         done.push(t);
@@ -587,8 +594,16 @@ pub fn tune(
         .with_context(|| format!("writing {}", out.join("trials.svg").display()))?;
     std::fs::write(out.join("best.yaml"), yaml_snippet(base.kind(), &chosen))
         .with_context(|| format!("writing {}", out.join("best.yaml").display()))?;
+    // With folds the trial settled on may not be the best mean: say which was passed over.
+    let passed_over = best(&done).filter(|b| b.trial != top.trial).map_or(String::new(), |b| {
+        format!(
+            "; trial {}, the best mean at {:.4}, lost to the defaults on a fold",
+            b.trial + 1,
+            b.value.unwrap_or(f64::NAN)
+        )
+    });
     eprintln!(
-        "best of {} trials: {metric_name} {:.4} on validation (trial {}); refitting on all of train{} and evaluating on test",
+        "best of {} trials: {metric_name} {:.4} on validation (trial {}{passed_over}); refitting on all of train{} and evaluating on test",
         done.len(),
         top.value.unwrap_or(f64::NAN),
         top.trial + 1,
