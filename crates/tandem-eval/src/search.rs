@@ -290,14 +290,17 @@ pub fn steady_best(trials: &[Trial]) -> Option<&Trial> {
                 && t.fold_values.len() == defaults.fold_values.len()
                 && t.fold_values.iter().zip(&defaults.fold_values).all(|(v, d)| v > d))
     };
-    let candidates: Vec<Trial> = trials.iter().filter(steady).cloned().collect();
-    let top = best(&candidates)?.trial;
-    trials.iter().find(|t| t.trial == top)
+    best_of(trials.iter().filter(steady))
 }
 
 /// The best finished trial (highest value; the earlier on ties).
 pub fn best(trials: &[Trial]) -> Option<&Trial> {
-    trials.iter().filter(|t| t.value.is_some()).fold(None, |b: Option<&Trial>, t| match b {
+    best_of(trials.iter())
+}
+
+/// [`best`] of `trials`.
+fn best_of<'a>(trials: impl Iterator<Item = &'a Trial>) -> Option<&'a Trial> {
+    trials.filter(|t| t.value.is_some()).fold(None, |b: Option<&Trial>, t| match b {
         Some(b) if b.value >= t.value => Some(b),
         _ => Some(t),
     })

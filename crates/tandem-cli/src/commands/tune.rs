@@ -163,11 +163,11 @@ impl<'a> Searcher<'a> {
             Ok((v, f)) => (Some(v), f, None),
             Err(e) => (None, Fitted::default(), Some(format!("{e:#}"))),
         };
-        let fold_values = if self.folds.len() > 1 { fitted.values.clone() } else { Vec::new() };
         let metric = self.folds[0].1.metric.to_string();
-        let Fitted { epochs, curve, pruned, .. } = fitted;
-        let seconds = t0.elapsed().as_secs_f64();
+        let Fitted { epochs, curve, pruned, values } = fitted;
         let folds = self.folds.len();
+        let fold_values = if folds > 1 { values } else { Vec::new() };
+        let seconds = t0.elapsed().as_secs_f64();
         Trial { trial, params: proposal, metric, value, error, seconds, epochs, curve, pruned, folds, fold_values }
     }
 
@@ -180,15 +180,19 @@ impl<'a> Searcher<'a> {
     fn fit_and_score(&self, spec: &Spec, history: &[Trial]) -> Result<(f64, Fitted)> {
         let mut fitted = Fitted::default();
         let planned = spec.params().get("epochs").and_then(Value::as_u64).unwrap_or(0) as usize;
-        let (mut curves, mut values): (Vec<Vec<(usize, f64)>>, Vec<f64>) = (Vec::new(), Vec::new());
+        // Each fold's validation values by epoch, and the epochs' numbers (the folds count alike).
+        let (mut curves, mut numbers, mut values): (Vec<Vec<f64>>, Vec<usize>, Vec<f64>) =
+            (Vec::new(), Vec::new(), Vec::new());
         for (train, validation) in &self.folds {
-            let mut curve: Vec<(usize, f64)> = Vec::new();
-            let mut own: Vec<f64> = Vec::new();
+            let mut curve: Vec<f64> = Vec::new();
+            let first = curves.is_empty();
             let model = spec.fit_validated(train, self.side, &NoProgress, &mut |report, model| {
                 let v = validation.score(model, &train.user_items)?;
-                curve.push((report.epoch, v));
-                own.push(v);
-                if self.prune && prune(history, &own, planned) {
+                curve.push(v);
+                if first {
+                    numbers.push(report.epoch);
+                }
+                if self.prune && prune(history, &curve, planned) {
                     fitted.pruned = Some(report.epoch);
                     report.stop();
                 }
@@ -201,13 +205,13 @@ impl<'a> Searcher<'a> {
             }
         }
         let ran = curves.iter().map(Vec::len).min().unwrap_or(0);
-        fitted.curve = (0..ran).map(|e| curves.iter().map(|c| c[e].1).sum::<f64>() / curves.len() as f64).collect();
+        fitted.curve = (0..ran).map(|e| curves.iter().map(|c| c[e]).sum::<f64>() / curves.len() as f64).collect();
         // The first best, as one fold keeps it.
         let best = fitted.curve.iter().enumerate().fold(None, |top: Option<(usize, f64)>, (e, &v)| match top {
             Some((_, b)) if v <= b => top,
             _ => Some((e, v)),
         });
-        fitted.epochs = best.map(|(e, _)| curves[0][e].0);
+        fitted.epochs = best.map(|(e, _)| numbers[e]);
         let mean = values.iter().sum::<f64>() / values.len() as f64;
         fitted.values = values;
         Ok((mean, fitted))
