@@ -981,6 +981,31 @@ mod tune {
         assert!(e.contains("--folds 2") && e.contains("valid.tsv") && e.contains("--holdout"), "{e}");
     }
 
+    /// Recency weighting is searched where validation holds out each user's latest rows, not
+    /// where it holds out a random share of them (which cannot reward it).
+    #[test]
+    fn recency_is_searched_only_when_validation_follows_time() {
+        let Some(data) = shared() else { return };
+        let split = data.join("ml-100k/splits/ratio");
+        let searched = |holdout: &str| {
+            let out = tempfile::tempdir().unwrap();
+            let (s, o) = (split.to_str().unwrap(), out.path().to_str().unwrap());
+            let args =
+                ["tune", s, "--model", "item_knn", "--holdout", holdout, "--budget", "2", "--ks", "10", "--out", o];
+            let run = tandem(&args);
+            assert!(run.status.success(), "{}", stderr(&run));
+            let keys =
+                trials(out.path()).iter().map(|t| t["params"].get("recency_half_life").is_some()).collect::<Vec<_>>();
+            (keys, stderr(&run))
+        };
+        let (share, log) = searched("share:0.1");
+        assert_eq!(share, [false, false], "{log}");
+        assert!(log.contains("searching weighting, neighbours, shrink\n"), "{log}");
+        let (last, log) = searched("last:5");
+        assert_eq!(last, [true, true], "{log}");
+        assert!(log.contains("shrink, recency_half_life"), "{log}");
+    }
+
     #[test]
     fn bad_requests_are_named() {
         let Some(data) = shared() else { return };

@@ -170,6 +170,12 @@ impl SplitSpec {
         }
     }
 
+    /// Whether the held-out rows are later in time than the training rows (per user or
+    /// globally), not a random draw: where recency weighting can pay.
+    pub fn follows_time(&self) -> bool {
+        !matches!(self, SplitSpec::Ratio { .. } | SplitSpec::Fixed { .. })
+    }
+
     /// A one-line description.
     pub fn describe(&self) -> String {
         match self {

@@ -65,6 +65,12 @@ impl Holdout {
         }
     }
 
+    /// Whether it holds out what users do next (their last rows or days), not a random share:
+    /// only then can recency weighting be judged on it.
+    pub fn follows_time(&self) -> bool {
+        self.spec(0).follows_time()
+    }
+
     /// The split that carves it (`seed`: a share's draw).
     pub fn spec(&self, seed: u64) -> SplitSpec {
         match *self {

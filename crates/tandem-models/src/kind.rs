@@ -41,6 +41,9 @@ pub struct Dim {
     pub key: &'static str,
     /// Its values.
     pub range: Range,
+    /// Searched only when validation holds out what users do next (their last rows or days):
+    /// recency weighting, which a random share of each user's rows cannot reward.
+    pub next_items: bool,
 }
 
 /// The values a searched parameter takes.
@@ -71,17 +74,22 @@ pub enum Range {
 impl Dim {
     /// An integer parameter.
     pub const fn int(key: &'static str, lo: i64, hi: i64, log: bool) -> Dim {
-        Dim { key, range: Range::Int { lo, hi, log } }
+        Dim { key, range: Range::Int { lo, hi, log }, next_items: false }
     }
 
     /// A real parameter.
     pub const fn float(key: &'static str, lo: f64, hi: f64, log: bool) -> Dim {
-        Dim { key, range: Range::Float { lo, hi, log } }
+        Dim { key, range: Range::Float { lo, hi, log }, next_items: false }
     }
 
     /// A choice among names.
     pub const fn choice(key: &'static str, values: &'static [&'static str]) -> Dim {
-        Dim { key, range: Range::Choice(values) }
+        Dim { key, range: Range::Choice(values), next_items: false }
+    }
+
+    /// The same dimension, searched only when validation holds out each user's next items.
+    pub const fn next_items(self) -> Dim {
+        Dim { next_items: true, ..self }
     }
 }
 

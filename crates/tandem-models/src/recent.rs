@@ -52,6 +52,23 @@ pub fn latest_items(train: &TrainSet, n: usize) -> Csr {
     Csr::from_triplets(n_users, train.n_items(), &users, &items, &days)
 }
 
+/// Each user's training rows with their weights multiplied by `0.5^(age / half_life)`, age
+/// being how many of the user's rows came after the row (ties in time go to the later row), as
+/// users x items with repeated pairs summed: a history in which the latest items count most,
+/// for test sets that are each user's next items. `half_life` is in rows and > 0.
+pub fn recency_weighted(train: &TrainSet, half_life: f32) -> Csr {
+    let log = &train.log;
+    let order = train.rows_in_time();
+    let mut weights = vec![0f32; log.len()];
+    for u in 0..train.n_users() {
+        let rows = order.user(u);
+        for (age, &r) in rows.iter().rev().enumerate() {
+            weights[r as usize] = log.weight[r as usize] * 0.5f32.powf(age as f32 / half_life);
+        }
+    }
+    Csr::from_triplets(train.n_users(), train.n_items(), &log.user, &log.item, &weights)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +87,21 @@ mod tests {
         assert_eq!(two.row(1), (&[2][..], &[0.0][..]));
         assert_eq!(two.row_len(2), 0);
         assert_eq!(latest_items(&t, 0).row(0), (&[1, 3, 5][..], &[6.0, 1.0, 8.0][..]));
+    }
+
+    #[test]
+    fn recency_halves_the_weight_every_half_life_of_later_rows() {
+        let mut log = Interactions::new();
+        // user 0 by time: item 3 (weight 2), item 5, item 3 again, item 1; user 1: item 2.
+        for (user, item, time, weight) in
+            [(0, 3, 1, 2.0), (0, 5, 2, 1.0), (0, 3, 9, 1.0), (0, 1, 4, 1.0), (1, 2, 0, 1.0)]
+        {
+            log.push(Interaction { user, item, time, weight });
+        }
+        let t = TrainSet::new(log, 2, 6);
+        // Ages: item 3 (t 9) 0, item 1 (t 4) 1, item 5 (t 2) 2, item 3 (t 1) 3; half-life 1.
+        let m = recency_weighted(&t, 1.0);
+        assert_eq!(m.row(0), (&[1, 3, 5][..], &[0.5, 1.0 + 2.0 / 8.0, 0.25][..]));
+        assert_eq!(m.row(1), (&[2][..], &[1.0][..]));
     }
 }

@@ -30,6 +30,15 @@ impl<'a> Query<'a> {
         let (items, weights) = matrix.row(user as usize);
         Query { trained: Some(user), items, weights }
     }
+
+    /// The trained user's row of `stored`, a users x items matrix a model kept from training
+    /// (recency-weighted or latest histories), when the query names a user it holds.
+    pub fn trained_row<'m>(&self, stored: Option<&'m Csr>) -> Option<(&'m [u32], &'m [f32])> {
+        match (stored, self.trained) {
+            (Some(m), Some(u)) if (u as usize) < m.n_rows() => Some(m.row(u as usize)),
+            _ => None,
+        }
+    }
 }
 
 /// What is known of each user at scoring time, and which users the model was trained on: the

@@ -537,7 +537,9 @@ impl ModelParams for TwoTowerParams {
             Dim::float("temperature", 0.02, 0.5, true),
             Dim::float("learning_rate", 1e-4, 1e-2, true),
             Dim::int("epochs", 5, 60, true),
-            Dim::int("history", 0, 16, false),
+            // The latest items as the user tower's input: on a random 10% holdout of ml-100k ratio
+            // most of 40 trials spent on it validated below the defaults.
+            Dim::int("history", 0, 16, false).next_items(),
         ]
     }
 }

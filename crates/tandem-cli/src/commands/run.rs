@@ -139,6 +139,9 @@ fn tune_entry(
             Some((h, super::tune::carved(&train.log, sizes, &data.items, (h, t.folds), t.seed, candidates)?))
         }
     };
+    // Recency is searched when the validation rows follow time: a carved holdout that does,
+    // or the valid part of a split that does.
+    let next_items = carved_rows.as_ref().map_or(cfg.split.follows_time(), |(h, _)| h.follows_time());
     let (folds, how) = match &carved_rows {
         Some((h, carvings)) => {
             let folds: Vec<(&TrainSet, Validation<'_>)> = carvings
@@ -174,6 +177,7 @@ fn tune_entry(
                 seed: t.seed,
                 resume: false,
                 prune: true,
+                next_items,
                 time: None,
             };
             let data = (&folds[..], data.side());
@@ -181,7 +185,7 @@ fn tune_entry(
                 .with_context(|| format!("models.{name}.tune"))?
         }
         None => {
-            let searcher = super::tune::Searcher::new(spec, &[], t.seed, folds, data.side())
+            let searcher = super::tune::Searcher::new(spec, &[], (t.seed, next_items), folds, data.side())
                 .map_err(|e| anyhow::anyhow!("models.{name}.tune: {e}"))?;
             eprintln!("{name}: tuning {} trials on {how} ({metric}); searching {}", t.budget, searcher.keys());
             let done = searcher.run(t.budget, 1, Vec::new(), Some(&log), &format!("{name}: "), None)?;

@@ -113,16 +113,19 @@ pub(crate) struct Searcher<'a> {
 }
 
 impl<'a> Searcher<'a> {
-    /// A search of `spec`'s kind around its parameters, `fixed` keys left as they are.
+    /// A search of `spec`'s kind around its parameters, `fixed` keys left as they are; the
+    /// kind's recency dimensions ([`Dim::next_items`](tandem_models::kind::Dim)) only when the
+    /// folds hold out what users do `next` rather than a random share.
     pub(crate) fn new(
         spec: &Spec,
         fixed: &[&str],
-        seed: u64,
+        (seed, next): (u64, bool),
         folds: Vec<(&'a TrainSet, Validation<'a>)>,
         side: Side<'a>,
     ) -> Result<Searcher<'a>> {
         let kind = registry::kind(spec.kind()).expect("a parsed spec has a known kind");
-        let space: Vec<_> = kind.space().into_iter().filter(|d| !fixed.contains(&d.key)).collect();
+        let space: Vec<_> =
+            kind.space().into_iter().filter(|d| !fixed.contains(&d.key) && (next || !d.next_items)).collect();
         if space.is_empty() {
             bail!("{}: nothing to search (its search space is empty or every key is fixed)", kind.name);
         }
@@ -301,7 +304,7 @@ pub(crate) fn tune_pipeline(
     let mut turn = 0;
     for k in 0..n {
         let spec = &pipeline.retrievers[k];
-        let searcher = match Searcher::new(spec, &[], opts.seed, folds.to_vec(), side) {
+        let searcher = match Searcher::new(spec, &[], (opts.seed, opts.next_items), folds.to_vec(), side) {
             Ok(s) => s.pruning(opts.prune),
             Err(e) => {
                 eprintln!("retrievers.{k} ({}): kept as given ({e})", spec.kind());
@@ -416,6 +419,8 @@ pub(crate) struct Budget {
     pub(crate) seed: u64,
     pub(crate) resume: bool,
     pub(crate) prune: bool,
+    /// Whether validation holds out users' next items (see [`Searcher::new`]).
+    pub(crate) next_items: bool,
     /// The search's start and how long trials may start after it.
     pub(crate) time: Option<(Instant, std::time::Duration)>,
 }
@@ -529,7 +534,7 @@ pub fn tune(
     let sizes = (sd.dataset.n_users(), sd.dataset.n_items());
     // valid.tsv (with its negatives) when the split has one and no holdout is asked for.
     let given = opts.holdout.is_none() && !sd.valid.is_empty();
-    let (carvings, how) = if given {
+    let (carvings, how, next_items) = if given {
         if opts.folds > 1 {
             bail!(
                 "--folds {}: folds are carved from train.tsv, and this split validates on its valid.tsv; pass --holdout (last:N, share:S or days:D) to carve them instead",
@@ -541,7 +546,8 @@ pub fn tune(
             None => Candidates::Full { exclude_seen: true },
         };
         let fold = validation_setup(sd.train.clone(), &sd.valid, sizes, candidates, "valid.tsv")?;
-        (vec![fold], "valid.tsv".to_string())
+        // A split's own valid part: assumed to follow time (leave-one-out, temporal).
+        (vec![fold], "valid.tsv".to_string(), true)
     } else {
         let h = opts.holdout.unwrap_or(Holdout::Last(5));
         // A split ranked against given negatives is mirrored by as many drawn ones per user.
@@ -553,7 +559,7 @@ pub fn tune(
         let carvings = carved(&sd.train, sizes, &sd.dataset.items, (h, opts.folds), opts.seed, candidates)?;
         let against = drawn.map_or(String::new(), |n| format!(", against {n} drawn negatives"));
         let folds = if opts.folds > 1 { format!(", mean of {} folds", opts.folds) } else { String::new() };
-        (carvings, format!("train.tsv, {h} per user{against}{folds}"))
+        (carvings, format!("train.tsv, {h} per user{against}{folds}"), h.follows_time())
     };
     let folds: Vec<(&TrainSet, Validation<'_>)> = carvings
         .iter()
@@ -567,6 +573,7 @@ pub fn tune(
                 seed: opts.seed,
                 resume: opts.resume,
                 prune: opts.prune,
+                next_items,
                 time: opts.time.map(|t| (started, t)),
             };
             let data = (&folds[..], sd.dataset.side());
@@ -576,7 +583,7 @@ pub fn tune(
             (done, top, all)
         }
         None => {
-            let searcher = Searcher::new(&base, &fixed_keys, opts.seed, folds.clone(), sd.dataset.side())
+            let searcher = Searcher::new(&base, &fixed_keys, (opts.seed, next_items), folds.clone(), sd.dataset.side())
                 .map_err(|e| anyhow::anyhow!("--model {model}: {e}"))?
                 .pruning(opts.prune);
             eprintln!(

@@ -73,7 +73,7 @@ impl ModelParams for AlsParams {
             Dim::float("alpha", 0.0, 40.0, false),
             Dim::int("iterations", 5, 30, false),
             // Recency weighting: on ml-100k temporal half-life 3 beat every setting without it.
-            Dim::float("recency_half_life", 0.0, 20.0, false),
+            Dim::float("recency_half_life", 0.0, 20.0, false).next_items(),
         ]
     }
 }

@@ -50,17 +50,7 @@ impl AlsParams {
         if self.recency_half_life <= 0.0 {
             return Cow::Borrowed(&train.user_items);
         }
-        let log = &train.log;
-        let mut vals = vec![0f32; log.len()];
-        for mut rows in log.rows_by_user(train.n_users()) {
-            rows.sort_by_key(|&i| (log.time[i], i));
-            let n = rows.len();
-            for (pos, &i) in rows.iter().enumerate() {
-                let age = (n - 1 - pos) as f32;
-                vals[i] = log.weight[i] * 0.5f32.powf(age / self.recency_half_life);
-            }
-        }
-        Cow::Owned(Csr::from_triplets(train.n_users(), train.n_items(), &log.user, &log.item, &vals))
+        Cow::Owned(crate::recent::recency_weighted(train, self.recency_half_life))
     }
 
     /// Updates every row of `x` given the fixed `y`, rows of `m` being x's interactions.

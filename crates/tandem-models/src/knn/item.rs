@@ -19,6 +19,8 @@ pub struct ItemKnn {
     neighbours: Csr,
     /// With `latest`: each user's latest items (users x items).
     latest: Option<Csr>,
+    /// With `recency_half_life`: the trained users' recency-weighted histories (users x items).
+    history: Option<Csr>,
 }
 
 /// Accumulates sparse dot products of one row against all rows; reset by the touched list.
@@ -110,7 +112,10 @@ impl KnnParams {
             }
         }
         let latest = (self.latest > 0).then(|| crate::recent::latest_items(all, self.latest));
-        Ok(ItemKnn { params: self.clone(), neighbours: Csr::from_triplets(n_items, n_items, &r, &c, &v), latest })
+        let history =
+            (self.recency_half_life > 0.0).then(|| crate::recent::recency_weighted(all, self.recency_half_life));
+        let neighbours = Csr::from_triplets(n_items, n_items, &r, &c, &v);
+        Ok(ItemKnn { params: self.clone(), neighbours, latest, history })
     }
 }
 
@@ -128,18 +133,22 @@ impl ItemKnn {
     }
 
     /// Calls `visit(item, weight)` for each history item the query scores from: a trained
-    /// user's latest items (weight 1) with `latest`, else the query's items and weights.
+    /// user's latest items (weight 1) with `latest`, their recency-weighted history with
+    /// `recency_half_life`, else the query's items and weights.
     #[inline]
     fn each_history_item(&self, query: &Query<'_>, mut visit: impl FnMut(u32, f32)) {
-        match (&self.latest, query.trained) {
-            (Some(l), Some(u)) if (u as usize) < l.n_rows() => l.row(u as usize).0.iter().for_each(|&j| visit(j, 1.0)),
-            _ => query.items.iter().zip(query.weights).for_each(|(&j, &w)| visit(j, w)),
+        if let Some((items, _)) = query.trained_row(self.latest.as_ref()) {
+            items.iter().for_each(|&j| visit(j, 1.0));
+        } else {
+            let (items, weights) = query.trained_row(self.history.as_ref()).unwrap_or((query.items, query.weights));
+            items.iter().zip(weights).for_each(|(&j, &w)| visit(j, w));
         }
     }
 
-    /// Rebuilds a model from a saved neighbour matrix (and latest items, with `latest`).
-    pub fn from_neighbours(params: KnnParams, neighbours: Csr, latest: Option<Csr>) -> Self {
-        ItemKnn { params, neighbours, latest }
+    /// Rebuilds a model from a saved neighbour matrix (and latest items with `latest`,
+    /// recency-weighted histories with `recency_half_life`).
+    pub fn from_neighbours(params: KnnParams, neighbours: Csr, latest: Option<Csr>, history: Option<Csr>) -> Self {
+        ItemKnn { params, neighbours, latest, history }
     }
 
     /// The neighbour matrix (row j: j's neighbours).
@@ -160,6 +169,9 @@ impl Retriever for ItemKnn {
         crate::artifact::put_csr(&mut tensors, "neighbours", &self.neighbours);
         if let Some(l) = &self.latest {
             crate::artifact::put_csr(&mut tensors, "latest", l);
+        }
+        if let Some(h) = &self.history {
+            crate::artifact::put_csr(&mut tensors, "history", h);
         }
         crate::artifact::Artifact { kind: "item_knn", params: self.params(), tensors }
     }

@@ -33,6 +33,10 @@ pub struct KnnParams {
     /// alone (unset: all rows) — fresher, and far quicker on long logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_days: Option<u32>,
+    /// Item kNN only: recency half-life in rows (default 0 = off): a trained user is scored
+    /// from their training history with each row's weight times `0.5^(age / half_life)`, age
+    /// being how many of their rows came after it (not with `latest`).
+    pub recency_half_life: f32,
 }
 
 // Defaults chosen on a validation split of ml-100k temporal train (bench/tune_knn.sh), never on test;
@@ -47,6 +51,7 @@ impl Default for KnnParams {
             shrink: 0.0,
             latest: 0,
             window_days: None,
+            recency_half_life: 0.0,
         }
     }
 }
@@ -59,6 +64,14 @@ impl ModelParams for KnnParams {
         within("bm25_b", self.bm25_b, 0.0..=1.0)?;
         within("shrink", self.shrink, 0.0..)?;
         within("latest", self.latest, 0..=10_000)?;
+        within("recency_half_life", self.recency_half_life, 0.0..)?;
+        if self.latest > 0 && self.recency_half_life > 0.0 {
+            return Err(crate::ModelError::invalid(
+                "recency_half_life",
+                self.recency_half_life,
+                "0 when `latest` is set (one of the two picks what a trained user is scored from)",
+            ));
+        }
         self.window_days.map_or(Ok(()), |d| within("window_days", d, 1..))
     }
 
@@ -70,6 +83,13 @@ impl ModelParams for KnnParams {
                     "window_days",
                     self.window_days,
                     "unset for user_knn (an item_knn key)",
+                ))
+            }
+            "user_knn" if self.recency_half_life > 0.0 => {
+                return Err(crate::ModelError::invalid(
+                    "recency_half_life",
+                    self.recency_half_life,
+                    "0 for user_knn (an item_knn key)",
                 ))
             }
             "user_knn" if self.latest > 0 => {
@@ -90,8 +110,11 @@ impl ModelParams for KnnParams {
             "user_knn" => Box::new(UserKnn::from_matrix(p, TensorReader::new(tensors, "user_knn").csr("user_items")?)),
             _ => {
                 let r = TensorReader::new(tensors, "item_knn");
-                let latest = if tensors.contains_key("latest.indptr") { Some(r.csr("latest")?) } else { None };
-                Box::new(ItemKnn::from_neighbours(p, r.csr("neighbours")?, latest))
+                let stored = |name: &str| match tensors.contains_key(&format!("{name}.indptr")) {
+                    true => r.csr(name).map(Some),
+                    false => Ok(None),
+                };
+                Box::new(ItemKnn::from_neighbours(p, r.csr("neighbours")?, stored("latest")?, stored("history")?))
             }
         })
     }
@@ -101,6 +124,7 @@ impl ModelParams for KnnParams {
             Dim::choice("weighting", &["bm25", "cosine", "tfidf", "none"]),
             Dim::int("neighbours", 10, 1000, true),
             Dim::float("shrink", 0.0, 100.0, false),
+            Dim::float("recency_half_life", 0.0, 20.0, false).next_items(),
         ]
     }
 }

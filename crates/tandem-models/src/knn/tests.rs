@@ -108,6 +108,29 @@ fn item_knn_from_the_latest_items_of_trained_users() {
 }
 
 #[test]
+fn item_knn_recency_half_life_weighs_a_trained_users_latest_items_most() {
+    // The same log; user 1's rows by time are items 0, 1, 2: with half-life 1 they weigh 1/4,
+    // 1/2 and 1. Unweighted similarities: sim(0, .) = [2, 2, 1, 0], sim(1, .) = [2, 2, 1, 0],
+    // sim(2, .) = [1, 1, 2, 1].
+    let mut log = Interactions::new();
+    for (u, i, t) in [(0, 0, 0), (0, 1, 1), (1, 0, 2), (1, 1, 3), (1, 2, 4), (2, 2, 5), (2, 3, 6)] {
+        log.push(Interaction { user: u, item: i, time: t, weight: 1.0 });
+    }
+    let t = TrainSet::new(log, 3, 4);
+    let p = KnnParams { weighting: Weighting::None, neighbours: 10, recency_half_life: 1.0, ..Default::default() };
+    let m = p.fit_item_knn(&t, &NoProgress).unwrap();
+    let mut out = vec![0.0; 4];
+    m.score(&Query::from_row(&t.user_items, 1), &mut out);
+    assert_eq!(out, vec![0.25 * 2.0 + 0.5 * 2.0 + 1.0, 0.25 * 2.0 + 0.5 * 2.0 + 1.0, 0.25 + 0.5 + 2.0, 1.0]);
+    // An anonymous history keeps its own weights.
+    m.score(&Query { trained: None, items: &[0, 2], weights: &[1.0, 1.0] }, &mut out);
+    assert_eq!(out, vec![3.0, 3.0, 3.0, 1.0]);
+    conformance::<KnnParams>(&m, &t, 0.0);
+    let both = KnnParams { latest: 2, ..p.clone() }.fit_item_knn(&t, &NoProgress).unwrap_err();
+    assert!(both.to_string().contains("recency_half_life") && both.to_string().contains("latest"), "{both}");
+}
+
+#[test]
 fn item_knn_window_days_builds_similarities_from_recent_rows_only() {
     // Items 0 and 1 co-occur only on day 0; items 1 and 2 on day 9 (the last day).
     let mut log = Interactions::new();
