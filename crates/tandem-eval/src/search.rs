@@ -140,12 +140,7 @@ fn from_unit(dim: &Dim, u: f64) -> Value {
     };
     match dim.range {
         Range::Int { lo, hi, log } => Value::from((unscale(lo as f64, hi as f64, log).round() as i64).clamp(lo, hi)),
-        Range::Float { lo, hi, log } => {
-            // Four significant digits: trial logs and YAML snippets stay readable.
-            let x = unscale(lo, hi, log).clamp(lo, hi);
-            let digits = 10f64.powi(3 - x.abs().max(1e-12).log10().floor() as i32);
-            Value::from(((x * digits).round() / digits).clamp(lo, hi))
-        }
+        Range::Float { lo, hi, log } => Value::from(four_digits(unscale(lo, hi, log).clamp(lo, hi)).clamp(lo, hi)),
         Range::Choice(values) => {
             Value::from(values[((u * values.len() as f64) as usize).min(values.len() - 1)].to_string())
         }
@@ -191,14 +186,8 @@ impl Search {
     pub fn propose(&self, trial: usize, done: &[Trial]) -> Map<String, Value> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ (trial as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let draw = |rng: &mut ChaCha8Rng| -> Vec<f64> { self.space.iter().map(|_| rng.random::<f64>()).collect() };
-        let mut scored: Vec<(f64, Vec<f64>)> = done
-            .iter()
-            .filter_map(|t| {
-                let u: Option<Vec<f64>> =
-                    self.space.iter().map(|d| t.params.get(d.key).and_then(|v| to_unit(d, v))).collect();
-                Some((t.value?, u?))
-            })
-            .collect();
+        let mut scored: Vec<(f64, Vec<f64>)> =
+            done.iter().filter_map(|t| Some((t.value?, self.unit_point(&t.params)?))).collect();
         let point = if scored.len() < WARMUP {
             draw(&mut rng)
         } else if trial.is_multiple_of(LOCAL_EVERY) {
@@ -242,8 +231,44 @@ impl Search {
             }
             best.map(|b| b.1).unwrap_or_else(|| draw(&mut rng))
         };
-        self.space.iter().zip(point).map(|(d, u)| (d.key.to_string(), from_unit(d, u))).collect()
+        let mut params: Map<String, Value> =
+            self.space.iter().zip(point).map(|(d, u)| (d.key.to_string(), from_unit(d, u))).collect();
+        for d in &self.space {
+            if let Some(base) = self.relative_to(d, &params) {
+                let v = params[d.key].as_f64().unwrap_or(0.0) * base;
+                params.insert(d.key.to_string(), Value::from(four_digits(v)));
+            }
+        }
+        params
     }
+
+    /// `params` (trial parameters) as unit coordinates, relative dimensions divided back.
+    fn unit_point(&self, params: &Map<String, Value>) -> Option<Vec<f64>> {
+        self.space
+            .iter()
+            .map(|d| {
+                let v = params.get(d.key)?;
+                match self.relative_to(d, params) {
+                    Some(base) => to_unit(d, &Value::from(v.as_f64()? / base)),
+                    None => to_unit(d, v),
+                }
+            })
+            .collect()
+    }
+
+    /// `1 + the value` of the key `d` is searched relative to, when that key is searched and
+    /// `params` holds it as a number.
+    fn relative_to(&self, d: &Dim, params: &Map<String, Value>) -> Option<f64> {
+        let key = d.per_one_plus?;
+        self.space.iter().any(|o| o.key == key).then_some(())?;
+        Some(1.0 + params.get(key)?.as_f64()?)
+    }
+}
+
+/// `x` to four significant digits: trial logs and YAML snippets stay readable.
+fn four_digits(x: f64) -> f64 {
+    let digits = 10f64.powi(3 - x.abs().max(1e-12).log10().floor() as i32);
+    (x * digits).round() / digits
 }
 
 /// The trials a log holds (none when it does not exist). A torn last line (a crash mid-write)
@@ -361,6 +386,38 @@ mod tests {
         assert_eq!(steady_best(&trials[..2]).unwrap().trial, 0, "none beats the defaults everywhere");
         let one_fold: Vec<Trial> = (0..3).map(|k| trial(k, Map::new(), k as f64)).collect();
         assert_eq!(steady_best(&one_fold).unwrap().trial, 2, "one fold: the best");
+    }
+
+    /// A dimension searched per `1 + alpha`: proposals scale it, and a trial's point divides it
+    /// back (so a step from the best keeps the ratio, not the value).
+    #[test]
+    fn relative_dimensions_scale_with_their_base() {
+        let relative = vec![
+            Dim::float("regularization", 0.01, 100.0, true).per_one_plus("alpha"),
+            Dim::float("alpha", 0.0, 40.0, false),
+        ];
+        let s = Search::new(relative.clone(), 3);
+        let mut outside = 0;
+        for k in 0..20 {
+            let p = s.propose(k, &[]);
+            let (r, a) = (p["regularization"].as_f64().unwrap(), p["alpha"].as_f64().unwrap());
+            let per = r / (1.0 + a);
+            assert!((0.0099..=100.1).contains(&per), "{p:?}");
+            outside += usize::from(r > 100.0);
+            let back = s.unit_point(&p).unwrap();
+            let plain = Search::new(vec![relative[0].clone().per_one_plus("none"), relative[1].clone()], 3);
+            let mut given = p.clone();
+            given.insert("regularization".into(), Value::from(per));
+            let direct = plain.unit_point(&given).unwrap();
+            assert!(back.iter().zip(&direct).all(|(x, y)| (x - y).abs() < 1e-3), "{back:?} vs {direct:?}");
+        }
+        assert!(outside > 0, "values beyond the plain range: the ratio is what is bounded");
+        // Without its base in the space a relative dimension is searched as it is.
+        let alone = Search::new(relative[..1].to_vec(), 3);
+        for k in 0..10 {
+            let r = alone.propose(k, &[])["regularization"].as_f64().unwrap();
+            assert!((0.01..=100.0).contains(&r));
+        }
     }
 
     #[test]

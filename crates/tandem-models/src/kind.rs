@@ -44,6 +44,10 @@ pub struct Dim {
     /// Searched only when validation holds out what users do next (their last rows or days):
     /// recency weighting, which a random share of each user's rows cannot reward.
     pub next_items: bool,
+    /// Searched relative to another searched key: the sampled value `v` becomes
+    /// `v · (1 + that key's value)`. ALS's regularisation per unit of confidence `1 + alpha`:
+    /// where one moves the other must follow, and a ridge is hard to search along.
+    pub per_one_plus: Option<&'static str>,
 }
 
 /// The values a searched parameter takes.
@@ -74,17 +78,23 @@ pub enum Range {
 impl Dim {
     /// An integer parameter.
     pub const fn int(key: &'static str, lo: i64, hi: i64, log: bool) -> Dim {
-        Dim { key, range: Range::Int { lo, hi, log }, next_items: false }
+        Dim { key, range: Range::Int { lo, hi, log }, next_items: false, per_one_plus: None }
     }
 
     /// A real parameter.
     pub const fn float(key: &'static str, lo: f64, hi: f64, log: bool) -> Dim {
-        Dim { key, range: Range::Float { lo, hi, log }, next_items: false }
+        Dim { key, range: Range::Float { lo, hi, log }, next_items: false, per_one_plus: None }
     }
 
     /// A choice among names.
     pub const fn choice(key: &'static str, values: &'static [&'static str]) -> Dim {
-        Dim { key, range: Range::Choice(values), next_items: false }
+        Dim { key, range: Range::Choice(values), next_items: false, per_one_plus: None }
+    }
+
+    /// The same dimension, searched as its value over `1 + key`'s (another dimension of the
+    /// same space; when `key` is not searched, as its value).
+    pub const fn per_one_plus(self, key: &'static str) -> Dim {
+        Dim { per_one_plus: Some(key), ..self }
     }
 
     /// The same dimension, searched only when validation holds out each user's next items.
