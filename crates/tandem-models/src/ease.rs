@@ -42,10 +42,9 @@ pub struct EaseParams {
     /// 30-60 s validated best, NDCG@10 0.2026 at 60 s against 0.1993 at 1800 s and 0.1986
     /// without sessions).
     pub session_gap: u64,
-    /// Recency half-life (default 0 = off): a trained user is scored from their training
-    /// history with each row's weight times `0.5^(age / half_life)`, age being how many
-    /// distinct times of their rows came after it (a basket is one time), so the latest items
-    /// say most about the next ones.
+    /// Recency half-life in rows (default 0 = off): a trained user is scored from their
+    /// training history with each row's weight times `0.5^(age / half_life)`, age being how
+    /// many of their rows came after it, so the latest items say most about the next ones.
     pub recency_half_life: f32,
 }
 

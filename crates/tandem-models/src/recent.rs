@@ -53,23 +53,16 @@ pub fn latest_items(train: &TrainSet, n: usize) -> Csr {
 }
 
 /// Each user's training rows with their weights multiplied by `0.5^(age / half_life)`, age
-/// being how many distinct times of the user's rows came after the row's (a basket is one
-/// time), as users x items with repeated pairs summed: a history in which the latest items
-/// count most, for test sets that are each user's next items. `half_life` is > 0.
+/// being how many of the user's rows came after the row (ties in time go to the later row), as
+/// users x items with repeated pairs summed: a history in which the latest items count most,
+/// for test sets that are each user's next items. `half_life` is in rows and > 0.
 pub fn recency_weighted(train: &TrainSet, half_life: f32) -> Csr {
     let log = &train.log;
     let order = train.rows_in_time();
     let mut weights = vec![0f32; log.len()];
     for u in 0..train.n_users() {
-        // Age in distinct later times: a basket's rows, or ratings given in one second, are
-        // equally recent.
-        let (mut age, mut newer) = (0u32, None);
-        for &r in order.user(u).iter().rev() {
-            let t = log.time[r as usize];
-            if newer.is_some_and(|n| n != t) {
-                age += 1;
-            }
-            newer = Some(t);
+        let rows = order.user(u);
+        for (age, &r) in rows.iter().rev().enumerate() {
             weights[r as usize] = log.weight[r as usize] * 0.5f32.powf(age as f32 / half_life);
         }
     }
@@ -97,18 +90,18 @@ mod tests {
     }
 
     #[test]
-    fn recency_halves_the_weight_every_half_life_of_later_times() {
+    fn recency_halves_the_weight_every_half_life_of_later_rows() {
         let mut log = Interactions::new();
-        // user 0 by time: item 3 (weight 2), item 5, item 3 again, item 1; user 1: item 0,
-        // then items 2 and 4 in one basket (time 7).
-        let user0 = [(0, 3, 1, 2.0), (0, 5, 2, 1.0), (0, 3, 9, 1.0), (0, 1, 4, 1.0)];
-        for (user, item, time, weight) in user0.into_iter().chain([(1, 2, 7, 1.0), (1, 0, 3, 1.0), (1, 4, 7, 1.0)]) {
+        // user 0 by time: item 3 (weight 2), item 5, item 3 again, item 1; user 1: item 2.
+        for (user, item, time, weight) in
+            [(0, 3, 1, 2.0), (0, 5, 2, 1.0), (0, 3, 9, 1.0), (0, 1, 4, 1.0), (1, 2, 0, 1.0)]
+        {
             log.push(Interaction { user, item, time, weight });
         }
         let t = TrainSet::new(log, 2, 6);
         // Ages: item 3 (t 9) 0, item 1 (t 4) 1, item 5 (t 2) 2, item 3 (t 1) 3; half-life 1.
         let m = recency_weighted(&t, 1.0);
         assert_eq!(m.row(0), (&[1, 3, 5][..], &[0.5, 1.0 + 2.0 / 8.0, 0.25][..]));
-        assert_eq!(m.row(1), (&[0, 2, 4][..], &[0.5, 1.0, 1.0][..]), "a basket's items are equally recent");
+        assert_eq!(m.row(1), (&[2][..], &[1.0][..]));
     }
 }

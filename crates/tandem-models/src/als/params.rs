@@ -24,11 +24,10 @@ pub struct AlsParams {
     pub cg_steps: usize,
     /// Seed of the initial factors (default 42).
     pub seed: u64,
-    /// Recency half-life (default 0 = off): a pair's weight is multiplied by
-    /// `0.5^(age / half_life)`, age being how many distinct times of the user's training rows
-    /// came after it (a basket is one time), so with `alpha > 0` recent items carry more
-    /// confidence. For test sets that are each user's next items (ml-100k temporal: half-life 3
-    /// with alpha 10 and λ 20, chosen on validation).
+    /// Recency half-life in interactions (default 0 = off): a pair's weight is multiplied by
+    /// `0.5^(age / half_life)`, age being how many of the user's training rows came after it, so
+    /// with `alpha > 0` recent items carry more confidence. For test sets that are each user's
+    /// next items (ml-100k temporal: half-life 3 with alpha 10 and λ 20, chosen on validation).
     pub recency_half_life: f32,
 }
 

@@ -33,9 +33,9 @@ pub struct KnnParams {
     /// alone (unset: all rows) — fresher, and far quicker on long logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window_days: Option<u32>,
-    /// Item kNN only: recency half-life (default 0 = off): a trained user is scored from their
-    /// training history with each row's weight times `0.5^(age / half_life)`, age being how
-    /// many distinct times of their rows came after it (not with `latest`).
+    /// Item kNN only: recency half-life in rows (default 0 = off): a trained user is scored
+    /// from their training history with each row's weight times `0.5^(age / half_life)`, age
+    /// being how many of their rows came after it (not with `latest`).
     pub recency_half_life: f32,
 }
 
