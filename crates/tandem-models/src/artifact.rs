@@ -175,6 +175,15 @@ impl<'a> TensorReader<'a> {
         }
     }
 
+    /// [`csr`](Self::csr) for state a model keeps only with some parameters: `None` when the
+    /// artifact has no `<name>.indptr`.
+    pub fn optional_csr(&self, name: &str) -> Result<Option<Csr>> {
+        match self.tensors.contains_key(&format!("{name}.indptr")) {
+            true => self.csr(name).map(Some),
+            false => Ok(None),
+        }
+    }
+
     /// A CSR matrix stored as `<name>.indptr` (u64), `.indices` (u32), `.data` (f32), `.shape` (u64).
     pub fn csr(&self, name: &str) -> Result<Csr> {
         let field = |f: &str| format!("{name}.{f}");

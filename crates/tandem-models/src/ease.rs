@@ -208,14 +208,12 @@ impl ModelParams for EaseParams {
     }
 
     fn load(kind: &str, params: serde_json::Value, tensors: &Tensors) -> Result<Box<dyn Retriever>> {
-        let w = TensorReader::new(tensors, "ease").matrix("weights")?;
+        let r = TensorReader::new(tensors, "ease");
+        let w = r.matrix("weights")?;
         if w.rows() != w.dim() {
             return Err(ModelError::Artifact { path: "ease model".into(), message: "weights are not square".into() });
         }
-        let history = match tensors.contains_key("history.indptr") {
-            true => Some(TensorReader::new(tensors, "ease").csr("history")?),
-            false => None,
-        };
+        let history = r.optional_csr("history")?;
         Ok(Box::new(Ease::from_weights(saved_params(kind, params)?, w.rows(), w.as_slice().to_vec(), history)))
     }
 

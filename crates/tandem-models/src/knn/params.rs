@@ -110,11 +110,8 @@ impl ModelParams for KnnParams {
             "user_knn" => Box::new(UserKnn::from_matrix(p, TensorReader::new(tensors, "user_knn").csr("user_items")?)),
             _ => {
                 let r = TensorReader::new(tensors, "item_knn");
-                let stored = |name: &str| match tensors.contains_key(&format!("{name}.indptr")) {
-                    true => r.csr(name).map(Some),
-                    false => Ok(None),
-                };
-                Box::new(ItemKnn::from_neighbours(p, r.csr("neighbours")?, stored("latest")?, stored("history")?))
+                let (latest, history) = (r.optional_csr("latest")?, r.optional_csr("history")?);
+                Box::new(ItemKnn::from_neighbours(p, r.csr("neighbours")?, latest, history))
             }
         })
     }
