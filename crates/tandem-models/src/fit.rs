@@ -31,6 +31,17 @@ pub struct EpochReport {
 }
 
 impl EpochReport {
+    /// The report of epoch `epoch` with no loss or examples: for callers that drive a
+    /// validation callback themselves (a tuner's tests).
+    pub fn at(epoch: usize) -> EpochReport {
+        EpochReport { epoch, loss: 0.0, examples: 0, seconds: 0.0, stop: Default::default() }
+    }
+
+    /// Whether the callback asked training to end.
+    pub fn stopped(&self) -> bool {
+        self.stop.get()
+    }
+
     /// Asks training to end after this epoch (the best epoch so far is still the model): a
     /// tuner pruning a trial that validates below its peers at the same epoch.
     pub fn stop(&self) {

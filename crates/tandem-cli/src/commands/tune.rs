@@ -4,6 +4,7 @@
 //! which `tandem run` also drives for a model entry with `tune:`.
 
 use std::path::Path;
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -13,6 +14,7 @@ use tandem_data::{IdMap, Interactions, NoProgress, Progress, Side, SplitDir};
 use tandem_eval::holdout::{carve_folds, Holdout};
 use tandem_eval::search::{append_trial, best, prune, read_trials, steady_best, yaml_snippet, Search, Trial};
 use tandem_eval::{setup, Candidates, MetricAt, Parts, Setup};
+use tandem_models::fit::EpochReport;
 use tandem_models::TrainSet;
 use tandem_rank::{registry, Spec, TwoStageSpec};
 
@@ -98,6 +100,118 @@ struct Fitted {
     values: Vec<f64>,
 }
 
+impl Fitted {
+    /// The trial's value (the folds' mean), with the epoch kept: the curve's first best, as a
+    /// trainer keeps it; `numbers` are the curve's epoch numbers.
+    fn settle(mut self, numbers: &[usize]) -> (f64, Fitted) {
+        let best = self.curve.iter().enumerate().fold(None, |top: Option<(usize, f64)>, (e, &v)| match top {
+            Some((_, b)) if v <= b => top,
+            _ => Some((e, v)),
+        });
+        self.epochs = best.and_then(|(e, _)| numbers.get(e).copied());
+        let mean = self.values.iter().sum::<f64>() / self.values.len() as f64;
+        (mean, self)
+    }
+}
+
+/// Where folds trained in lockstep ([`Searcher::fit_in_lockstep`]) meet after each epoch.
+struct Meeting {
+    state: Mutex<Met>,
+    turn: Condvar,
+}
+
+/// What the folds have validated so far.
+struct Met {
+    /// Each fold's values by epoch (`None`: the metric was not computed).
+    curves: Vec<Vec<Option<f64>>>,
+    /// Folds still fitting; one that ended (done, failed or panicked) is not waited for.
+    fitting: Vec<bool>,
+    /// A fold ended without a value: the others stop at their next epoch.
+    failed: bool,
+    /// The folds' mean by epoch, and the epochs' numbers.
+    mean: Vec<f64>,
+    numbers: Vec<usize>,
+    /// The epoch after which the mean curve was pruned.
+    pruned: Option<usize>,
+}
+
+/// A fold's place at the [`Meeting`]: dropped (on return, error or panic) it leaves, so no
+/// other fold waits for it; dropped before [`Seat::done`] it also stops the others.
+struct Seat<'m> {
+    meeting: &'m Meeting,
+    fold: usize,
+    ok: bool,
+}
+
+impl Seat<'_> {
+    fn done(&mut self) {
+        self.ok = true;
+    }
+}
+
+impl Drop for Seat<'_> {
+    fn drop(&mut self) {
+        let mut met = self.meeting.lock();
+        met.fitting[self.fold] = false;
+        met.failed |= !self.ok;
+        self.meeting.turn.notify_all();
+    }
+}
+
+impl Meeting {
+    fn new(folds: usize) -> Meeting {
+        let met = Met {
+            curves: vec![Vec::new(); folds],
+            fitting: vec![true; folds],
+            failed: false,
+            mean: Vec::new(),
+            numbers: Vec::new(),
+            pruned: None,
+        };
+        Meeting { state: Mutex::new(met), turn: Condvar::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Met> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn seat(&self, fold: usize) -> Seat<'_> {
+        Seat { meeting: self, fold, ok: false }
+    }
+
+    /// Fold `fold` validated `value` after `report`'s epoch: waits until every fold still
+    /// fitting has, then returns the folds' mean at that epoch, asking the trainer to stop
+    /// when `prune_at` prunes the mean curve or a fold failed.
+    fn meet(&self, fold: usize, value: Option<f64>, report: &EpochReport, prune_at: &dyn Fn(&[f64]) -> bool) -> f64 {
+        let mut met = self.lock();
+        met.curves[fold].push(value);
+        met.failed |= value.is_none();
+        let e = met.curves[fold].len();
+        self.turn.notify_all();
+        while !met.failed && (0..met.curves.len()).any(|j| met.fitting[j] && met.curves[j].len() < e) {
+            met = self.turn.wait(met).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        if met.failed {
+            report.stop();
+            return value.unwrap_or(f64::NEG_INFINITY);
+        }
+        if met.mean.len() < e {
+            // The first fold through computes the epoch's mean and the pruning verdict.
+            let at: Vec<f64> = met.curves.iter().filter_map(|c| c.get(e - 1).copied().flatten()).collect();
+            let mean = at.iter().sum::<f64>() / at.len() as f64;
+            met.mean.push(mean);
+            met.numbers.push(report.epoch);
+            if met.pruned.is_none() && prune_at(&met.mean) {
+                met.pruned = Some(report.epoch);
+            }
+        }
+        if met.pruned.is_some() {
+            report.stop();
+        }
+        met.mean[e - 1]
+    }
+}
+
 /// One model's search: its kind and parameters, the space searched (the kind's, less the
 /// fixed keys) and the data trials are fitted and validated on.
 pub(crate) struct Searcher<'a> {
@@ -177,15 +291,16 @@ impl<'a> Searcher<'a> {
     /// The validation metric of `spec` fitted on each fold's training rows (their mean), and
     /// how its epochs went: models trained in epochs are validated after each, keep their best,
     /// and are pruned when they fall below the trials of `history` at the same epoch ([`prune`];
-    /// runs of at least 10 epochs, after a third of them; a fold pruned ends the trial). With
-    /// several folds the curve is the folds' mean over the epochs all of them ran, and the epochs
-    /// kept are its best.
+    /// runs of at least 10 epochs, after a third of them). With several folds such models train
+    /// side by side ([`Self::fit_in_lockstep`]) and the curve is the folds' mean.
     fn fit_and_score(&self, spec: &Spec, history: &[Trial]) -> Result<(f64, Fitted)> {
-        let mut fitted = Fitted::default();
         let planned = spec.params().get("epochs").and_then(Value::as_u64).unwrap_or(0) as usize;
+        if planned > 0 && self.folds.len() > 1 {
+            return self.fit_in_lockstep(spec, history, planned);
+        }
+        let mut fitted = Fitted::default();
         // Each fold's validation values by epoch, and the epochs' numbers (the folds count alike).
-        let (mut curves, mut numbers, mut values): (Vec<Vec<f64>>, Vec<usize>, Vec<f64>) =
-            (Vec::new(), Vec::new(), Vec::new());
+        let (mut curves, mut numbers): (Vec<Vec<f64>>, Vec<usize>) = (Vec::new(), Vec::new());
         for (train, validation) in &self.folds {
             let mut curve: Vec<f64> = Vec::new();
             let first = curves.is_empty();
@@ -201,7 +316,7 @@ impl<'a> Searcher<'a> {
                 }
                 Some(v)
             })?;
-            values.push(validation.score(&*model, &train.user_items).context("the metric was not computed")?);
+            fitted.values.push(validation.score(&*model, &train.user_items).context("the metric was not computed")?);
             curves.push(curve);
             if fitted.pruned.is_some() {
                 break;
@@ -209,15 +324,55 @@ impl<'a> Searcher<'a> {
         }
         let ran = curves.iter().map(Vec::len).min().unwrap_or(0);
         fitted.curve = (0..ran).map(|e| curves.iter().map(|c| c[e]).sum::<f64>() / curves.len() as f64).collect();
-        // The first best, as one fold keeps it.
-        let best = fitted.curve.iter().enumerate().fold(None, |top: Option<(usize, f64)>, (e, &v)| match top {
-            Some((_, b)) if v <= b => top,
-            _ => Some((e, v)),
+        Ok(fitted.settle(&numbers))
+    }
+
+    /// [`Self::fit_and_score`] for a model trained in epochs on several folds: each fold fits
+    /// on its own thread and pool, and after every epoch waits for the others, so that every
+    /// fold's trainer is handed the folds' mean. All of them then keep, stop early and are pruned
+    /// at the same epoch, chosen on the mean curve. (Folds fitted one after another stopped each
+    /// on its own curve, and the mean covered only the epochs the shortest ran: one fold peaking
+    /// early cut a trial's epochs short. On ml-100k temporal, mf's best trial kept 7 of its 47
+    /// epochs while its mean curve was still rising.)
+    fn fit_in_lockstep(&self, spec: &Spec, history: &[Trial], planned: usize) -> Result<(f64, Fitted)> {
+        let meeting = Meeting::new(self.folds.len());
+        // Each fold's pool as wide as the one the trial runs on: MF deals its blocks by the
+        // thread count, so a fold trains as the final refit will.
+        let threads = rayon::current_num_threads();
+        let prune_at = |curve: &[f64]| self.prune && prune(history, curve, planned);
+        let values: Vec<Result<f64>> = std::thread::scope(|s| {
+            let fits: Vec<_> = self
+                .folds
+                .iter()
+                .enumerate()
+                .map(|(k, (train, validation))| {
+                    let (meeting, prune_at) = (&meeting, &prune_at);
+                    s.spawn(move || {
+                        let mut seat = meeting.seat(k);
+                        let pool = rayon::ThreadPoolBuilder::new()
+                            .num_threads(threads)
+                            .build()
+                            .context("starting a thread pool for a validation fold")?;
+                        let model = pool.install(|| {
+                            spec.fit_validated(train, self.side, &NoProgress, &mut |report, model| {
+                                let v = validation.score(model, &train.user_items);
+                                Some(meeting.meet(k, v, report, prune_at))
+                            })
+                        })?;
+                        let value = pool
+                            .install(|| validation.score(&*model, &train.user_items))
+                            .context("the metric was not computed")?;
+                        seat.done();
+                        Ok(value)
+                    })
+                })
+                .collect();
+            fits.into_iter().map(|h| h.join().unwrap_or_else(|_| bail!("a validation fold's fit panicked"))).collect()
         });
-        fitted.epochs = best.map(|(e, _)| numbers[e]);
-        let mean = values.iter().sum::<f64>() / values.len() as f64;
-        fitted.values = values;
-        Ok((mean, fitted))
+        let values = values.into_iter().collect::<Result<Vec<f64>>>()?;
+        let met = meeting.state.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fitted = Fitted { epochs: None, curve: met.mean, pruned: met.pruned, values };
+        Ok(fitted.settle(&met.numbers))
     }
 
     /// Runs trials until `budget`, `parallel` at a time, after the `done` ones, appending each
@@ -676,6 +831,56 @@ fn share_windows(model: &str, params: &[String], holdout: Option<Holdout>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two folds: one peaks at epoch 2, one keeps rising. Each trainer is handed the mean at
+    /// every epoch, and both stop at the epoch the mean curve is pruned at.
+    #[test]
+    fn folds_in_lockstep_see_the_mean_and_stop_together() {
+        let curves = [[0.1, 0.3, 0.2, 0.2], [0.3, 0.1, 0.4, 0.4]];
+        let meeting = Meeting::new(2);
+        let prune_at = |mean: &[f64]| mean.len() == 3;
+        let seen: Vec<Vec<(f64, bool)>> = std::thread::scope(|s| {
+            let fits: Vec<_> = curves
+                .iter()
+                .enumerate()
+                .map(|(k, curve)| {
+                    let (meeting, prune_at) = (&meeting, &prune_at);
+                    s.spawn(move || {
+                        let mut seat = meeting.seat(k);
+                        let mut seen = Vec::new();
+                        for (e, &v) in curve.iter().enumerate() {
+                            let report = EpochReport::at(e + 1);
+                            seen.push((meeting.meet(k, Some(v), &report, prune_at), report.stopped()));
+                            if report.stopped() {
+                                break;
+                            }
+                        }
+                        seat.done();
+                        seen
+                    })
+                })
+                .collect();
+            fits.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let means: Vec<f64> = seen[0].iter().map(|x| (x.0 * 100.0).round() / 100.0).collect();
+        assert_eq!(means, vec![0.2, 0.2, 0.3]);
+        assert_eq!(seen[0], seen[1], "both folds see the same means and stop at the same epoch");
+        assert_eq!(seen[0].iter().map(|x| x.1).collect::<Vec<_>>(), vec![false, false, true]);
+        let met = meeting.state.into_inner().unwrap();
+        assert_eq!((met.pruned, met.numbers), (Some(3), vec![1, 2, 3]));
+    }
+
+    /// A fold that fails (here: leaves before its first epoch) is not waited for: the other
+    /// stops at once instead of hanging.
+    #[test]
+    fn a_failed_fold_stops_the_others() {
+        let meeting = Meeting::new(2);
+        drop(meeting.seat(1));
+        let report = EpochReport::at(1);
+        let _seat = meeting.seat(0);
+        meeting.meet(0, Some(0.5), &report, &|_| false);
+        assert!(report.stopped());
+    }
 
     #[test]
     fn a_share_holdout_gives_two_stage_share_windows_unless_windows_are_chosen() {

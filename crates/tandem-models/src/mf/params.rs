@@ -88,6 +88,10 @@ pub struct MfParams {
     /// With validation: stop after this many epochs without improvement and keep the best
     /// epoch's weights (default 3; 0 never stops early but still keeps the best).
     pub patience: usize,
+    /// BPR only: weigh each positive's pairs by `0.5^(age / half_life)`, age = how many of the
+    /// user's rows came after it (as ALS's `recency_half_life`), so the factors follow what
+    /// users did last; for test sets of each user's next items. 0 = off (default).
+    pub recency_half_life: f32,
 }
 
 // Defaults chosen on a validation split of ml-100k temporal train (bench/tune.sh), never test.
@@ -113,6 +117,7 @@ impl Default for MfParams {
             blocks: 0,
             seed: 42,
             patience: 3,
+            recency_half_life: 0.0,
         }
     }
 }
@@ -129,6 +134,14 @@ impl ModelParams for MfParams {
         within("batch_size", self.batch_size, 1..)?;
         within("blocks", self.blocks, 0..=1024)?;
         within("negatives", self.negatives, 1..=1000)?;
+        within("recency_half_life", self.recency_half_life, 0.0..)?;
+        if self.recency_half_life > 0.0 && self.loss != Loss::Bpr {
+            return Err(ModelError::invalid(
+                "recency_half_life",
+                self.recency_half_life,
+                "0 with loss bce (recency weighs BPR pairs)",
+            ));
+        }
         if self.negative_mode == NegativeMode::Hard {
             within("hard_candidates", self.hard_candidates, 1..=1000)?;
             within("hard_keep", self.hard_keep, 0..=self.hard_candidates)?;
@@ -162,6 +175,7 @@ impl ModelParams for MfParams {
             Dim::float("weight_decay", 1e-6, 0.1, true),
             Dim::int("epochs", 5, 100, true),
             Dim::choice("negative_mode", &["uniform", "hard"]),
+            Dim::float("recency_half_life", 0.0, 30.0, false).next_items(),
         ]
     }
 }

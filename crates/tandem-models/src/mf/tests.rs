@@ -1,6 +1,7 @@
 use super::train::{Blocks, Example, Tables};
 use super::*;
 use crate::testing::{checkerboard, conformance};
+use crate::{Retriever, TrainSet};
 use tandem_data::NoProgress;
 
 fn small(loss: Loss) -> MfParams {
@@ -71,7 +72,7 @@ fn count_examples(p: &MfParams) -> (usize, usize, usize) {
     let (mut pairs, mut pos, mut neg) = (0, 0, 0);
     for e in &ex {
         match *e {
-            Example::Pair(u, i, j) => {
+            Example::Pair(u, i, j, _) => {
                 pairs += 1;
                 assert!(t.user_items.row(u as usize).0.contains(&i));
                 assert!(!t.user_items.row(u as usize).0.contains(&j), "negatives exclude positives");
@@ -185,7 +186,7 @@ fn blocked_epochs_keep_pairs_in_one_stratum_and_learn() {
         let ex = q.examples(&t.user_items, &tables, &blocks, 7);
         assert_eq!(ex.len(), 2 * t.user_items.nnz(), "{:?}: every positive keeps its negatives", q.negative_mode);
         for e in &ex {
-            let Example::Pair(u, i, j) = *e else { panic!("BPR pairs") };
+            let Example::Pair(u, i, j, _) = *e else { panic!("BPR pairs") };
             assert!(!t.user_items.row(u as usize).0.contains(&j));
             assert_eq!(
                 blocks.item_block(i),
@@ -221,4 +222,73 @@ fn blocked_epochs_keep_pairs_in_one_stratum_and_learn() {
     };
     let pure = (0..256u32).filter(|&u| top(u).iter().all(|s| s.item % 2 == u % 2)).count();
     assert!(pure >= 240, "{pure} of 256 users with a pure top 10");
+}
+
+#[test]
+fn a_recency_weight_fits_in_the_examples_padding() {
+    assert_eq!(std::mem::size_of::<Example>(), 16, "MF's examples are its largest allocation");
+}
+
+/// One user's rows a (t 0), b (t 1), a again (t 2), c (t 3), half-life 1 row: c weighs 1,
+/// a's rows 0.5 and 0.125 average to 0.3125, b weighs 0.25 (in 1/65535, rounded).
+#[test]
+fn recency_weights_are_hand_computed() {
+    use tandem_data::{Interaction, Interactions};
+    let mut log = Interactions::new();
+    for (time, item) in [(0, 0), (1, 1), (2, 0), (3, 2)] {
+        log.push(Interaction { user: 0, item, time, weight: 1.0 });
+    }
+    let t = TrainSet::new(log, 1, 3);
+    let w = super::train::recency_weights(&t, 1.0);
+    assert_eq!(t.user_items.row(0).0, &[0, 1, 2]);
+    assert_eq!(w, vec![20480, 16384, 65535]);
+    // The examples carry them, and a weight rounding to 0 trains no pairs.
+    let p = MfParams { recency_half_life: 1.0, negatives: 1, threads: 1, ..small(Loss::Bpr) };
+    let mut log = Interactions::new();
+    for item in 0..18 {
+        log.push(Interaction { user: 0, item, time: item as i64, weight: 1.0 });
+    }
+    let t = TrainSet::new(log, 1, 19);
+    let mut tables = Tables::new(&crate::Factors::zeros(1, 4), &crate::Factors::zeros(19, 4), p.optimizer);
+    tables.set_recency(super::train::recency_weights(&t, 1.0));
+    let ex = p.examples(&t.user_items, &tables, &Blocks::new(1, 1, 19, p.seed, 1), 1);
+    let weights: Vec<(u32, u16)> =
+        ex.iter().map(|e| if let Example::Pair(_, i, _, w) = *e { (i, w) } else { panic!("BPR pairs") }).collect();
+    // Item 0, 17 rows back, weighs 65535 / 2^17 < 0.5; item 1 weighs 65535 / 2^16, about 1.
+    let expected: Vec<(u32, u16)> = (1..18).map(|i| (i, (65535.0 / 2f64.powi(17 - i as i32)).round() as u16)).collect();
+    assert_eq!(weights, expected);
+}
+
+/// A user who moved from the even community to the odd one: plain BPR follows the majority of
+/// the history, recency-weighted BPR where the user went.
+#[test]
+fn recency_half_life_follows_the_latest_items() {
+    use tandem_data::{Interaction, Interactions};
+    let t = checkerboard();
+    let mut log = Interactions::new();
+    t.log.iter().for_each(|r| log.push(r));
+    let mover = t.n_users() as u32;
+    let history = [(0, 0), (1, 2), (2, 4), (3, 6), (100, 1)];
+    for (time, item) in history {
+        log.push(Interaction { user: mover, item, time, weight: 1.0 });
+    }
+    let t = TrainSet::new(log, t.n_users() + 1, t.n_items());
+    let top_unseen = |half_life| {
+        let p = MfParams { recency_half_life: half_life, biases: false, ..small(Loss::Bpr) };
+        let m = p.fit(&t, &NoProgress).unwrap();
+        let mut s = vec![0f32; t.n_items()];
+        m.score(&crate::Query::from_row(&t.user_items, mover), &mut s);
+        (0..t.n_items() as u32)
+            .filter(|i| !history.iter().any(|h| h.1 == *i))
+            .max_by(|&a, &b| s[a as usize].total_cmp(&s[b as usize]))
+            .unwrap()
+    };
+    assert_eq!(top_unseen(0.0), 8, "plain BPR follows the 4 even items");
+    assert_eq!(top_unseen(0.5) % 2, 1, "recency follows the latest, odd item");
+}
+
+#[test]
+fn recency_with_bce_is_refused_by_name() {
+    let e = MfParams { recency_half_life: 2.0, ..small(Loss::Bce) }.fit(&checkerboard(), &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("recency_half_life") && e.to_string().contains("bce"), "{e}");
 }

@@ -22,10 +22,25 @@ use crate::retriever::TrainSet;
 /// One training example: user, positive or labelled item, and a negative or label.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Example {
-    /// BPR triple (user, positive, negative).
-    Pair(u32, u32, u32),
+    /// BPR triple (user, positive, negative) and the positive's recency weight in units of
+    /// 1/[`WEIGHT_ONE`] (`recency_half_life`; it fills the padding after the tag, so an example
+    /// stays 16 bytes).
+    Pair(u32, u32, u32, u16),
     /// BCE pair (user, item, label).
     Point(u32, u32, f32),
+}
+
+/// A BPR pair's weight of 1 (see [`Example::Pair`]).
+pub(super) const WEIGHT_ONE: f32 = u16::MAX as f32;
+
+impl Example {
+    /// The example's weight in the loss (1 but for recency-weighted BPR pairs).
+    fn weight(&self) -> f32 {
+        match *self {
+            Example::Pair(.., w) => w as f32 / WEIGHT_ONE,
+            Example::Point(..) => 1.0,
+        }
+    }
 }
 
 pub(super) struct Tables {
@@ -35,6 +50,9 @@ pub(super) struct Tables {
     item_bias: ParamTable,
     global: ParamTable,
     f: usize,
+    /// With `recency_half_life`: each positive's weight, in the pattern of the user x item
+    /// matrix trained on.
+    recency: Option<Vec<u16>>,
 }
 
 impl Tables {
@@ -69,6 +87,11 @@ pub(super) fn bpr_grad_loss(x: f32) -> (f32, f32) {
 }
 
 impl Tables {
+    /// With `recency_half_life`: the positives' weights ([`recency_weights`]).
+    pub(super) fn set_recency(&mut self, weights: Vec<u16>) {
+        self.recency = Some(weights);
+    }
+
     /// Tables holding the given factors (same width) and zero biases, for `kind`'s optimiser.
     pub(super) fn new(users: &Factors, items: &Factors, kind: OptimizerKind) -> Tables {
         let f = users.dim();
@@ -79,8 +102,22 @@ impl Tables {
             item_bias: ParamTable::new(&vec![0.0; items.rows()], 1, kind),
             global: ParamTable::new(&[0.0], 1, kind),
             f,
+            recency: None,
         }
     }
+}
+
+/// Each positive of `train.user_items` (in its pattern) weighted by `0.5^(age / half_life)`,
+/// age in the user's later rows ([`crate::recent::recency_weighted`]; a pair bought again
+/// averages its rows), in units of 1/[`WEIGHT_ONE`], rounded.
+pub(super) fn recency_weights(train: &TrainSet, half_life: f32) -> Vec<u16> {
+    let (m, recent) = (&train.user_items, crate::recent::recency_weighted(train, half_life));
+    debug_assert_eq!(m.nnz(), recent.nnz(), "one pattern: both sum the log's pairs");
+    let (of, decayed) = (m.data(), recent.data());
+    of.iter()
+        .zip(decayed)
+        .map(|(&w, &d)| if w > 0.0 { ((d / w).clamp(0.0, 1.0) * WEIGHT_ONE).round() as u16 } else { u16::MAX })
+        .collect()
 }
 
 /// Called after every epoch with the model as it stands (see [`fit::train`]).
@@ -163,7 +200,7 @@ impl Blocks {
             return 0;
         }
         let (u, i) = match *ex {
-            Example::Pair(u, i, _) | Example::Point(u, i, _) => (u, i),
+            Example::Pair(u, i, _, _) | Example::Point(u, i, _) => (u, i),
         };
         self.user[u as usize] as usize * self.p + self.item[i as usize] as usize
     }
@@ -287,11 +324,10 @@ impl EpochTrainer for Run<'_> {
 
     fn step(&mut self, strata: &[Stratum]) -> (f64, f64) {
         let run = || self.p.train_strata(strata, &self.t, &self.opt);
-        let (loss, n) = match &self.pool {
+        match &self.pool {
             Some(p) => p.install(run),
             None => run(),
-        };
-        (loss, n as f64)
+        }
     }
 
     fn snapshot(&self) -> Mf {
@@ -319,12 +355,16 @@ impl MfParams {
         if m.nnz() == 0 {
             return Err(ModelError::EmptyTrainingData { model: "mf" });
         }
+
         let f = self.factors;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let users = Factors::normal(train.n_users(), f, self.init_std, &mut rng);
         let items = Factors::normal(train.n_items(), f, self.init_std, &mut rng);
         let kind = self.optimizer;
-        let t = Tables::new(&users, &items, kind);
+        let mut t = Tables::new(&users, &items, kind);
+        if self.recency_half_life > 0.0 {
+            t.set_recency(recency_weights(train, self.recency_half_life));
+        }
         let opt = Optimizer { kind, lr: self.learning_rate, weight_decay: self.weight_decay };
         let pool =
             match self.threads {
@@ -422,7 +462,13 @@ impl MfParams {
             user_vec = vec![0f32; t.f];
             t.users.read(u as usize, &mut user_vec);
         }
-        for &i in pos {
+        let weights = t.recency.as_deref().map(|w| &w[m.indptr()[u as usize]..m.indptr()[u as usize + 1]]);
+        for (k, &i) in pos.iter().enumerate() {
+            let w = weights.map_or(u16::MAX, |w| w[k]);
+            if w == 0 {
+                // Too old to weigh anything: no pairs to train.
+                continue;
+            }
             negs.clear();
             // A BCE example is one row: only BPR pairs need both items in one block.
             let draw = Draw { sampler, pool: if self.loss == Loss::Bpr { blocks.pool(i) } else { None } };
@@ -432,7 +478,7 @@ impl MfParams {
                 NegativeMode::Hard => self.hard_negatives(&draw, t, u, &user_vec, &mut rng, &mut negs),
             }
             match self.loss {
-                Loss::Bpr => out.extend(negs.iter().map(|&j| Example::Pair(u, i, j))),
+                Loss::Bpr => out.extend(negs.iter().map(|&j| Example::Pair(u, i, j, w))),
                 Loss::Bce => {
                     out.push(Example::Point(u, i, 1.0));
                     out.extend(negs.iter().map(|&j| Example::Point(u, j, 0.0)));
@@ -477,28 +523,28 @@ impl MfParams {
     /// Trains one epoch's strata: with one block, its examples in order on one thread or in
     /// `batch_size` chunks across the pool (Hogwild); with more, sub-epoch by sub-epoch, the
     /// strata of one sub-epoch in parallel, each in order. Returns the summed loss of the
-    /// sampled examples and their count.
-    fn train_strata(&self, strata: &[Stratum], t: &Tables, opt: &Optimizer) -> (f64, usize) {
-        let add = |a: (f64, usize), b: (f64, usize)| (a.0 + b.0, a.1 + b.1);
+    /// sampled examples and their summed weight.
+    fn train_strata(&self, strata: &[Stratum], t: &Tables, opt: &Optimizer) -> (f64, f64) {
+        let add = |a: (f64, f64), b: (f64, f64)| (a.0 + b.0, a.1 + b.1);
         let p = (strata.len() as f64).sqrt().round() as usize;
         if p <= 1 {
             let examples = strata.first().map_or(&[][..], |s| &s.examples[..]);
             let run = |chunk: &[Example]| self.run(chunk, t, &t.global, opt);
             return if self.threads == 1 || rayon::current_num_threads() == 1 {
-                examples.chunks(self.batch_size).map(run).fold((0.0, 0), add)
+                examples.chunks(self.batch_size).map(run).fold((0.0, 0.0), add)
             } else {
-                examples.par_chunks(self.batch_size).map(run).reduce(|| (0.0, 0), add)
+                examples.par_chunks(self.batch_size).map(run).reduce(|| (0.0, 0.0), add)
             };
         }
         // Only BCE with biases touches a row every stratum shares (the global bias): each
         // stratum updates a copy, and the copies' changes are added at the sub-epoch's end.
         let shared_global = self.loss == Loss::Bce && self.biases;
-        let mut total = (0.0, 0);
+        let mut total = (0.0, 0.0);
         for s in 0..p {
             let mut wave: Vec<&Stratum> =
                 strata.iter().filter(|x| (x.item_block + p - x.user_block) % p == s).collect();
             wave.sort_by_key(|x| x.user_block);
-            let done: Vec<((f64, usize), Option<ParamTable>)> = wave
+            let done: Vec<((f64, f64), Option<ParamTable>)> = wave
                 .par_iter()
                 .map(|x| {
                     let global = shared_global.then(|| t.global.fork());
@@ -518,7 +564,7 @@ impl MfParams {
     }
 
     /// Trains on `examples` in order with the widest kernels this CPU has.
-    fn run(&self, examples: &[Example], t: &Tables, global: &ParamTable, opt: &Optimizer) -> (f64, usize) {
+    fn run(&self, examples: &[Example], t: &Tables, global: &ParamTable, opt: &Optimizer) -> (f64, f64) {
         let mut buf = Buffers::new(t.f);
         match simd() {
             // SAFETY: simd() checked that the CPU has these features.
@@ -531,7 +577,8 @@ impl MfParams {
         }
     }
 
-    /// Trains on one chunk; returns the summed loss of every 8th example and their count.
+    /// Trains on one chunk; returns the summed (weighted) loss of every 8th example and their
+    /// summed weight.
     #[inline(always)]
     fn chunk<K: Kernels>(
         &self,
@@ -540,10 +587,10 @@ impl MfParams {
         global: &ParamTable,
         opt: &Optimizer,
         buf: &mut Buffers,
-    ) -> (f64, usize) {
+    ) -> (f64, f64) {
         // A plain loop, not an iterator closure: a closure is its own function and would not
         // inherit the target features of the AVX builds below.
-        let (mut sum, mut count) = (0.0, 0);
+        let (mut sum, mut weight) = (0.0, 0.0);
         for (n, &ex) in chunk.iter().enumerate() {
             if let Some(&ahead) = chunk.get(n + PREFETCH_AHEAD) {
                 prefetch(ahead, t);
@@ -552,10 +599,10 @@ impl MfParams {
             let loss = self.update::<K>(ex, t, global, opt, buf, want_loss);
             if want_loss {
                 sum += loss as f64;
-                count += 1;
+                weight += ex.weight() as f64;
             }
         }
-        (sum, count)
+        (sum, weight)
     }
 
     /// [`Self::chunk`] compiled for AVX2 + FMA.
@@ -568,7 +615,7 @@ impl MfParams {
         global: &ParamTable,
         opt: &Optimizer,
         buf: &mut Buffers,
-    ) -> (f64, usize) {
+    ) -> (f64, f64) {
         self.chunk::<Avx2>(chunk, t, global, opt, buf)
     }
 
@@ -582,7 +629,7 @@ impl MfParams {
         global: &ParamTable,
         opt: &Optimizer,
         buf: &mut Buffers,
-    ) -> (f64, usize) {
+    ) -> (f64, f64) {
         self.chunk::<Avx512>(chunk, t, global, opt, buf)
     }
 
@@ -598,8 +645,10 @@ impl MfParams {
         want_loss: bool,
     ) -> f32 {
         match ex {
-            Example::Pair(u, i, j) => {
+            Example::Pair(u, i, j, w) => {
                 let (u, i, j) = (u as usize, i as usize, j as usize);
+                // A recency-weighted positive weighs its pairs' loss, so every gradient.
+                let w = w as f32 / WEIGHT_ONE;
                 let bias = if self.biases { t.item_bias.get(i, 0) - t.item_bias.get(j, 0) } else { 0.0 };
                 if opt.kind == OptimizerKind::Sgd {
                     // One fused pass in place over the three rows: no copies through buffers.
@@ -609,6 +658,7 @@ impl MfParams {
                     // SAFETY: row_ptr checked that each row's `f` values are in bounds.
                     let x = bias + unsafe { K::dot_diff(p, q, r, t.f) } - self.margin;
                     let (g, loss) = if want_loss { bpr_grad_loss(x) } else { (-sigmoid(-x), 0.0) };
+                    let (g, loss) = (g * w, loss * w);
                     // SAFETY: as above.
                     unsafe { K::bpr_sgd(p, q, r, t.f, g, opt.lr, opt.weight_decay) };
                     if self.biases {
@@ -625,6 +675,7 @@ impl MfParams {
                     // SAFETY: row_ptr / state_ptr checked that each row's `f` values are in bounds.
                     let x = bias + unsafe { K::dot_diff(rows[0], rows[1], rows[2], t.f) } - self.margin;
                     let (g, loss) = if want_loss { bpr_grad_loss(x) } else { (-sigmoid(-x), 0.0) };
+                    let (g, loss) = (g * w, loss * w);
                     // SAFETY: as above.
                     unsafe { K::bpr_adagrad(rows, acc, t.f, g, opt.lr, opt.weight_decay) };
                     if self.biases {
@@ -638,6 +689,7 @@ impl MfParams {
                 t.items.read(j, &mut b.r);
                 let x = bias + K::dot(&b.p, &b.q) - K::dot(&b.p, &b.r) - self.margin;
                 let (g, loss) = if want_loss { bpr_grad_loss(x) } else { (-sigmoid(-x), 0.0) };
+                let (g, loss) = (g * w, loss * w);
                 // Gradients use the values read before any of the three rows changes.
                 let Buffers { p, q, r, p0 } = b;
                 p0.copy_from_slice(p);
@@ -696,7 +748,7 @@ fn prefetch(ex: Example, t: &Tables) {
             }
         };
         match ex {
-            Example::Pair(u, i, j) => {
+            Example::Pair(u, i, j, _) => {
                 rows(&t.users, u);
                 rows(&t.items, i);
                 rows(&t.items, j);
