@@ -18,6 +18,19 @@ pub fn checkerboard() -> TrainSet {
     TrainSet::new(log, n_users as usize, n_items as usize)
 }
 
+/// [`checkerboard`] and one more user, who took `history` ((time, item) pairs): the set and
+/// that user's id.
+pub fn checkerboard_and_mover(history: &[(i64, u32)]) -> (TrainSet, u32) {
+    let t = checkerboard();
+    let mut log = Interactions::new();
+    t.log.iter().for_each(|r| log.push(r));
+    let mover = t.n_users() as u32;
+    for &(time, item) in history {
+        log.push(Interaction { user: mover, item, time, weight: 1.0 });
+    }
+    (TrainSet::new(log, t.n_users() + 1, t.n_items()), mover)
+}
+
 /// [`checkerboard`] with each user's rows in a scrambled time order, for sequence-aware models:
 /// in the original every user meets its items in id order, so the lowest is never a target and
 /// the highest never history.

@@ -66,15 +66,7 @@ mod tests {
     /// of the history, recency-weighted ALS follows where the user went.
     #[test]
     fn recency_half_life_follows_the_latest_items() {
-        use tandem_data::{Interaction, Interactions};
-        let t = checkerboard();
-        let mut log = Interactions::new();
-        t.log.iter().for_each(|r| log.push(r));
-        let mover = t.n_users() as u32;
-        for (time, item) in [(0, 0), (1, 2), (2, 4), (3, 6), (100, 1), (101, 3)] {
-            log.push(Interaction { user: mover, item, time, weight: 1.0 });
-        }
-        let t = TrainSet::new(log, t.n_users() + 1, t.n_items());
+        let (t, mover) = crate::testing::checkerboard_and_mover(&[(0, 0), (1, 2), (2, 4), (3, 6), (100, 1), (101, 3)]);
         let top_unseen = |half_life| {
             let p = AlsParams {
                 factors: 2,

@@ -263,16 +263,8 @@ fn recency_weights_are_hand_computed() {
 /// the history, recency-weighted BPR where the user went.
 #[test]
 fn recency_half_life_follows_the_latest_items() {
-    use tandem_data::{Interaction, Interactions};
-    let t = checkerboard();
-    let mut log = Interactions::new();
-    t.log.iter().for_each(|r| log.push(r));
-    let mover = t.n_users() as u32;
     let history = [(0, 0), (1, 2), (2, 4), (3, 6), (100, 1)];
-    for (time, item) in history {
-        log.push(Interaction { user: mover, item, time, weight: 1.0 });
-    }
-    let t = TrainSet::new(log, t.n_users() + 1, t.n_items());
+    let (t, mover) = crate::testing::checkerboard_and_mover(&history);
     let top_unseen = |half_life| {
         let p = MfParams { recency_half_life: half_life, biases: false, ..small(Loss::Bpr) };
         let m = p.fit(&t, &NoProgress).unwrap();
