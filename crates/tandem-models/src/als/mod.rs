@@ -17,7 +17,7 @@ pub use params::AlsParams;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retriever::{Query, Retriever, TrainSet};
+    use crate::retriever::{Query, Retriever};
     use crate::testing::{checkerboard, conformance};
     use tandem_data::NoProgress;
 
